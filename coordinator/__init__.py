@@ -1,0 +1,1 @@
+"""The finishline service and CLI: scenarios, runs, results, live metrics, targets."""

@@ -1,0 +1,92 @@
+"""A private ``redis-server`` on a free loopback port, owned by whoever started it.
+
+A run without a configured ``redis_url`` starts one of these and stops it at the end;
+tests use the same class so that they exercise the real server.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+from coordinator.services.ports import free_port
+from loadgen.errors import UserError
+
+
+class RedisServer:
+    """Start ``redis-server`` bound to 127.0.0.1 without persistence; stop it on exit."""
+
+    def __init__(self, port: int | None = None, binary: str = "redis-server") -> None:
+        self.port = port or free_port()
+        self.binary = binary
+        self.process: subprocess.Popen[bytes] | None = None
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        path = shutil.which(self.binary)
+        if path is None:
+            raise UserError(
+                f"{self.binary} not found: install Debian's redis-server or set redis_url in the scenario"
+            )
+        self._dir = tempfile.TemporaryDirectory(prefix="finishline-redis-")
+        self.process = subprocess.Popen(
+            [
+                path,
+                "--bind", "127.0.0.1",
+                "--port", str(self.port),
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", self._dir.name,
+                "--protected-mode", "yes",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(host="127.0.0.1", port=self.port)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if client.ping():
+                    break
+            except redis.ConnectionError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"redis-server did not start on 127.0.0.1:{self.port}")
+            time.sleep(0.02)
+        client.close()
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

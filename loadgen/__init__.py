@@ -1,0 +1,1 @@
+"""Load generation that runs inside Locust workers."""

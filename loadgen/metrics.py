@@ -1,0 +1,106 @@
+"""Metric definitions — the one source of truth (``docs/metrics.md`` mirrors this module).
+
+Definitions follow vLLM's benchmark (``vllm bench serve``), computed on the *final*
+attempt of a logical request, i.e. the one whose response the user kept:
+
+- TTFT: first token (first non-empty content or reasoning delta) minus request sent.
+- E2E: response end minus request sent.
+- TPOT: (E2E - TTFT) / (output tokens - 1); undefined for fewer than two output tokens.
+- ITL: the gaps between consecutive token-bearing chunks; a chunk carrying k tokens
+  after a gap g contributes k samples of g/k, so ITL is per token.
+
+Client-side and user-visible timings that vLLM's benchmark does not have:
+
+- client queue: started - scheduled (waiting for a free slot inside the client).
+- dispatch delay: first attempt sent - scheduled. Near zero for an honest open-loop
+  client; when it grows the client, not the server, is late (coordinated omission).
+- retry wait: total seconds slept between attempts.
+- user latency: end of the last attempt - scheduled, i.e. what the caller waited,
+  retries and client queueing included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from loadgen.records import Attempt, RequestRecord
+
+# Names used everywhere (summaries, Prometheus, reports): keep in sync with docs/metrics.md.
+LATENCY_METRICS: tuple[str, ...] = (
+    "ttft",
+    "tpot",
+    "itl",
+    "e2e",
+    "dispatch_delay",
+    "client_queue",
+    "retry_wait",
+    "user_latency",
+)
+PERCENTILES: tuple[float, ...] = (50.0, 90.0, 95.0, 99.0, 99.9)
+
+
+def ttft(attempt: Attempt) -> float | None:
+    if attempt.first_token is None:
+        return None
+    return attempt.first_token - attempt.sent
+
+
+def e2e(attempt: Attempt) -> float:
+    return attempt.end - attempt.sent
+
+
+def tpot(attempt: Attempt) -> float | None:
+    first = ttft(attempt)
+    tokens = attempt.output_tokens
+    if first is None or tokens is None or tokens < 2:
+        return None
+    return (e2e(attempt) - first) / (tokens - 1)
+
+
+def itl(attempt: Attempt) -> Iterator[float]:
+    """Per-token inter-token latencies in seconds (see the module docstring)."""
+    offsets = attempt.chunk_us
+    counts = attempt.chunk_tokens
+    for i in range(1, len(offsets)):
+        tokens = counts[i] if i < len(counts) and counts[i] > 0 else 1
+        gap = (offsets[i] - offsets[i - 1]) / 1e6 / tokens
+        for _ in range(tokens):
+            yield gap
+
+
+def dispatch_delay(record: RequestRecord) -> float:
+    return record.attempts[0].sent - record.scheduled if record.attempts else 0.0
+
+
+def client_queue(record: RequestRecord) -> float:
+    return record.started - record.scheduled
+
+
+def retry_wait(record: RequestRecord) -> float:
+    return sum(a.retry_wait for a in record.attempts)
+
+
+def user_latency(record: RequestRecord) -> float:
+    return record.end - record.scheduled
+
+
+def request_values(record: RequestRecord) -> dict[str, float | None]:
+    """Every per-request metric of one record (ITL excluded: it has many values)."""
+    final = record.final
+    return {
+        "ttft": ttft(final),
+        "tpot": tpot(final),
+        "e2e": e2e(final),
+        "dispatch_delay": dispatch_delay(record),
+        "client_queue": client_queue(record),
+        "retry_wait": retry_wait(record),
+        "user_latency": user_latency(record),
+    }
+
+
+def output_tokens(record: RequestRecord) -> int:
+    return record.final.output_tokens or 0
+
+
+def prompt_tokens(record: RequestRecord) -> int:
+    return record.final.prompt_tokens or 0

@@ -1,0 +1,1 @@
+"""Model servers to test against (the system under test): imports neither loadgen nor coordinator."""

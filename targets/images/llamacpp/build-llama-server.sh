@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Build llama-server from the llama.cpp tree vendored in the llama-cpp-python sdist.
+# Why: no registry and no prebuilt binaries are reachable, and the build takes ~10 minutes
+# on 2 cores, so the binary is cached and only rebuilt when missing.
+#
+# Usage: build-llama-server.sh [SDIST.tar.gz]
+#   FINISHLINE_CACHE (default /var/cache/finishline) holds llama-server/llama-server.
+set -euo pipefail
+
+VERSION="0.3.36"
+CACHE="${FINISHLINE_CACHE:-/var/cache/finishline}/llama-server"
+BIN="$CACHE/llama-server"
+JOBS="${FINISHLINE_BUILD_JOBS:-2}"
+
+if [[ -x "$BIN" ]]; then
+    echo "llama-server cached at $BIN"
+    exit 0
+fi
+
+mkdir -p "$CACHE"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/llama-build.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+
+SDIST="${1:-}"
+if [[ -z "$SDIST" ]]; then
+    python3 -m pip download --no-deps --no-binary :all: -d "$WORK" "llama-cpp-python==$VERSION"
+    SDIST="$(ls "$WORK"/llama_cpp_python-*.tar.gz)"
+fi
+[[ -f "$SDIST" ]] || { echo "sdist not found: $SDIST" >&2; exit 2; }
+
+tar -C "$WORK" -xzf "$SDIST"
+SRC="$(ls -d "$WORK"/llama_cpp_python-*/vendor/llama.cpp)"
+
+start=$(date +%s)
+nice -n 10 cmake -S "$SRC" -B "$WORK/build" -DCMAKE_BUILD_TYPE=Release \
+    -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+    -DLLAMA_BUILD_SERVER=ON -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=OFF
+nice -n 10 cmake --build "$WORK/build" --target llama-server -j"$JOBS"
+strip "$WORK/build/bin/llama-server" || true
+# Atomic publish: a half-copied binary must never look cached.
+cp "$WORK/build/bin/llama-server" "$BIN.tmp"
+mv "$BIN.tmp" "$BIN"
+echo "built $BIN in $(( $(date +%s) - start )) s"
