@@ -1,0 +1,85 @@
+"""One request's life inside the simulated engine: what it asked for and what happened to it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+
+class Sequence:
+    """Mutable per-request state shared by the HTTP handler, the engine and the stream writer.
+
+    Slots, not a dataclass with defaults per field: the engine touches these in its hot loop.
+    """
+
+    __slots__ = (
+        "id", "api", "path", "stream", "model", "created", "prompt_len", "block_hashes",
+        "max_tokens", "target", "finish_reason", "num_computed", "out", "blocks",
+        "cached_tokens", "admitted", "arrival", "queue_exit", "token_due", "token_times",
+        "finish", "preemptions", "stall_until", "fault", "fault_at", "stall_seconds",
+        "transport", "done", "status", "aborted", "outcome", "include_usage",
+        "continuous_usage", "pending", "word", "head", "tail", "usage_tail", "first_written",
+        "finished", "traced",
+    )
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        api: str,
+        path: str,
+        stream: bool,
+        model: str,
+        created: int,
+        prompt_len: int,
+        block_hashes: list[int],
+        max_tokens: int,
+        target: int,
+        arrival: float,
+        done: asyncio.Future[Any],
+    ) -> None:
+        self.id = id
+        self.api = api  # "chat" | "completions"
+        self.path = path
+        self.stream = stream
+        self.model = model
+        self.created = created
+        self.prompt_len = prompt_len
+        self.block_hashes = block_hashes  # chained hashes of the prompt's full KV blocks
+        self.max_tokens = max_tokens
+        self.target = target  # output tokens this request will get
+        self.finish_reason = "length" if target >= max_tokens else "stop"
+        self.num_computed = 0  # tokens whose KV is in the cache
+        self.out = 0  # output tokens sampled so far
+        self.blocks = 0  # KV blocks held
+        self.cached_tokens = 0  # prompt tokens served by the prefix cache (first admission)
+        self.admitted = False
+        self.arrival = arrival
+        self.queue_exit: float | None = None
+        self.token_due: list[float] = []  # model schedule: end of the step that made each token
+        self.token_times: list[float] = []  # when each token was written to the socket
+        self.finish: float | None = None
+        self.preemptions = 0
+        self.stall_until = 0.0
+        self.fault: str | None = None  # fault label as written to the trace
+        self.fault_at = -1  # reset/cut/malformed strike before writing output token fault_at
+        self.stall_seconds = 0.0
+        self.transport: asyncio.Transport | None = None
+        self.done = done
+        self.status = 200
+        self.aborted = False  # the client went away, or a fault ended the request
+        self.outcome = "ok"  # ok | reset | cut | client_gone
+        self.include_usage = False
+        self.continuous_usage = False
+        self.pending = 0  # tokens sampled but not yet written (tokens_per_chunk > 1)
+        self.word = 0  # index of the next output word
+        self.head = b""  # pre-encoded SSE chunk up to the token text
+        self.tail = b""  # pre-encoded SSE chunk after the token text
+        self.usage_tail = b""  # tail with a %d placeholder set for continuous usage
+        self.first_written = False
+        self.finished = False
+        self.traced = False  # its trace line is written (once, before the response's last byte)
+
+    @property
+    def total_known(self) -> int:
+        return self.prompt_len + self.out

@@ -1,0 +1,210 @@
+"""Writing tokens to the sockets: OpenAI/vLLM server-sent events from pre-encoded templates.
+
+The engine calls ``StreamWriter.emit`` once per step with every sequence that got a token.
+For each streaming sequence it joins a pre-encoded head, the token text and a tail, frames
+it as one HTTP/1.1 chunk and writes it straight to the transport: no JSON encoding, task or
+timer per token. Headers were sent by aiohttp (``StreamResponse.prepare``); the handler sends
+the terminating zero-length chunk with ``write_eof`` once the sequence is done.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from typing import Any
+
+import orjson
+
+from targets.simulator.config import SimulatorConfig
+from targets.simulator.faults import kind_of
+from targets.simulator.metrics import EngineMetrics
+from targets.simulator.sequence import Sequence
+from targets.simulator.tokenizer import VOCAB_BYTES
+from targets.simulator.trace import TraceWriter
+
+MALFORMED_EVENT = b'data: {"malformed\n\n'
+DONE_EVENT = b"data: [DONE]\n\n"
+_V = len(VOCAB_BYTES)
+
+
+def dumps_event(obj: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+def usage(prompt: int, completion: int, cached: int | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "total_tokens": prompt + completion,
+        "completion_tokens": completion,
+    }
+    if cached is not None:
+        out["prompt_tokens_details"] = {"cached_tokens": cached}
+    return out
+
+
+def base(seq: Sequence) -> dict[str, Any]:
+    obj = "chat.completion.chunk" if seq.api == "chat" else "text_completion"
+    return {"id": seq.id, "object": obj, "created": seq.created, "model": seq.model}
+
+
+def choice(seq: Sequence, text: str, finish: str | None) -> dict[str, Any]:
+    if seq.api == "chat":
+        return {"index": 0, "delta": {"content": text}, "logprobs": None,
+                "finish_reason": finish, "stop_reason": None}
+    return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish,
+            "stop_reason": None}
+
+
+def prepare_templates(seq: Sequence) -> None:
+    """Split one content chunk's JSON around the token text, once per request."""
+    marker = "\x00TOKEN\x00"
+    event = base(seq)
+    event["choices"] = [choice(seq, marker, None)]
+    raw = orjson.dumps(event)
+    head, tail = raw.split(orjson.dumps(marker)[1:-1])
+    seq.head = b"data: " + head
+    seq.tail = tail + b"\n\n"
+    if seq.continuous_usage:
+        # drop the closing brace and append a usage object filled per chunk
+        seq.usage_tail = (tail[:-1] + b',"usage":{"prompt_tokens":%d,"total_tokens":%d,'
+                          b'"completion_tokens":%d}}\n\n')
+
+
+def abort_with_reset(transport: Any) -> None:
+    """Close with a TCP RST (SO_LINGER 0), as a crashed server or proxy would."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    transport.abort()
+
+
+class StreamWriter:
+    def __init__(self, config: SimulatorConfig, metrics: EngineMetrics, trace: TraceWriter) -> None:
+        self.tpc = config.tokens_per_chunk
+        self.metrics = metrics
+        self.trace = trace
+
+    def _text(self, seq: Sequence, k: int) -> bytes:
+        w = seq.word
+        seq.word = w + k
+        if k == 1:
+            return VOCAB_BYTES[w % _V]
+        return b"".join(VOCAB_BYTES[(w + j) % _V] for j in range(k))
+
+    def _content_event(self, seq: Sequence, k: int) -> bytes:
+        text = self._text(seq, k)
+        if seq.continuous_usage:
+            done = len(seq.token_times) + k
+            p = seq.prompt_len
+            return seq.head + text + seq.usage_tail % (p, p + done, done)
+        return seq.head + text + seq.tail
+
+    def _first_events(self, seq: Sequence) -> bytes:
+        seq.first_written = True
+        if seq.api != "chat":
+            return b""
+        event = base(seq)
+        event["choices"] = [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                             "logprobs": None, "finish_reason": None}]
+        if seq.continuous_usage:
+            event["usage"] = usage(seq.prompt_len, 0)
+        return dumps_event(event)
+
+    def _final_events(self, seq: Sequence, k: int) -> bytes:
+        text = self._text(seq, k).decode()
+        event = base(seq)
+        event["choices"] = [choice(seq, text, seq.finish_reason)]
+        done = len(seq.token_times) + k
+        if seq.continuous_usage:
+            event["usage"] = usage(seq.prompt_len, done)
+        out = dumps_event(event)
+        if seq.include_usage:
+            final = base(seq)
+            final["choices"] = []
+            final["usage"] = usage(seq.prompt_len, done, seq.cached_tokens)
+            out += dumps_event(final)
+        return out + DONE_EVENT
+
+    def _write(self, seq: Sequence, payload: bytes, k: int, last: bool = False) -> float:
+        """One HTTP chunk to the socket. Times are taken as the write is issued, so the
+        trace line of a finished stream can be written before its last bytes go out."""
+        assert seq.transport is not None
+        now = time.monotonic()
+        if k:
+            seq.token_times.extend([now] * k)
+        if last:
+            seq.finish = now
+            self.trace.sequence(seq)
+        seq.transport.write(b"%x\r\n%b\r\n" % (len(payload), payload))
+        return now
+
+    def _end(self, seq: Sequence, outcome: str, now: float) -> None:
+        if seq.finish is None:
+            seq.finish = now
+        seq.outcome = outcome
+        if outcome != "ok":
+            seq.aborted = True
+        if not seq.done.done():
+            seq.done.set_result(None)
+
+    def emit(self, produced: list[Sequence], due: float) -> None:
+        tpc = self.tpc
+        for seq in produced:
+            flush = False
+            if seq.stall_seconds and seq.out == seq.fault_at and kind_of(seq.fault) == "stall":
+                seq.stall_until = due + seq.stall_seconds
+                flush = True  # what was sampled before the stall goes out now
+            tr = seq.transport
+            if tr is None:  # non-streaming: the handler writes the whole body
+                if seq.finished:
+                    self.metrics.finished(seq, seq.finish_reason, due)
+                    self._end(seq, "ok", due)
+                continue
+            if tr.is_closing():
+                self._end(seq, "client_gone", time.monotonic())
+                continue
+            if seq.out == seq.fault_at and self._strike(seq):
+                continue
+            seq.pending += 1
+            if seq.pending < tpc and not seq.finished and not flush:
+                continue
+            k = seq.pending
+            seq.pending = 0
+            if seq.finished:
+                payload = self._final_events(seq, k)
+            else:
+                payload = self._content_event(seq, k)
+            if not seq.first_written:
+                payload = self._first_events(seq) + payload
+            now = self._write(seq, payload, k, last=seq.finished)
+            if seq.finished:
+                self.metrics.finished(seq, seq.finish_reason, due)
+                self._end(seq, "ok", now)
+
+    def _strike(self, seq: Sequence) -> bool:
+        """A mid-stream fault before output token ``fault_at``; True when the stream ended."""
+        kind = kind_of(seq.fault)
+        if kind == "stall":
+            return False
+        if seq.pending:  # tokens sampled before the fault still go out first
+            k = seq.pending
+            seq.pending = 0
+            payload = self._content_event(seq, k)
+            if not seq.first_written:
+                payload = self._first_events(seq) + payload
+            self._write(seq, payload, k)
+        if kind == "malformed":
+            self._write(seq, MALFORMED_EVENT, 0)
+            seq.fault_at = -1
+            return False
+        now = time.monotonic()
+        self._end(seq, kind or "ok", now)  # "cut": the handler ends the body cleanly
+        if kind == "reset":
+            assert seq.transport is not None
+            self.trace.sequence(seq)
+            abort_with_reset(seq.transport)
+        return True
