@@ -104,3 +104,52 @@ def output_tokens(record: RequestRecord) -> int:
 
 def prompt_tokens(record: RequestRecord) -> int:
     return record.final.prompt_tokens or 0
+
+
+# --- Live exposition: Prometheus names, labels and buckets (docs/live-metrics.md) ---
+# The bridge (coordinator/bridge) exposes these; dashboards and rules (dashboards/) query them.
+# Values are always the functions above applied to records; only the names live here.
+
+PROM_LABELS: tuple[str, ...] = ("run", "scenario", "workload", "phase", "target", "outcome")
+
+# Request-level latencies (TTFT, E2E, dispatch delay, retry wait): 1 ms .. 10 min, steps of
+# at most 1.5x between 20 ms and 30 s so that a histogram quantile is within one bucket.
+REQUEST_BUCKETS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5,
+    0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+)
+# Token-level latencies (TPOT, ITL): 0.5 ms .. 10 s.
+TOKEN_BUCKETS: tuple[float, ...] = (
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05,
+    0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0,
+)
+
+# metric name above -> (Prometheus histogram family, buckets)
+PROM_HISTOGRAMS: dict[str, tuple[str, tuple[float, ...]]] = {
+    "ttft": ("finishline_ttft_seconds", REQUEST_BUCKETS),
+    "tpot": ("finishline_tpot_seconds", TOKEN_BUCKETS),
+    "itl": ("finishline_itl_seconds", TOKEN_BUCKETS),
+    "e2e": ("finishline_e2e_seconds", REQUEST_BUCKETS),
+    "dispatch_delay": ("finishline_dispatch_delay_seconds", REQUEST_BUCKETS),
+    "retry_wait": ("finishline_retry_wait_seconds", REQUEST_BUCKETS),
+}
+# Counters (exposed with the ``_total`` suffix). ``outcome`` is the final attempt's class for
+# requests/errors/tokens, the attempt's own class for attempts, the retried attempt's for retries.
+PROM_COUNTERS: dict[str, str] = {
+    "requests": "finishline_requests",
+    "attempts": "finishline_attempts",
+    "errors": "finishline_errors",
+    "retries": "finishline_retries",
+    "prompt_tokens": "finishline_prompt_tokens",
+    "output_tokens": "finishline_output_tokens",
+    "good_requests": "finishline_good_requests",
+}
+# Gauges from the workers' samples stream (labels run, scenario, phase, target).
+PROM_GAUGES: dict[str, str] = {
+    "users": "finishline_active_users",
+    "target_rate": "finishline_target_rate",
+    "achieved_rate": "finishline_achieved_rate",
+    "cpu_percent": "finishline_client_cpu_percent",
+    "loop_lag": "finishline_client_loop_lag_seconds",
+    "slo_objective": "finishline_slo_objective",
+}

@@ -1,0 +1,103 @@
+"""A bridge as a child process, owned by whoever started it (a run, a test, the benchmark)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+from coordinator.services.ports import free_port
+
+
+class BridgeProcess:
+    """``finishline bridge`` in a subprocess on a free loopback port."""
+
+    def __init__(
+        self,
+        run_id: str,
+        redis_url: str,
+        consumer: str = "bridge-1",
+        port: int | None = None,
+        extra_args: list[str] | None = None,
+        log_path: Path | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.redis_url = redis_url
+        self.consumer = consumer
+        self.port = port or free_port()
+        self.extra_args = list(extra_args or [])
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}/metrics"
+
+    def start(self, timeout: float = 20.0) -> BridgeProcess:
+        cmd = [
+            sys.executable, "-m", "coordinator.cli", "bridge",
+            "--run-id", self.run_id, "--redis-url", self.redis_url,
+            "--consumer", self.consumer, "--port", str(self.port), *self.extra_args,
+        ]
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        if out is not subprocess.DEVNULL:
+            out.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"bridge exited with {self.process.returncode} (see {self.log_path})")
+            try:
+                with urllib.request.urlopen(self.url, timeout=1) as resp:  # noqa: S310 (loopback)
+                    if resp.status == 200:
+                        return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"bridge did not serve {self.url} within {timeout:.0f}s")
+            time.sleep(0.05)
+
+    def scrape(self) -> str:
+        with urllib.request.urlopen(self.url, timeout=5) as resp:  # noqa: S310 (loopback)
+            return resp.read().decode()
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to finish a batch (what a crash looks like)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> BridgeProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,184 @@
+"""A private ``prometheus`` on a free loopback port, with a generated config, owned by its starter.
+
+Like :mod:`coordinator.services.redis_server`: a run with Prometheus export on starts one
+(scraping its bridge and target) and stops it at the end; tests use the same class.
+The TSDB lives in a temporary directory unless ``data_dir`` is given (to keep a run's data).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+
+from coordinator.services.ports import free_port
+from loadgen.errors import UserError
+
+
+class PrometheusServer:
+    """``prometheus`` on 127.0.0.1 with ``config`` (a dict like prometheus.yml); stops on exit."""
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        port: int | None = None,
+        binary: str = "prometheus",
+        data_dir: Path | None = None,
+        log_path: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.port = port or free_port()
+        self.binary = binary
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> PrometheusServer:
+        path = shutil.which(self.binary)
+        if path is None:
+            raise UserError(f"{self.binary} not found: install Debian's prometheus or turn Prometheus export off")
+        self._dir = tempfile.TemporaryDirectory(prefix="finishline-prometheus-")
+        work = Path(self._dir.name)
+        config_path = work / "prometheus.yml"
+        config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+        data = self.data_dir or work / "data"
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [
+                path,
+                f"--config.file={config_path}",
+                f"--storage.tsdb.path={data}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--web.enable-lifecycle",
+                "--storage.tsdb.retention.time=15d",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        if out is not subprocess.DEVNULL:
+            out.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp:  # noqa: S310
+                    if resp.status == 200:
+                        return self
+            except OSError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"prometheus did not become ready on 127.0.0.1:{self.port}")
+            time.sleep(0.1)
+
+    def _get(self, path: str, params: dict[str, str]) -> Any:
+        url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
+        with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 (loopback)
+            body = json.loads(resp.read())
+        if body.get("status") != "success":
+            raise RuntimeError(f"prometheus {path}: {body.get('error')}")
+        return body["data"]
+
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """An instant query: the ``result`` list (vector elements or a scalar wrapped in a list)."""
+        params = {"query": expr}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        data = self._get("/api/v1/query", params)
+        result = data["result"]
+        if data["resultType"] in ("scalar", "string"):
+            return [{"metric": {}, "value": result}]
+        return result
+
+    def value(self, expr: str) -> float | None:
+        """The single value of ``expr`` (``None`` if empty)."""
+        result = self.query(expr)
+        if not result:
+            return None
+        return float(result[0]["value"][1])
+
+    def targets(self) -> list[dict[str, Any]]:
+        return self._get("/api/v1/targets", {"state": "active"})["activeTargets"]
+
+    def rules(self) -> list[dict[str, Any]]:
+        return self._get("/api/v1/rules", {})["groups"]
+
+    def wait_targets_up(self, timeout: float = 30.0) -> None:
+        """Until every configured target has been scraped successfully once."""
+        deadline = time.monotonic() + timeout
+        while True:
+            targets = self.targets()
+            if targets and all(t["health"] == "up" for t in targets):
+                return
+            if time.monotonic() > deadline:
+                states = {t["scrapeUrl"]: t["health"] + " " + t.get("lastError", "") for t in targets}
+                raise RuntimeError(f"prometheus targets not up: {states}")
+            time.sleep(0.2)
+
+    def wait_scrape_after(self, moment_wall: float, timeout: float = 30.0) -> None:
+        """Until every target was scraped after ``moment_wall`` (``time.time()``): data is in."""
+        deadline = time.monotonic() + timeout
+        while True:
+            targets = self.targets()
+            scraped = [_rfc3339(t.get("lastScrape", "")) for t in targets]
+            if targets and all(s is not None and s > moment_wall for s in scraped):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("prometheus did not scrape every target in time")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+    def __enter__(self) -> PrometheusServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _rfc3339(text: str) -> float | None:
+    """Prometheus' ``lastScrape`` (RFC 3339, nanoseconds) as a Unix time."""
+    from datetime import datetime
+
+    if not text or text.startswith("0001-"):
+        return None
+    head, _, frac = text.partition(".")
+    tz = ""
+    if frac:
+        digits = "".join(ch for ch in frac if ch.isdigit())
+        tz = frac[len(digits):]
+        frac = digits[:6]
+    else:
+        head, tz = text[:19], text[19:]
+    tz = "+00:00" if tz in ("Z", "") else tz
+    stamp = datetime.fromisoformat(f"{head}.{frac or '0'}{tz}")
+    return stamp.timestamp()

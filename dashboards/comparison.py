@@ -1,0 +1,108 @@
+"""The comparison dashboard: a run next to a baseline run, over whole runs.
+
+Counters and histogram buckets are cumulative and survive bridge restarts, so
+``max_over_time(...[$__range])`` of each series is its final value: both runs must lie in
+the dashboard's time range, they need not overlap.
+"""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import dashboard
+
+from dashboards import names as n
+from dashboards.panels import Grid, bars, run_annotations, single, variables
+
+UID = "finishline-comparison"
+RUNS = (("run", "$run"), ("baseline", "$baseline"))
+
+
+def _final(series_: str, run: str, extra: str = "") -> str:
+    return f'max_over_time({series_}{{run="{run}"{extra}}}[$__range])'
+
+
+def _quantile(name: str, q: float, run: str) -> str:
+    ok = ', outcome="ok"'
+    return f'histogram_quantile({q}, sum by (le) ({_final(n.HIST[name] + "_bucket", run, ok)}))'
+
+
+def build() -> dashboard.Dashboard:
+    board = (
+        dashboard.Dashboard("finishline — run vs baseline")
+        .uid(UID)
+        .tags(["finishline"])
+        .time("now-24h", "now")
+        .description("Whole-run figures of a run and a baseline run (both within the time range).")
+    )
+    req = n.COUNTER["requests"]
+    board = variables(
+        board,
+        [("run", f"label_values({req}, run)", False), ("baseline", f"label_values({req}, run)", False)],
+    )
+    board = run_annotations(board)
+    g = Grid(board)
+    g.row("Latency percentiles of successful requests")
+    for name, title in (("ttft", "TTFT"), ("tpot", "TPOT"), ("e2e", "E2E"), ("itl", "ITL")):
+        queries = [
+            (_quantile(name, q, value), f"{label} {ql}")
+            for label, value in RUNS
+            for ql, q in n.QUANTILES
+        ]
+        g.add(bars(title, "s", queries), w=12)
+    g.row("Throughput, errors, goodput")
+    for label, value in RUNS:
+        g.add(
+            single(
+                f"Output tokens/s ({label})",
+                "short",
+                [(f'sum(avg_over_time({n.OUTPUT_TOKENS_RATE}{{run="{value}"}}[$__range]))', label)],
+                "Mean over the time the run was sending.",
+            ),
+            w=6,
+            h=5,
+        )
+    for label, value in RUNS:
+        g.add(
+            single(
+                f"Goodput share ({label})",
+                "percentunit",
+                [(f'sum({_final(n.COUNTER["good_requests"], value)}) / sum({_final(req, value)})', label)],
+            ),
+            w=6,
+            h=5,
+        )
+    g.add(
+        bars(
+            "Requests per run",
+            "short",
+            [(f"sum({_final(req, value)})", label) for label, value in RUNS],
+        ),
+        w=8,
+    )
+    g.add(
+        bars(
+            "Error share by class",
+            "percentunit",
+            [
+                (
+                    f'(sum by (outcome) ({_final(req, value)}) / scalar(sum({_final(req, value)})))',
+                    f"{label} {{{{outcome}}}}",
+                )
+                for label, value in RUNS
+            ],
+            "Share of requests by final outcome (ok included).",
+        ),
+        w=8,
+    )
+    g.add(
+        bars(
+            "p99 ratio run / baseline",
+            "percentunit",
+            [
+                (f'{_quantile(name, 0.99, "$run")} / {_quantile(name, 0.99, "$baseline")}', name.upper())
+                for name in ("ttft", "tpot", "e2e")
+            ],
+            "Above 100% the run is slower than the baseline.",
+        ),
+        w=8,
+    )
+    return g.board

@@ -1,0 +1,144 @@
+"""The live-run dashboard: what a run is doing right now, client and server side by side."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import dashboard
+
+from dashboards import names as n
+from dashboards.panels import Grid, run_annotations, series, single, variables
+
+UID = "finishline-live-run"
+SEL = 'run="$run", phase=~"$phase"'
+
+
+def _percentiles(name: str) -> list[tuple[str, str]]:
+    return [(f"{n.quantile(name, q)}{{{SEL}}}", f"{q} {{{{phase}}}}") for q, _ in n.QUANTILES]
+
+
+def build() -> dashboard.Dashboard:
+    board = (
+        dashboard.Dashboard("finishline — live run")
+        .uid(UID)
+        .tags(["finishline"])
+        .refresh("5s")
+        .time("now-30m", "now")
+        .description("A run as it happens: load, client latency (successful requests), errors, the server's own state.")
+    )
+    req = n.COUNTER["requests"]
+    board = variables(
+        board,
+        [
+            ("run", f"label_values({req}, run)", False),
+            ("phase", f'label_values({req}{{run="$run"}}, phase)', True),
+            ("workload", f'label_values({req}{{run="$run"}}, workload)', True),
+        ],
+    )
+    board = run_annotations(board)
+    g = Grid(board)
+    g.row("Load")
+    g.add(
+        series(
+            "Request rate: target vs achieved (client) vs completed",
+            "reqps",
+            [
+                (f'sum by (phase) ({n.GAUGE["target_rate"]}{{{SEL}}})', "target {{phase}}"),
+                (f'sum by (phase) ({n.GAUGE["achieved_rate"]}{{{SEL}}})', "sent {{phase}}"),
+                (f"sum by (phase) ({n.REQUESTS_RATE}{{{SEL}}})", "completed {{phase}}"),
+            ],
+            "Target rate is set only in open-loop phases; 'sent' from the workers' samples.",
+        ),
+        w=8,
+    )
+    g.add(series("Active users", "short", [(f'sum by (phase) ({n.GAUGE["users"]}{{{SEL}}})', "{{phase}}")]), w=8)
+    g.add(
+        series(
+            "Output tokens/s: client vs server",
+            "short",
+            [
+                (f"sum({n.OUTPUT_TOKENS_RATE}{{{SEL}}})", "client (successful requests)"),
+                (f'sum({n.SERVER_TOKENS_RATE}{{run="$run"}})', "server"),
+            ],
+        ),
+        w=8,
+    )
+    g.row("Latency of successful requests (1m windows)")
+    g.add(series("TTFT", "s", _percentiles("ttft")), w=12)
+    g.add(series("TPOT", "s", _percentiles("tpot")), w=12)
+    g.add(series("E2E", "s", _percentiles("e2e")), w=12)
+    g.add(series("ITL", "s", _percentiles("itl")), w=12)
+    g.add(
+        series(
+            "TTFT p99 by workload",
+            "s",
+            [
+                (
+                    f'histogram_quantile(0.99, sum by (workload, le) (rate({n.HIST["ttft"]}_bucket'
+                    f'{{{SEL}, workload=~"$workload", outcome="ok"}}[$__rate_interval])))',
+                    "{{workload}}",
+                )
+            ],
+        ),
+        w=24,
+    )
+    g.row("Errors, retries, goodput")
+    g.add(series("Errors by class (req/s)", "reqps", [(f"sum by (outcome) ({n.ERRORS_RATE}{{{SEL}}})", "{{outcome}}")]), w=8)
+    g.add(series("Retries by class of the retried attempt (req/s)", "reqps", [(f"sum by (outcome) ({n.RETRIES_RATE}{{{SEL}}})", "{{outcome}}")]), w=8)
+    g.add(
+        series(
+            "Goodput and SLO burn",
+            "short",
+            [
+                (f"sum by (phase) ({n.GOODPUT_RATE}{{{SEL}}})", "good req/s {{phase}}"),
+                (f"{n.SLO_BURN_5M}{{{SEL}}}", "burn rate 5m {{phase}}"),
+            ],
+            "Burn rate 1 spends the error budget exactly over the SLO window.",
+        ),
+        w=8,
+    )
+    g.add(single("Requests so far", "short", [(f'sum({req}{{run="$run"}})', "requests")]), w=6, h=5)
+    g.add(single("Errors so far by class", "short", [(f'sum by (outcome) ({n.COUNTER["errors"]}{{run="$run"}})', "{{outcome}}")]), w=6, h=5)
+    g.add(
+        single(
+            "Goodput share",
+            "percentunit",
+            [(f'sum({n.COUNTER["good_requests"]}{{run="$run"}}) / sum({req}{{run="$run"}})', "good")],
+        ),
+        w=6,
+        h=5,
+    )
+    g.add(single("Output tokens so far", "short", [(f'sum({n.COUNTER["output_tokens"]}{{run="$run", outcome="ok"}})', "tokens")]), w=6, h=5)
+    g.row("Server state next to client latency")
+    g.add(
+        series(
+            "Server queue and batch",
+            "short",
+            [(f'{n.SERVER_WAITING}{{run="$run"}}', "waiting"), (f'{n.SERVER_RUNNING}{{run="$run"}}', "running")],
+        ),
+        w=8,
+    )
+    g.add(series("Server KV-cache usage", "percentunit", [(f'{n.SERVER_KV_USAGE}{{run="$run"}}', "KV cache")]), w=8)
+    g.add(
+        series(
+            "Client TTFT p99 vs server waiting",
+            "short",
+            [
+                (f'max({n.quantile("ttft", "p99")}{{{SEL}}}) * 1000', "client TTFT p99 (ms)"),
+                (f'{n.SERVER_WAITING}{{run="$run"}}', "server waiting"),
+            ],
+        ),
+        w=8,
+    )
+    g.row("Is the client honest? (saturation)")
+    g.add(
+        series(
+            "Dispatch delay p99 and loop lag",
+            "s",
+            [
+                (f'{n.quantile("dispatch_delay", "p99")}{{{SEL}}}', "dispatch p99 {{phase}}"),
+                (f'max({n.GAUGE["loop_lag"]}{{run="$run"}})', "worst worker loop lag"),
+            ],
+        ),
+        w=12,
+    )
+    g.add(series("Worst worker CPU", "percent", [(f'max({n.GAUGE["cpu_percent"]}{{run="$run"}})', "cpu")]), w=12)
+    return g.board

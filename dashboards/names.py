@@ -1,0 +1,47 @@
+"""Series names the dashboards and rules query: the bridge's (from ``loadgen.metrics``) and ours.
+
+Recording-rule names follow Prometheus' ``level:metric:operations`` convention; ``run:``
+series are grouped by (run, scenario, target, phase) unless a name says otherwise.
+"""
+
+from __future__ import annotations
+
+from loadgen import metrics
+
+HIST = {name: family for name, (family, _) in metrics.PROM_HISTOGRAMS.items()}
+COUNTER = {name: f"{family}_total" for name, family in metrics.PROM_COUNTERS.items()}
+GAUGE = dict(metrics.PROM_GAUGES)
+
+RUN_BY = "run, scenario, target, phase"  # the grouping of run-level recording rules
+QUANTILES: tuple[tuple[str, float], ...] = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+LATENCY_RULES: tuple[str, ...] = ("ttft", "tpot", "itl", "e2e", "dispatch_delay")
+
+
+def bucket_rate(name: str) -> str:
+    """``run:finishline_ttft_seconds_bucket:rate1m`` — successful requests only, as the summary."""
+    return f"run:{HIST[name]}_bucket:rate1m"
+
+
+def quantile(name: str, q: str) -> str:
+    return f"run:{HIST[name]}:{q}_1m"
+
+
+OUTPUT_TOKENS_RATE = "run:finishline_output_tokens:rate1m"
+REQUESTS_RATE = "run:finishline_requests:rate1m"
+ERRORS_RATE = "run_outcome:finishline_errors:rate1m"  # by outcome too
+RETRIES_RATE = "run_outcome:finishline_retries:rate1m"
+ERROR_RATIO_1M = "run:finishline_error_ratio:rate1m"
+ERROR_RATIO_15M = "run:finishline_error_ratio:rate15m"
+GOODPUT_RATE = "run:finishline_goodput:rate1m"
+GOODPUT_RATIO_5M = "run:finishline_goodput_ratio:rate5m"
+GOODPUT_RATIO_1H = "run:finishline_goodput_ratio:rate1h"
+SLO_BURN_5M = "run:finishline_slo_burn:rate5m"
+SLO_BURN_1H = "run:finishline_slo_burn:rate1h"
+SERVER_WAITING = "server:finishline_requests_waiting"
+SERVER_RUNNING = "server:finishline_requests_running"
+SERVER_KV_USAGE = "server:finishline_kv_cache_usage_ratio"
+SERVER_TOKENS_RATE = "server:finishline_generated_tokens:rate1m"
+
+# the bridge's own health (coordinator/bridge/consumer.py)
+BRIDGE_BACKLOG = "finishline_bridge_backlog_entries"
+BRIDGE_APPLIED = "finishline_bridge_applied_records_total"

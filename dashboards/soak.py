@@ -1,0 +1,111 @@
+"""The soak dashboard: trends over hours — drift of latency, errors, goodput, server and client."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import dashboard
+
+from dashboards import names as n
+from dashboards.panels import Grid, run_annotations, series, variables
+
+UID = "finishline-soak"
+SEL = 'run="$run"'
+
+
+def _q(name: str, q: float, window: str) -> str:
+    return f'histogram_quantile({q}, sum by (le) (rate({n.HIST[name]}_bucket{{{SEL}, outcome="ok"}}[{window}])))'
+
+
+def build() -> dashboard.Dashboard:
+    board = (
+        dashboard.Dashboard("finishline — soak")
+        .uid(UID)
+        .tags(["finishline"])
+        .refresh("1m")
+        .time("now-24h", "now")
+        .description("Long runs: hour-long windows show drift that minute windows hide.")
+    )
+    board = variables(board, [("run", f'label_values({n.COUNTER["requests"]}, run)', False)])
+    board = run_annotations(board)
+    g = Grid(board)
+    g.row("Latency drift")
+    for name, title in (("ttft", "TTFT"), ("tpot", "TPOT"), ("e2e", "E2E")):
+        g.add(
+            series(
+                f"{title} p50/p99, 5m and 1h windows",
+                "s",
+                [
+                    (_q(name, 0.5, "1h"), "p50 1h"),
+                    (_q(name, 0.99, "1h"), "p99 1h"),
+                    (_q(name, 0.99, "5m"), "p99 5m"),
+                ],
+            ),
+            w=8,
+        )
+    g.add(
+        series(
+            "Drift: p99 of the last 5m over p99 of the last hour",
+            "percentunit",
+            [(f"{_q(name, 0.99, '5m')} / {_q(name, 0.99, '1h')}", name.upper()) for name in ("ttft", "tpot", "e2e")],
+        ),
+        w=24,
+    )
+    g.row("Throughput, errors, goodput")
+    g.add(
+        series(
+            "Output tokens/s (1h window)",
+            "short",
+            [(f'sum(rate({n.COUNTER["output_tokens"]}{{{SEL}, outcome="ok"}}[1h]))', "client")],
+        ),
+        w=8,
+    )
+    g.add(
+        series(
+            "Error ratio",
+            "percentunit",
+            [(f"max({n.ERROR_RATIO_15M}{{{SEL}}})", "15m"), (f"max({n.ERROR_RATIO_1M}{{{SEL}}})", "1m")],
+        ),
+        w=8,
+    )
+    g.add(
+        series(
+            "Goodput share and SLO burn (1h)",
+            "short",
+            [(f"min({n.GOODPUT_RATIO_1H}{{{SEL}}})", "good share"), (f"max({n.SLO_BURN_1H}{{{SEL}}})", "burn rate")],
+        ),
+        w=8,
+    )
+    g.row("Server and client over hours")
+    g.add(
+        series(
+            "Server KV-cache (max per hour) and queue (mean per hour)",
+            "short",
+            [
+                (f"max_over_time({n.SERVER_KV_USAGE}{{{SEL}}}[1h])", "KV cache usage"),
+                (f"avg_over_time({n.SERVER_WAITING}{{{SEL}}}[1h])", "waiting"),
+            ],
+        ),
+        w=8,
+    )
+    g.add(
+        series(
+            "Client: worst CPU and loop lag per hour",
+            "short",
+            [
+                (f'max(max_over_time({n.GAUGE["cpu_percent"]}{{{SEL}}}[1h]))', "CPU %"),
+                (f'max(max_over_time({n.GAUGE["loop_lag"]}{{{SEL}}}[1h])) * 1000', "loop lag ms"),
+            ],
+        ),
+        w=8,
+    )
+    g.add(
+        series(
+            "Bridge: backlog and records/s",
+            "short",
+            [
+                (f"sum({n.BRIDGE_BACKLOG}{{{SEL}}})", "backlog entries"),
+                (f"sum(rate({n.BRIDGE_APPLIED}{{{SEL}}}[5m]))", "records/s applied"),
+            ],
+        ),
+        w=8,
+    )
+    return g.board
