@@ -9,12 +9,12 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 
 from coordinator.services.ports import free_port
+from coordinator.services.process import OwnedService, stop_process
 
 
-class BridgeProcess:
+class BridgeProcess(OwnedService):
     """``finishline bridge`` in a subprocess on a free loopback port."""
 
     def __init__(
@@ -82,22 +82,5 @@ class BridgeProcess:
         self.process = None
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=timeout)
         self.process = None
-
-    def __enter__(self) -> BridgeProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -14,17 +14,18 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import yaml
 
 from coordinator.services.ports import free_port
+from coordinator.services.process import OwnedService, stop_process
 from loadgen.errors import UserError
 
 
-class PrometheusServer:
+class PrometheusServer(OwnedService):
     """``prometheus`` on 127.0.0.1 with ``config`` (a dict like prometheus.yml); stops on exit."""
 
     def __init__(
@@ -141,44 +142,16 @@ class PrometheusServer:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=10)
         self.process = None
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None
 
-    def __enter__(self) -> PrometheusServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _rfc3339(text: str) -> float | None:
-    """Prometheus' ``lastScrape`` (RFC 3339, nanoseconds) as a Unix time."""
-    from datetime import datetime
-
+    """Prometheus' ``lastScrape`` (RFC 3339, nanoseconds) as a Unix time; None before the first scrape."""
     if not text or text.startswith("0001-"):
         return None
-    head, _, frac = text.partition(".")
-    tz = ""
-    if frac:
-        digits = "".join(ch for ch in frac if ch.isdigit())
-        tz = frac[len(digits):]
-        frac = digits[:6]
-    else:
-        head, tz = text[:19], text[19:]
-    tz = "+00:00" if tz in ("Z", "") else tz
-    stamp = datetime.fromisoformat(f"{head}.{frac or '0'}{tz}")
-    return stamp.timestamp()
+    return datetime.fromisoformat(text).timestamp()

@@ -11,15 +11,15 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
 import redis
 
 from coordinator.services.ports import free_port
+from coordinator.services.process import OwnedService, stop_process
 from loadgen.errors import UserError
 
 
-class RedisServer:
+class RedisServer(OwnedService):
     """Start ``redis-server`` bound to 127.0.0.1 without persistence; stop it on exit."""
 
     def __init__(self, port: int | None = None, binary: str = "redis-server") -> None:
@@ -68,25 +68,8 @@ class RedisServer:
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=5)
         self.process = None
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None
-
-    def __enter__(self) -> RedisServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
