@@ -5,6 +5,9 @@
 #
 # Usage: build-llama-server.sh [SDIST.tar.gz]
 #   FINISHLINE_CACHE (default /var/cache/finishline) holds llama-server/llama-server.
+#   PYTHON: the interpreter whose pip downloads the sdist when none is given.
+# GGML_NATIVE=OFF: the cached binary may be restored on another x86-64 CI machine; the
+# portable build still uses AVX2/FMA/F16C (ggml's default CPU variant for x86-64).
 set -euo pipefail
 
 VERSION="0.3.36"
@@ -23,7 +26,7 @@ trap 'rm -rf "$WORK"' EXIT
 
 SDIST="${1:-}"
 if [[ -z "$SDIST" ]]; then
-    python3 -m pip download --no-deps --no-binary :all: -d "$WORK" "llama-cpp-python==$VERSION"
+    "${PYTHON:-python3}" -m pip download --no-deps --no-binary :all: -d "$WORK" "llama-cpp-python==$VERSION"
     SDIST="$(ls "$WORK"/llama_cpp_python-*.tar.gz)"
 fi
 [[ -f "$SDIST" ]] || { echo "sdist not found: $SDIST" >&2; exit 2; }

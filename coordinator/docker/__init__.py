@@ -1,0 +1,1 @@
+"""Docker model targets: specs, image builds, container lifecycle and cold-start measurement."""

