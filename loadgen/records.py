@@ -62,6 +62,7 @@ class Attempt:
     output_tokens: int | None = None
     tokens_estimated: bool = False  # counts did not come from the server's usage
     cached_tokens: int | None = None  # prompt tokens served from the server's prefix cache
+    response_id: str | None = None  # the server's completion id (first event's "id"), to match server logs
 
     @property
     def ok(self) -> bool:

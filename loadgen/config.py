@@ -1,0 +1,140 @@
+"""What a worker is told: the run's configuration (a JSON file) and each phase (a Locust message).
+
+The coordinator writes a ``WorkerConfig`` to a JSON file and passes its path in the
+environment variable ``FINISHLINE_WORKER_CONFIG``; the master broadcasts a ``PhaseCommand``
+as the Locust custom message ``finishline_phase`` before each phase. Secrets never travel in
+either: the target names the environment variable that holds its API key.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from loadgen.errors import UserError, describe_validation_error
+from loadgen.spec import ArrivalSpec, RetryPolicy, Spec, WorkloadSpec, readable_file
+
+CONFIG_ENV = "FINISHLINE_WORKER_CONFIG"
+PHASE_MESSAGE = "finishline_phase"
+
+
+class TargetConfig(Spec):
+    """The endpoint under test (OpenAI-compatible). ``base_url`` ends before ``/chat/completions``."""
+
+    base_url: str = Field(pattern=r"^https?://")
+    model: str = Field(min_length=1)
+    name: str = ""  # label on records and metrics; default: the base URL
+    api_key_env: str | None = None  # name of the variable holding the key; the key is never stored
+    headers: dict[str, str] = Field(default_factory=dict)
+    connect_timeout: float = Field(default=10.0, gt=0)
+    read_timeout: float = Field(default=600.0, gt=0)  # longest silence between two received bytes
+    continuous_usage: bool = True  # ask for vLLM's per-chunk usage (turn off for servers that reject it)
+    tokenizer: Path | None = None  # the model's tokenizer.json: counts tokens when the server reports no usage
+
+
+    @field_validator("tokenizer")
+    @classmethod
+    def _tokenizer_readable(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return None if value is None else readable_file(value, info)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.base_url
+
+    def api_key(self) -> str | None:
+        """The key from the environment, read when needed so that it is never serialised."""
+        if self.api_key_env is None:
+            return None
+        key = os.environ.get(self.api_key_env)
+        if not key:
+            raise UserError(f"target.api_key_env: environment variable {self.api_key_env} is not set; export it")
+        return key
+
+
+class RecordOptions(Spec):
+    """How records and samples reach Redis."""
+
+    batch_size: int = Field(default=256, ge=1)  # records per pipelined XADD batch
+    flush_interval: float = Field(default=0.1, gt=0)  # seconds between flushes of a partial batch
+    sample_interval: float = Field(default=1.0, gt=0)  # seconds between worker samples
+    stream_maxlen: int | None = Field(default=None, ge=1000)  # approximate cap on the records stream
+
+
+class WorkerConfig(Spec):
+    """Everything a worker needs for the whole run; phases only change load, not traffic shape."""
+
+    run_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    redis_url: str = Field(pattern=r"^(redis|rediss|unix)://")
+    target: TargetConfig
+    workloads: list[WorkloadSpec] = Field(min_length=1)
+    retry: RetryPolicy = RetryPolicy()
+    seed: int = 0
+    record: RecordOptions = RecordOptions()
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> WorkerConfig:
+        names = [w.name for w in self.workloads]
+        if len(set(names)) != len(names):
+            raise ValueError(f"workload names must be unique, got {names}")
+        return self
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> WorkerConfig:
+        """Read the file named by ``FINISHLINE_WORKER_CONFIG`` (or ``path``); one clear line on error."""
+        if path is None:
+            path = os.environ.get(CONFIG_ENV)
+            if not path:
+                raise UserError(f"{CONFIG_ENV} is not set; the coordinator sets it to the worker config file")
+        path = Path(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise UserError(f"{CONFIG_ENV}: cannot read {path}: {exc.strerror}") from None
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError as exc:
+            raise UserError(f"{path}: {describe_validation_error(exc)}") from None
+
+
+class PhaseCommand(Spec):
+    """One phase of load, broadcast by the master before it starts or changes users.
+
+    closed: ``users`` Locust users in total, each one virtual user sending back to back with
+    ``think_time`` seconds between requests. open: the master starts one user per worker; each
+    worker dispatches at ``rate / worker_count`` requests (or sessions/chains) per second on
+    the ``arrival`` schedule without waiting for replies, at most ``max_concurrency /
+    worker_count`` in flight (the rest wait in the client queue, which is measured).
+    """
+
+    name: str = Field(min_length=1)
+    mode: Literal["closed", "open"]
+    users: int = Field(default=0, ge=0)
+    rate: float | None = Field(default=None, gt=0)
+    arrival: ArrivalSpec = ArrivalSpec()
+    worker_count: int = Field(default=1, ge=1)
+    think_time: float = Field(default=0.0, ge=0)
+    max_concurrency: int = Field(default=1024, ge=1)
+    duration: float | None = Field(default=None, gt=0)  # informational; the master ends phases
+
+    @model_validator(mode="after")
+    def _mode_fields(self) -> PhaseCommand:
+        if self.mode == "open":
+            if self.rate is None:
+                raise ValueError("an open phase needs rate (requests per second)")
+            if self.arrival.kind == "closed":
+                raise ValueError("an open phase needs arrival.kind constant, poisson or gamma")
+        elif self.users < 1:
+            raise ValueError("a closed phase needs users >= 1")
+        return self
+
+    @property
+    def worker_rate(self) -> float:
+        return (self.rate or 0.0) / self.worker_count
+
+    @property
+    def worker_max_concurrency(self) -> int:
+        return max(1, math.ceil(self.max_concurrency / self.worker_count))

@@ -1,0 +1,173 @@
+"""One logical request: its attempts, its record, and what Locust is told about it.
+
+The record goes to the sink whatever happened — success, exhausted retries, or the run
+stopping mid-flight (``cancelled``) — so nothing measured is lost. Locust's own ``request``
+event fires per attempt (E2E as the response time, under the workload's name) and once more
+for the TTFT (request type ``TTFT``), so its web UI and CSV show both.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent
+
+from loadgen.client import AttemptResult, EndpointClient
+from loadgen.prompts import Message, as_completion_prompt, estimated_prompt_tokens
+from loadgen.records import Attempt, ErrorClass, RequestRecord
+from loadgen.retry import run_attempts
+from loadgen.spec import RetryPolicy, WorkloadSpec
+
+E2E_TYPE = "POST"
+TTFT_TYPE = "TTFT"
+
+
+class LLMRequestError(Exception):
+    """What Locust's failure table shows: the error class and status, not per-request detail."""
+
+
+@dataclass
+class RequestCounters:
+    """Live counts a worker reports in its samples."""
+
+    units: int = 0  # logical requests, sessions or chains begun
+    requests: int = 0
+    in_flight: int = 0
+
+
+@dataclass
+class Requester:
+    """Everything a worker's users share to send logical requests and record them."""
+
+    client: EndpointClient
+    retry: RetryPolicy
+    run_id: str
+    worker: str
+    target: str
+    record: Callable[[RequestRecord], None]  # the sink's add (or a list's append in tests)
+    events: Any = None  # locust Events, or None outside Locust
+    phase: str = ""
+    counters: RequestCounters = field(default_factory=RequestCounters)
+
+    def send(
+        self,
+        workload: WorkloadSpec,
+        messages: list[Message],
+        max_tokens: int | None,
+        rng: random.Random,
+        scheduled: float,
+        started: float | None = None,
+        user_id: int | None = None,
+        session_id: str | None = None,
+        step: str | None = None,
+        want_text: bool = False,
+    ) -> tuple[RequestRecord, str | None]:
+        """Send with retries, record, tell Locust; returns the record and (if asked) the reply text."""
+        started = time.monotonic() if started is None else started
+        phase = self.phase  # the phase it was sent in, even if the next one begins meanwhile
+        wall = time.time() - (time.monotonic() - scheduled)
+        prompt: list[Message] | str = messages if workload.api == "chat" else as_completion_prompt(messages)
+        body = self.client.body(workload.api, workload.stream, prompt, max_tokens, workload.sampling)
+        headers = workload.headers or None
+        results: list[AttemptResult] = []
+
+        def one(number: int, waited: float, timeout: float | None) -> AttemptResult:
+            result = self.client.send(
+                workload.api, body, workload.stream, number, waited, timeout, want_text, headers
+            )
+            results.append(result)
+            self._tell_locust(workload, result.attempt)
+            return result
+
+        self.counters.requests += 1
+        self.counters.in_flight += 1
+        try:
+            run_attempts(self.retry, one, rng)
+        except gevent.GreenletExit:  # killed while waiting between attempts
+            now = time.monotonic()
+            waited = now - results[-1].attempt.end if results else 0.0
+            never_sent = Attempt(
+                number=len(results) + 1, sent=now, end=now, retry_wait=waited,
+                error=ErrorClass.CANCELLED.value, error_detail="the run stopped before this attempt",
+            )
+            results.append(AttemptResult(never_sent, cancelled=True))
+        finally:
+            self.counters.in_flight -= 1
+        record = self._record(
+            workload, phase, results, scheduled, started, wall, messages, user_id, session_id, step
+        )
+        if results[-1].cancelled:
+            raise gevent.GreenletExit
+        return record, results[-1].text
+
+    def _record(
+        self,
+        workload: WorkloadSpec,
+        phase: str,
+        results: list[AttemptResult],
+        scheduled: float,
+        started: float,
+        wall: float,
+        messages: list[Message],
+        user_id: int | None,
+        session_id: str | None,
+        step: str | None,
+    ) -> RequestRecord:
+        attempts = [r.attempt for r in results]
+        count = self.client.count_tokens
+        if count is not None:  # the server reported no prompt usage: count the messages' text
+            for a in attempts:
+                if a.prompt_tokens is None and a.status == 200:
+                    a.prompt_tokens = sum(count(m["content"]) for m in messages)
+        record = RequestRecord(
+            id=uuid.uuid4().hex,
+            run_id=self.run_id,
+            worker=self.worker,
+            phase=phase,
+            workload=workload.name,
+            api=workload.api,
+            stream=workload.stream,
+            scheduled=scheduled,
+            started=started,
+            end=attempts[-1].end if attempts else time.monotonic(),
+            wall_time=wall,
+            attempts=attempts,
+            session_id=session_id,
+            step=step,
+            user_id=user_id,
+            target=self.target,
+            estimated_prompt_tokens=estimated_prompt_tokens(messages),
+        )
+        self.record(record)
+        return record
+
+    def _tell_locust(self, workload: WorkloadSpec, attempt: Attempt) -> None:
+        if self.events is None or attempt.error == ErrorClass.CANCELLED.value:
+            return
+        fire = self.events.request.fire
+        exc = None
+        if attempt.error is not None:
+            status = f" (HTTP {attempt.status})" if attempt.status else ""
+            exc = LLMRequestError(f"{attempt.error}{status}")
+        fire(
+            request_type=E2E_TYPE,
+            name=workload.name,
+            response_time=(attempt.end - attempt.sent) * 1000.0,
+            response_length=attempt.output_tokens or 0,
+            exception=exc,
+            context={"attempt": attempt.number},
+        )
+        if attempt.first_token is not None:
+            fire(
+                request_type=TTFT_TYPE,
+                name=workload.name,
+                response_time=(attempt.first_token - attempt.sent) * 1000.0,
+                response_length=0,
+                exception=None,
+                context={"attempt": attempt.number},
+            )

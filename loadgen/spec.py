@@ -1,0 +1,376 @@
+"""What a scenario declares about traffic: workloads, prompt sources, arrival, retries.
+
+Plain data (pydantic, ``extra="forbid"``) that the coordinator's scenario file embeds and the
+workers receive through ``loadgen.config.WorkerConfig``. Everything is validated before any
+traffic is sent, and each problem names its field (``workloads[0].prompt.path: ...``).
+Sampling lives next to each declaration so that the same seed gives the same traffic.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from loadgen.records import ERROR_CLASSES
+
+
+class Spec(BaseModel):
+    """Base of every user-written declaration: unknown keys are mistakes, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- token-length distributions
+
+
+class Fixed(Spec):
+    kind: Literal["fixed"] = "fixed"
+    value: int = Field(ge=0)
+
+    def sample(self, rng: random.Random) -> int:
+        return self.value
+
+
+class Uniform(Spec):
+    kind: Literal["uniform"]
+    min: int = Field(ge=0)
+    max: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Uniform:
+        if self.max < self.min:
+            raise ValueError("max must be >= min")
+        return self
+
+    def sample(self, rng: random.Random) -> int:
+        return rng.randint(self.min, self.max)
+
+
+class _Clamped(Spec):
+    """A continuous distribution rounded to whole tokens and clamped to [min, max]."""
+
+    min: int = Field(default=1, ge=0)
+    max: int | None = Field(default=None, ge=0)
+
+    def _clamp(self, value: float) -> int:
+        n = max(self.min, int(round(value)))
+        return n if self.max is None else min(self.max, n)
+
+
+class Normal(_Clamped):
+    kind: Literal["normal"]
+    mean: float = Field(gt=0)
+    stddev: float = Field(ge=0)
+
+    def sample(self, rng: random.Random) -> int:
+        return self._clamp(rng.gauss(self.mean, self.stddev))
+
+
+class LogNormal(_Clamped):
+    """Parameterised by the mean and standard deviation of the token count itself (not its log)."""
+
+    kind: Literal["lognormal"]
+    mean: float = Field(gt=0)
+    stddev: float = Field(ge=0)
+
+    def sample(self, rng: random.Random) -> int:
+        sigma2 = math.log(1.0 + (self.stddev / self.mean) ** 2)
+        mu = math.log(self.mean) - sigma2 / 2.0
+        return self._clamp(rng.lognormvariate(mu, math.sqrt(sigma2)))
+
+
+class Empirical(Spec):
+    """Draw from observed values (e.g. lengths measured in production), optionally weighted."""
+
+    kind: Literal["empirical"]
+    values: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
+    weights: list[Annotated[float, Field(ge=0)]] | None = None
+
+    @model_validator(mode="after")
+    def _same_length(self) -> Empirical:
+        if self.weights is not None:
+            if len(self.weights) != len(self.values):
+                raise ValueError("weights must have one entry per value")
+            if sum(self.weights) <= 0:
+                raise ValueError("weights must not all be zero")
+        return self
+
+    def sample(self, rng: random.Random) -> int:
+        if self.weights is None:
+            return rng.choice(self.values)
+        return rng.choices(self.values, weights=self.weights)[0]
+
+
+def _int_is_fixed(value: Any) -> Any:
+    """``128`` is shorthand for ``{kind: fixed, value: 128}``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return {"kind": "fixed", "value": value}
+    return value
+
+
+LengthDistribution = Annotated[
+    Union[Fixed, Uniform, Normal, LogNormal, Empirical],
+    Field(discriminator="kind"),
+    BeforeValidator(_int_is_fixed),
+]
+
+
+# ---------------------------------------------------------------- prompt sources
+
+
+def readable_file(path: Path, info: ValidationInfo) -> Path:
+    """Fail at validation, naming the path, rather than halfway through a run.
+
+    A relative path is taken relative to the validation context's ``base_dir`` when given
+    (the scenario file's folder: ``Model.model_validate(data, context={"base_dir": dir})``).
+    """
+    path = path.expanduser()
+    base = (info.context or {}).get("base_dir")
+    if base is not None and not path.is_absolute():
+        path = Path(base) / path
+    if not path.is_file():
+        raise ValueError(f"cannot read {path}: no such file; check the path")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"cannot read {path}: permission denied")
+    return path
+
+
+class SharedPrefix(Spec):
+    """A system prompt shared by every request of a group, as apps with a common preamble send."""
+
+    groups: int = Field(default=1, ge=1)
+    tokens: int = Field(ge=1)
+
+
+class SyntheticPrompt(Spec):
+    """Text drawn from the shipped corpus, ``tokens`` long (approximately, by the corpus's count)."""
+
+    kind: Literal["synthetic"]
+    tokens: LengthDistribution
+
+
+class JsonlPrompt(Spec):
+    """The user's own requests: one JSON object per line with OpenAI ``messages``, optional ``max_tokens``."""
+
+    kind: Literal["jsonl"]
+    path: Path
+    shuffle: bool = True
+
+    _path = field_validator("path")(readable_file)
+
+
+class ShareGPTPrompt(Spec):
+    """ShareGPT conversations (``conversations: [{from: human|gpt, value}]``).
+
+    Single requests use the first human turn; sessions replay the human turns in order.
+    ``reference_output`` asks for as many tokens as the recorded reply had, as vLLM does.
+    """
+
+    kind: Literal["sharegpt"]
+    path: Path
+    shuffle: bool = True
+    reference_output: bool = True
+
+    _path = field_validator("path")(readable_file)
+
+
+class LongContextPrompt(Spec):
+    """A long document filled to ``tokens`` from a corpus, followed by a question about it."""
+
+    kind: Literal["long_context"]
+    tokens: LengthDistribution
+    question: str = "Summarise the document above in three sentences."
+    corpus: Path | None = None  # default: the corpus shipped in loadgen/data
+
+    @field_validator("corpus")
+    @classmethod
+    def _corpus(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return None if value is None else readable_file(value, info)
+
+
+PromptSource = Annotated[
+    Union[SyntheticPrompt, JsonlPrompt, ShareGPTPrompt, LongContextPrompt],
+    Field(discriminator="kind"),
+]
+
+
+# ---------------------------------------------------------------- sessions and chains
+
+
+class ThinkTime(Spec):
+    """Seconds a person waits between turns: uniform in [min, max]."""
+
+    min: float = Field(default=0.0, ge=0)
+    max: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ThinkTime:
+        if self.max < self.min:
+            raise ValueError("max must be >= min")
+        return self
+
+    def sample(self, rng: random.Random) -> float:
+        return rng.uniform(self.min, self.max) if self.max > self.min else self.min
+
+
+class SessionSpec(Spec):
+    """A multi-turn conversation: each turn sends the whole history plus a new user message."""
+
+    turns: LengthDistribution
+    think_time: ThinkTime = ThinkTime()
+    max_history_tokens: int | None = Field(default=None, ge=1)  # drop oldest turns beyond this
+
+
+TEMPLATE_REF = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}")
+CHAIN_INPUT = "input"
+
+
+class ChainStep(Spec):
+    """One call of a chain. ``prompt`` may reference ``{{input}}`` and earlier steps' outputs ``{{id}}``."""
+
+    id: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
+    prompt: str
+    after: list[str] | None = None  # default: the steps the template references
+    output: LengthDistribution | None = None
+
+    def dependencies(self) -> list[str]:
+        if self.after is not None:
+            return list(self.after)
+        return [r for r in dict.fromkeys(TEMPLATE_REF.findall(self.prompt)) if r != CHAIN_INPUT]
+
+
+class ChainSpec(Spec):
+    """A small DAG of calls: steps whose dependencies are done run concurrently (fan-out), a step
+    depending on several joins them."""
+
+    steps: list[ChainStep] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _valid_dag(self) -> ChainSpec:
+        ids = [s.id for s in self.steps]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"step ids must be unique, got {ids}")
+        if CHAIN_INPUT in ids:
+            raise ValueError(f"'{CHAIN_INPUT}' is reserved for the chain's input; rename that step")
+        known = set(ids)
+        for step in self.steps:
+            for ref in TEMPLATE_REF.findall(step.prompt):
+                if ref != CHAIN_INPUT and ref not in known:
+                    raise ValueError(f"step {step.id!r} references unknown step {ref!r}")
+            for dep in step.dependencies():
+                if dep not in known:
+                    raise ValueError(f"step {step.id!r} waits for unknown step {dep!r}")
+        self.order()  # raises on a cycle
+        return self
+
+    def order(self) -> list[list[ChainStep]]:
+        """Steps in waves: every step of a wave has all its dependencies in earlier waves."""
+        done: set[str] = set()
+        remaining = list(self.steps)
+        waves: list[list[ChainStep]] = []
+        while remaining:
+            wave = [s for s in remaining if set(s.dependencies()) <= done]
+            if not wave:
+                raise ValueError(f"steps {[s.id for s in remaining]} form a cycle")
+            waves.append(wave)
+            done |= {s.id for s in wave}
+            remaining = [s for s in remaining if s.id not in done]
+        return waves
+
+
+# ---------------------------------------------------------------- workloads
+
+
+class SamplingParams(Spec):
+    """Sampling fields sent in the request body; ``extra_body`` passes anything else through."""
+
+    temperature: float | None = Field(default=None, ge=0)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = None
+    ignore_eos: bool | None = None  # vLLM / llama.cpp: produce exactly max_tokens
+    stop: list[str] | None = None
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+
+
+class WorkloadSpec(Spec):
+    """One kind of traffic; a run mixes several by ``weight``."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    weight: float = Field(default=1.0, gt=0)
+    api: Literal["chat", "completions"] = "chat"
+    stream: bool = True
+    prompt: PromptSource
+    output: LengthDistribution | None = None  # max_tokens; None: the dataset's, else the server's default
+    system_prefix: SharedPrefix | None = None
+    session: SessionSpec | None = None
+    chain: ChainSpec | None = None
+    sampling: SamplingParams = SamplingParams()
+    headers: dict[str, str] = Field(default_factory=dict)  # extra request headers of this workload
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> WorkloadSpec:
+        if self.session is not None and self.chain is not None:
+            raise ValueError("a workload is either a session or a chain; split it into two workloads")
+        if (self.session or self.chain) and self.api != "chat":
+            raise ValueError("sessions and chains need api: chat")
+        return self
+
+
+# ---------------------------------------------------------------- arrival and retries
+
+
+class ArrivalSpec(Spec):
+    """How requests arrive in an open phase (``closed``: each user sends when its last reply ended).
+
+    ``gamma`` follows vLLM's burstiness: shape = burstiness, mean gap = 1/rate; 1 is Poisson,
+    below 1 burstier, above 1 more regular. A ramp rises linearly from ``ramp_from`` x rate.
+    """
+
+    kind: Literal["closed", "constant", "poisson", "gamma"] = "closed"
+    burstiness: float = Field(default=1.0, gt=0)
+    ramp_seconds: float = Field(default=0.0, ge=0)
+    ramp_from: float = Field(default=0.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _burstiness_only_for_gamma(self) -> ArrivalSpec:
+        if self.burstiness != 1.0 and self.kind != "gamma":
+            raise ValueError("burstiness applies to kind: gamma only")
+        return self
+
+
+RetryableError = Literal[ERROR_CLASSES]  # type: ignore[valid-type]
+
+
+class RetryPolicy(Spec):
+    """When and how a failed attempt is sent again. Every attempt is recorded.
+
+    Waits grow exponentially (``backoff_initial`` x ``backoff_multiplier``^(n-1), capped at
+    ``backoff_max``) with up to ``jitter`` of that added at random; a server's ``Retry-After``
+    wins when it asks for longer. ``deadline`` bounds the whole logical request.
+    """
+
+    max_attempts: int = Field(default=1, ge=1, le=100)
+    backoff_initial: float = Field(default=0.5, ge=0)
+    backoff_multiplier: float = Field(default=2.0, ge=1)
+    backoff_max: float = Field(default=30.0, ge=0)
+    jitter: float = Field(default=0.1, ge=0, le=1)
+    honour_retry_after: bool = True
+    max_retry_after: float = Field(default=120.0, ge=0)
+    retry_on_status: list[Annotated[int, Field(ge=400, le=599)]] = [429, 500, 502, 503, 504]
+    retry_on_errors: list[RetryableError] = ["timeout", "connect_error", "reset"]
+    attempt_timeout: float | None = Field(default=600.0, gt=0)
+    deadline: float | None = Field(default=None, gt=0)

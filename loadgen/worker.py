@@ -1,0 +1,184 @@
+"""What a worker process runs: the current phase, the closed-loop users' iterations, and the
+open-loop dispatcher that sends on schedule whatever the replies do.
+
+In an open phase one user per worker is the dispatcher: it sleeps until each scheduled time
+and spawns the unit of traffic in its own greenlet, never waiting for replies. At most
+``max_concurrency`` (this worker's share) run at once; the rest wait in the client queue,
+whose wait is measured (``started - scheduled``), so a late client is visible in the records
+rather than silently slowing the schedule down (coordinated omission).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+import gevent.lock
+import gevent.pool
+
+from loadgen.arrival import rate_at, schedule
+from loadgen.client import EndpointClient
+from loadgen.config import PhaseCommand, WorkerConfig
+from loadgen.conversation import run_unit
+from loadgen.prompts import PromptFactory
+from loadgen.records import RequestRecord
+from loadgen.request import Requester
+from loadgen.sink import RecordSink
+from loadgen.spec import WorkloadSpec
+from loadgen.telemetry import LoadState, WorkerSampler, worker_id
+
+log = logging.getLogger(__name__)
+
+
+class WorkerRuntime:
+    """Per-process state shared by the Locust users of one worker."""
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        environment: Any = None,
+        record: Callable[[RequestRecord], None] | None = None,
+        worker_index: int = 0,
+    ) -> None:
+        self.config = config
+        self.environment = environment
+        self.worker = worker_id()
+        self._worker_index = worker_index
+        self.client = EndpointClient(config.target)
+        self.sink: RecordSink | None = None
+        self.sampler: WorkerSampler | None = None
+        if record is None:
+            opts = config.record
+            self.sink = RecordSink(
+                config.redis_url, config.run_id, opts.batch_size, opts.flush_interval, opts.stream_maxlen
+            )
+            record = self.sink.add
+        self.requester = Requester(
+            client=self.client,
+            retry=config.retry,
+            run_id=config.run_id,
+            worker=self.worker,
+            target=config.target.label,
+            record=record,
+            events=environment.events if environment is not None else None,
+        )
+        self.workloads: list[WorkloadSpec] = list(config.workloads)
+        self.weights = [w.weight for w in self.workloads]
+        self.factories = {
+            w.name: PromptFactory(w, config.seed, f"workloads[{i}].prompt") for i, w in enumerate(self.workloads)
+        }
+        self.phase: PhaseCommand | None = None
+        self.phase_started = time.monotonic()
+        self._dispatcher: object | None = None
+        self.open_units = gevent.pool.Group()
+        self._users = 0
+
+    # -------------------------------------------------------------- life cycle
+
+    def start(self) -> WorkerRuntime:
+        if self.sink is not None:
+            self.sink.start()
+            self.sampler = WorkerSampler(
+                self.sink.client, self.sink.keys.samples, self.load_state,
+                self.config.record.sample_interval, self.worker,
+            ).start()
+        return self
+
+    def stop_traffic(self) -> None:
+        """Stop the open-loop units in flight (each records itself as cancelled)."""
+        self.open_units.kill(block=True, timeout=10)
+
+    def close(self) -> None:
+        """Stop everything and flush every record to Redis."""
+        self.stop_traffic()
+        if self.sampler is not None:
+            self.sampler.stop()
+        if self.sink is not None:
+            self.sink.close()
+        self.client.close()
+
+    def set_phase(self, phase: PhaseCommand) -> None:
+        self.phase = phase
+        self.phase_started = time.monotonic()
+        self.requester.phase = phase.name
+        log.info("worker %s: phase %s (%s)", self.worker, phase.name, phase.mode)
+
+    def load_state(self) -> LoadState:
+        phase = self.phase
+        target = None
+        if phase is not None and phase.mode == "open":
+            target = rate_at(phase.arrival, phase.worker_rate, time.monotonic() - self.phase_started)
+        runner = getattr(self.environment, "runner", None)
+        users = runner.user_count if runner is not None else self._users
+        counters = self.requester.counters
+        return LoadState(
+            phase=phase.name if phase else "",
+            users=users,
+            target_rate=target,
+            dispatched=counters.units,
+            in_flight=counters.in_flight,
+        )
+
+    # -------------------------------------------------------------- traffic
+
+    @property
+    def worker_index(self) -> int:
+        """Locust's index of this worker (known once the master acknowledged it): seeds differ per
+        worker, so two workers never send the same prompts, and a rerun sends the same again."""
+        index = getattr(getattr(self.environment, "runner", None), "worker_index", -1)
+        return index if isinstance(index, int) and index >= 0 else self._worker_index
+
+    def user_rng(self, user_index: int) -> random.Random:
+        return random.Random(f"{self.config.seed}:{self.worker_index}:user:{user_index}")
+
+    def pick(self, rng: random.Random) -> WorkloadSpec:
+        if len(self.workloads) == 1:
+            return self.workloads[0]
+        return rng.choices(self.workloads, weights=self.weights)[0]
+
+    def closed_iteration(self, rng: random.Random, user_id: int | None = None) -> None:
+        """One unit of a closed-loop virtual user: sent as soon as the previous one ended."""
+        workload = self.pick(rng)
+        now = time.monotonic()
+        run_unit(self.requester, workload, self.factories[workload.name], rng, now, now, user_id)
+
+    def dispatch(self, owner: object, phase: PhaseCommand) -> None:
+        """Run this worker's open-loop schedule while ``phase`` is current; one owner at a time."""
+        if self._dispatcher is not None and self._dispatcher is not owner:
+            gevent.sleep(0.2)  # another user of this worker is the dispatcher
+            return
+        self._dispatcher = owner
+        try:
+            rng = random.Random(f"{self.config.seed}:{self.worker_index}:dispatch:{phase.name}")
+            slots = gevent.lock.BoundedSemaphore(phase.worker_max_concurrency)
+            start = time.monotonic()
+            for when in schedule(phase.arrival, phase.worker_rate, rng, start):
+                if self.phase is not phase:
+                    return
+                delay = when - time.monotonic()
+                while delay > 0:
+                    gevent.sleep(min(delay, 0.25))
+                    if self.phase is not phase:
+                        return
+                    delay = when - time.monotonic()
+                workload = self.pick(rng)
+                self.open_units.spawn(self._open_unit, workload, when, slots, random.Random(rng.random()))
+        finally:
+            if self._dispatcher is owner:
+                self._dispatcher = None
+
+    def _open_unit(
+        self, workload: WorkloadSpec, scheduled: float, slots: gevent.lock.BoundedSemaphore, rng: random.Random
+    ) -> None:
+        with slots:
+            started = time.monotonic()
+            try:
+                run_unit(self.requester, workload, self.factories[workload.name], rng, scheduled, started)
+            except gevent.GreenletExit:
+                raise
+            except Exception:  # a bug must not stop the schedule; it is logged with its traceback
+                log.exception("open-loop unit of %s failed", workload.name)
