@@ -1,0 +1,258 @@
+"""The collector: the one reader that turns the run's Redis Stream into ``records.jsonl.gz``.
+
+It reads with the consumer group ``collector`` and acknowledges an entry only after the
+record is flushed to the file, so a collector that dies loses nothing: the next one claims
+the pending entries. Records are de-duplicated by record id (ids already in the file are
+loaded at start), so each record is written exactly once even across restarts.
+Worker samples (CPU, loop lag) are read from the samples stream for the self-check.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+
+from loadgen.records import RequestRecord
+from loadgen.sink import stream_keys
+
+GROUP = "collector"
+RECORDS_FILE = "records.jsonl.gz"
+SAMPLES_FILE = "samples.jsonl.gz"
+
+
+def read_records(path: Path) -> Iterator[RequestRecord]:
+    """Every record of a records file; a tail cut short by a crash is skipped, not fatal."""
+    for raw in _read_lines(path):
+        yield RequestRecord.from_json(raw)
+
+
+def _read_lines(path: Path) -> Iterator[bytes]:
+    if not path.exists():
+        return
+    with gzip.open(path, "rb") as fh:
+        while True:
+            try:
+                line = fh.readline()
+            except (EOFError, zlib.error, gzip.BadGzipFile):
+                return  # an unfinished gzip member: everything before it is kept
+            if not line:
+                return
+            if line.endswith(b"\n"):
+                yield line.rstrip(b"\n")
+
+
+class Collector:
+    """Reads records and samples of one run; call :meth:`start` (thread) or :meth:`poll` yourself."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        run_id: str,
+        run_dir: Path,
+        consumer: str = "collector-1",
+        on_batch: Callable[[list[RequestRecord]], None] | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.run_dir = Path(run_dir)
+        self.consumer = consumer
+        self.on_batch = on_batch
+        keys = stream_keys(run_id)
+        self.records_key: str = keys.records
+        self.samples_key: str = keys.samples
+        self._redis = redis.Redis.from_url(redis_url)
+        self._lock = threading.Lock()
+        self._records: list[RequestRecord] = []
+        self._samples: list[dict[str, Any]] = []
+        self._latest: dict[str, dict[str, Any]] = {}  # worker -> its newest sample
+        self._phase_counts: dict[str, int] = {}
+        self._seen: set[str] = set()
+        self._samples_last = "0-0"
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.error: BaseException | None = None
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._path = self.run_dir / RECORDS_FILE
+        self._recover_file()
+        self._file = gzip.open(self._path, "ab")
+        self._ensure_group()
+        self._claim_pending()
+
+    # -- setup ---------------------------------------------------------------------------
+
+    def _recover_file(self) -> None:
+        """Load ids already written and rewrite the file whole (a crash may have cut its tail)."""
+        if not self._path.exists():
+            return
+        lines = list(_read_lines(self._path))
+        tmp = self._path.with_suffix(".tmp")
+        with gzip.open(tmp, "wb") as out:
+            for line in lines:
+                out.write(line + b"\n")
+        os.replace(tmp, self._path)
+        for line in lines:
+            rec = RequestRecord.from_json(line)
+            self._seen.add(rec.id)
+            self._records.append(rec)
+            self._phase_counts[rec.phase] = self._phase_counts.get(rec.phase, 0) + 1
+
+    def _ensure_group(self) -> None:
+        try:
+            self._redis.xgroup_create(self.records_key, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def _claim_pending(self) -> None:
+        """Take over entries delivered to a collector that died before acknowledging them."""
+        start = "0-0"
+        for _ in range(10_000):
+            resp = self._redis.xautoclaim(self.records_key, GROUP, self.consumer, 0, start_id=start, count=1000)
+            start = resp[0].decode() if isinstance(resp[0], bytes) else resp[0]
+            if start == "0-0":
+                break
+
+    # -- reading -------------------------------------------------------------------------
+
+    def poll(self, block_ms: int = 200, count: int = 2000) -> int:
+        """Read once (own pending entries first, then new ones); returns records newly written."""
+        new = 0
+        for stream_id in ("0", ">"):
+            resp = self._redis.xreadgroup(
+                GROUP, self.consumer, {self.records_key: stream_id}, count=count,
+                block=None if stream_id == "0" else block_ms,
+            )
+            for _key, entries in resp or []:
+                new += self._apply(entries)
+        self._read_samples()
+        return new
+
+    def _apply(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
+        if not entries:
+            return 0
+        fresh: list[RequestRecord] = []
+        ids = []
+        for entry_id, fields in entries:
+            ids.append(entry_id)
+            raw = fields.get(b"r")
+            if raw is None:
+                continue
+            rid = fields.get(b"id", b"").decode()
+            if rid in self._seen:
+                continue
+            rec = RequestRecord.from_json(raw)
+            self._seen.add(rec.id)
+            self._file.write(raw + b"\n")
+            fresh.append(rec)
+        if fresh:
+            self._file.flush(zlib.Z_SYNC_FLUSH)
+        self._redis.xack(self.records_key, GROUP, *ids)
+        if fresh:
+            with self._lock:
+                self._records.extend(fresh)
+                for rec in fresh:
+                    self._phase_counts[rec.phase] = self._phase_counts.get(rec.phase, 0) + 1
+            if self.on_batch is not None:
+                self.on_batch(fresh)
+        return len(fresh)
+
+    def _read_samples(self) -> None:
+        resp = self._redis.xread({self.samples_key: self._samples_last}, count=1000)
+        for _key, entries in resp or []:
+            batch = []
+            for entry_id, fields in entries:
+                self._samples_last = entry_id.decode()
+                raw = fields.get(b"s")
+                if raw is not None:
+                    batch.append(orjson.loads(raw))
+            with self._lock:
+                self._samples.extend(batch)
+                for sample in batch:
+                    self._latest[str(sample.get("worker", "?"))] = sample
+
+    def pending(self) -> int:
+        """Entries in the stream not yet acknowledged by this group (delivered or not)."""
+        info = self._redis.xinfo_groups(self.records_key)
+        for group in info:
+            name = group["name"].decode() if isinstance(group["name"], bytes) else group["name"]
+            if name == GROUP:
+                lag = group.get("lag")
+                return int(group["pending"]) + int(lag or 0)
+        return 0
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Read until the stream holds nothing unread (call after the workers have flushed)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.poll(block_ms=100)
+            if got == 0 and self.pending() == 0:
+                break
+
+    # -- background thread ---------------------------------------------------------------
+
+    def start(self) -> Collector:
+        self._thread = threading.Thread(target=self._loop, name="finishline-collector", daemon=True)
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self.poll(block_ms=200)
+        except BaseException as exc:  # surfaced by finish(); the run keeps what it has
+            self.error = exc
+
+    def stop_thread(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def finish(self, drain_timeout: float = 30.0) -> None:
+        """Stop the thread, read what is left (if Redis is still up), close the files."""
+        self.stop_thread()
+        try:
+            self.drain(drain_timeout)
+        except redis.RedisError:
+            pass
+        self.close()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        with self._lock:
+            samples = list(self._samples)
+        with gzip.open(self.run_dir / SAMPLES_FILE, "wb") as fh:
+            for s in samples:
+                fh.write(orjson.dumps(s) + b"\n")
+        self._redis.close()
+
+    # -- what others read ----------------------------------------------------------------
+
+    def records(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self._records)
+
+    def samples(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._samples)
+
+    def latest_samples(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return dict(self._latest)
+
+    def phase_count(self, phase: str) -> int:
+        with self._lock:
+            return self._phase_counts.get(phase, 0)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._records)

@@ -1,0 +1,165 @@
+"""The live progress display: what the run is doing, computed from the collector's records.
+
+Figures are over a sliding window of completed requests (default 10 s), so they follow the
+load as phases change; totals cover the whole run. Shown with rich when stdout is a
+terminal; otherwise one plain line per phase end (logs and CI stay readable).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from loadgen import metrics
+from loadgen.records import RequestRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One refresh of the display (also what tests check)."""
+
+    phase: str
+    elapsed_s: float
+    users: int
+    target_rate: float | None
+    achieved_rate: float
+    ttft_p50_ms: float | None
+    ttft_p99_ms: float | None
+    tpot_p50_ms: float | None
+    tpot_p99_ms: float | None
+    output_tokens_per_s: float
+    requests: int
+    errors: int
+    retries: int
+
+
+class ProgressModel:
+    """Rolling window and totals, fed by the collector thread, read by the display (locked)."""
+
+    def __init__(self, window_s: float = 10.0) -> None:
+        self.window_s = window_s
+        self._window: deque[tuple[float, float | None, float | None, int]] = deque()  # end, ttft, tpot, tokens
+        self.requests = 0
+        self.errors = 0
+        self.retries = 0
+        self.phase = "starting"
+        self.phase_started = time.monotonic()
+        self._lock = threading.Lock()
+
+    def add(self, records: list[RequestRecord]) -> None:
+        with self._lock:
+            self._add(records)
+
+    def _add(self, records: list[RequestRecord]) -> None:
+        for rec in records:
+            self.requests += 1
+            self.retries += rec.retries
+            if not rec.ok:
+                self.errors += 1
+                self._window.append((rec.end, None, None, 0))
+                continue
+            final = rec.final
+            self._window.append((rec.end, metrics.ttft(final), metrics.tpot(final), metrics.output_tokens(rec)))
+
+    def set_phase(self, name: str, started: float) -> None:
+        self.phase = name
+        self.phase_started = started
+
+    def snapshot(self, samples: dict[str, dict[str, Any]], now: float | None = None) -> Snapshot:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            while self._window and self._window[0][0] < now - self.window_s:
+                self._window.popleft()
+            rows = [r for r in self._window if r[0] >= self.phase_started]  # this phase's requests only
+        span = min(self.window_s, max(now - self.phase_started, 1e-3))
+        ttfts = np.array([r[1] for r in rows if r[1] is not None], dtype=float) * 1000
+        tpots = np.array([r[2] for r in rows if r[2] is not None], dtype=float) * 1000
+        users = sum(int(s.get("users") or 0) for s in samples.values())
+        rates = [s.get("target_rate") for s in samples.values() if s.get("target_rate")]
+        return Snapshot(
+            phase=self.phase,
+            elapsed_s=now - self.phase_started,
+            users=users,
+            target_rate=float(sum(rates)) if rates else None,
+            achieved_rate=len(rows) / span,
+            ttft_p50_ms=_pct(ttfts, 50), ttft_p99_ms=_pct(ttfts, 99),
+            tpot_p50_ms=_pct(tpots, 50), tpot_p99_ms=_pct(tpots, 99),
+            output_tokens_per_s=sum(r[3] for r in rows) / span,
+            requests=self.requests, errors=self.errors, retries=self.retries,
+        )
+
+
+def _pct(values: np.ndarray, p: float) -> float | None:
+    return float(np.percentile(values, p)) if values.size else None
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def render(snap: Snapshot, title: str) -> Table:
+    table = Table(title=title, show_header=True, header_style="bold")
+    for col in ("phase", "time", "users", "req/s", "TTFT p50/p99 ms", "TPOT p50/p99 ms", "tok/s",
+                "requests", "errors", "retries"):
+        table.add_column(col, justify="right" if col != "phase" else "left")
+    rate = f"{snap.achieved_rate:,.1f}" + (f" / {snap.target_rate:,.1f}" if snap.target_rate else "")
+    table.add_row(
+        snap.phase, f"{snap.elapsed_s:,.0f}s", str(snap.users), rate,
+        f"{_ms(snap.ttft_p50_ms)} / {_ms(snap.ttft_p99_ms)}", f"{_ms(snap.tpot_p50_ms)} / {_ms(snap.tpot_p99_ms)}",
+        f"{snap.output_tokens_per_s:,.0f}", f"{snap.requests:,}",
+        f"[red]{snap.errors:,}[/red]" if snap.errors else "0", f"{snap.retries:,}",
+    )
+    return table
+
+
+class ProgressDisplay:
+    """Live table when interactive; plain lines otherwise. ``update`` is cheap to call often."""
+
+    def __init__(self, title: str, console: Console | None = None, live: bool | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.title = title
+        self.model = ProgressModel()
+        self.interactive = self.console.is_terminal if live is None else live
+        self._live: Live | None = None
+        self._samples: dict[str, dict[str, Any]] = {}
+
+    def __enter__(self) -> ProgressDisplay:
+        if self.interactive:
+            self._live = Live(console=self.console, refresh_per_second=4, transient=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.update(render(self.model.snapshot(self._samples), self.title))
+            self._live.__exit__(None, None, None)
+            self._live = None
+
+    def update(self, samples: dict[str, dict[str, Any]]) -> None:
+        self._samples = samples
+        if self._live is not None:
+            self._live.update(render(self.model.snapshot(samples), self.title))
+
+    def phase_started(self, name: str, started: float) -> None:
+        self.model.set_phase(name, started)
+        if not self.interactive:
+            self.console.print(f"phase {name} started")
+
+    def phase_ended(self, name: str) -> None:
+        if not self.interactive:
+            s = self.model.snapshot(self._samples)
+            self.console.print(
+                f"phase {name} ended: {s.requests} requests so far, {s.errors} errors, "
+                f"TTFT p50 {_ms(s.ttft_p50_ms)} ms, {s.achieved_rate:.1f} req/s"
+            )
+
+    def message(self, text: str) -> None:
+        self.console.print(text)

@@ -1,0 +1,153 @@
+"""The report's figures, drawn with matplotlib and returned as inline SVG (the report stays one file)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402 - after choosing the headless backend
+import numpy as np  # noqa: E402
+
+from loadgen import metrics  # noqa: E402
+from loadgen.records import RequestRecord  # noqa: E402
+
+MAX_POINTS = 5000  # scatter plots are thinned to this many points (evenly), to keep the file small
+plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "axes.grid": True, "grid.alpha": 0.3})
+
+
+def to_svg(fig: Any) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.find("<svg"):]  # drop the XML prolog and doctype: inline in HTML
+
+
+def _thin(n: int) -> np.ndarray:
+    return np.linspace(0, n - 1, MAX_POINTS).astype(int) if n > MAX_POINTS else np.arange(n)
+
+
+def latency_cdfs(records: Sequence[RequestRecord]) -> str:
+    """Empirical CDFs of TTFT, TPOT, ITL and E2E per workload (successful requests)."""
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.2))
+    by_workload: dict[str, list[RequestRecord]] = {}
+    for rec in records:
+        if rec.ok:
+            by_workload.setdefault(rec.workload, []).append(rec)
+    for ax, name in zip(axes, ("TTFT", "TPOT", "ITL", "E2E"), strict=True):
+        for workload, recs in sorted(by_workload.items()):
+            if name == "ITL":
+                vals = [v for r in recs for v in metrics.itl(r.final)]
+            else:
+                fn = {"TTFT": metrics.ttft, "TPOT": metrics.tpot, "E2E": metrics.e2e}[name]
+                vals = [v for v in (fn(r.final) for r in recs) if v is not None]
+            if not vals:
+                continue
+            xs = np.sort(np.asarray(vals)) * 1000
+            ys = np.arange(1, xs.size + 1) / xs.size
+            idx = _thin(xs.size)
+            ax.plot(xs[idx], ys[idx], label=workload)
+        ax.set_title(f"{name} CDF")
+        ax.set_xlabel("ms")
+        ax.set_ylim(0, 1.01)
+    axes[0].set_ylabel("share of requests")
+    if by_workload:
+        axes[-1].legend(loc="lower right", fontsize=7)
+    return to_svg(fig)
+
+
+def _phase_bands(ax: Any, windows: Sequence[dict[str, Any]], origin: float) -> None:
+    for i, w in enumerate(windows):
+        if w.get("end") is None:
+            continue
+        ax.axvspan(w["start"] - origin, w["end"] - origin, color=f"C{i % 10}", alpha=0.07)
+        ax.text(w["start"] - origin, 1.0, w["name"], transform=ax.get_xaxis_transform(), fontsize=7, va="top")
+
+
+def over_time(records: Sequence[RequestRecord], windows: Sequence[dict[str, Any]]) -> str:
+    """TTFT and median ITL of each successful request against time, phases shaded."""
+    ok = [r for r in records if r.ok and r.attempts]
+    fig, axes = plt.subplots(2, 1, figsize=(13, 5), sharex=True)
+    origin = min([w["start"] for w in windows] + [r.scheduled for r in ok] or [0.0])
+    if ok:
+        idx = _thin(len(ok))
+        chosen = [ok[i] for i in idx]
+        t = np.array([r.final.sent - origin for r in chosen])
+        ttfts = np.array([metrics.ttft(r.final) or np.nan for r in chosen]) * 1000
+        itls = np.array([np.median(list(metrics.itl(r.final)) or [np.nan]) for r in chosen]) * 1000
+        axes[0].scatter(t, ttfts, s=3, alpha=0.5)
+        axes[1].scatter(t, itls, s=3, alpha=0.5, color="C1")
+    for ax in axes:
+        _phase_bands(ax, windows, origin)
+    axes[0].set_ylabel("TTFT ms")
+    axes[1].set_ylabel("median ITL ms")
+    axes[1].set_xlabel("seconds since start (request sent)")
+    return to_svg(fig)
+
+
+def per_phase(summary: dict[str, Any]) -> str:
+    """Throughput (req/s, output tok/s) and TTFT/TPOT p50/p99 for each phase."""
+    phases = summary["phases_order"]
+    data = [summary["phases"][p] for p in phases]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    x = np.arange(len(phases))
+
+    def val(v: Any) -> float:
+        return float("nan") if v is None else float(v)
+
+    axes[0].bar(x, [val(d["requests_per_s"]) for d in data], color="C0")
+    axes[0].set_title("requests/s")
+    axes[1].bar(x, [val(d["output_tokens_per_s"]) for d in data], color="C2")
+    axes[1].set_title("output tokens/s")
+    width = 0.2
+    for i, (metric, p) in enumerate((("ttft", "p50"), ("ttft", "p99"), ("tpot", "p50"), ("tpot", "p99"))):
+        axes[2].bar(x + (i - 1.5) * width, [val(d["latency_ms"][metric][p]) for d in data], width,
+                    label=f"{metric.upper()} {p}")
+    axes[2].set_title("latency (ms)")
+    axes[2].legend(fontsize=7)
+    for ax in axes:
+        ax.set_xticks(x, phases, rotation=30, ha="right", fontsize=7)
+    return to_svg(fig)
+
+
+def errors(summary: dict[str, Any]) -> str | None:
+    """Failed requests by error class and phase (``None`` when nothing failed)."""
+    phases = summary["phases_order"]
+    classes = sorted({c for p in phases for c in summary["phases"][p]["errors_by_class"]})
+    if not classes:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 3))
+    bottom = np.zeros(len(phases))
+    for cls in classes:
+        counts = np.array([summary["phases"][p]["errors_by_class"].get(cls, 0) for p in phases], dtype=float)
+        ax.bar(phases, counts, bottom=bottom, label=cls)
+        bottom += counts
+    ax.set_ylabel("failed requests")
+    ax.legend(fontsize=7)
+    ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+    return to_svg(fig)
+
+
+def client_health(samples: Sequence[dict[str, Any]]) -> str | None:
+    """Worker CPU and gevent loop lag over time (the self-check's evidence)."""
+    if not samples:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(13, 2.8))
+    origin = min(float(s.get("time") or 0.0) for s in samples)
+    by_worker: dict[str, list[dict[str, Any]]] = {}
+    for s in samples:
+        by_worker.setdefault(str(s.get("worker")), []).append(s)
+    for worker, rows in sorted(by_worker.items()):
+        t = [float(r.get("time") or 0.0) - origin for r in rows]
+        axes[0].plot(t, [float(r.get("cpu_percent") or 0.0) for r in rows], label=worker)
+        axes[1].plot(t, [float(r.get("loop_lag_ms") or 0.0) for r in rows], label=worker)
+    axes[0].set_title("worker CPU %")
+    axes[1].set_title("gevent loop lag (ms)")
+    axes[0].legend(fontsize=7)
+    for ax in axes:
+        ax.set_xlabel("seconds")
+    return to_svg(fig)

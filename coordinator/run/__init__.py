@@ -1,0 +1,1 @@
+"""A run: plan the phases, start what the scenario needs, drive Locust, collect, tear down."""

@@ -1,0 +1,206 @@
+"""The Locust master and workers as local processes, started and always stopped by the run.
+
+Children run in their own session so a Ctrl-C in the terminal reaches only the coordinator,
+which then stops them in order (users stopped, sinks flushed, processes gone) instead of
+every process dying at once and losing what was in flight.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from coordinator.run.plan import LocustStep
+from coordinator.services.ports import free_port
+from loadgen.config import CONFIG_ENV
+
+
+class ClusterError(RuntimeError):
+    """The master or a worker failed; the message says which and why."""
+
+
+def locustfile_path() -> str:
+    spec = importlib.util.find_spec("loadgen.locustfile")
+    if spec is None or spec.origin is None:
+        raise ClusterError("loadgen.locustfile is missing from this installation")
+    return spec.origin
+
+
+def _stop_process(proc: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM, wait, then SIGKILL: a child never outlives the run."""
+    if proc.poll() is not None:
+        return
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+    except ProcessLookupError:
+        pass
+
+
+class LocustCluster:
+    """One master (driven over pipes, see ``coordinator.run.master``) and N worker processes."""
+
+    def __init__(self, run_dir: Path, worker_config: Path, workers: int, env: dict[str, str],
+                 web_port: int | None = None, first_users: int = 1, stop_timeout: float = 0.0) -> None:
+        self.run_dir = run_dir
+        self.worker_config = worker_config
+        self.workers = workers
+        self.env = {**env, CONFIG_ENV: str(worker_config), "PYTHONUNBUFFERED": "1"}
+        self.web_port = web_port
+        self.first_users = first_users
+        self.stop_timeout = stop_timeout
+        self.master_port = free_port()
+        self.master: subprocess.Popen[bytes] | None = None
+        self.worker_procs: list[subprocess.Popen[bytes]] = []
+        self._events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._logs: list[IO[bytes]] = []
+        self._reader: threading.Thread | None = None
+
+    # -- start -----------------------------------------------------------------------------
+
+    def start(self, timeout: float = 60.0) -> None:
+        locustfile = locustfile_path()
+        spec = {
+            "locustfile": locustfile, "master_port": self.master_port, "workers": self.workers,
+            "web_port": self.web_port, "first_users": self.first_users, "worker_timeout": timeout,
+            "stop_timeout": self.stop_timeout,
+        }
+        spec_path = self.run_dir / "master.json"
+        spec_path.write_text(json.dumps(spec))
+        master_log = self._log("master.log")
+        self.master = subprocess.Popen(
+            [sys.executable, "-m", "coordinator.run.master", str(spec_path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=master_log,
+            env=self.env, start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read_master, name="finishline-master-reader", daemon=True)
+        self._reader.start()
+        self.expect("listening", timeout=timeout)
+        for i in range(self.workers):
+            log = self._log(f"worker-{i + 1}.log")
+            self.worker_procs.append(subprocess.Popen(
+                [sys.executable, "-m", "locust", "-f", locustfile, "--worker", "--master-host", "127.0.0.1",
+                 "--master-port", str(self.master_port), "--loglevel", "WARNING"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                start_new_session=True,
+            ))
+        self.expect("workers_ready", timeout=timeout)
+
+    def _log(self, name: str) -> IO[bytes]:
+        fh = (self.run_dir / "logs").joinpath(name)
+        fh.parent.mkdir(exist_ok=True)
+        handle = fh.open("wb")
+        self._logs.append(handle)
+        return handle
+
+    def _read_master(self) -> None:
+        assert self.master is not None and self.master.stdout is not None
+        for raw in self.master.stdout:
+            try:
+                self._events.put(json.loads(raw))
+            except ValueError:
+                continue
+        self._events.put({"event": "exited"})
+
+    def expect(self, event: str, timeout: float) -> dict[str, Any]:
+        """Wait for the master's next ``event``; a failure or exit becomes a ``ClusterError``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ClusterError(f"the Locust master did not report {event!r} within {timeout:.0f} s{self._tail()}")
+            try:
+                msg = self._events.get(timeout=min(left, 0.5))
+            except queue.Empty:
+                self._check_workers()
+                continue
+            if msg["event"] == event:
+                return msg
+            if msg["event"] == "error":
+                raise ClusterError(f"Locust master: {msg.get('message')}")
+            if msg["event"] == "exited":
+                raise ClusterError(f"the Locust master exited{self._tail()}")
+
+    def _check_workers(self) -> None:
+        for i, proc in enumerate(self.worker_procs):
+            if proc.poll() is not None:
+                raise ClusterError(f"Locust worker {i + 1} exited with code {proc.returncode}{self._tail(f'worker-{i + 1}.log')}")
+
+    def _tail(self, name: str = "master.log") -> str:
+        for fh in self._logs:
+            fh.flush()
+        path = self.run_dir / "logs" / name
+        lines = path.read_text(errors="replace").strip().splitlines() if path.exists() else []
+        lines = [ln for ln in lines if ln.strip()]
+        return f": {lines[-1].strip()}" if lines else ""
+
+    # -- drive -----------------------------------------------------------------------------
+
+    def _send(self, cmd: dict[str, Any]) -> None:
+        assert self.master is not None and self.master.stdin is not None
+        self.master.stdin.write(json.dumps(cmd).encode() + b"\n")
+        self.master.stdin.flush()
+
+    def phase(self, step: LocustStep, timeout: float = 60.0) -> float:
+        """Announce and start a phase; returns when the master started it (monotonic s)."""
+        self._send({"cmd": "phase", "step": step.model_dump(mode="json")})
+        return float(self.expect("phase_started", timeout)["t"])
+
+    def announce(self, step: LocustStep, timeout: float = 30.0) -> None:
+        """Tell the workers about a phase without starting users (``--web``: the UI starts them)."""
+        self._send({"cmd": "announce", "step": step.model_dump(mode="json")})
+        self.expect("announced", timeout)
+
+    def check(self) -> None:
+        """Raise if a process died mid-phase."""
+        if self.master is not None and self.master.poll() is not None:
+            raise ClusterError(f"the Locust master exited with code {self.master.returncode}{self._tail()}")
+        self._check_workers()
+
+    # -- stop ------------------------------------------------------------------------------
+
+    def shutdown(self, force: bool = False, timeout: float = 30.0) -> None:
+        """Stop users (``force``: at once), let workers flush and exit, make sure every process is gone."""
+        master = self.master
+        if master is not None and master.poll() is None:
+            try:
+                self._send({"cmd": "quit", "force": force})
+                self.expect("quit", timeout=20)
+            except (ClusterError, OSError, ValueError):
+                pass
+        deadline = time.monotonic() + timeout + (0 if force else self.stop_timeout)
+        for proc in self.worker_procs:  # workers exit on the master's quit after flushing their sinks
+            left = max(0.1, deadline - time.monotonic())
+            try:
+                proc.wait(timeout=left)
+            except subprocess.TimeoutExpired:
+                _stop_process(proc, timeout=5)
+        if master is not None:
+            try:
+                master.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                _stop_process(master, timeout=5)
+            for stream in (master.stdin, master.stdout):
+                try:
+                    if stream is not None:
+                        stream.close()
+                except OSError:
+                    pass
+        for fh in self._logs:
+            fh.close()
+        self._logs.clear()
+
+    def pids(self) -> list[int]:
+        procs = ([self.master] if self.master else []) + self.worker_procs
+        return [p.pid for p in procs]

@@ -1,0 +1,87 @@
+"""The run context: what every part of a run (and every add-on hooked to its events) can see.
+
+Add-ons (the live-metrics bridge, Grafana annotations, Docker stats) receive this object in
+every event, register what they start with :meth:`RunContext.own` so the run tears it down,
+and may write records of their own (a cold start's requests) with :meth:`write_records`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from coordinator.results.summary import PhaseWindow
+from coordinator.run.events import RunEvents
+from coordinator.scenario.models import Scenario
+from loadgen.config import TargetConfig
+from loadgen.records import RequestRecord
+from loadgen.sink import stream_keys
+
+
+@dataclass
+class RunContext:
+    run_id: str
+    scenario: Scenario
+    scenario_path: Path
+    run_dir: Path
+    events: RunEvents = field(default_factory=RunEvents)
+    redis_url: str = ""
+    target: Any = None  # coordinator.run.targets.TargetLifecycle once started
+    target_config: TargetConfig | None = None
+    windows: list[PhaseWindow] = field(default_factory=list)
+    current_phase: str | None = None
+    stop_requested: threading.Event = field(default_factory=threading.Event)
+    started_wall: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.monotonic)
+    extras: dict[str, Any] = field(default_factory=dict)  # add-ons' results, shown in summary.json
+    _owned: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
+
+    def own(self, name: str, close: Callable[[], None]) -> None:
+        """Register something to tear down at the end of the run (last owned, first closed)."""
+        self._owned.append((name, close))
+
+    def release_owned(self) -> list[str]:
+        """Close everything owned, newest first; returns the failures (never raises)."""
+        failures = []
+        while self._owned:
+            name, close = self._owned.pop()
+            try:
+                close()
+            except Exception as exc:  # noqa: BLE001 - teardown goes on with the rest
+                failures.append(f"{name}: {exc}")
+        return failures
+
+    @property
+    def keys(self) -> Any:
+        return stream_keys(self.run_id)
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis_url)
+
+    def set_state(self, **fields: str) -> None:
+        """Update ``finishline:{run_id}:state`` (phase, status, scenario, target)."""
+        client = self.redis()
+        try:
+            client.hset(self.keys.state, mapping=fields)
+        finally:
+            client.close()
+
+    def write_records(self, records: Iterable[RequestRecord]) -> int:
+        """Add records measured by the coordinator itself (outside Locust) to the run's stream."""
+        client = self.redis()
+        n = 0
+        try:
+            pipe = client.pipeline(transaction=False)
+            for rec in records:
+                pipe.xadd(self.keys.records, {"id": rec.id, "r": rec.to_json()})
+                n += 1
+            pipe.execute()
+        finally:
+            client.close()
+        return n

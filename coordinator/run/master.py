@@ -1,0 +1,156 @@
+"""The Locust master process: a thin executor the coordinator drives over stdin/stdout.
+
+It is a separate process because Locust needs gevent's monkey-patching, which the
+coordinator (threads: collector, live display) must not have. Commands arrive as JSON
+lines on stdin; events leave as JSON lines on stdout (Locust logs to stderr):
+
+- ``{"cmd": "phase", "step": LocustStep}``: broadcast ``finishline_phase`` to every worker,
+  then start or change users; answers ``{"event": "phase_started", "t": monotonic}``.
+- ``{"cmd": "announce", "step": LocustStep}``: broadcast the phase only (``--web``, draining).
+- ``{"cmd": "quit", "force": bool}``: users stop (forced: at once, in-flight requests recorded
+  as cancelled), workers quit (flushing their record sinks), the master exits.
+
+Run as ``python -m coordinator.run.master SPEC.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from locust import events  # noqa: I001 - patches the standard library with gevent first
+import gevent
+from gevent.fileobject import FileObjectPosix
+from locust.argument_parser import parse_options
+from locust.env import Environment
+from locust.runners import STATE_SPAWNING, MasterRunner
+from locust.util.load_locustfile import load_locustfile
+
+from coordinator.run.plan import LocustStep
+from loadgen.config import PHASE_MESSAGE
+
+_out = sys.stdout
+FAST_SPAWN = 1000.0  # users/s for steps that change load at once (ramps set their own pace)
+
+
+def emit(event: str, **fields: Any) -> None:
+    """One protocol line on stdout (flushed: the coordinator reads it as it comes)."""
+    _out.write(json.dumps({"event": event, "t": time.monotonic(), **fields}) + "\n")
+    _out.flush()
+
+
+class MasterDriver:
+    """Owns the ``MasterRunner``; applies the coordinator's commands in order."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        locustfile = spec["locustfile"]
+        user_classes, _shapes = load_locustfile(locustfile)
+        self.user_classes = {name: cls for name, cls in user_classes.items() if not getattr(cls, "abstract", False)}
+        first_users = int(spec.get("first_users", 1))
+        options = parse_options([
+            "-f", locustfile, "--master", "-u", str(first_users), "-r", str(max(first_users, 1)),
+            "--web-host", "127.0.0.1", "--master-bind-host", "127.0.0.1",
+            "--master-bind-port", str(spec["master_port"]),
+        ])
+        self.env = Environment(
+            user_classes=list(self.user_classes.values()), events=events, parsed_options=options,
+            stop_timeout=float(spec.get("stop_timeout", 0.0)),
+        )
+        self.runner: MasterRunner = self.env.create_master_runner("127.0.0.1", int(spec["master_port"]))
+        self.web_ui = None
+        self._spawner: gevent.Greenlet | None = None
+        if spec.get("web_port"):
+            self.web_ui = self.env.create_web_ui("127.0.0.1", int(spec["web_port"]))
+        events.init.fire(environment=self.env, runner=self.runner, web_ui=self.web_ui)
+
+    def wait_for_workers(self, count: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.runner.worker_count < count:
+            if time.monotonic() > deadline:
+                return False
+            gevent.sleep(0.05)
+        return True
+
+    def classes_for(self, mode: str) -> list[type] | None:
+        """The user classes that serve a phase mode (loadgen marks them with ``finishline_mode``)."""
+        chosen = [c for c in self.user_classes.values() if getattr(c, "finishline_mode", None) == mode]
+        return chosen or None
+
+    def _wait_spawned(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.runner.state == STATE_SPAWNING and time.monotonic() < deadline:
+            gevent.sleep(0.02)
+
+    def announce(self, step: LocustStep) -> None:
+        self.runner.send_message(PHASE_MESSAGE, step.command.model_dump(mode="json"))
+
+    def phase(self, step: LocustStep) -> None:
+        """Announce, then change users in a greenlet (Locust's start blocks for a whole ramp)."""
+        self.announce(step)
+        if self._spawner is not None:
+            self._spawner.kill(block=True)
+        self._spawner = gevent.spawn(self._spawn, step)
+        emit("phase_started", name=step.name)
+
+    def _spawn(self, step: LocustStep) -> None:
+        classes = self.classes_for(step.command.mode)
+        if step.start_users is not None and step.start_users != step.users:
+            self.runner.start(step.start_users, spawn_rate=FAST_SPAWN, user_classes=classes)
+            self._wait_spawned()
+        self.runner.start(step.users, spawn_rate=step.spawn_rate, user_classes=classes)
+
+    def quit(self, force: bool = False) -> None:
+        """Workers stop their users (gracefully within stop_timeout, or at once when forced) and exit.
+
+        Locust's own ``stop`` message would block each worker for ``stop_timeout`` before
+        it reads ``quit``, so a run ends with ``quit`` alone.
+        """
+        if self._spawner is not None:
+            self._spawner.kill(block=True)
+        if force and self.runner.user_count:
+            self.env.stop_timeout = 0.0  # sent with the spawn job: users are killed, in-flight recorded as cancelled
+            self.runner.start(0, spawn_rate=10_000)
+            deadline = time.monotonic() + 10
+            while self.runner.user_count and time.monotonic() < deadline:
+                gevent.sleep(0.05)
+        self.runner.quit()
+        if self.web_ui is not None:
+            self.web_ui.stop()
+        emit("quit")
+
+
+def main(argv: list[str]) -> int:
+    spec = json.loads(Path(argv[0]).read_text())
+    driver = MasterDriver(spec)
+    emit("listening", web_port=spec.get("web_port"))
+    if not driver.wait_for_workers(int(spec["workers"]), float(spec.get("worker_timeout", 60))):
+        emit("error", message=f"only {driver.runner.worker_count} of {spec['workers']} workers connected")
+        driver.quit()
+        return 1
+    emit("workers_ready", workers=driver.runner.worker_count)
+    stdin = FileObjectPosix(sys.stdin.fileno(), "rb", close=False)
+    while True:
+        line = stdin.readline()
+        if not line:  # the coordinator went away: stop everything
+            driver.quit(force=True)
+            return 0
+        cmd = json.loads(line)
+        try:
+            if cmd["cmd"] == "phase":
+                driver.phase(LocustStep.model_validate(cmd["step"]))
+            elif cmd["cmd"] == "announce":
+                driver.announce(LocustStep.model_validate(cmd["step"]))
+                emit("announced")
+            elif cmd["cmd"] == "quit":
+                driver.quit(force=bool(cmd.get("force")))
+                return 0
+        except Exception as exc:  # noqa: BLE001 - reported to the coordinator, which tears down
+            emit("error", message=f"{type(exc).__name__}: {exc}")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,142 @@
+"""From the scenario's phases to the steps the master runs, in order.
+
+A ladder becomes one step per rung; a ramp becomes one step whose users spawn at the
+ramp's pace (closed) or whose arrival rate rises (open). Phases that run outside Locust
+(cold starts) stay as they are and are run by their own runner. The plan is plain JSON
+so the master process (a separate, gevent-patched process) can read it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from coordinator.scenario.models import Scenario
+from coordinator.scenario.phases import LadderPhase, RampPhase, SoakPhase, SteadyPhase, WarmupPhase
+from loadgen.config import PhaseCommand
+from loadgen.spec import ArrivalSpec
+
+POISSON = ArrivalSpec(kind="poisson")
+FAST_SPAWN = 1000.0  # users/s for a step that changes load at once (Locust dispatches in 1 s slices)
+
+
+class LocustStep(BaseModel):
+    """One phase as the master runs it: announce ``command``, set users, wait for the end."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["locust"] = "locust"
+    name: str
+    phase_kind: str  # steady, warmup, soak, ramp, ladder
+    command: PhaseCommand
+    users: int  # Locust users to run (closed: virtual users; open: one dispatcher per worker)
+    spawn_rate: float  # users per second while changing
+    start_users: int | None = None  # a closed ramp starts here and spawns up to ``users``
+    duration: float | None = None
+    requests: int | None = None
+    measured: bool = True  # warm-up steps are kept but left out of the run's totals
+
+
+class ExternalStep(BaseModel):
+    """A phase run by the coordinator itself, outside Locust (e.g. a Docker cold start)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["external"] = "external"
+    name: str
+    phase_kind: str
+    spec: dict[str, Any]
+    measured: bool = True
+
+
+Step = Annotated[LocustStep | ExternalStep, Field(discriminator="kind")]
+
+
+class Plan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    steps: list[Step]
+
+    def locust_steps(self) -> list[LocustStep]:
+        return [s for s in self.steps if isinstance(s, LocustStep)]
+
+    def estimated_seconds(self) -> float | None:
+        total = 0.0
+        for step in self.locust_steps():
+            if step.duration is None:
+                return None
+            total += step.duration
+        return total
+
+
+def _step(
+    name: str, phase_kind: str, workers: int, *, users: int | None, rate: float | None,
+    duration: float | None, requests: int | None, think_time: float, max_concurrency: int,
+    arrival: ArrivalSpec | None, start_users: int | None = None, spawn_rate: float | None = None,
+) -> LocustStep:
+    if rate is not None:
+        command = PhaseCommand(
+            name=name, mode="open", rate=rate, arrival=arrival or POISSON, worker_count=workers,
+            max_concurrency=max_concurrency, duration=duration,
+        )
+        locust_users = workers  # one dispatcher per worker
+    else:
+        assert users is not None
+        command = PhaseCommand(
+            name=name, mode="closed", users=users, worker_count=workers, think_time=think_time,
+            max_concurrency=max_concurrency, duration=duration,
+        )
+        locust_users = users
+    return LocustStep(
+        name=name, phase_kind=phase_kind, command=command, users=locust_users,
+        spawn_rate=spawn_rate or FAST_SPAWN, start_users=start_users,
+        duration=duration, requests=requests, measured=phase_kind != "warmup",
+    )
+
+
+def build_plan(scenario: Scenario) -> Plan:
+    """Every step of the scenario in order."""
+    workers = scenario.workers
+    steps: list[LocustStep | ExternalStep] = []
+    for phase in scenario.phases:
+        if isinstance(phase, SteadyPhase | WarmupPhase | SoakPhase):
+            steps.append(_step(
+                phase.name, phase.kind, workers, users=phase.users, rate=phase.rate, duration=phase.duration,
+                requests=phase.requests, think_time=phase.think_time, max_concurrency=phase.max_concurrency,
+                arrival=phase.arrival,
+            ))
+        elif isinstance(phase, RampPhase):
+            if phase.users is not None:
+                steps.append(_step(
+                    phase.name, "ramp", workers, users=phase.users, rate=None, duration=phase.duration,
+                    requests=phase.requests, think_time=phase.think_time, max_concurrency=phase.max_concurrency,
+                    arrival=None, start_users=phase.from_users,
+                    spawn_rate=max((phase.users - phase.from_users) / phase.duration, 0.01),
+                ))
+            else:
+                assert phase.rate is not None
+                base = phase.arrival or POISSON
+                arrival = base.model_copy(update={"ramp_seconds": phase.duration, "ramp_from": phase.from_rate / phase.rate})
+                steps.append(_step(
+                    phase.name, "ramp", workers, users=None, rate=phase.rate, duration=phase.duration,
+                    requests=phase.requests, think_time=phase.think_time, max_concurrency=phase.max_concurrency,
+                    arrival=ArrivalSpec.model_validate(arrival.model_dump()),
+                ))
+        elif isinstance(phase, LadderPhase):
+            rungs: list[tuple[int | None, float | None]] = (
+                [(u, None) for u in phase.users] if phase.users is not None
+                else [(None, r) for r in phase.rates or []]
+            )
+            for i, (users, rate) in enumerate(rungs, start=1):
+                label = f"u{users}" if users is not None else f"r{rate:g}"
+                steps.append(_step(
+                    f"{phase.name}.{i}-{label}", "ladder", workers, users=users, rate=rate,
+                    duration=phase.step_duration, requests=phase.step_requests, think_time=phase.think_time,
+                    max_concurrency=phase.max_concurrency, arrival=phase.arrival,
+                ))
+        else:
+            steps.append(ExternalStep(
+                name=phase.name, phase_kind=phase.kind, spec=phase.model_dump(mode="json"),
+            ))
+    return Plan(steps=steps)

@@ -1,0 +1,327 @@
+"""``finishline run``: one scenario, end to end, and everything it started torn down after.
+
+Order of a run: run directory -> Redis (private unless ``redis_url``) -> target -> collector
+-> add-ons (``run_start``) -> Locust master and workers -> phases in order -> stop users ->
+workers flush and exit -> collector drains -> summary, CSV, report -> ``run_end`` ->
+add-ons, target and Redis stopped. Any error or Ctrl-C jumps to "stop users" and the run
+keeps every record measured so far, with the summary marked partial.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import tempfile
+import time
+import traceback
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from coordinator.collector import Collector
+from coordinator.progress import ProgressDisplay
+from coordinator.results.summary import PhaseWindow
+from coordinator.results.writer import write_results
+from coordinator.run.cluster import LocustCluster
+from coordinator.run.context import RunContext
+from coordinator.run.environment import environment_info
+from coordinator.run.extensions import attach_all
+from coordinator.run.external import run_external
+from coordinator.run.plan import ExternalStep, LocustStep, Plan, build_plan
+from coordinator.run.targets import lifecycle_for, loopback_env, target_config
+from coordinator.scenario.models import Scenario
+from coordinator.services.ports import free_port
+from coordinator.services.redis_server import RedisServer
+from loadgen.config import WorkerConfig
+from loadgen.errors import UserError
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    run_dir: Path
+    status: str  # "complete" | "partial"
+    summary: dict[str, Any] | None
+    reason: str | None = None
+
+
+def new_run_id(name: str) -> str:
+    return f"{name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
+
+
+class _Interrupted(Exception):
+    """SIGINT/SIGTERM arrived: stop the phases, keep what was measured."""
+
+
+class Run:
+    """One run of a scenario; :meth:`execute` always tears down and always writes results."""
+
+    def __init__(self, scenario: Scenario, scenario_path: Path, *, web: bool = False,
+                 live: bool | None = None, run_id: str | None = None) -> None:
+        self.scenario = scenario
+        self.web = web
+        run_id = run_id or new_run_id(scenario.name)
+        run_dir = Path(scenario.output_dir) / run_id
+        self.ctx = RunContext(run_id=run_id, scenario=scenario, scenario_path=scenario_path, run_dir=run_dir)
+        self.plan: Plan = build_plan(scenario)
+        self.display = ProgressDisplay(f"finishline {scenario.name} ({run_id})", live=live)
+        self.redis: RedisServer | None = None
+        self.collector: Collector | None = None
+        self.cluster: LocustCluster | None = None
+        self._signals: dict[int, Any] = {}
+        self._interrupts = 0
+        self._tearing_down = False
+        self._private: Path | None = None
+
+    # -- signals -------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._interrupts += 1
+        self.ctx.stop_requested.set()
+        if self._interrupts == 1 and not self._tearing_down:
+            raise _Interrupted(signal.Signals(signum).name)
+        # during teardown (or a second Ctrl-C) only the flag is set: teardown must finish
+
+    def _install_signals(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._signals[sig] = signal.signal(sig, self._on_signal)
+
+    def _restore_signals(self) -> None:
+        for sig, handler in self._signals.items():
+            signal.signal(sig, handler)
+
+    # -- the run -------------------------------------------------------------------------
+
+    def execute(self) -> RunResult:
+        ctx = self.ctx
+        ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        (ctx.run_dir / "scenario.yaml").write_text(yaml.safe_dump(self.scenario.redacted(), sort_keys=False))
+        (ctx.run_dir / "plan.json").write_text(self.plan.model_dump_json(indent=2))
+        status, reason = "complete", None
+        user_error: Exception | None = None
+        summary = None
+        self._install_signals()
+        try:
+            with self.display:
+                try:
+                    try:
+                        self._setup()
+                        self._drive()
+                        self._drain()
+                        if ctx.stop_requested.is_set() and not self.web:
+                            status, reason = "partial", "interrupted"
+                    except _Interrupted as exc:
+                        if not self.web:
+                            status, reason = "partial", f"interrupted ({exc})"
+                    except (UserError, ValidationError) as exc:  # one line for the user, exit 2
+                        status, reason, user_error = "partial", str(exc), exc
+                    except Exception as exc:  # noqa: BLE001 - a failed run still keeps what it measured
+                        status, reason = "partial", f"{type(exc).__name__}: {exc}"
+                        self._log_error()
+                    except BaseException as exc:
+                        status, reason = "partial", type(exc).__name__
+                        raise
+                finally:
+                    self._tearing_down = True  # from here on a signal only sets the stop flag
+                    summary = self._teardown(status, reason)
+        except _Interrupted:  # arrived between catching an error and starting teardown
+            status, reason = "partial", reason or "interrupted"
+        finally:
+            self._restore_signals()
+        if user_error is not None:
+            raise user_error
+        return RunResult(ctx.run_id, ctx.run_dir, status, summary, reason)
+
+    def _log_error(self) -> None:
+        """The traceback goes to the run's log, the one-line reason to the user."""
+        log = self.ctx.run_dir / "logs" / "coordinator.log"
+        log.parent.mkdir(exist_ok=True)
+        with log.open("a") as fh:
+            traceback.print_exc(file=fh)
+
+    def _setup(self) -> None:
+        ctx, scenario = self.ctx, self.scenario
+        if scenario.redis_url:
+            ctx.redis_url = scenario.redis_url
+        else:
+            self.redis = RedisServer().start()
+            ctx.redis_url = self.redis.url
+        (ctx.run_dir / "environment.json").write_text(environment_info(scenario, ctx.run_id))
+        ctx.target = lifecycle_for(scenario.target, ctx.run_id, ctx.run_dir)
+        self.display.message(f"starting target {scenario.target.kind} ...")
+        base_url = ctx.target.start(ctx.run_dir)
+        ctx.target_config = target_config(ctx.target, scenario.target, base_url)
+        config = WorkerConfig(
+            run_id=ctx.run_id, redis_url=ctx.redis_url, target=ctx.target_config,
+            workloads=scenario.workloads, retry=scenario.retry, seed=scenario.seed,
+        )
+        # outside the run directory: headers may carry credentials; removed at teardown
+        self._private = Path(tempfile.mkdtemp(prefix="finishline-run-"))
+        config_path = self._private / "worker_config.json"
+        config_path.write_text(config.model_dump_json(indent=2))
+        config_path.chmod(0o600)
+        self.collector = Collector(ctx.redis_url, ctx.run_id, ctx.run_dir, on_batch=self._on_batch).start()
+        ctx.set_state(status="running", phase="starting", scenario=scenario.name, target=ctx.target_config.label)
+        attach_all(ctx)
+        ctx.events.run_start.fire(ctx=ctx)
+        steps = self.plan.locust_steps()
+        if steps:
+            self.cluster = LocustCluster(
+                ctx.run_dir, config_path, scenario.workers, loopback_env(),
+                web_port=free_port() if self.web else None, first_users=steps[0].users,
+                stop_timeout=scenario.drain_timeout,
+            )
+            self.display.message(f"starting Locust master and {scenario.workers} workers ...")
+            self.cluster.start()
+            if self.web:
+                self.display.message(f"Locust web UI: http://127.0.0.1:{self.cluster.web_port}")
+
+    def _on_batch(self, records: list[Any]) -> None:
+        self.display.model.add(records)
+        self.ctx.events.records.fire(ctx=self.ctx, records=records)
+
+    def _drive(self) -> None:
+        if self.web:
+            self._interactive()
+            return
+        for step in self.plan.steps:
+            if self.ctx.stop_requested.is_set():
+                break
+            if isinstance(step, ExternalStep):
+                self._external(step)
+            else:
+                self._locust(step)
+
+    def _begin(self, step: LocustStep | ExternalStep, started: float) -> None:
+        ctx = self.ctx
+        ctx.current_phase = step.name
+        ctx.windows.append(PhaseWindow(step.name, started))
+        ctx.set_state(phase=step.name)
+        self.display.phase_started(step.name, started)
+        ctx.events.phase_start.fire(ctx=ctx, step=step, started=started)
+
+    def _end(self, step: LocustStep | ExternalStep) -> None:
+        ctx = self.ctx
+        ended = time.monotonic()
+        window = ctx.windows[-1]
+        ctx.windows[-1] = PhaseWindow(window.name, window.start, ended)
+        self.display.phase_ended(step.name)
+        ctx.events.phase_end.fire(ctx=ctx, step=step, started=window.start, ended=ended)
+
+    def _external(self, step: ExternalStep) -> None:
+        self._begin(step, time.monotonic())
+        try:
+            run_external(self.ctx, step)
+        finally:
+            self._end(step)
+
+    def _locust(self, step: LocustStep) -> None:
+        assert self.cluster is not None and self.collector is not None
+        started = self.cluster.phase(step)
+        self._begin(step, started)
+        try:
+            while not self.ctx.stop_requested.is_set():
+                now = time.monotonic()
+                if step.duration is not None and now - started >= step.duration:
+                    break
+                if step.requests is not None and self.collector.phase_count(step.name) >= step.requests:
+                    break
+                self.cluster.check()
+                if self.collector.error is not None:
+                    raise RuntimeError(f"collector failed: {self.collector.error}")
+                self.display.update(self.collector.latest_samples())
+                time.sleep(0.1)
+        finally:
+            self._end(step)
+
+    def _drain(self) -> None:
+        """Let requests in flight finish (up to ``drain_timeout``) instead of cancelling them.
+
+        The last phase is announced again in closed mode with an endless think time: the
+        open-loop dispatcher stops scheduling, closed users finish their request and then
+        wait (and are stopped while waiting). Records keep the last phase's name.
+        """
+        steps = self.plan.locust_steps()
+        if self.web or self.cluster is None or not steps or self.ctx.stop_requested.is_set():
+            return
+        last = steps[-1]
+        command = last.command.model_copy(update={"mode": "closed", "users": max(last.command.users, 1),
+                                                  "think_time": 1e6, "rate": None})
+        self.cluster.announce(last.model_copy(update={"command": command}))
+        asked = time.monotonic()
+        deadline = asked + self.scenario.drain_timeout
+        assert self.collector is not None
+        while time.monotonic() < deadline and not self.ctx.stop_requested.is_set():
+            samples = self.collector.latest_samples()
+            fresh = [s for s in samples.values() if float(s.get("time") or 0.0) > asked]
+            if len(fresh) >= self.scenario.workers and all(int(s.get("in_flight") or 0) == 0 for s in fresh):
+                break
+            self.display.update(samples)
+            time.sleep(0.1)
+
+    def _interactive(self) -> None:
+        """``--web``: announce the first phase, then the user drives Locust's UI until Ctrl-C."""
+        assert self.cluster is not None and self.collector is not None
+        first = self.plan.locust_steps()[0]
+        self.cluster.announce(first)
+        self._begin(first, time.monotonic())
+        try:
+            while not self.ctx.stop_requested.is_set():
+                self.cluster.check()
+                self.display.update(self.collector.latest_samples())
+                time.sleep(0.2)
+        finally:
+            self._end(first)
+
+    # -- teardown ------------------------------------------------------------------------
+
+    def _teardown(self, status: str, reason: str | None) -> dict[str, Any] | None:
+        """Stop everything in order; never raises; returns the summary if one was written."""
+        ctx = self.ctx
+        self._tearing_down = True
+        problems: list[str] = []
+        summary = None
+        if ctx.windows and ctx.windows[-1].end is None:
+            w = ctx.windows[-1]
+            ctx.windows[-1] = PhaseWindow(w.name, w.start, time.monotonic())
+        for name, action in (
+            ("locust", lambda: self.cluster and self.cluster.shutdown(force=status == "partial")),
+            ("collector", lambda: self.collector and self.collector.finish()),
+        ):
+            problems += _attempt(name, action)
+        if self.collector is not None:
+            try:
+                summary = write_results(ctx, self.collector, status, reason)
+            except Exception as exc:  # noqa: BLE001 - the records file is still there
+                problems.append(f"results: {exc}")
+        final = "partial" if status == "partial" else "finished"
+        problems += _attempt("state", lambda: ctx.redis_url and ctx.set_state(status=final))
+        ctx.events.run_end.fire(ctx=ctx, status=status, summary=summary)
+        problems += ctx.release_owned()
+        if ctx.target is not None:
+            problems += _attempt("target collect", lambda: ctx.target.collect(ctx.run_dir))
+            problems += _attempt("target", ctx.target.stop)
+        if self.redis is not None:
+            problems += _attempt("redis", self.redis.stop)
+        if self._private is not None:
+            shutil.rmtree(self._private, ignore_errors=True)
+        for problem in problems:
+            self.display.message(f"[yellow]teardown: {problem}[/yellow]")
+        return summary
+
+
+def _attempt(name: str, action: Any) -> list[str]:
+    try:
+        action()
+    except Exception as exc:  # noqa: BLE001 - teardown goes on
+        return [f"{name}: {type(exc).__name__}: {exc}"]
+    return []
+
+
+def run_scenario(scenario: Scenario, scenario_path: Path, **kwargs: Any) -> RunResult:
+    return Run(scenario, scenario_path, **kwargs).execute()

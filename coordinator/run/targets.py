@@ -1,0 +1,189 @@
+"""The endpoint under test, as a run sees it: start it (if the run owns it), stop it, collect its logs.
+
+``TargetLifecycle`` is the seam: a URL target is already running, the simulator is started
+as a local process on a free loopback port, a Docker target (``coordinator.docker``) runs a
+container. The run calls ``start`` before any traffic, ``collect`` and ``stop`` always.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from coordinator.scenario.models import SimulatorTarget, UrlTarget
+from coordinator.services.ports import free_port
+from loadgen.config import TargetConfig
+from loadgen.errors import UserError
+
+
+@runtime_checkable
+class TargetLifecycle(Protocol):
+    """What a run needs from a target: an OpenAI-compatible base URL for as long as it lasts."""
+
+    name: str  # label on records and metrics
+    model: str | None  # model name sent in requests (None: the server's default, if it has one)
+
+    def start(self, run_dir: Path) -> str:
+        """Make the endpoint ready; return its base URL (ending before ``/chat/completions``)."""
+
+    def stop(self) -> None:
+        """Release everything started; safe to call twice and after a failed ``start``."""
+
+    def collect(self, run_dir: Path) -> None:
+        """Copy what the target knows (logs, traces) into the run directory."""
+
+
+class ExistingEndpoint:
+    """A URL target: nothing to start or stop."""
+
+    def __init__(self, spec: UrlTarget, run_id: str = "", run_dir: Path | None = None) -> None:
+        self.spec = spec
+        self.name = spec.name or spec.base_url
+        self.model: str | None = spec.model
+
+    def start(self, run_dir: Path) -> str:
+        return self.spec.base_url.rstrip("/")
+
+    def stop(self) -> None:
+        return None
+
+    def collect(self, run_dir: Path) -> None:
+        return None
+
+
+class SimulatorProcess:
+    """The built-in simulator as a child process on a free 127.0.0.1 port; its trace goes to the run dir."""
+
+    TRACE_FILE = "simulator_trace.jsonl"
+    LOG_FILE = "simulator.log"
+
+    def __init__(
+        self, spec: SimulatorTarget, run_id: str = "", run_dir: Path | None = None, startup_timeout: float = 30.0
+    ) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.model: str | None = spec.model
+        self.startup_timeout = startup_timeout
+        self.port: int | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: Any = None
+
+    def command(self, run_dir: Path) -> list[str]:
+        cmd = [sys.executable, "-m", "targets.simulator", "--host", "127.0.0.1", "--port", str(self.port)]
+        if self.spec.preset:
+            cmd += ["--preset", self.spec.preset]
+        if self.spec.config is not None:
+            cmd += ["--config", str(self.spec.config)]
+        if self.spec.trace:
+            cmd += ["--trace", str(run_dir / self.TRACE_FILE)]
+        return cmd
+
+    def start(self, run_dir: Path) -> str:
+        self.port = free_port()
+        self._log = (run_dir / self.LOG_FILE).open("wb")
+        self.process = subprocess.Popen(
+            self.command(run_dir), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        base = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self._log.flush()
+                tail = (run_dir / self.LOG_FILE).read_text(errors="replace").strip().splitlines()
+                self.stop()
+                raise UserError(f"target: the simulator exited at start: {tail[-1] if tail else 'no output'}")
+            if _answers(f"{base}/health") or _answers(f"{base}/v1/models"):
+                return f"{base}/v1"
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"the simulator did not become ready on {base} within {self.startup_timeout:.0f} s")
+
+    def stop(self) -> None:
+        proc = self.process
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def collect(self, run_dir: Path) -> None:
+        return None  # the trace and log are written into the run directory directly
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as resp:  # noqa: S310 - loopback only
+            return 200 <= resp.status < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+class DockerEndpoint:
+    """A Docker target (``coordinator.docker.lifecycle.DockerTarget``) seen through the run's protocol."""
+
+    def __init__(self, spec: Any, run_id: str, run_dir: Path) -> None:
+        from coordinator.docker.lifecycle import DockerTarget
+
+        self.spec = spec
+        self.name = spec.name
+        self.model: str | None = spec.model
+        self.container = DockerTarget(spec, run_id, run_dir)
+
+    def start(self, run_dir: Path) -> str:
+        return self.container.start(run_dir)  # image, container, readiness
+
+    def stop(self) -> None:
+        self.container.close()
+
+    def collect(self, run_dir: Path) -> None:
+        self.container.collect(run_dir)  # server /metrics + container.json
+
+
+# kind -> "module:attribute" of a factory ``(spec, run_id, run_dir)`` (imported only when used)
+TARGET_KINDS: dict[str, str] = {
+    "url": "coordinator.run.targets:ExistingEndpoint",
+    "simulator": "coordinator.run.targets:SimulatorProcess",
+    "docker": "coordinator.run.targets:DockerEndpoint",
+}
+
+
+def lifecycle_for(spec: Any, run_id: str, run_dir: Path) -> TargetLifecycle:
+    """The lifecycle object of a scenario's target, by its ``kind``."""
+    module_name, attr = TARGET_KINDS[spec.kind].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise UserError(f"target.kind: {spec.kind} targets are not available in this build ({exc.name})") from None
+    return getattr(module, attr)(spec, run_id, run_dir)
+
+
+def target_config(lifecycle: TargetLifecycle, spec: Any, base_url: str) -> TargetConfig:
+    """What the workers are told about the target: never the key itself, only its variable's name."""
+    extra: dict[str, Any] = {}
+    if isinstance(spec, UrlTarget):
+        extra = {
+            "api_key_env": spec.api_key_env, "headers": spec.headers,
+            "connect_timeout": spec.connect_timeout, "read_timeout": spec.read_timeout,
+        }
+    return TargetConfig(base_url=base_url, model=lifecycle.model or "default", name=lifecycle.name, **extra)
+
+
+def loopback_env() -> dict[str, str]:
+    """Environment for child processes: no proxies for loopback traffic."""
+    env = dict(os.environ)
+    env["NO_PROXY"] = ",".join(filter(None, [env.get("NO_PROXY", ""), "127.0.0.1", "localhost", "::1"]))
+    return env

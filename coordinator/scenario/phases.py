@@ -1,0 +1,146 @@
+"""Load phases a scenario declares: warm-up, steady, ramp, concurrency/rate ladder, soak.
+
+Each Locust phase is closed (``users``: concurrent virtual users) or open (``rate``: requests
+per second on an arrival schedule) and ends after ``duration`` and/or ``requests`` —
+whichever comes first. Phases that run outside Locust (a Docker target's cold start) join
+the union from their own module.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from loadgen.spec import ArrivalSpec, Spec
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|min|m|h)?\s*$")
+
+
+def parse_duration(value: Any) -> Any:
+    """``90``, ``"90s"``, ``"1.5m"``, ``"2h"``, ``"250ms"`` -> seconds; anything else is left to fail."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match is None:
+            raise ValueError(f"{value!r} is not a duration; write seconds or e.g. '30s', '5m', '2h'")
+        return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0, description="seconds, or '30s'/'5m'/'2h'")]
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+def _check_arrival(open_loop: bool, arrival: ArrivalSpec | None) -> None:
+    """Closed phases pace themselves; open phases need an arrival process other than ``closed``."""
+    if arrival is None:
+        return
+    if open_loop and arrival.kind == "closed":
+        raise ValueError("arrival.kind: an open phase (rate) needs constant, poisson or gamma")
+    if not open_loop and arrival.kind != "closed":
+        raise ValueError("arrival applies to open phases (rate); remove it or give rate instead of users")
+
+
+class _Bounded(Spec):
+    """A phase ends after ``duration`` or ``requests`` completed requests, whichever is first."""
+
+    name: Name
+    duration: Duration | None = None
+    requests: int | None = Field(default=None, ge=1, description="end after this many requests completed")
+    think_time: float = Field(default=0.0, ge=0, description="closed: seconds each user waits between requests")
+    max_concurrency: int = Field(default=1024, ge=1, description="open: most requests in flight (all workers)")
+    arrival: ArrivalSpec | None = Field(default=None, description="open: arrival process (default poisson)")
+
+    @model_validator(mode="after")
+    def _bounded(self) -> _Bounded:
+        if self.duration is None and self.requests is None:
+            raise ValueError("give duration and/or requests so the phase ends")
+        return self
+
+
+class _Load(_Bounded):
+    users: int | None = Field(default=None, ge=1, description="closed loop: concurrent virtual users")
+    rate: float | None = Field(default=None, gt=0, description="open loop: requests per second")
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> _Load:
+        if (self.users is None) == (self.rate is None):
+            raise ValueError("give exactly one of users (closed loop) or rate (open loop)")
+        _check_arrival(self.rate is not None, self.arrival)
+        return self
+
+
+class SteadyPhase(_Load):
+    """Constant load, measured."""
+
+    kind: Literal["steady"] = "steady"
+
+
+class WarmupPhase(_Load):
+    """Constant load whose records are kept but left out of the run's totals."""
+
+    kind: Literal["warmup"]
+
+
+class SoakPhase(_Load):
+    """Constant load for a long time; the report shows its drift over time."""
+
+    kind: Literal["soak"]
+    duration: Duration  # a soak is defined by its length
+
+
+class RampPhase(_Bounded):
+    """Load rising linearly from ``from_users``/``from_rate`` to ``users``/``rate`` over ``duration``."""
+
+    kind: Literal["ramp"]
+    duration: Duration
+    users: int | None = Field(default=None, ge=1)
+    from_users: int = Field(default=1, ge=1)
+    rate: float | None = Field(default=None, gt=0)
+    from_rate: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> RampPhase:
+        if (self.users is None) == (self.rate is None):
+            raise ValueError("give exactly one of users (closed loop) or rate (open loop)")
+        if self.users is not None and self.from_users > self.users:
+            raise ValueError("from_users must be <= users")
+        if self.rate is not None and self.from_rate > self.rate:
+            raise ValueError("from_rate must be <= rate")
+        _check_arrival(self.rate is not None, self.arrival)
+        return self
+
+
+class LadderPhase(Spec):
+    """A concurrency ladder (``users: [1, 2, 4]``) or rate ladder (``rates: [1, 5, 10]``): one step each."""
+
+    kind: Literal["ladder"]
+    name: Name
+    users: list[Annotated[int, Field(ge=1)]] | None = Field(default=None, min_length=1)
+    rates: list[Annotated[float, Field(gt=0)]] | None = Field(default=None, min_length=1)
+    step_duration: Duration | None = None
+    step_requests: int | None = Field(default=None, ge=1)
+    think_time: float = Field(default=0.0, ge=0)
+    max_concurrency: int = Field(default=1024, ge=1)
+    arrival: ArrivalSpec | None = None
+
+    @model_validator(mode="after")
+    def _valid(self) -> LadderPhase:
+        if (self.users is None) == (self.rates is None):
+            raise ValueError("give exactly one of users (concurrency ladder) or rates (rate ladder)")
+        if self.step_duration is None and self.step_requests is None:
+            raise ValueError("give step_duration and/or step_requests so each step ends")
+        _check_arrival(self.rates is not None, self.arrival)
+        return self
+
+
+def _default_kind(value: Any) -> Any:
+    """A phase without ``kind`` is a steady phase."""
+    if isinstance(value, dict) and "kind" not in value:
+        return {**value, "kind": "steady"}
+    return value
+
+
+LOCUST_PHASES: tuple[type[Spec], ...] = (SteadyPhase, WarmupPhase, SoakPhase, RampPhase, LadderPhase)

@@ -1,0 +1,83 @@
+"""Self-check: was the load generator, not the server, the bottleneck?
+
+A saturated client measures its own slowness: a busy CPU or a blocked gevent loop delays
+reading the stream (inflating TTFT/ITL) and sending (coordinated omission). The workers
+sample CPU and loop lag every second; records carry dispatch delay. When any of them is
+past its limit the run's result is marked invalid with the reason, never silently kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from loadgen import metrics
+from loadgen.records import RequestRecord
+
+
+class SelfCheckLimits(BaseModel):
+    """Limits past which the client counts as saturated (scenario section ``selfcheck``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cpu_percent: float = Field(90.0, gt=0, le=100, description="p90 of a worker's CPU samples above this = saturated")
+    loop_lag_ms: float = Field(50.0, gt=0, description="p99 of gevent loop lag samples above this = saturated")
+    dispatch_delay_ms: float = Field(50.0, gt=0, description="p99 of dispatch delay above this = sending late")
+    min_samples: int = Field(3, ge=1, description="fewer samples than this per worker are not judged")
+
+
+def evaluate(
+    samples: Sequence[dict[str, Any]], records: Sequence[RequestRecord], limits: SelfCheckLimits
+) -> dict[str, Any]:
+    """The verdict with its figures: ``{"valid": bool, "reasons": [...], "workers": {...}, ...}``."""
+    reasons: list[str] = []
+    by_worker: dict[str, list[dict[str, Any]]] = {}
+    for s in samples:
+        by_worker.setdefault(str(s.get("worker", "?")), []).append(s)
+    workers: dict[str, Any] = {}
+    for worker, rows in sorted(by_worker.items()):
+        cpu = np.array([float(r.get("cpu_percent") or 0.0) for r in rows])
+        lag = np.array([float(r.get("loop_lag_ms") or 0.0) for r in rows])
+        stats = {
+            "samples": len(rows),
+            "cpu_p90": float(np.percentile(cpu, 90)) if cpu.size else None,
+            "cpu_max": float(cpu.max()) if cpu.size else None,
+            "loop_lag_p99_ms": float(np.percentile(lag, 99)) if lag.size else None,
+            "loop_lag_max_ms": float(lag.max()) if lag.size else None,
+        }
+        workers[worker] = stats
+        if len(rows) < limits.min_samples:
+            continue
+        if stats["cpu_p90"] is not None and stats["cpu_p90"] > limits.cpu_percent:
+            reasons.append(
+                f"worker {worker} CPU p90 {stats['cpu_p90']:.0f}% > {limits.cpu_percent:.0f}%: "
+                "add workers or lower the load"
+            )
+        if stats["loop_lag_p99_ms"] is not None and stats["loop_lag_p99_ms"] > limits.loop_lag_ms:
+            reasons.append(
+                f"worker {worker} gevent loop lag p99 {stats['loop_lag_p99_ms']:.0f} ms > "
+                f"{limits.loop_lag_ms:.0f} ms: add workers or lower the load"
+            )
+    delays = np.array([metrics.dispatch_delay(r) for r in records if r.attempts], dtype=float) * 1000.0
+    dispatch = None
+    if delays.size:
+        dispatch = {
+            "p50_ms": float(np.percentile(delays, 50)),
+            "p99_ms": float(np.percentile(delays, 99)),
+            "max_ms": float(delays.max()),
+        }
+        if delays.size >= 20 and dispatch["p99_ms"] > limits.dispatch_delay_ms:
+            reasons.append(
+                f"dispatch delay p99 {dispatch['p99_ms']:.0f} ms > {limits.dispatch_delay_ms:.0f} ms: "
+                "the client sent late (coordinated omission); add workers or lower the rate"
+            )
+    return {
+        "valid": not reasons,
+        "reasons": reasons,
+        "limits": limits.model_dump(),
+        "workers": workers,
+        "dispatch_delay": dispatch,
+    }
