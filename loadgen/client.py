@@ -187,7 +187,14 @@ class EndpointClient:
         try:
             if timer is not None:
                 timer.start()
-            response = self.http.request("POST", self.paths[api], body=body, headers=headers)
+            try:
+                response = self.http.request("POST", self.paths[api], body=body, headers=headers)
+            except (HTTPConnectionClosed, ConnectionResetError, BrokenPipeError):
+                # A pooled keep-alive connection the server closed just before we reused it (llama.cpp
+                # announces keep-alive, then closes after each stream): nothing was answered, so send
+                # once more on a fresh connection and time the attempt from that send.
+                attempt.sent = sent = time.monotonic()
+                response = self.http.request("POST", self.paths[api], body=body, headers=headers)
             attempt.first_byte = time.monotonic()
             attempt.status = status = response.status_code
             failed = status_error(status)
@@ -237,6 +244,8 @@ class EndpointClient:
         if buf:
             feed(bytes(buf), monotonic())
             del buf[:]
+        if response.message_complete:  # it all came with the headers; the socket is back in the pool
+            return
         sock = response._sock
         clock = wake_clock()
         silence = self.target.read_timeout

@@ -145,17 +145,19 @@ class StreamParser:
                     if buf[q] == _QUOTE and buf[q + 1] != _QUOTE:
                         text = True
                         break
-        # usage: running completion_tokens (continuous stats) or the final report
+        # usage: vLLM's continuous stats put a running count on every text chunk from the first;
+        # any other usage is the final report (vLLM's `choices: []` chunk, llama.cpp's finish chunk)
         tokens = 0
         u = buf.find(_USAGE, p, end)
         if u >= 0:
             u = _skip_spaces(buf, u + len(_USAGE), end)
             if buf[u] == 123:  # an object, not null
-                final = not text and (buf.find(b'"choices":[]', p, end) >= 0 or buf.find(b'"choices": []', p, end) >= 0)
-                if final:
+                running = self.continuous or (text and not self.chunk_us)
+                if not running or (not text and (buf.find(b'"choices":[]', p, end) >= 0
+                                                 or buf.find(b'"choices": []', p, end) >= 0)):
                     self._final_usage(buf, u, end)
-                c = buf.find(_COMPLETION, u, end)
-                if c >= 0 and (not final or self.continuous):
+                c = buf.find(_COMPLETION, u, end) if running else -1
+                if c >= 0:
                     i = c + len(_COMPLETION)
                     if buf[i] == _SPACE:
                         i = _skip_spaces(buf, i, end)
@@ -163,9 +165,9 @@ class StreamParser:
                     while 48 <= buf[j] <= 57:
                         j += 1
                     if j > i:
-                        running = int(buf[i:j])
-                        tokens = running - self.completion
-                        self.completion = running
+                        count = int(buf[i:j])
+                        tokens = count - self.completion
+                        self.completion = count
                         self.continuous = True
                 if self.prompt_tokens is None:
                     q = buf.find(_PROMPT, u, end)

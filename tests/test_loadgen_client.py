@@ -20,7 +20,7 @@ EVENTS = (
 )
 
 
-def serve(reply: bytes, split: int = 0, pause: float = 0.0):  # type: ignore[no-untyped-def]
+def serve(reply: bytes, split: int = 0, pause: float = 0.0, close_after: float = 0.0):  # type: ignore[no-untyped-def]
     def handle(sock, _addr):  # type: ignore[no-untyped-def]
         data = b""
         while b"\r\n\r\n" not in data:
@@ -35,6 +35,7 @@ def serve(reply: bytes, split: int = 0, pause: float = 0.0):  # type: ignore[no-
                 gevent.sleep(pause)
         else:
             sock.sendall(reply)
+        gevent.sleep(close_after)  # a server that closes a moment after answering, reading nothing more
         sock.close()
 
     server = StreamServer(("127.0.0.1", 0), handle)
@@ -140,3 +141,22 @@ def test_a_silent_server_times_out_after_read_timeout() -> None:
         server.stop(timeout=0.1)
     assert attempt.error == "timeout" and attempt.output_tokens == 1
     assert 0.4 <= attempt.end - attempt.sent < 0.6
+
+
+def _chunked(body: bytes) -> bytes:
+    return b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+
+
+def test_a_keep_alive_connection_the_server_closes_is_not_an_error() -> None:
+    """llama.cpp answers `Connection: keep-alive`, then closes after each stream: the next request
+    finds its pooled connection closed before any answer and must go out again on a fresh one."""
+    reply = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: keep-alive\r\n"
+             b"Transfer-Encoding: chunked\r\n\r\n" + _chunked(EVENTS))
+    server = serve(reply, close_after=0.05)
+    client = client_for(server)
+    try:
+        results = [send(client) for _ in range(4)]
+    finally:
+        server.stop()
+    assert [r.attempt.error for r in results] == [None] * 4
+    assert all(r.text == " one two" for r in results)

@@ -306,3 +306,16 @@ def test_parser_final_usage_without_running_counts_is_not_a_token_chunk() -> Non
     err = StreamParser(sent=0.0, chat=True, want_text=False)
     err.feed(b'data: {"error":{"message":"boom","code":500}}\n\n', 1.0)
     assert err.finish()[0] == "http_5xx"
+
+
+def test_parser_final_usage_on_a_finish_chunk_is_not_a_token_chunk() -> None:
+    """llama.cpp's /v1/completions ends with a finish chunk that carries the usage and no text."""
+    finish = (b'data: {"choices":[{"text":"","index":0,"finish_reason":"length"}],'
+              b'"usage":{"completion_tokens":3,"prompt_tokens":5,"total_tokens":8}}\n\ndata: [DONE]\n\n')
+    parser = StreamParser(sent=0.0, chat=False, want_text=False)
+    for i, word in enumerate((b" a", b" b", b" c")):
+        parser.feed(b'data: {"choices":[{"text":"' + word + b'","index":0}]}\n\n', 1.0 + i)
+    parser.feed(finish, 4.0)
+    assert parser.finish() == (None, None)
+    assert parser.chunk_tokens == [1, 1, 1] and parser.token_count() == 3 and not parser.estimated
+    assert parser.prompt_tokens == 5
