@@ -162,8 +162,9 @@ class Simulator:
         self.engine.submit(seq)
         await seq.done
         if seq.outcome in ("ok", "cut"):
-            if seq.outcome == "cut":
-                seq.finish = time.monotonic()  # the body ends now
+            # the response ends with the terminating chunk written now: that is its finish, and the
+            # trace line goes out just before it, so a client that has read the whole response finds it
+            seq.finish = time.monotonic()
             self.trace.sequence(seq)
             try:
                 await resp.write_eof()

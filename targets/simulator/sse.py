@@ -129,16 +129,12 @@ class StreamWriter:
             out += dumps_event(final)
         return out + DONE_EVENT
 
-    def _write(self, seq: Sequence, payload: bytes, k: int, last: bool = False) -> float:
-        """One HTTP chunk to the socket. Times are taken as the write is issued, so the
-        trace line of a finished stream can be written before its last bytes go out."""
+    def _write(self, seq: Sequence, payload: bytes, k: int) -> float:
+        """One HTTP chunk to the socket; token times are taken as the write is issued."""
         assert seq.transport is not None
         now = time.monotonic()
         if k:
             seq.token_times.extend([now] * k)
-        if last:
-            seq.finish = now
-            self.trace.sequence(seq)
         seq.transport.write(b"%x\r\n%b\r\n" % (len(payload), payload))
         return now
 
@@ -180,7 +176,7 @@ class StreamWriter:
                 payload = self._content_event(seq, k)
             if not seq.first_written:
                 payload = self._first_events(seq) + payload
-            now = self._write(seq, payload, k, last=seq.finished)
+            now = self._write(seq, payload, k)
             if seq.finished:
                 self.metrics.finished(seq, seq.finish_reason, due)
                 self._end(seq, "ok", now)
