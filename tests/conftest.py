@@ -12,4 +12,5 @@ monkey.patch_all()
 pytest_plugins = [
     "tests.fixtures.simulator",
     "tests.fixtures.services",
+    "tests.fixtures.browser",
 ]

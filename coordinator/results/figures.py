@@ -11,11 +11,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the headless backend
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from loadgen import metrics  # noqa: E402
 from loadgen.records import RequestRecord  # noqa: E402
 
 MAX_POINTS = 5000  # scatter plots are thinned to this many points (evenly), to keep the file small
+# svg.fonttype none: labels stay text (searchable, small); constrained layout keeps every label
+# inside the figure, which bbox_inches="tight" alone did not (a shared-x label got cut off)
 plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "axes.grid": True, "grid.alpha": 0.3})
 
 
@@ -33,7 +36,7 @@ def _thin(n: int) -> np.ndarray:
 
 def latency_cdfs(records: Sequence[RequestRecord]) -> str:
     """Empirical CDFs of TTFT, TPOT, ITL and E2E per workload (successful requests)."""
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3.2))
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.2), layout="constrained")
     by_workload: dict[str, list[RequestRecord]] = {}
     for rec in records:
         if rec.ok:
@@ -52,7 +55,7 @@ def latency_cdfs(records: Sequence[RequestRecord]) -> str:
             idx = _thin(xs.size)
             ax.plot(xs[idx], ys[idx], label=workload)
         ax.set_title(f"{name} CDF")
-        ax.set_xlabel("ms")
+        ax.set_xlabel(f"{name} (ms)")
         ax.set_ylim(0, 1.01)
     axes[0].set_ylabel("share of requests")
     if by_workload:
@@ -60,18 +63,35 @@ def latency_cdfs(records: Sequence[RequestRecord]) -> str:
     return to_svg(fig)
 
 
-def _phase_bands(ax: Any, windows: Sequence[dict[str, Any]], origin: float) -> None:
-    for i, w in enumerate(windows):
-        if w.get("end") is None:
-            continue
+CHAR_WIDTH = 0.006  # one 8 pt character as a share of a 13-inch axis: enough to keep names apart
+
+
+def _phase_bands(ax: Any, windows: Sequence[dict[str, Any]], origin: float, label: bool = True) -> None:
+    """Shade each phase; names go above the axes, where they cannot hide a data point.
+
+    A name that would run into the previous one (a short phase) goes up a line.
+    """
+    spans = [(i, w) for i, w in enumerate(windows) if w.get("end") is not None]
+    if not spans:
+        return
+    left = min(w["start"] for _, w in spans) - origin
+    width = max(max(w["end"] for _, w in spans) - origin - left, 1e-9)
+    free_from = [float("-inf")] * 5  # per line: where the last name on it ends (share of the time span)
+    for i, w in spans:
         ax.axvspan(w["start"] - origin, w["end"] - origin, color=f"C{i % 10}", alpha=0.07)
-        ax.text(w["start"] - origin, 1.0, w["name"], transform=ax.get_xaxis_transform(), fontsize=7, va="top")
+        if not label:
+            continue
+        at = (w["start"] - origin - left) / width
+        line = next((n for n, end in enumerate(free_from) if at >= end), len(free_from) - 1)
+        free_from[line] = at + CHAR_WIDTH * (len(w["name"]) + 1)
+        ax.text(w["start"] - origin, 1.01 + 0.09 * line, w["name"], transform=ax.get_xaxis_transform(),
+                fontsize=8, va="bottom", ha="left", clip_on=False)
 
 
 def over_time(records: Sequence[RequestRecord], windows: Sequence[dict[str, Any]]) -> str:
     """TTFT and median ITL of each successful request against time, phases shaded."""
     ok = [r for r in records if r.ok and r.attempts]
-    fig, axes = plt.subplots(2, 1, figsize=(13, 5), sharex=True)
+    fig, axes = plt.subplots(2, 1, figsize=(13, 5), sharex=True, layout="constrained")
     origin = min([w["start"] for w in windows] + [r.scheduled for r in ok] or [0.0])
     if ok:
         idx = _thin(len(ok))
@@ -82,9 +102,9 @@ def over_time(records: Sequence[RequestRecord], windows: Sequence[dict[str, Any]
         axes[0].scatter(t, ttfts, s=3, alpha=0.5)
         axes[1].scatter(t, itls, s=3, alpha=0.5, color="C1")
     for ax in axes:
-        _phase_bands(ax, windows, origin)
-    axes[0].set_ylabel("TTFT ms")
-    axes[1].set_ylabel("median ITL ms")
+        _phase_bands(ax, windows, origin, label=ax is axes[0])
+    axes[0].set_ylabel("TTFT (ms)")
+    axes[1].set_ylabel("median ITL (ms)")
     axes[1].set_xlabel("seconds since start (request sent)")
     return to_svg(fig)
 
@@ -93,25 +113,37 @@ def per_phase(summary: dict[str, Any]) -> str:
     """Throughput (req/s, output tok/s) and TTFT/TPOT p50/p99 for each phase."""
     phases = summary["phases_order"]
     data = [summary["phases"][p] for p in phases]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), layout="constrained")
     x = np.arange(len(phases))
 
     def val(v: Any) -> float:
         return float("nan") if v is None else float(v)
 
     axes[0].bar(x, [val(d["requests_per_s"]) for d in data], color="C0")
-    axes[0].set_title("requests/s")
+    axes[0].set_title("throughput: requests")
+    axes[0].set_ylabel("requests/s")
     axes[1].bar(x, [val(d["output_tokens_per_s"]) for d in data], color="C2")
-    axes[1].set_title("output tokens/s")
+    axes[1].set_title("throughput: output tokens")
+    axes[1].set_ylabel("output tokens/s")
     width = 0.2
     for i, (metric, p) in enumerate((("ttft", "p50"), ("ttft", "p99"), ("tpot", "p50"), ("tpot", "p99"))):
         axes[2].bar(x + (i - 1.5) * width, [val(d["latency_ms"][metric][p]) for d in data], width,
                     label=f"{metric.upper()} {p}")
-    axes[2].set_title("latency (ms)")
-    axes[2].legend(fontsize=7)
-    for ax in axes:
-        ax.set_xticks(x, phases, rotation=30, ha="right", fontsize=7)
+    axes[2].set_title("latency")
+    axes[2].set_ylabel("ms")
+    axes[2].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside, not on, the bars
+    _phase_ticks(axes, x, phases)
     return to_svg(fig)
+
+
+def _phase_ticks(axes: Sequence[Any], x: np.ndarray, phases: Sequence[str]) -> None:
+    """Phase names under the bars: level while they fit, slanted when there are many or long ones."""
+    slant = len(phases) > 4 or max((len(p) for p in phases), default=0) > 12
+    for ax in axes:
+        if slant:
+            ax.set_xticks(x, phases, rotation=30, ha="right", fontsize=8)
+        else:
+            ax.set_xticks(x, phases, fontsize=8)
 
 
 def errors(summary: dict[str, Any]) -> str | None:
@@ -120,15 +152,18 @@ def errors(summary: dict[str, Any]) -> str | None:
     classes = sorted({c for p in phases for c in summary["phases"][p]["errors_by_class"]})
     if not classes:
         return None
-    fig, ax = plt.subplots(figsize=(8, 3))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(phases) + 2.5), 3), layout="constrained")
+    x = np.arange(len(phases))
     bottom = np.zeros(len(phases))
     for cls in classes:
         counts = np.array([summary["phases"][p]["errors_by_class"].get(cls, 0) for p in phases], dtype=float)
-        ax.bar(phases, counts, bottom=bottom, label=cls)
+        ax.bar(x, counts, 0.5, bottom=bottom, label=cls)
         bottom += counts
     ax.set_ylabel("failed requests")
-    ax.legend(fontsize=7)
-    ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.2 of a request
+    ax.set_ylim(0, max(1.0, float(bottom.max())) * 1.1)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, title="error class")
+    _phase_ticks([ax], x, phases)
     return to_svg(fig)
 
 
@@ -136,7 +171,7 @@ def client_health(samples: Sequence[dict[str, Any]]) -> str | None:
     """Worker CPU and gevent loop lag over time (the self-check's evidence)."""
     if not samples:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(13, 2.8))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 2.8), layout="constrained")
     origin = min(float(s.get("time") or 0.0) for s in samples)
     by_worker: dict[str, list[dict[str, Any]]] = {}
     for s in samples:
@@ -145,9 +180,11 @@ def client_health(samples: Sequence[dict[str, Any]]) -> str | None:
         t = [float(r.get("time") or 0.0) - origin for r in rows]
         axes[0].plot(t, [float(r.get("cpu_percent") or 0.0) for r in rows], label=worker)
         axes[1].plot(t, [float(r.get("loop_lag_ms") or 0.0) for r in rows], label=worker)
-    axes[0].set_title("worker CPU %")
-    axes[1].set_title("gevent loop lag (ms)")
-    axes[0].legend(fontsize=7)
+    axes[0].set_title("worker CPU")
+    axes[0].set_ylabel("CPU %")
+    axes[1].set_title("gevent loop lag")
+    axes[1].set_ylabel("ms")
+    axes[0].legend(fontsize=7, title="worker")
     for ax in axes:
-        ax.set_xlabel("seconds")
+        ax.set_xlabel("seconds since the first sample")
     return to_svg(fig)

@@ -20,7 +20,7 @@ _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
 h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right}
-th{background:#f4f4f4}td.l,th.l{text-align:left}
+th{background:#f4f4f4}td.l,th.l{text-align:left;white-space:nowrap}
 .banner{padding:.6rem 1rem;border-radius:6px;margin:.4rem 0}.ok{background:#e6f4ea}.warn{background:#fff4d6}.bad{background:#fde2e1}
 pre{background:#f7f7f7;padding:.8rem;overflow:auto;font-size:.8rem}figure{margin:1rem 0}svg{max-width:100%;height:auto}
 .note{color:#666;font-size:.85rem}.wrap{overflow-x:auto}
@@ -41,6 +41,10 @@ def _num(value: Any, digits: int = 1) -> str:
 
 def _banners(summary: dict[str, Any]) -> str:
     out = []
+    records = int(summary.get("run", {}).get("records") or 0)
+    if records and not summary[ALL]["count"] and summary.get("unmeasured_phases"):
+        out.append(f'<div class="banner warn"><b>Only warm-up traffic</b>: all {records:,} requests ran in warm-up '
+                   "phases, which the totals leave out; their numbers are in the warm-up rows below.</div>")
     if summary.get("partial"):
         out.append(f'<div class="banner warn"><b>Partial result</b>: {_e(summary.get("partial_reason") or "")}. '
                    "Every record measured before the stop is included.</div>")
@@ -88,9 +92,44 @@ def results_table(summary: dict[str, Any]) -> str:
         rows.append(_group_row(label, ALL, g))
         if len(g["workloads"]) > 1:
             rows += [_group_row("", w, sub) for w, sub in g["workloads"].items()]
-    rows.append(_group_row("whole run", ALL, summary[ALL]))
+    rows.append(_group_row(_whole_run(summary), ALL, summary[ALL]))
     rows += [_group_row("", w, sub) for w, sub in summary[ALL]["workloads"].items()]
     return f"<div class='wrap'><table>{head}{''.join(rows)}</table></div>"
+
+
+def _whole_run(summary: dict[str, Any]) -> str:
+    """The totals' label says when warm-up phases are left out of them."""
+    return "whole run, no warm-up" if summary.get("unmeasured_phases") else "whole run"
+
+
+def _records_line(summary: dict[str, Any]) -> str:
+    run = summary.get("run", {})
+    line = f"Target: <b>{_e(run.get('target'))}</b> · records: <b>{_num(run.get('records'))}</b>"
+    unmeasured = set(summary.get("unmeasured_phases", []))
+    warm = sum(summary["phases"][p]["count"] for p in summary.get("phases_order", []) if p in unmeasured)
+    if warm:
+        line += f" ({warm:,} in warm-up phases, left out of the whole-run totals)"
+    return f"<p>{line}</p>"
+
+
+def _json(value: Any) -> str:
+    """Indented JSON with floats cut to 3 decimals: 66.589 ms, not 66.5894244098081."""
+
+    def cut(v: Any) -> Any:
+        if isinstance(v, float):
+            return round(v, 3)
+        if isinstance(v, dict):
+            return {k: cut(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [cut(x) for x in v]
+        return v
+
+    return _e(json.dumps(cut(value), indent=2, default=str))
+
+
+def _section(ident: str, title: str, *body: str) -> str:
+    """A titled block with an id, so a reader can link to it (``report.html#errors``)."""
+    return f"<section id='{ident}'><h2>{_e(title)}</h2>\n" + "\n".join(b for b in body if b) + "</section>"
 
 
 def percentile_table(group: dict[str, Any]) -> str:
@@ -132,35 +171,49 @@ def _figure(svg: str | None, caption: str) -> str:
     return f"<figure>{svg}<figcaption class='note'>{_e(caption)}</figcaption></figure>"
 
 
+def _cdf_records(summary: dict[str, Any], records: Sequence[RequestRecord]) -> tuple[list[RequestRecord], str]:
+    """The CDFs show the same requests as the whole-run percentiles (warm-up left out)."""
+    unmeasured = set(summary.get("unmeasured_phases", []))
+    measured = [r for r in records if r.phase not in unmeasured]
+    if measured or not records:
+        note = " Warm-up phases left out, as in the whole-run table." if unmeasured else ""
+        return measured, f"Empirical CDF per workload, successful requests.{note}"
+    return list(records), "Empirical CDF per workload, successful requests (warm-up only: nothing else ran)."
+
+
 def render(summary: dict[str, Any], records: Sequence[RequestRecord], samples: Sequence[dict[str, Any]],
            scenario_yaml: str = "", environment: str = "", sections: Sequence[str] = ()) -> str:
     run = summary.get("run", {})
     windows = run.get("phases", [])
     title = f"finishline — {run.get('scenario', '')} — {run.get('id', '')}"
     extras = run.get("extras") or {}
+    cdf_records, cdf_caption = _cdf_records(summary, records)
     parts = [
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>",
         f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>",
-        f"<p>Target: <b>{_e(run.get('target'))}</b> · records: <b>{_num(run.get('records'))}</b></p>",
+        _records_line(summary),
         _banners(summary),
-        "<h2>Results per phase</h2>", results_table(summary),
-        f"<p class='note'>{_e(summary.get('latency_note', ''))}. Goodput: requests that succeeded and met every SLO.</p>",
-        "<h2>SLOs</h2>", slo_section(summary),
-        "<h2>Latency distributions</h2>", _figure(figures.latency_cdfs(records), "Empirical CDF per workload."),
-        "<h3>Whole run, all percentiles</h3>", percentile_table(summary[ALL]),
-        "<h2>Over time</h2>", _figure(figures.over_time(records, windows), "Each dot is one successful request."),
-        "<h2>Throughput and latency per phase</h2>", _figure(figures.per_phase(summary), ""),
-        "<h2>Errors</h2>", errors_table(summary), _figure(figures.errors(summary), "Failed requests by class."),
-        "<h2>Load generator health (self-check)</h2>",
-        _figure(figures.client_health(samples), "Sampled every second on each worker."),
-        f"<pre>{_e(json.dumps(summary.get('selfcheck'), indent=2))}</pre>",
+        _section("results", "Results per phase", results_table(summary),
+                 f"<p class='note'>{_e(summary.get('latency_note', ''))}. "
+                 "Goodput: requests that succeeded and met every SLO.</p>"),
+        _section("slo", "SLOs", slo_section(summary)),
+        _section("latency", "Latency distributions", _figure(figures.latency_cdfs(cdf_records), cdf_caption),
+                 f"<h3>{_e(_whole_run(summary).capitalize())}, all percentiles</h3>", percentile_table(summary[ALL])),
+        _section("over-time", "Over time", _figure(figures.over_time(records, windows),
+                                                   "Each dot is one successful request; phases shaded.")),
+        _section("per-phase", "Throughput and latency per phase",
+                 _figure(figures.per_phase(summary), "Throughput and TTFT/TPOT percentiles of each phase.")),
+        _section("errors", "Errors", errors_table(summary), _figure(figures.errors(summary), "Failed requests by class.")),
+        _section("selfcheck", "Load generator health (self-check)",
+                 _figure(figures.client_health(samples), "Sampled every second on each worker."),
+                 f"<pre>{_json(summary.get('selfcheck'))}</pre>"),
     ]
     parts += [section for section in sections if section]  # e.g. coordinator.docker.report
     if extras:
-        parts += ["<h2>Other phase results</h2>", f"<pre>{_e(json.dumps(extras, indent=2, default=str))}</pre>"]
+        parts.append(_section("extras", "Other phase results", f"<pre>{_json(extras)}</pre>"))
     parts += [
-        "<h2>Scenario</h2>", f"<pre>{_e(scenario_yaml)}</pre>",
-        "<h2>Environment</h2>", f"<pre>{_e(environment)}</pre>",
+        _section("scenario", "Scenario", f"<pre>{_e(scenario_yaml)}</pre>"),
+        _section("environment", "Environment", f"<pre>{_e(environment)}</pre>"),
         "</body></html>",
     ]
     return "\n".join(parts)
