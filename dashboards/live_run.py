@@ -141,4 +141,45 @@ def build() -> dashboard.Dashboard:
         w=12,
     )
     g.add(series("Worst worker CPU", "percent", [(f'max({n.GAUGE["cpu_percent"]}{{run="$run"}})', "cpu")]), w=12)
+    _container_row(g)
     return g.board
+
+
+def _container_row(g: Grid) -> None:
+    """A Docker target's container (empty for other targets): is the model starved or near its limit?"""
+    cg, cc = n.CONTAINER_GAUGE, n.CONTAINER_COUNTER
+    run = 'run="$run"'
+    g.row("Container (Docker targets)")
+    g.add(
+        series(
+            "Container CPU",
+            "percent",
+            [(f"max by (target) ({cg['cpu_percent']}{{{run}}})", "{{target}}")],
+            "100% = one core busy; compare with the target's CPU limit.",
+        ),
+        w=8,
+    )
+    g.add(
+        series(
+            "Container memory vs limit",
+            "bytes",
+            [
+                (f"max by (target) ({cg['memory_bytes']}{{{run}}})", "used {{target}}"),
+                (f"max by (target) ({cg['memory_limit']}{{{run}}})", "limit {{target}}"),
+            ],
+            "Used = without reclaimable page cache (as `docker stats`); the limit is the host's memory when none is set.",
+        ),
+        w=8,
+    )
+    g.add(
+        single(
+            "OOM kills and restarts",
+            "short",
+            [
+                (f"max by (target) ({cc['oom_kills']}{{{run}}})", "OOM kills {{target}}"),
+                (f"max by (target) ({cc['restarts']}{{{run}}})", "restarts {{target}}"),
+            ],
+            "Containers of this run killed by the OOM killer, and restarts by Docker's restart policy.",
+        ),
+        w=8,
+    )

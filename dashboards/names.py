@@ -45,3 +45,12 @@ SERVER_TOKENS_RATE = "server:finishline_generated_tokens:rate1m"
 # the bridge's own health (coordinator/bridge/consumer.py)
 BRIDGE_BACKLOG = "finishline_bridge_backlog_entries"
 BRIDGE_APPLIED = "finishline_bridge_applied_records_total"
+
+# a Docker target's container resources (coordinator/bridge/containers.py); labels run, target
+CONTAINER_GAUGE = dict(metrics.PROM_CONTAINER_GAUGES)
+CONTAINER_COUNTER = {name: f"{family}_total" for name, family in metrics.PROM_CONTAINER_COUNTERS.items()}
+
+
+def docker_only(expr: str) -> bool:
+    """True for an expression over container series: it has data only in a run with a Docker target."""
+    return any(name in expr for name in (*CONTAINER_GAUGE.values(), *CONTAINER_COUNTER.values()))

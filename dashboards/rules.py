@@ -143,6 +143,34 @@ def alerts() -> list[Alert]:
             severity="warning",
             summary="The load generator itself is saturated: latencies measure the client, not the server.",
         ),
+        *container_alerts(),
+    ]
+
+
+def container_alerts() -> list[Alert]:
+    """A Docker target's container: OOM kills, and memory about to hit its limit (series only in Docker runs)."""
+    oom = f"max by (run, target) ({n.CONTAINER_COUNTER['oom_kills']})"
+    memory = (
+        f"max by (run, target) ({n.CONTAINER_GAUGE['memory_bytes']})"
+        f" / max by (run, target) ({n.CONTAINER_GAUGE['memory_limit']})"
+    )
+    return [
+        Alert(
+            "FinishlineContainerOomKilled",
+            signal=oom,
+            condition=f"max by (run, target) (increase({n.CONTAINER_COUNTER['oom_kills']}[5m])) > 0",
+            for_="0s",
+            severity="page",
+            summary="The target's container was killed by the OOM killer: raise target.memory (the run's results say which start).",
+        ),
+        Alert(
+            "FinishlineContainerMemoryNearLimit",
+            signal=memory,
+            condition=f"{memory} > 0.9",
+            for_="30s",
+            severity="warning",
+            summary="The target's container uses more than 90% of its memory limit: an OOM kill is near.",
+        ),
     ]
 
 

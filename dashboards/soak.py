@@ -108,4 +108,16 @@ def build() -> dashboard.Dashboard:
         ),
         w=8,
     )
+    g.add(
+        series(
+            "Container memory: peak per hour vs limit (Docker targets)",
+            "bytes",
+            [
+                (f'max(max_over_time({n.CONTAINER_GAUGE["memory_bytes"]}{{{SEL}}}[1h]))', "peak used"),
+                (f'max({n.CONTAINER_GAUGE["memory_limit"]}{{{SEL}}})', "limit"),
+            ],
+            "A peak that keeps rising over hours is a leak; it ends in an OOM kill at the limit (alert FinishlineContainerOomKilled).",
+        ),
+        w=24,
+    )
     return g.board

@@ -153,3 +153,16 @@ PROM_GAUGES: dict[str, str] = {
     "loop_lag": "finishline_client_loop_lag_seconds",
     "slo_objective": "finishline_slo_objective",
 }
+# Container resources of a Docker target (coordinator/docker/live.py publishes them to the
+# samples stream; labels run, target). Gauges: the running container's latest stats sample.
+PROM_CONTAINER_LABELS: tuple[str, ...] = ("run", "target")
+PROM_CONTAINER_GAUGES: dict[str, str] = {
+    "cpu_percent": "finishline_container_cpu_percent",  # 100 = one core busy
+    "memory_bytes": "finishline_container_memory_bytes",  # without reclaimable page cache
+    "memory_limit": "finishline_container_memory_limit_bytes",  # the host's memory when unlimited
+}
+# Counters over every container of the run (exposed with the ``_total`` suffix).
+PROM_CONTAINER_COUNTERS: dict[str, str] = {
+    "oom_kills": "finishline_container_oom_kills",  # containers killed by the OOM killer
+    "restarts": "finishline_container_restarts",  # restarts by Docker's restart policy
+}

@@ -33,6 +33,7 @@ def known_series() -> set[str]:
     for family in n.HIST.values():
         names |= {f"{family}_bucket", f"{family}_sum", f"{family}_count"}
     names |= {r["record"] for r in rules.recording_rules()}
+    names |= set(n.CONTAINER_GAUGE.values()) | set(n.CONTAINER_COUNTER.values())  # Docker targets
     return names
 
 

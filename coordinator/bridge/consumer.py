@@ -20,6 +20,7 @@ from pydantic import Field
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from coordinator.bridge.aggregate import Slo, add_itl, merge, record_increments
+from coordinator.bridge.containers import ContainerGauges
 from coordinator.bridge.exposition import BridgeCollector, Snapshot
 from coordinator.bridge.gauges import Lease, LoadGauges, SampleReader
 from coordinator.bridge.store import GROUP, BridgeStore, bridge_prefix, group_backlog
@@ -75,7 +76,8 @@ class Bridge:
         self.slo = options.slo
         self.aggregate = self.store.load()
         self.gauges = LoadGauges()
-        self.samples = SampleReader(self.client, keys.samples, self.gauges)
+        self.containers = ContainerGauges()
+        self.samples = SampleReader(self.client, keys.samples, self.gauges, containers=self.containers)
         self.lease = Lease(self.client, f"{bridge_prefix(options.run_id)}:gauges", options.consumer)
         self.collector = BridgeCollector(options.run_id, self.scenario, self.target)
         self.registry = CollectorRegistry()
@@ -218,7 +220,8 @@ class Bridge:
     def _publish(self) -> None:
         gauges = self.gauges.values() if self.lease.held else None
         objective = self.slo.objective if self.lease.held else None
-        self.collector.update(Snapshot(dict(self.aggregate), gauges, objective))
+        containers = self.containers.values() if self.lease.held and self.containers.seen else None
+        self.collector.update(Snapshot(dict(self.aggregate), gauges, objective, containers))
 
     def run(self, max_seconds: float | None = None) -> None:
         """Loop until :attr:`stop_event` is set (or ``max_seconds`` passed)."""

@@ -27,6 +27,7 @@ class Snapshot:
     aggregate: dict[str, float] = field(default_factory=dict)
     gauges: dict[str, dict[str, float]] | None = None
     slo_objective: float | None = None
+    containers: tuple[dict[str, float], dict[str, float]] | None = None  # (gauges, counters) of a Docker target
 
 
 class BridgeCollector(Collector):
@@ -67,6 +68,7 @@ class BridgeCollector(Collector):
         yield from counters.values()
         yield from self._histograms(buckets, sums, labels)
         yield from self._gauges(snap)
+        yield from self._containers(snap)
 
     def _histograms(
         self,
@@ -108,3 +110,20 @@ class BridgeCollector(Collector):
             )
             slo.add_metric([self.run_id, self.scenario, self.target], snap.slo_objective)
             yield slo
+
+    def _containers(self, snap: Snapshot) -> Iterator[Metric]:
+        """A Docker target's container resources (labels run, target); see ``coordinator.bridge.containers``."""
+        if snap.containers is None:
+            return
+        gauges, counters = snap.containers
+        labels = list(metrics.PROM_CONTAINER_LABELS)
+        values = [self.run_id, self.target]
+        for name, family in metrics.PROM_CONTAINER_GAUGES.items():
+            if name in gauges:
+                gauge = GaugeMetricFamily(family, f"container {name} of the target (latest stats sample)", labels=labels)
+                gauge.add_metric(values, gauges[name])
+                yield gauge
+        for name, family in metrics.PROM_CONTAINER_COUNTERS.items():
+            counter = CounterMetricFamily(family, f"container {name} over the run's containers", labels=labels)
+            counter.add_metric(values, counters.get(name, 0.0))
+            yield counter

@@ -14,6 +14,9 @@ from typing import Any
 import orjson
 import redis
 
+from coordinator.bridge.containers import FIELD as CONTAINER_FIELD
+from coordinator.bridge.containers import ContainerGauges, ContainerSample
+
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -63,12 +66,20 @@ class LoadGauges:
 
 
 class SampleReader:
-    """Reads the samples stream from (about) now on; no group: every bridge sees every sample."""
+    """Reads the samples stream from (about) now on; no group: every bridge sees every sample.
 
-    def __init__(self, client: redis.Redis, key: str, gauges: LoadGauges, lookback_s: float = 10.0) -> None:
+    Worker samples (field ``s``) go to ``gauges``; a Docker target's container samples
+    (field ``c``, see :mod:`coordinator.bridge.containers`) to ``containers``.
+    """
+
+    def __init__(
+        self, client: redis.Redis, key: str, gauges: LoadGauges, lookback_s: float = 10.0,
+        containers: ContainerGauges | None = None,
+    ) -> None:
         self.client = client
         self.key = key
         self.gauges = gauges
+        self.containers = containers
         server_ms = int(client.time()[0]) * 1000
         self.last = f"{max(0, server_ms - int(lookback_s * 1000))}-0"
 
@@ -80,6 +91,7 @@ class SampleReader:
                 self.last = entry_id.decode()
                 raw = fields.get(b"s")
                 if raw is None:
+                    self._container(fields.get(CONTAINER_FIELD))
                     continue
                 try:
                     sample = orjson.loads(raw)
@@ -89,6 +101,13 @@ class SampleReader:
                     self.gauges.add(sample)
                     n += 1
         return n
+
+    def _container(self, raw: bytes | None) -> None:
+        if raw is None or self.containers is None:
+            return
+        sample = ContainerSample.from_json(raw)
+        if sample is not None:
+            self.containers.add(sample)
 
 
 class Lease:

@@ -16,6 +16,8 @@ from coordinator.run.context import RunContext
 # Live metrics (bridge + Prometheus) attach here when the scenario's metrics section asks.
 RUN_EXTENSIONS: list[str] = [
     "coordinator.bridge.extension:attach",
+    # A Docker target's container stats, published live to the run's samples stream.
+    "coordinator.docker.live:attach",
 ]
 
 

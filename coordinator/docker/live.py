@@ -1,0 +1,112 @@
+"""Live container stats: a Docker target's resources, published to the run's Redis every second.
+
+The stats sampler (``coordinator/docker/stats.py``) keeps samples in the run directory;
+this add-on makes them live. A thread reads the target's latest sample and the state of its
+containers (OOM killed, restart count, from ``docker inspect``) and writes a
+:class:`~coordinator.bridge.containers.ContainerSample` to ``finishline:{run_id}:samples``
+(field ``c``). The bridge turns it into ``finishline_container_*`` series.
+
+Attached to every run with a Docker target (``RUN_EXTENSIONS``), whether or not this run
+starts a bridge itself: a standalone ``finishline bridge`` on the run's Redis sees them too.
+It runs from ``run_start`` until the run releases its add-ons, i.e. while the bridge runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import asdict
+from typing import Any
+
+import redis
+from docker.errors import APIError, DockerException, NotFound
+
+from coordinator.bridge.containers import FIELD, ContainerSample
+from coordinator.docker.lifecycle import DockerTarget
+from coordinator.docker.stats import StatsSample
+
+log = logging.getLogger(__name__)
+
+MAXLEN = 100_000  # same cap as the workers' samples (approximate trimming)
+
+
+class ContainerPublisher:
+    """Publishes one container sample per stats interval until stopped."""
+
+    def __init__(self, target: DockerTarget, redis_url: str, key: str, interval: float | None = None) -> None:
+        self.target = target
+        self.key = key
+        self.interval = interval or target.spec.stats_interval_s
+        self.client = redis.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=10)
+        self.published = 0
+        self._last: StatsSample | None = None
+        self._oom: set[str] = set()  # ids of containers seen OOM killed
+        self._restarts: dict[str, int] = {}  # container id -> largest RestartCount seen
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="finishline-container-stats", daemon=True)
+
+    def start(self) -> ContainerPublisher:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.publish()
+            except (redis.RedisError, DockerException, OSError) as exc:
+                log.warning("container stats: could not publish a sample: %s", exc)
+
+    def sample(self) -> ContainerSample:
+        """The target's state now; stats only when the sampler has a sample not yet published."""
+        target = self.target
+        container, sampler = target.container, target.sampler  # read once: the run may replace them
+        stats = None
+        latest = sampler.samples[-1] if sampler is not None and sampler.samples else None
+        if latest is not None and latest is not self._last:
+            self._last = latest
+            stats = asdict(latest)
+        running, number = False, None
+        for record in list(target.containers):  # final states of stopped containers
+            self._count(record.id, record.oom_killed, record.restarts)
+            if container is not None and record.id == container.id:
+                number = record.number
+        if container is not None:
+            try:
+                attrs = target.client.api.inspect_container(container.id)
+            except (NotFound, APIError):
+                attrs = None
+            if attrs is not None:
+                state = attrs.get("State") or {}
+                running = bool(state.get("Running"))
+                self._count(container.id, bool(state.get("OOMKilled")), int(attrs.get("RestartCount") or 0))
+        return ContainerSample(
+            target=target.name, time=time.monotonic(), running=running, container=number,
+            oom_kills=len(self._oom), restarts=sum(self._restarts.values()),
+            stats=stats if running else None,
+        )
+
+    def _count(self, container_id: str, oom_killed: bool, restarts: int) -> None:
+        if oom_killed:
+            self._oom.add(container_id)
+        self._restarts[container_id] = max(self._restarts.get(container_id, 0), restarts)
+
+    def publish(self) -> ContainerSample:
+        sample = self.sample()
+        self.client.xadd(self.key, {FIELD: sample.to_json()}, maxlen=MAXLEN, approximate=True)
+        self.published += 1
+        return sample
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.client.close()
+
+
+def attach(ctx: Any) -> None:
+    """Run extension: publish container samples while the run lasts, if its target is a container."""
+    target = getattr(ctx.target, "container", None)
+    if not isinstance(target, DockerTarget):
+        return
+    publisher = ContainerPublisher(target, ctx.redis_url, ctx.keys.samples).start()
+    ctx.own("container stats", publisher.stop)
