@@ -220,7 +220,9 @@ def _stats(page: Any) -> dict[tuple[str, str], int]:
 
 def test_web_ui_runs_the_llm_users_and_sigint_leaves_results_and_no_process(
         tmp_path: Path, open_page: Callable[[str], WatchedPage]) -> None:
-    scenario = _scenario(tmp_path, "  - {name: steady, users: 3, duration: 60s}")
+    # a warm-up first: traffic started from the UI must still be measured, not left out as warm-up
+    scenario = _scenario(tmp_path, "  - {name: warmup, kind: warmup, users: 2, duration: 5s}\n"
+                                   "  - {name: steady, users: 3, duration: 60s}")
     proc = _cli("run", str(scenario), "--web", "--no-live")
     seen: list[str] = []
     children: list[psutil.Process] = []
@@ -234,7 +236,8 @@ def test_web_ui_runs_the_llm_users_and_sigint_leaves_results_and_no_process(
         watched = open_page(url)
         page = watched.page
         page.wait_for_selector("input[name=userCount]", timeout=15_000)
-        assert page.input_value("input[name=userCount]") == "3"  # the scenario's users
+        assert page.input_value("input[name=userCount]") == "3"  # the first measured phase's users
+        assert page.input_value("input[name=host]").startswith("http://127.0.0.1:")  # the target
         page.fill("input[name=spawnRate]", "3")
         page.click("button[type=submit]")
         # workers report every 3 s and the page polls every 2 s
@@ -277,4 +280,5 @@ def test_web_ui_runs_the_llm_users_and_sigint_leaves_results_and_no_process(
     summary = json.loads((run_dir / "summary.json").read_text())
     assert len(records) == summary["run"]["records"] >= stats[("POST", "chat")] + stats[("POST", "summarise")]
     assert {r.workload for r in records} == {"chat", "summarise"}
-    assert summary["all"]["count"] > 0 and (run_dir / "report.html").stat().st_size > 0
+    assert {r.phase for r in records} == {"steady"}
+    assert summary["all"]["count"] == len(records) and (run_dir / "report.html").stat().st_size > 0

@@ -52,8 +52,10 @@ class LocustCluster:
     """One master (driven over pipes, see ``coordinator.run.master``) and N worker processes."""
 
     def __init__(self, run_dir: Path, worker_config: Path, workers: int, env: dict[str, str],
-                 web_port: int | None = None, first_users: int = 1, stop_timeout: float = 0.0) -> None:
+                 web_port: int | None = None, first_users: int = 1, stop_timeout: float = 0.0,
+                 host: str = "") -> None:
         self.run_dir = run_dir
+        self.host = host  # the target's base URL: what Locust's UI shows as the host under test
         self.worker_config = worker_config
         self.workers = workers
         self.env = {**env, CONFIG_ENV: str(worker_config), "PYTHONUNBUFFERED": "1"}
@@ -74,7 +76,7 @@ class LocustCluster:
         spec = {
             "locustfile": locustfile, "master_port": self.master_port, "workers": self.workers,
             "web_port": self.web_port, "first_users": self.first_users, "worker_timeout": timeout,
-            "stop_timeout": self.stop_timeout,
+            "stop_timeout": self.stop_timeout, "host": self.host,
         }
         spec_path = self.run_dir / "master.json"
         spec_path.write_text(json.dumps(spec))

@@ -58,7 +58,7 @@ class MasterDriver:
         ])
         self.env = Environment(
             user_classes=list(self.user_classes.values()), events=events, parsed_options=options,
-            stop_timeout=float(spec.get("stop_timeout", 0.0)),
+            stop_timeout=float(spec.get("stop_timeout", 0.0)), host=spec.get("host") or None,
         )
         self.runner: MasterRunner = self.env.create_master_runner("127.0.0.1", int(spec["master_port"]))
         self.web_ui = None

@@ -173,8 +173,9 @@ class Run:
         if steps:
             self.cluster = LocustCluster(
                 ctx.run_dir, config_path, scenario.workers, loopback_env(),
-                web_port=free_port() if self.web else None, first_users=steps[0].users,
-                stop_timeout=scenario.drain_timeout,
+                web_port=free_port() if self.web else None,
+                first_users=(self._web_step() if self.web else steps[0]).users,
+                stop_timeout=scenario.drain_timeout, host=ctx.target_config.base_url,
             )
             self.display.message(f"starting Locust master and {scenario.workers} workers ...")
             self.cluster.start()
@@ -264,10 +265,20 @@ class Run:
             self.display.update(samples)
             time.sleep(0.1)
 
+    def _web_step(self) -> LocustStep:
+        """The phase that labels ``--web`` traffic: what the user starts from the UI is what they
+        want measured, so a leading warm-up does not label it (it would be left out of every total)."""
+        steps = self.plan.locust_steps()
+        first = next((s for s in steps if s.measured), None)
+        if first is None:  # only warm-ups: measure the UI's traffic under a phase of its own
+            web = steps[0].command.model_copy(update={"name": "web"})
+            first = steps[0].model_copy(update={"name": "web", "command": web, "measured": True})
+        return first
+
     def _interactive(self) -> None:
-        """``--web``: announce the first phase, then the user drives Locust's UI until Ctrl-C."""
+        """``--web``: announce the first measured phase, then the user drives Locust's UI until Ctrl-C."""
         assert self.cluster is not None and self.collector is not None
-        first = self.plan.locust_steps()[0]
+        first = self._web_step()
         self.cluster.announce(first)
         self._begin(first, time.monotonic())
         try:
