@@ -20,16 +20,7 @@ from loadgen.records import OK, RequestRecord
 
 SUMMARY_VERSION = 1
 # The latencies reported per group, all over successful requests (ms).
-SUMMARY_LATENCIES: tuple[str, ...] = (
-    "ttft",
-    "tpot",
-    "itl",
-    "e2e",
-    "dispatch_delay",
-    "client_queue",
-    "retry_wait",
-    "user_latency",
-)
+SUMMARY_LATENCIES: tuple[str, ...] = metrics.LATENCY_METRICS
 ALL = "all"
 
 
