@@ -8,7 +8,12 @@ FastHttpUser that parses each event with ``json.loads`` and records nothing.
 
 Figures: CPU us per token and per request (process user+sys time over the phase), and for a
 sweep of concurrencies the TTFT error vs the trace (p50/p99), with the largest concurrency whose
-p99 stays under 1 ms.
+p99 stays under 1 ms (and at every lower one). The error is split into request sent -> server
+handler (the client's write, loopback, the server's accept and parse) and server write -> client
+stamp (loopback and the client: arrivals carry the kernel's receive time, so ~0 when the client
+is right). Then long-context prompts (16k tokens): the cost of building and counting
+one against one regex scan of its text (what every request paid before), and the event-loop lag
+while users send them back to back.
 """
 
 from __future__ import annotations
@@ -37,7 +42,10 @@ from locust.event import Events  # noqa: E402
 
 from coordinator.services.ports import free_port  # noqa: E402
 from coordinator.services.redis_server import RedisServer  # noqa: E402
-from loadgen.config import PhaseCommand, WorkerConfig  # noqa: E402
+from loadgen.config import PHASE_MESSAGE, PhaseCommand, WorkerConfig  # noqa: E402
+from loadgen.corpus import count_tokens  # noqa: E402
+from loadgen.prompts import PromptFactory, estimated_prompt_tokens  # noqa: E402
+from loadgen.spec import WorkloadSpec  # noqa: E402
 from loadgen.local import LocalWorker  # noqa: E402
 from loadgen.records import RequestRecord  # noqa: E402
 from loadgen.sink import stream_keys  # noqa: E402
@@ -201,16 +209,95 @@ def report(label: str, res: dict) -> float:
     return per_tok
 
 
+def prompt_cost(tokens: int, repeats: int = 50) -> tuple[float, float]:
+    """Seconds to build and count one long-context prompt, and to scan its text once."""
+    factory = PromptFactory(WorkloadSpec(name="lc", prompt={"kind": "long_context", "tokens": tokens}))
+    rng = random.Random(1)
+    factory.conversation(rng)
+    t0 = time.perf_counter()
+    texts = []
+    for _ in range(repeats):
+        conv = factory.conversation(rng)
+        estimated_prompt_tokens(conv.messages)
+        texts.append(conv.messages[-1]["content"])
+    built = (time.perf_counter() - t0) / repeats
+    t0 = time.perf_counter()
+    for text in texts:
+        count_tokens(text)
+    return built, (time.perf_counter() - t0) / repeats
+
+
+def long_context_lag(sim: Simulator, redis_url: str, tokens: int, users: int, seconds: float) -> dict:
+    """Closed users sending ``tokens``-token prompts back to back; a probe greenlet measures how
+    late the loop wakes it (what the worker's self-check samples as loop lag)."""
+    cfg = WorkerConfig.model_validate({
+        "run_id": f"lc-{tokens}", "redis_url": redis_url,
+        "target": {"base_url": sim.url + "/v1", "model": "sim"},
+        "workloads": [{"name": "lc", "prompt": {"kind": "long_context", "tokens": tokens}, "output": 8}],
+    })
+    lags: list[float] = []
+    busy: list[float] = []  # the part of each lag this process spent on the CPU (not descheduled)
+
+    def probe() -> None:
+        while True:
+            asked, cpu = time.monotonic(), time.thread_time()
+            gevent.sleep(0.005)
+            lag = max(0.0, time.monotonic() - asked - 0.005)
+            lags.append(lag)
+            busy.append(min(lag, time.thread_time() - cpu))
+
+    with LocalWorker(cfg) as worker:
+        phase = PhaseCommand(name="lc", mode="closed", users=users)
+        worker.runner.send_message(PHASE_MESSAGE, phase.model_dump(mode="json"))
+        worker.runner.start(users, spawn_rate=users * 4, wait=False)
+        gevent.sleep(0.5)  # the users' start (Locust's spawning) is not the traffic's cost
+        prober = gevent.spawn(probe)
+        gevent.sleep(seconds)
+        prober.kill()
+        worker.runner.stop()
+        worker.runtime.sink.flush()
+        sent = worker.runtime.requester.counters.requests
+    lags.sort()
+    busy.sort()
+    return {"requests": sent, "p99": pct(lags, 99), "max": lags[-1] if lags else float("nan"),
+            "busy_p99": pct(busy, 99), "busy_max": busy[-1] if busy else float("nan")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--users", type=int, default=128)
     parser.add_argument("--sweep", default="16,32,64,128,192,256")
+    parser.add_argument("--long-context-tokens", type=int, default=16000)
+    parser.add_argument("--only-long-context", action="store_true", help="run only the long-context figures")
+    parser.add_argument("--only-ttft", action="store_true", help="skip the CPU figures, keep the TTFT sweep")
     args = parser.parse_args()
-    n = args.users
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} (other processes share them)")
     print(f"one worker process; simulator in another process; streams of {OUTPUT_TOKENS // 2}-{OUTPUT_TOKENS * 3 // 2} tokens; {args.seconds:g} s per run")
     with tempfile.TemporaryDirectory(prefix="finishline-bench-") as tmp, RedisServer() as rs:
+        if not args.only_long_context:
+            throughput_and_ttft(args, Path(tmp), rs)
+        tokens = args.long_context_tokens
+        built, scan = prompt_cost(tokens)
+        print(f"\nlong-context prompts of {tokens} tokens: build + count {built * 1e6:.0f} us; one regex scan of the "
+              f"same text {scan * 1e6:.0f} us (ratio {built / scan:.3f}; each request paid a scan before)")
+        sim = Simulator(Path(tmp), "instant")
+        try:
+            for length, users in ((64, 16), (tokens, 4), (tokens, 16)):  # 64: the machine's own noise
+                res = long_context_lag(sim, rs.url, length, users, min(args.seconds, 5.0))
+                print(f"  {length:6d}-token prompts, {users:3d} users back to back: event-loop lag p99 "
+                      f"{res['p99'] * 1e3:6.2f} ms, max {res['max'] * 1e3:6.2f} ms; of it on this process's CPU "
+                      f"p99 {res['busy_p99'] * 1e3:5.2f} ms, max {res['busy_max'] * 1e3:5.2f} ms "
+                      f"({res['requests']} requests)")
+            print(f"  target: well under 10 ms at {tokens} tokens  (load average now {os.getloadavg()[0]:.2f})")
+        finally:
+            sim.stop()
+
+
+def throughput_and_ttft(args: argparse.Namespace, tmp: Path, rs: RedisServer) -> None:
+    """CPU per token against a paced and an unpaced server, then TTFT error by concurrency."""
+    n = args.users
+    if not args.only_ttft:
         print(f"\n{n} concurrent streams, paced server (a token per stream every 10 ms: one event per recv):")
         sim = Simulator(Path(tmp), "instant", PACED)
         try:
@@ -226,26 +313,27 @@ def main() -> None:
             report("bare FastHttpUser + json.loads, no records", bare_run(sim, n, args.seconds))
         finally:
             sim.stop()
-        print("\nTTFT error vs the simulator's trace (warm requests, paced server), by concurrency:")
-        best = 0
-        for users in [int(u) for u in args.sweep.split(",")]:
-            sim = Simulator(Path(tmp), "instant", PACED)
-            try:
-                res = finishline_run(sim, rs.url, users, min(args.seconds, 5.0), f"sweep-{users}")
-                time.sleep(0.3)
-                errs = ttft_errors(res["records"], sim.read_trace())
-            finally:
-                sim.stop()
-            p50, p99 = pct(errs["ttft"], 50) * 1e3, pct(errs["ttft"], 99) * 1e3
-            print(f"  {users:4d} streams: TTFT error p50 {p50:6.3f} ms  p99 {p99:7.3f} ms  "
-                  f"[send->server p50 {pct(errs['send'], 50) * 1e3:.2f} p99 {pct(errs['send'], 99) * 1e3:.2f}; "
-                  f"server write->client stamp p50 {pct(errs['receive'], 50) * 1e3:.2f} "
-                  f"p99 {pct(errs['receive'], 99) * 1e3:.2f}]  "
-                  f"(n={len(errs['ttft'])}, client CPU {res['cpu'] / res['wall'] * 100:3.0f}% of a core)")
-            if p99 < 1.0:
-                best = users
-        print(f"\nlargest concurrency per worker core with TTFT error p99 < 1 ms: {best or 'none of the sweep'}"
-              f"  (load average now {os.getloadavg()[0]:.2f})")
+    print("\nTTFT error vs the simulator's trace (warm requests, paced server), by concurrency:")
+    best = previous = 0
+    for users in [int(u) for u in args.sweep.split(",")]:
+        sim = Simulator(Path(tmp), "instant", PACED)
+        try:
+            res = finishline_run(sim, rs.url, users, min(args.seconds, 5.0), f"sweep-{users}")
+            time.sleep(0.3)
+            errs = ttft_errors(res["records"], sim.read_trace())
+        finally:
+            sim.stop()
+        p50, p99 = pct(errs["ttft"], 50) * 1e3, pct(errs["ttft"], 99) * 1e3
+        print(f"  {users:4d} streams: TTFT error p50 {p50:6.3f} ms  p99 {p99:7.3f} ms  "
+              f"[send->server p50 {pct(errs['send'], 50) * 1e3:.2f} p99 {pct(errs['send'], 99) * 1e3:.2f}; "
+              f"server write->client stamp p50 {pct(errs['receive'], 50) * 1e3:.2f} "
+              f"p99 {pct(errs['receive'], 99) * 1e3:.2f}]  "
+              f"(n={len(errs['ttft'])}, client CPU {res['cpu'] / res['wall'] * 100:3.0f}% of a core)")
+        if p99 < 1.0 and best == previous:  # every lower concurrency of the sweep met it too
+            best = users
+        previous = users
+    print(f"\nlargest concurrency per worker core with TTFT error p99 < 1 ms: {best or 'none of the sweep'}"
+          f"  (load average now {os.getloadavg()[0]:.2f})")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 Built on geventhttpclient (the client under Locust's FastHttpUser): its pooled connections
 and C response parser de-chunk the body, and after the headers this module reads the socket
-itself, so each ``recv`` is timestamped the moment it returns and handed to the SSE parser —
-nothing is buffered until the end. Every failure becomes an error class on the attempt;
+itself, so each ``recv`` is timestamped and handed to the SSE parser — nothing is buffered until
+the end. The time stamp is the kernel's receive time of the bytes (``SO_TIMESTAMPNS``), so a
+busy event loop that reads them late does not add its own delay to TTFT and ITL; where the
+kernel gives none, it is the loop's wake-up time (``loadgen.wakeclock``). Every failure becomes an error class on the attempt;
 nothing raised here escapes to kill a user.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import email.utils
 import errno
 import socket
+import struct
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +37,20 @@ from loadgen.wakeclock import wake_clock
 _original_select = gevent.monkey.get_original("select", "select")
 _CONNECT_ERRNOS = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL}
 _RECV = 65536
+# Linux's SO_TIMESTAMPNS (= SCM_TIMESTAMPNS; the socket module does not name it): the kernel
+# stamps each received packet, recvmsg hands the stamp of the last one read (CLOCK_REALTIME).
+_SO_TIMESTAMPNS = 35
+_ANCILLARY = socket.CMSG_SPACE(16)
+_TIMESPEC = struct.Struct("qq")
+
+
+def kernel_stamps(sock: Any) -> bool:
+    """Ask the kernel to stamp what this socket receives; False where it cannot."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except (OSError, AttributeError):
+        return False
+    return hasattr(sock, "recvmsg")
 
 
 @dataclass(slots=True)
@@ -94,6 +111,15 @@ class _NoYieldLiveness:
     to the hub: under load the request then leaves seconds-of-ms after its ``sent`` stamp. The
     same check with the unpatched ``select`` costs one syscall and never switches greenlets."""
 
+    handed_out: dict[int, float]  # greenlet id -> when the pool gave it a socket to write on
+
+    def get_socket(self) -> Any:
+        """The pooled socket, and the time it was handed over: the request is written right after,
+        so ``sent`` excludes the client's own header building and pool bookkeeping."""
+        sock = super().get_socket()  # type: ignore[misc]
+        self.handed_out[id(gevent.getcurrent())] = time.monotonic()
+        return sock
+
     def _is_socket_alive(self, sock: Any) -> bool:
         if sock is None:
             return False
@@ -109,6 +135,7 @@ class _NoYieldLiveness:
 def _without_yielding_check(pool: Any) -> None:
     base = type(pool)
     pool.__class__ = type(f"NoYield{base.__name__}", (_NoYieldLiveness, base), {})
+    pool.handed_out = {}
 
 
 class EndpointClient:
@@ -179,6 +206,8 @@ class EndpointClient:
     ) -> AttemptResult:
         """Send one attempt and measure it; never raises for anything the endpoint or network does."""
         timer = gevent.Timeout(timeout) if timeout else None
+        handed_out = self.http._connection_pool.handed_out
+        me = id(gevent.getcurrent())
         sent = time.monotonic()
         attempt = Attempt(number=number, sent=sent, end=sent, retry_wait=retry_wait)
         result = AttemptResult(attempt)
@@ -196,6 +225,7 @@ class EndpointClient:
                 attempt.sent = sent = time.monotonic()
                 response = self.http.request("POST", self.paths[api], body=body, headers=headers)
             attempt.first_byte = time.monotonic()
+            attempt.sent = sent = handed_out.pop(me, sent)  # the socket's handover, just before the write
             attempt.status = status = response.status_code
             failed = status_error(status)
             if failed is not None:
@@ -224,6 +254,7 @@ class EndpointClient:
             error = ErrorClass.MALFORMED if response is not None else ErrorClass.CONNECT
             self._fail(attempt, error, f"{type(exc).__name__}: {exc}", parser)
         finally:
+            handed_out.pop(me, None)
             if timer is not None:
                 timer.close()
             if response is not None:
@@ -250,6 +281,9 @@ class EndpointClient:
         clock = wake_clock()
         silence = self.target.read_timeout
         last = [monotonic()]
+        stamped = kernel_stamps(sock)
+        realtime_offset = time.time() - monotonic()  # kernel stamps are CLOCK_REALTIME
+        unpack = _TIMESPEC.unpack
         reader = gevent.getcurrent()
 
         def watch() -> None:
@@ -262,9 +296,16 @@ class EndpointClient:
         try:
             while not response.message_complete:
                 wakes = clock.wakes
-                data = sock.recv(_RECV)
-                # slept in recv: the bytes were there when the loop woke; else they are here now
-                last[0] = now = clock.time if clock.wakes != wakes else monotonic()
+                if stamped:
+                    data, ancillary, _, _ = sock.recvmsg(_RECV, _ANCILLARY)
+                else:
+                    data, ancillary = sock.recv(_RECV), None
+                if ancillary:  # when the kernel received the (last) packet read
+                    sec, nsec = unpack(ancillary[0][2][:16])
+                    now = sec + nsec * 1e-9 - realtime_offset
+                else:  # slept in recv: the bytes were there when the loop woke; else they are here now
+                    now = clock.time if clock.wakes != wakes else monotonic()
+                last[0] = now
                 if not data:
                     response.feed(b"")  # EOF ends a body delimited by the connection closing
                     if buf:

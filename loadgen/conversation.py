@@ -30,16 +30,22 @@ def run_unit(
     scheduled: float,
     started: float | None = None,
     user_id: int | None = None,
+    phase: str | None = None,
 ) -> None:
-    """Run one unit of the workload's shape; records go to the requester's sink."""
+    """Run one unit of the workload's shape; records go to the requester's sink.
+
+    ``phase`` is the phase the unit was scheduled in (default: the current one). Later steps
+    (a session's next turn, a chain step that waited for others) take the phase current when
+    they are scheduled."""
+    phase = requester.phase if phase is None else phase
     requester.counters.units += 1
     conv = factory.conversation(rng)
     if workload.session is not None:
-        run_session(requester, workload, workload.session, factory, conv, rng, scheduled, started, user_id)
+        run_session(requester, workload, workload.session, factory, conv, rng, scheduled, started, user_id, phase)
     elif workload.chain is not None:
-        run_chain(requester, workload, workload.chain, factory, conv, rng, scheduled, started, user_id)
+        run_chain(requester, workload, workload.chain, factory, conv, rng, scheduled, started, user_id, phase)
     else:
-        requester.send(workload, conv.messages, conv.max_tokens, rng, scheduled, started, user_id)
+        requester.send(workload, conv.messages, conv.max_tokens, rng, scheduled, started, user_id, phase=phase)
 
 
 def _trim_history(messages: list[Message], limit: int | None) -> None:
@@ -61,6 +67,7 @@ def run_session(
     scheduled: float,
     started: float | None,
     user_id: int | None,
+    phase: str | None = None,
 ) -> None:
     session_id = uuid.uuid4().hex
     turns = max(1, session.turns.sample(rng))
@@ -79,9 +86,10 @@ def run_session(
             _trim_history(messages, session.max_history_tokens)
             max_tokens = factory.max_tokens(rng, reference)
             scheduled = started = time.monotonic()
+            phase = requester.phase  # this turn is scheduled now, in the phase current now
         record, reply = requester.send(
             workload, list(messages), max_tokens, rng, scheduled, started, user_id,
-            session_id=session_id, step=str(turn + 1), want_text=True,
+            session_id=session_id, step=str(turn + 1), want_text=True, phase=phase,
         )
         if not record.ok:
             return
@@ -103,6 +111,7 @@ def run_chain(
     scheduled: float,
     started: float | None,
     user_id: int | None,
+    phase: str | None = None,
 ) -> None:
     session_id = uuid.uuid4().hex
     system = [m for m in conv.messages if m["role"] == "system"]
@@ -117,13 +126,14 @@ def run_chain(
             return
         deps = step.dependencies()
         ready = scheduled if not deps else time.monotonic()
+        step_phase = phase if not deps else requester.phase  # scheduled when its inputs were ready
         step_rng = random.Random(seeds[step.id])
         max_tokens = step.output.sample(step_rng) if step.output is not None else conv.max_tokens
         messages = system + [{"role": "user", "content": render(step.prompt, outputs)}]
         try:
             record, reply = requester.send(
                 workload, messages, max_tokens, step_rng, ready, started if not deps else ready, user_id,
-                session_id=session_id, step=step.id, want_text=True,
+                session_id=session_id, step=step.id, want_text=True, phase=step_phase,
             )
         except BaseException:
             done[step.id].set(False)

@@ -22,8 +22,11 @@ from loadgen.worker import WorkerRuntime
 class LocalWorker:
     """One worker's users on a local runner. ``record=None`` ships records to the config's Redis."""
 
-    def __init__(self, config: WorkerConfig, record: Callable[[RequestRecord], None] | None = None) -> None:
-        self.environment = Environment(user_classes=[LLMUser], events=Events())
+    def __init__(
+        self, config: WorkerConfig, record: Callable[[RequestRecord], None] | None = None, stop_timeout: float = 0.0
+    ) -> None:
+        # stop_timeout: how long a stop lets requests in flight finish (a run's drain_timeout)
+        self.environment = Environment(user_classes=[LLMUser], events=Events(), stop_timeout=stop_timeout)
         self.runner = self.environment.create_local_runner()
         self.runtime = install(self.environment, WorkerRuntime(config, self.environment, record=record))
 

@@ -40,6 +40,8 @@ def install(environment: Environment, runtime: WorkerRuntime) -> WorkerRuntime:
             runtime.set_phase(PhaseCommand.model_validate(msg.data))
 
         runner.register_message(PHASE_MESSAGE, on_phase)
+    environment.events.test_start.add_listener(lambda **_: runtime.resume())
+    environment.events.test_stopping.add_listener(lambda **_: runtime.begin_stop())
     environment.events.test_stop.add_listener(lambda **_: runtime.stop_traffic())
     return runtime.start()
 

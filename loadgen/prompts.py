@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from loadgen.corpus import DEFAULT_CORPUS, Corpus, estimate_tokens
+from loadgen.corpus import DEFAULT_CORPUS, Corpus, count_tokens, estimate_tokens, remember_count
 from loadgen.errors import UserError
 from loadgen.spec import (
     JsonlPrompt,
@@ -128,6 +128,8 @@ class PromptFactory:
         corpus_path = self.source.corpus if isinstance(self.source, LongContextPrompt) else None
         self.corpus = Corpus.load(corpus_path or DEFAULT_CORPUS)
         self.prefixes = self._prefixes(workload.system_prefix, seed)
+        question = self.source.question if isinstance(self.source, LongContextPrompt) else ""
+        self._question = (f"\n\n{question}", count_tokens(question))
 
     def _prefixes(self, spec: SharedPrefix | None, seed: int) -> list[str]:
         if spec is None:
@@ -156,8 +158,10 @@ class PromptFactory:
         src = self.source
         if isinstance(src, SyntheticPrompt):
             return self.corpus.sample(src.tokens.sample(rng), rng)
-        if isinstance(src, LongContextPrompt):
-            return f"{self.corpus.sample(src.tokens.sample(rng), rng)}\n\n{src.question}"
+        if isinstance(src, LongContextPrompt):  # counted from its parts: never scanned in the hot path
+            tokens = src.tokens.sample(rng)
+            question, question_tokens = self._question
+            return remember_count(self.corpus.sample(tokens, rng) + question, tokens + question_tokens)
         return self._dataset_item(rng).messages[-1]["content"]
 
     def conversation(self, rng: random.Random) -> Conversation:

@@ -66,10 +66,14 @@ class Requester:
         session_id: str | None = None,
         step: str | None = None,
         want_text: bool = False,
+        phase: str | None = None,
     ) -> tuple[RequestRecord, str | None]:
-        """Send with retries, record, tell Locust; returns the record and (if asked) the reply text."""
+        """Send with retries, record, tell Locust; returns the record and (if asked) the reply text.
+
+        ``phase``: the phase in which the request was scheduled (default: the current one); a
+        request queued or in flight when the next phase begins still belongs to its own."""
         started = time.monotonic() if started is None else started
-        phase = self.phase  # the phase it was sent in, even if the next one begins meanwhile
+        phase = self.phase if phase is None else phase
         wall = time.time() - (time.monotonic() - scheduled)
         prompt: list[Message] | str = messages if workload.api == "chat" else as_completion_prompt(messages)
         body = self.client.body(workload.api, workload.stream, prompt, max_tokens, workload.sampling)

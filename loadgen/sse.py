@@ -153,6 +153,8 @@ class StreamParser:
             u = _skip_spaces(buf, u + len(_USAGE), end)
             if buf[u] == 123:  # an object, not null
                 running = self.continuous or (text and not self.chunk_us)
+                if not running and not text and not self.chunk_us and self._zero_completion(buf, u, end):
+                    running = True  # vLLM's role chunk: a running report of 0 tokens, not the final one
                 if not running or (not text and (buf.find(b'"choices":[]', p, end) >= 0
                                                  or buf.find(b'"choices": []', p, end) >= 0)):
                     self._final_usage(buf, u, end)
@@ -192,6 +194,11 @@ class StreamParser:
                     self.response_id = buf[q + 1:e].decode("ascii", "replace")
                     return
         self.response_id = ""
+
+    @staticmethod
+    def _zero_completion(buf: bytes, u: int, end: int) -> bool:
+        c = buf.find(_COMPLETION, u, end)
+        return c >= 0 and _int_at(buf, c + len(_COMPLETION), end) == 0
 
     def _final_usage(self, buf: bytes, u: int, end: int) -> None:
         self.usage_seen = True

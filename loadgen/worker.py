@@ -6,10 +6,16 @@ and spawns the unit of traffic in its own greenlet, never waiting for replies. A
 ``max_concurrency`` (this worker's share) run at once; the rest wait in the client queue,
 whose wait is measured (``started - scheduled``), so a late client is visible in the records
 rather than silently slowing the schedule down (coordinated omission).
+
+Every unit carries the phase in which it was scheduled (not the one current when it leaves the
+queue or finishes). When the run stops gracefully, the dispatcher stops and units still queued
+are not sent, while those in flight get Locust's ``stop_timeout`` (the run's ``drain_timeout``)
+to finish, as closed users do; a forced stop (timeout 0) cancels them at once.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import random
 import time
@@ -76,10 +82,16 @@ class WorkerRuntime:
         self._dispatcher: object | None = None
         self.open_units = gevent.pool.Group()
         self._users = 0
+        self._stopping = False  # a graceful stop began: send nothing new
 
     # -------------------------------------------------------------- life cycle
 
     def start(self) -> WorkerRuntime:
+        # Everything loaded so far (Locust, pydantic, the corpus, datasets) lives for the whole
+        # run: out of the collector's sight, a full collection scans only what traffic creates,
+        # instead of stalling the loop for tens of milliseconds (which the self-check would flag).
+        gc.collect()
+        gc.freeze()
         if self.sink is not None:
             self.sink.start()
             self.sampler = WorkerSampler(
@@ -88,22 +100,39 @@ class WorkerRuntime:
             ).start()
         return self
 
-    def stop_traffic(self) -> None:
-        """Stop the open-loop units in flight (each records itself as cancelled)."""
+    def begin_stop(self) -> None:
+        """The runner is stopping (Locust ``test_stopping``): dispatch and queued units send nothing new."""
+        self._stopping = True
+
+    def resume(self) -> None:
+        """Users start again (Locust ``test_start``, or a new phase)."""
+        self._stopping = False
+
+    def stop_traffic(self, grace: float | None = None) -> None:
+        """Let open-loop units in flight finish within ``grace`` seconds (default: the environment's
+        ``stop_timeout``, which the master sets to the run's drain timeout, 0 when forced), then
+        stop the rest (each records itself as cancelled)."""
+        self._stopping = True
+        if grace is None:
+            grace = float(getattr(self.environment, "stop_timeout", 0.0) or 0.0)
+        if grace > 0 and len(self.open_units):
+            self.open_units.join(timeout=grace)
         self.open_units.kill(block=True, timeout=10)
 
     def close(self) -> None:
         """Stop everything and flush every record to Redis."""
-        self.stop_traffic()
+        self.stop_traffic(grace=0.0)
         if self.sampler is not None:
             self.sampler.stop()
         if self.sink is not None:
             self.sink.close()
         self.client.close()
+        gc.unfreeze()  # what the run kept alive may be collected again (tests run many workers)
 
     def set_phase(self, phase: PhaseCommand) -> None:
         self.phase = phase
         self.phase_started = time.monotonic()
+        self._stopping = False
         self.requester.phase = phase.name
         log.info("worker %s: phase %s (%s)", self.worker, phase.name, phase.mode)
 
@@ -142,9 +171,10 @@ class WorkerRuntime:
 
     def closed_iteration(self, rng: random.Random, user_id: int | None = None) -> None:
         """One unit of a closed-loop virtual user: sent as soon as the previous one ended."""
+        phase = self.requester.phase  # the phase it is scheduled in, whatever happens next
         workload = self.pick(rng)
         now = time.monotonic()
-        run_unit(self.requester, workload, self.factories[workload.name], rng, now, now, user_id)
+        run_unit(self.requester, workload, self.factories[workload.name], rng, now, now, user_id, phase)
 
     def dispatch(self, owner: object, phase: PhaseCommand) -> None:
         """Run this worker's open-loop schedule while ``phase`` is current; one owner at a time."""
@@ -157,27 +187,34 @@ class WorkerRuntime:
             slots = gevent.lock.BoundedSemaphore(phase.worker_max_concurrency)
             start = time.monotonic()
             for when in schedule(phase.arrival, phase.worker_rate, rng, start):
-                if self.phase is not phase:
+                if self.phase is not phase or self._stopping:
                     return
                 delay = when - time.monotonic()
                 while delay > 0:
                     gevent.sleep(min(delay, 0.25))
-                    if self.phase is not phase:
+                    if self.phase is not phase or self._stopping:
                         return
                     delay = when - time.monotonic()
                 workload = self.pick(rng)
-                self.open_units.spawn(self._open_unit, workload, when, slots, random.Random(rng.random()))
+                self.open_units.spawn(
+                    self._open_unit, workload, when, slots, random.Random(rng.random()), phase.name
+                )
         finally:
             if self._dispatcher is owner:
                 self._dispatcher = None
 
     def _open_unit(
-        self, workload: WorkloadSpec, scheduled: float, slots: gevent.lock.BoundedSemaphore, rng: random.Random
+        self, workload: WorkloadSpec, scheduled: float, slots: gevent.lock.BoundedSemaphore, rng: random.Random,
+        phase: str,
     ) -> None:
         with slots:
+            if self._stopping:  # still queued when the run stopped: never sent
+                return
             started = time.monotonic()
             try:
-                run_unit(self.requester, workload, self.factories[workload.name], rng, scheduled, started)
+                run_unit(
+                    self.requester, workload, self.factories[workload.name], rng, scheduled, started, None, phase
+                )
             except gevent.GreenletExit:
                 raise
             except Exception:  # a bug must not stop the schedule; it is logged with its traceback

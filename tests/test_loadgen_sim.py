@@ -7,10 +7,11 @@ import statistics
 import time
 from typing import Any
 
+import gevent
 import pytest
 
 from loadgen import metrics
-from loadgen.config import PhaseCommand, WorkerConfig
+from loadgen.config import PHASE_MESSAGE, PhaseCommand, WorkerConfig
 from loadgen.local import LocalWorker
 from loadgen.records import RequestRecord
 from tests.fixtures.simulator import run_simulator
@@ -252,3 +253,62 @@ def test_timeouts_and_connect_errors_are_classified() -> None:
     assert records and all(r.outcome in ("connect_error", "cancelled") for r in records)
     assert any(r.outcome == "connect_error" and len(r.attempts) == 2 for r in records)
     assert stats.get("void", "POST").num_failures >= 2
+
+
+PACED = {"step_overhead_s": 0.01}  # 'instant' engine, one token per stream every 10 ms
+
+
+def _open_burst(name: str, rate: float, max_concurrency: int) -> PhaseCommand:
+    return PhaseCommand(name=name, mode="open", rate=rate, arrival={"kind": "constant"}, max_concurrency=max_concurrency)
+
+
+def test_records_carry_the_phase_they_were_scheduled_in() -> None:
+    """Units queued in the client (one slot) when the next phase begins still belong to the first."""
+    with run_simulator(PACED, preset="instant") as sim:
+        cfg = worker_config(sim.base_url, [{
+            "name": "q", "prompt": {"kind": "synthetic", "tokens": 20}, "output": 10,
+            "sampling": {"ignore_eos": True},
+        }])
+        records: list[RequestRecord] = []
+        with LocalWorker(cfg, record=records.append) as worker:
+            worker.runner.send_message(PHASE_MESSAGE, _open_burst("a", 20, 1).model_dump(mode="json"))
+            worker.runner.start(1, spawn_rate=100, wait=False)
+            gevent.sleep(0.6)
+            switch = time.monotonic()
+            worker.runner.send_message(PHASE_MESSAGE, _open_burst("b", 0.05, 1).model_dump(mode="json"))
+            deadline = time.monotonic() + 10
+            while len(worker.runtime.open_units) and time.monotonic() < deadline:
+                gevent.sleep(0.05)
+            worker.runner.stop()
+    assert records and all(r.ok for r in records)
+    assert all(r.scheduled < switch for r in records)  # phase b sends its first in 20 s
+    crossed = [r for r in records if r.started > switch]
+    assert len(crossed) >= 2  # queued across the boundary: the case that matters
+    assert {r.phase for r in records} == {"a"}
+
+
+@pytest.mark.parametrize("stop_timeout", [5.0, 0.0])
+def test_open_loop_requests_in_flight_drain_at_a_graceful_stop(stop_timeout: float) -> None:
+    """A graceful stop (the run's drain) lets open-loop requests finish, as closed users do;
+    a forced one (stop timeout 0, Ctrl-C) cancels them at once. Nothing new is sent meanwhile."""
+    with run_simulator(PACED, preset="instant") as sim:
+        cfg = worker_config(sim.base_url, [{
+            "name": "slow", "prompt": {"kind": "synthetic", "tokens": 20}, "output": 60,
+            "sampling": {"ignore_eos": True},
+        }])
+        records: list[RequestRecord] = []
+        with LocalWorker(cfg, record=records.append, stop_timeout=stop_timeout) as worker:
+            worker.runner.send_message(PHASE_MESSAGE, _open_burst("open", 10, 64).model_dump(mode="json"))
+            worker.runner.start(1, spawn_rate=100, wait=False)
+            gevent.sleep(0.75)  # ~7 sent, each streaming for ~0.6 s
+            stopped = time.monotonic()
+            worker.runner.stop()
+            assert not len(worker.runtime.open_units)
+    assert len(records) >= 5
+    assert all(r.scheduled < stopped for r in records)
+    if stop_timeout:
+        assert all(r.ok for r in records), [r.outcome for r in records]
+        assert max(r.end for r in records) > stopped + 0.1  # they really were still in flight
+    else:
+        assert any(r.outcome == "cancelled" for r in records)
+        assert max(r.end for r in records) < stopped + 0.1

@@ -4,7 +4,9 @@ chains, arrival schedules, retry waits, prompts, SSE parsing."""
 from __future__ import annotations
 
 import random
+import re
 import statistics
+import time
 from pathlib import Path
 
 import orjson
@@ -16,7 +18,7 @@ from loadgen.client import AttemptResult, parse_retry_after
 from loadgen.config import PhaseCommand, TargetConfig, WorkerConfig
 from loadgen.corpus import Corpus, estimate_tokens
 from loadgen.errors import UserError, describe_validation_error
-from loadgen.prompts import PromptFactory
+from loadgen.prompts import PromptFactory, estimated_prompt_tokens
 from loadgen.records import Attempt
 from loadgen.retry import backoff, should_retry
 from loadgen.spec import ArrivalSpec, ChainSpec, RetryPolicy, WorkloadSpec
@@ -123,6 +125,41 @@ def test_synthetic_long_context_and_shared_prefix_lengths() -> None:
     assert len(prefixes) == 2  # every request shares one of the two group prefixes
     corpus = Corpus.load()
     assert estimate_tokens(corpus.window(len(corpus) + 10, 0)) == len(corpus) + 10  # wraps around
+
+
+
+_SCAN = re.compile(r"[^\W_]+|[^\w\s]|_")  # the corpus's documented token rule, scanned in full
+
+
+def test_long_context_prompts_cost_a_fraction_of_one_scan_and_count_exactly() -> None:
+    """Building (and counting, as each record does) a 16k-token prompt must not block the worker's
+    loop: it costs far less than scanning the text once. A ratio in one run, no absolute timing."""
+    w = WorkloadSpec(name="lc", prompt={"kind": "long_context", "tokens": 16000, "question": "Why?"}, output=8)
+    factory = PromptFactory(w, seed=1)
+    rng = random.Random(5)
+
+    def build() -> tuple[int, str]:
+        conv = factory.conversation(rng)
+        return estimated_prompt_tokens(conv.messages), conv.messages[-1]["content"]
+
+    build()
+    built_s, scan_s, prompts = [], [], []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        batch = [build() for _ in range(10)]
+        built_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for _, text in batch:
+            _SCAN.findall(text)
+        scan_s.append(time.perf_counter() - t0)
+        prompts += batch
+    assert min(built_s) < 0.25 * min(scan_s), (min(built_s), min(scan_s))
+    assert len({text for _, text in prompts}) == len(prompts)  # distinct windows: no accidental shared prefix
+    for counted, text in prompts:
+        assert counted == len(_SCAN.findall(text)) == 16000 + 2
+    corpus = Corpus.load()
+    for start in (0, len(corpus) - 3, len(corpus) // 2):  # wrapped windows keep their count too
+        assert len(_SCAN.findall(corpus.window(2 * len(corpus) + 5, start))) == 2 * len(corpus) + 5
 
 
 # ---------------------------------------------------------------- chains, phases, config
@@ -319,3 +356,19 @@ def test_parser_final_usage_on_a_finish_chunk_is_not_a_token_chunk() -> None:
     assert parser.finish() == (None, None)
     assert parser.chunk_tokens == [1, 1, 1] and parser.token_count() == 3 and not parser.estimated
     assert parser.prompt_tokens == 5
+
+
+def test_parser_role_chunk_usage_is_a_running_count_not_the_final_report() -> None:
+    """vLLM's continuous usage puts ``completion_tokens: 0`` on the role chunk; a stream cut after
+    two tokens is incomplete with 2 tokens, not a complete reply of 0."""
+    role = (b'data: {"id":"x","choices":[{"index":0,"delta":{"role":"assistant","content":""}}],'
+            b'"usage":{"prompt_tokens":9,"total_tokens":9,"completion_tokens":0}}\n\n')
+    parser = StreamParser(sent=0.0, chat=True, want_text=False)
+    parser.feed(role, 1.0)
+    for n, word in enumerate((b" the", b" of"), 1):
+        parser.feed(b'data: {"id":"x","choices":[{"index":0,"delta":{"content":"' + word + b'"}}],'
+                    b'"usage":{"prompt_tokens":9,"completion_tokens":' + str(n).encode() + b'}}\n\n', 1.0 + n)
+    assert parser.finish()[0] == "incomplete_stream"
+    assert parser.chunk_tokens == [1, 1] and parser.token_count() == 2 and parser.prompt_tokens == 9
+    parser.feed(b'data: {"id":"x","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2}}\n\ndata: [DONE]\n\n', 4.0)
+    assert parser.finish() == (None, None) and parser.output_tokens == 2

@@ -174,8 +174,11 @@ def lifecycle_for(spec: Any, run_id: str, run_dir: Path) -> TargetLifecycle:
 def target_config(lifecycle: TargetLifecycle, spec: Any, base_url: str) -> TargetConfig:
     """What the workers are told about the target: never the key itself, only its variable's name."""
     extra: dict[str, Any] = {}
+    tokenizer = getattr(spec, "tokenizer", None)
+    if tokenizer is not None:  # the same file the scenario named, for any kind of target
+        extra["tokenizer"] = Path(tokenizer).expanduser().resolve()
     if isinstance(spec, UrlTarget):
-        extra = {
+        extra |= {
             "api_key_env": spec.api_key_env, "headers": spec.headers,
             "connect_timeout": spec.connect_timeout, "read_timeout": spec.read_timeout,
         }

@@ -18,7 +18,7 @@ from coordinator.scenario.models import Scenario
 from loadgen.errors import UserError
 
 # Keys holding paths that are resolved relative to the scenario file.
-_PATH_KEYS = ("path", "corpus", "config", "context")
+_PATH_KEYS = ("path", "corpus", "config", "context", "tokenizer")
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from coordinator.docker.spec import ColdStartPhase, DockerTargetSpec
 from coordinator.scenario.phases import (
@@ -24,7 +24,13 @@ from coordinator.scenario.phases import (
     _default_kind,
 )
 from coordinator.selfcheck import SelfCheckLimits
-from loadgen.spec import RetryPolicy, Spec, WorkloadSpec
+from loadgen.spec import RetryPolicy, Spec, WorkloadSpec, readable_file
+
+_TOKENIZER_HELP = "the model's tokenizer.json (relative to the scenario file): counts tokens when the server reports no usage"
+
+
+def _tokenizer_readable(value: Path | None, info: ValidationInfo) -> Path | None:
+    return None if value is None else readable_file(value, info)
 
 
 class UrlTarget(Spec):
@@ -40,6 +46,9 @@ class UrlTarget(Spec):
     headers: dict[str, str] = Field(default_factory=dict)
     connect_timeout: float = Field(default=10.0, gt=0)
     read_timeout: float = Field(default=600.0, gt=0)
+    tokenizer: Path | None = Field(default=None, description=_TOKENIZER_HELP)
+
+    _tokenizer = field_validator("tokenizer")(_tokenizer_readable)
 
     @field_validator("api_key_env")
     @classmethod
@@ -58,6 +67,9 @@ class SimulatorTarget(Spec):
     config: Path | None = Field(default=None, description="simulator config file (relative to the scenario file)")
     model: str = Field(default="simulator", min_length=1)
     trace: bool = Field(default=True, description="keep the simulator's request trace in the run directory")
+    tokenizer: Path | None = Field(default=None, description=_TOKENIZER_HELP)
+
+    _tokenizer = field_validator("tokenizer")(_tokenizer_readable)
 
     @field_validator("config")
     @classmethod
@@ -67,7 +79,16 @@ class SimulatorTarget(Spec):
         return value
 
 
-Target = Annotated[Union[UrlTarget, SimulatorTarget, DockerTargetSpec], Field(discriminator="kind")]
+class DockerTarget(DockerTargetSpec):
+    """Start the endpoint under test in a container (``coordinator.docker.spec.DockerTargetSpec``),
+    plus what the workers need to know about its model."""
+
+    tokenizer: Path | None = Field(default=None, description=_TOKENIZER_HELP)
+
+    _tokenizer = field_validator("tokenizer")(_tokenizer_readable)
+
+
+Target = Annotated[Union[UrlTarget, SimulatorTarget, DockerTarget], Field(discriminator="kind")]
 
 Phase = Annotated[
     Annotated[
