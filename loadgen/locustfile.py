@@ -19,7 +19,10 @@ from locust.env import Environment
 from locust.runners import MasterRunner
 
 from loadgen.config import PHASE_MESSAGE, PhaseCommand, WorkerConfig
+from loadgen.spawn_cost import compute_locust_defaults_once
 from loadgen.worker import WorkerRuntime
+
+compute_locust_defaults_once()
 
 log = logging.getLogger(__name__)
 

@@ -372,3 +372,21 @@ def test_parser_role_chunk_usage_is_a_running_count_not_the_final_report() -> No
     assert parser.chunk_tokens == [1, 1] and parser.token_count() == 2 and parser.prompt_tokens == 9
     parser.feed(b'data: {"id":"x","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2}}\n\ndata: [DONE]\n\n', 4.0)
     assert parser.finish() == (None, None) and parser.output_tokens == 2
+
+
+def test_locust_option_defaults_are_built_once_per_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A spawn message makes a Locust worker ask for the option defaults once per option;
+    building the parser each time blocked the event loop ~60 ms at every phase change."""
+    from locust import argument_parser
+
+    import loadgen.locustfile  # noqa: F401  (applies the fix, as a worker loading it does)
+
+    built = []
+    original = argument_parser.get_empty_argument_parser
+    monkeypatch.setattr(argument_parser, "get_empty_argument_parser", lambda: built.append(1) or original())
+    argument_parser.default_args_dict.cache_clear()
+    first = argument_parser.default_args_dict()
+    options = {"host": "h", "num_users": 3, "my_custom_option": 1}
+    custom = {k: v for k, v in options.items() if k not in argument_parser.default_args_dict()}
+    assert custom == {"my_custom_option": 1} and "host" in first
+    assert len(built) == 1
