@@ -175,7 +175,7 @@ def test_two_bridges_sum_correctly_in_promql(redis_server: RedisServer, promethe
         prom = prometheus_server(build_config(plan))
         prom.wait_targets_up()
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and prom.value(f"count(up{{job='finishline-bridge'}} == 1)") != 2:
+        while time.monotonic() < deadline and prom.value("count(up{job='finishline-bridge'} == 1)") != 2:
             time.sleep(0.2)
         assert prom.value(f"count(count by (instance) ({n.COUNTER['requests']}))") == 2
         assert prom.value(f"sum({n.COUNTER['requests']})") == 600
