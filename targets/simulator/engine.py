@@ -124,14 +124,6 @@ class Engine:
         self.free_blocks += seq.blocks
         seq.blocks = 0
 
-    @staticmethod
-    def _drop(seq: Sequence) -> None:
-        if not seq.done.done():
-            seq.aborted = True
-            seq.outcome = "client_gone"
-            seq.finish = time.monotonic()
-            seq.done.set_result(None)
-
     def _preempt(self, victim: Sequence) -> None:
         """Recompute preemption: drop the KV, requeue at the head."""
         self._free(victim)
@@ -200,7 +192,7 @@ class Engine:
                 break  # arrived after this step began: the next step takes it
             if seq.aborted or (seq.transport is not None and seq.transport.is_closing()):
                 waiting.popleft()  # the client left while queued: never prefill it
-                self._drop(seq)
+                seq.drop()
                 continue
             cached = self._cached_prefix(seq)
             need = seq.prompt_len + seq.out - cached

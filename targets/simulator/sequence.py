@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 
@@ -80,6 +81,10 @@ class Sequence:
         self.finished = False
         self.traced = False  # its trace line is written (once, before the response's last byte)
 
-    @property
-    def total_known(self) -> int:
-        return self.prompt_len + self.out
+    def drop(self) -> None:
+        """The client went away before the request ended: mark it so, and release its waiter."""
+        if not self.done.done():
+            self.aborted = True
+            self.outcome = "client_gone"
+            self.finish = time.monotonic()
+            self.done.set_result(None)

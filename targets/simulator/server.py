@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from targets.simulator.config import SimulatorConfig
 from targets.simulator.engine import Engine
-from targets.simulator.faults import HEADER, IMMEDIATE, IMMEDIATE_RESPONSES, FaultError, FaultPicker
+from targets.simulator.faults import HEADER, IMMEDIATE, IMMEDIATE_RESPONSES, FaultError, FaultPicker, kind_of
 from targets.simulator.metrics import EngineMetrics
 from targets.simulator.protocol import (
     BadRequest,
@@ -32,7 +32,6 @@ from targets.simulator.sse import StreamWriter, abort_with_reset, prepare_templa
 from targets.simulator.trace import TraceWriter
 
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
-LOADING = error_body(503, "Loading model", "unavailable_error")
 MAX_BODY = 64 * 1024 * 1024
 
 
@@ -40,6 +39,11 @@ def json_error(status: int, message: str, kind: str, headers: dict[str, str] | N
                ) -> web.Response:
     return web.Response(status=status, body=error_body(status, message, kind),
                         content_type="application/json", headers=headers)
+
+
+def loading_response() -> web.Response:
+    """The answer while the simulated model is still loading (``startup_seconds``)."""
+    return json_error(503, "Loading model", "unavailable_error")
 
 
 class Simulator:
@@ -82,12 +86,12 @@ class Simulator:
     # ---- plain endpoints ----------------------------------------------------------------
     async def health(self, _request: web.Request) -> web.Response:
         if self.loading:
-            return web.Response(status=503, body=LOADING, content_type="application/json")
+            return loading_response()
         return web.Response(status=200)
 
     async def models(self, _request: web.Request) -> web.Response:
         if self.loading:
-            return web.Response(status=503, body=LOADING, content_type="application/json")
+            return loading_response()
         return web.Response(body=orjson.dumps(model_list(self.config, self.created)),
                             content_type="application/json")
 
@@ -107,7 +111,7 @@ class Simulator:
         path = request.path
         if self.loading:
             self.trace.rejected(rid, path, None, arrival, time.monotonic(), 503, None)
-            return web.Response(status=503, body=LOADING, content_type="application/json")
+            return loading_response()
         raw = await request.read()
         cfg = self.config
         try:
@@ -144,10 +148,7 @@ class Simulator:
             seq.aborted, seq.outcome, seq.status = True, "client_gone", 0
             return web.Response(status=200)  # never sent; aiohttp drops it quietly
         finally:
-            if not seq.done.done():  # the handler was cancelled: the client went away
-                seq.aborted = True
-                seq.outcome = "client_gone"
-                seq.finish = time.monotonic()
+            seq.drop()  # still pending (the handler was cancelled or failed): the client went away
             self.trace.sequence(seq)
 
     async def _stream(self, request: web.Request, req: object, seq: Sequence) -> web.StreamResponse:
@@ -176,7 +177,7 @@ class Simulator:
         self.engine.submit(seq)
         await seq.done
         transport = request.transport
-        kind = seq.fault.split(":")[0] if seq.fault else None
+        kind = kind_of(seq.fault)
         if kind == "reset" and transport is not None:
             seq.outcome, seq.aborted, seq.finish = "reset", True, time.monotonic()
             seq.status = 0  # no response was sent
