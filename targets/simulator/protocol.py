@@ -92,14 +92,11 @@ def prompt_tokens(req: ChatRequest | CompletionRequest, cfg: SimulatorConfig) ->
     prompt = req.prompt
     if isinstance(prompt, str):
         return tokenizer.tokens(prompt)
-    if prompt and isinstance(prompt[0], list):
+    first = prompt[0] if prompt else None
+    if isinstance(first, (list, str)):  # a batch of prompts (text or token ids)
         if len(prompt) != 1:
             raise BadRequest("prompt: the simulator answers one prompt per request")
-        return [str(t) for t in prompt[0]]  # type: ignore[union-attr]
-    if prompt and isinstance(prompt[0], str):
-        if len(prompt) != 1:
-            raise BadRequest("prompt: the simulator answers one prompt per request")
-        return tokenizer.tokens(prompt[0])  # type: ignore[arg-type]
+        return tokenizer.tokens(first) if isinstance(first, str) else [str(t) for t in first]
     return [str(t) for t in prompt]  # a list of token ids
 
 

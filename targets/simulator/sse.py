@@ -138,6 +138,12 @@ class StreamWriter:
         seq.transport.write(b"%x\r\n%b\r\n" % (len(payload), payload))
         return now
 
+    def _write_tokens(self, seq: Sequence, payload: bytes, k: int) -> float:
+        """Token events, behind the role chunk when they are the stream's first."""
+        if not seq.first_written:
+            payload = self._first_events(seq) + payload
+        return self._write(seq, payload, k)
+
     def _end(self, seq: Sequence, outcome: str, now: float) -> None:
         if seq.finish is None:
             seq.finish = now
@@ -174,9 +180,7 @@ class StreamWriter:
                 payload = self._final_events(seq, k)
             else:
                 payload = self._content_event(seq, k)
-            if not seq.first_written:
-                payload = self._first_events(seq) + payload
-            now = self._write(seq, payload, k)
+            now = self._write_tokens(seq, payload, k)
             if seq.finished:
                 self.metrics.finished(seq, seq.finish_reason, due)
                 self._end(seq, "ok", now)
@@ -189,10 +193,7 @@ class StreamWriter:
         if seq.pending:  # tokens sampled before the fault still go out first
             k = seq.pending
             seq.pending = 0
-            payload = self._content_event(seq, k)
-            if not seq.first_written:
-                payload = self._first_events(seq) + payload
-            self._write(seq, payload, k)
+            self._write_tokens(seq, self._content_event(seq, k), k)
         if kind == "malformed":
             self._write(seq, MALFORMED_EVENT, 0)
             seq.fault_at = -1
