@@ -16,7 +16,7 @@ import uuid
 import gevent
 import gevent.event
 
-from loadgen.prompts import Conversation, Message, PromptFactory
+from loadgen.prompts import Conversation, Message, PromptFactory, estimated_prompt_tokens
 from loadgen.request import Requester
 from loadgen.spec import CHAIN_INPUT, TEMPLATE_REF, ChainSpec, ChainStep, SessionSpec, WorkloadSpec
 from loadgen.corpus import estimate_tokens
@@ -53,8 +53,9 @@ def _trim_history(messages: list[Message], limit: int | None) -> None:
     if limit is None:
         return
     first = 1 if messages and messages[0]["role"] == "system" else 0
-    while len(messages) - first > 1 and sum(estimate_tokens(m["content"]) for m in messages) > limit:
-        del messages[first]
+    total = estimated_prompt_tokens(messages)
+    while len(messages) - first > 1 and total > limit:
+        total -= estimate_tokens(messages.pop(first)["content"])
 
 
 def run_session(
@@ -120,11 +121,10 @@ def run_chain(
     seeds = {s.id: rng.random() for s in chain.steps}  # per-step streams: the same seed, the same traffic
 
     def step_task(step: ChainStep) -> None:
-        ok = all(done[dep].get() for dep in step.dependencies())
-        if not ok:
+        deps = step.dependencies()
+        if not all(done[dep].get() for dep in deps):
             done[step.id].set(False)
             return
-        deps = step.dependencies()
         ready = scheduled if not deps else time.monotonic()
         step_phase = phase if not deps else requester.phase  # scheduled when its inputs were ready
         step_rng = random.Random(seeds[step.id])

@@ -174,8 +174,7 @@ class PromptFactory:
         system = self.system_message(rng)
         if system is not None:
             conv.messages.insert(0, system)
-        if self.workload.output is not None:
-            conv.max_tokens = self.workload.output.sample(rng)
+        conv.max_tokens = self.max_tokens(rng, conv.max_tokens)
         return conv
 
     def max_tokens(self, rng: random.Random, reference: int | None) -> int | None:

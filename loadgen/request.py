@@ -124,10 +124,13 @@ class Requester:
     ) -> RequestRecord:
         attempts = [r.attempt for r in results]
         count = self.client.count_tokens
-        if count is not None:  # the server reported no prompt usage: count the messages' text
+        if count is not None:  # the server reported no prompt usage: count the messages' text, once
+            counted: int | None = None
             for a in attempts:
                 if a.prompt_tokens is None and a.status == 200:
-                    a.prompt_tokens = sum(count(m["content"]) for m in messages)
+                    if counted is None:
+                        counted = sum(count(m["content"]) for m in messages)
+                    a.prompt_tokens = counted
         record = RequestRecord(
             id=uuid.uuid4().hex,
             run_id=self.run_id,
