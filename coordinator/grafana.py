@@ -16,12 +16,14 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 from grafana_client import GrafanaApi
-from grafana_client.client import GrafanaClientError
+from grafana_client.client import GrafanaClientError, GrafanaException
 from pydantic import BaseModel, ConfigDict, Field
 
 from loadgen.errors import UserError
@@ -180,13 +182,24 @@ def push(url: str | None, token_env: str, folder: str, run_dir: Path | None) -> 
         raise UserError(f"grafana push: no Grafana URL; pass --url or set {URL_ENV}")
     settings = GrafanaSettings(url=url, token_env=token_env, folder=folder)
     api = settings.connect()
-    uids = push_dashboards(api, folder)
+    with _reported(url):
+        uids = push_dashboards(api, folder)
     click.echo(f"grafana: pushed {len(uids)} dashboards to {url} ({', '.join(uids)})")
     if run_dir is not None:
         summary_path = run_dir / "summary.json"
         if not summary_path.is_file():
             raise UserError(f"--run: {run_dir} has no summary.json; pass a finished run directory")
         run_id, events = run_events(run_dir)
-        for text, kind, start, end in events:
-            annotate(api, run_id, text, kind, start, end)
+        with _reported(url):
+            for text, kind, start, end in events:
+                annotate(api, run_id, text, kind, start, end)
         click.echo(f"grafana: wrote {len(events)} annotations for run {run_id}")
+
+
+@contextmanager
+def _reported(url: str) -> Iterator[None]:
+    """Grafana down or refusing the request: one line naming the URL, not a traceback."""
+    try:
+        yield
+    except (GrafanaException, OSError) as exc:  # grafana-client lets connection errors (OSError) through
+        raise UserError(f"grafana push: {url} failed: {exc}; check --url and the token") from None
