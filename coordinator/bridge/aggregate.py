@@ -37,15 +37,16 @@ class Slo:
     e2e: float | None = None
     objective: float = 0.99  # share of requests that should be good (the SLO percentile / 100)
 
-    def good(self, record: RequestRecord) -> bool:
+    def good(self, record: RequestRecord, values: dict[str, float | None] | None = None) -> bool:
         """Same rule as the summary's goodput: ok, and every set threshold met.
 
         An undefined TPOT (fewer than two output tokens) cannot violate the TPOT SLO; an
-        undefined TTFT or E2E can.
+        undefined TTFT or E2E can. ``values``: the record's ``metrics.request_values``, if known.
         """
         if not record.ok:
             return False
-        values = metrics.request_values(record)
+        if values is None:
+            values = metrics.request_values(record)
         for name, limit in (("ttft", self.ttft), ("tpot", self.tpot), ("e2e", self.e2e)):
             if limit is None:
                 continue
@@ -104,9 +105,9 @@ def record_increments(
         return
     inc(f"c{US}prompt_tokens{US}{lk}", float(metrics.prompt_tokens(record)))
     inc(f"c{US}output_tokens{US}{lk}", float(metrics.output_tokens(record)))
-    if slo.good(record):
-        inc(f"c{US}good_requests{US}{lk}", 1.0)
     values = metrics.request_values(record)
+    if slo.good(record, values):
+        inc(f"c{US}good_requests{US}{lk}", 1.0)
     for name in REQUEST_HISTOGRAMS:
         value = values[name]
         if value is None:
