@@ -6,12 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 from coordinator.services.ports import free_port
-from coordinator.services.process import OwnedService, stop_process
+from coordinator.services.process import OwnedService, http_ok, spawn, stop_process, wait_ready
 
 
 class BridgeProcess(OwnedService):
@@ -48,27 +47,16 @@ class BridgeProcess(OwnedService):
             "--run-id", self.run_id, "--redis-url", self.redis_url,
             "--consumer", self.consumer, "--port", str(self.port), *self.extra_args,
         ]
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-        if out is not subprocess.DEVNULL:
-            out.close()
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"bridge exited with {self.process.returncode} (see {self.log_path})")
-            try:
-                with urllib.request.urlopen(self.url, timeout=1) as resp:  # noqa: S310 (loopback)
-                    if resp.status == 200:
-                        return self
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(f"bridge did not serve {self.url} within {timeout:.0f}s")
-            time.sleep(0.05)
+        self.process = spawn(cmd, self.log_path, env)
+        if wait_ready(self.process, lambda: http_ok(self.url), timeout, 0.05):
+            return self
+        if self.process.poll() is not None:
+            raise RuntimeError(f"bridge exited with {self.process.returncode} (see {self.log_path})")
+        self.kill()
+        raise RuntimeError(f"bridge did not serve {self.url} within {timeout:.0f}s")
 
     def scrape(self) -> str:
         with urllib.request.urlopen(self.url, timeout=5) as resp:  # noqa: S310 (loopback)

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from coordinator.services.ports import free_port
-from coordinator.services.process import OwnedService, stop_process
+from coordinator.services.process import OwnedService, http_ok, spawn, stop_process, wait_ready
 from loadgen.errors import UserError
 
 
@@ -57,8 +57,7 @@ class PrometheusServer(OwnedService):
         config_path = work / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
         data = self.data_dir or work / "data"
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [
                 path,
                 f"--config.file={config_path}",
@@ -67,23 +66,12 @@ class PrometheusServer(OwnedService):
                 "--web.enable-lifecycle",
                 "--storage.tsdb.retention.time=15d",
             ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
+            self.log_path,
         )
-        if out is not subprocess.DEVNULL:
-            out.close()
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp:  # noqa: S310
-                    if resp.status == 200:
-                        return self
-            except OSError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"prometheus did not become ready on 127.0.0.1:{self.port}")
-            time.sleep(0.1)
+        if not wait_ready(self.process, lambda: http_ok(f"{self.url}/-/ready"), timeout, 0.1):
+            self.stop()
+            raise RuntimeError(f"prometheus did not become ready on 127.0.0.1:{self.port}")
+        return self
 
     def _get(self, path: str, params: dict[str, str]) -> Any:
         url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"

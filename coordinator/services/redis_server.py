@@ -9,12 +9,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-import time
 
 import redis
 
 from coordinator.services.ports import free_port
-from coordinator.services.process import OwnedService, stop_process
+from coordinator.services.process import OwnedService, spawn, stop_process, wait_ready
 from loadgen.errors import UserError
 
 
@@ -38,7 +37,7 @@ class RedisServer(OwnedService):
                 f"{self.binary} not found: install Debian's redis-server or set redis_url in the scenario"
             )
         self._dir = tempfile.TemporaryDirectory(prefix="finishline-redis-")
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [
                 path,
                 "--bind", "127.0.0.1",
@@ -47,23 +46,16 @@ class RedisServer(OwnedService):
                 "--appendonly", "no",
                 "--dir", self._dir.name,
                 "--protected-mode", "yes",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            ]
         )
         client = redis.Redis(host="127.0.0.1", port=self.port)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if client.ping():
-                    break
-            except redis.ConnectionError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"redis-server did not start on 127.0.0.1:{self.port}")
-            time.sleep(0.02)
-        client.close()
+        try:
+            ready = wait_ready(self.process, lambda: _answers(client), timeout, 0.02)
+        finally:
+            client.close()
+        if not ready:
+            self.stop()
+            raise RuntimeError(f"redis-server did not start on 127.0.0.1:{self.port}")
         return self
 
     def stop(self) -> None:
@@ -72,3 +64,10 @@ class RedisServer(OwnedService):
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None
+
+
+def _answers(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
