@@ -72,12 +72,12 @@ def _run_script(script: Path, args: list[str], log: Callable[[str], None]) -> No
         env={**os.environ, "PYTHON": sys.executable},
     )
     assert proc.stdout is not None
-    tail: list[str] = []
+    last = "no output"
     for line in proc.stdout:
-        tail = (tail + [line.rstrip()])[-20:]
-        log(line.rstrip())
+        last = line.rstrip()
+        log(last)
     if proc.wait() != 0:
-        raise UserError(f"{script.name} failed (exit {proc.returncode}): {tail[-1] if tail else 'no output'}")
+        raise UserError(f"{script.name} failed (exit {proc.returncode}): {last}")
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -223,6 +223,10 @@ class ImageBuilder:
     def _base_id(self) -> str:
         return str(self.client.images.get(self.base).id)
 
+    def steps(self) -> dict[str, Callable[[], float | None]]:
+        """Image name (``finishline/{name}``) -> its ``ensure_*``, in build order."""
+        return {"base": self.ensure_base, "simulator": self.ensure_simulator, "llamacpp": self.ensure_llamacpp}
+
 
 def _run_command(argv: list[str], what: str) -> None:
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
@@ -233,16 +237,12 @@ def _run_command(argv: list[str], what: str) -> None:
 
 def ensure_image(client: docker.DockerClient, tag: str, log: Callable[[str], None] = lambda _: None) -> float | None:
     """Make sure one of the project's images exists (building it if needed); seconds spent or None."""
-    builder = ImageBuilder(client, cache_dir(), log)
+    steps = ImageBuilder(client, cache_dir(), log).steps()
     repo = tag.split(":", 1)[0]
-    steps = {
-        "finishline/base": builder.ensure_base,
-        "finishline/simulator": builder.ensure_simulator,
-        "finishline/llamacpp": builder.ensure_llamacpp,
-    }
-    if repo not in steps:
+    name = repo.removeprefix("finishline/")
+    if name == repo or name not in steps:
         raise UserError(f"image: {tag!r} is not built by finishline; build it or add `build` to the target")
-    return steps[repo]()
+    return steps[name]()
 
 
 @click.group()
@@ -261,8 +261,7 @@ def build(only: tuple[str, ...], force: bool, sdist: Path | None, quiet: bool) -
     """Build (or find cached) finishline/base, finishline/simulator and finishline/llamacpp."""
     client = docker_client(timeout=1800)
     log: Callable[[str], None] = (lambda _: None) if quiet else (lambda line: click.echo(f"  {line}", err=True))
-    builder = ImageBuilder(client, cache_dir(), log, force=force, sdist=sdist)
-    steps = {"base": builder.ensure_base, "simulator": builder.ensure_simulator, "llamacpp": builder.ensure_llamacpp}
+    steps = ImageBuilder(client, cache_dir(), log, force=force, sdist=sdist).steps()
     for name in only or tuple(steps):
         seconds = steps[name]()
         state = "cached" if seconds is None else f"built in {seconds:.1f} s"
