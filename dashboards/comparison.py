@@ -10,7 +10,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard
 
 from dashboards import names as n
-from dashboards.panels import Grid, bars, run_annotations, single, variables
+from dashboards.panels import bars, board, single
 
 UID = "finishline-comparison"
 RUNS = (("run", "$run"), ("baseline", "$baseline"))
@@ -26,20 +26,14 @@ def _quantile(name: str, q: float, run: str) -> str:
 
 
 def build() -> dashboard.Dashboard:
-    board = (
-        dashboard.Dashboard("finishline — run vs baseline")
-        .uid(UID)
-        .tags(["finishline"])
-        .time("now-24h", "now")
-        .description("Whole-run figures of a run and a baseline run (both within the time range).")
-    )
     req = n.COUNTER["requests"]
-    board = variables(
-        board,
+    g = board(
+        "finishline — run vs baseline",
+        UID,
+        "Whole-run figures of a run and a baseline run (both within the time range).",
+        "now-24h",
         [("run", f"label_values({req}, run)", False), ("baseline", f"label_values({req}, run)", False)],
     )
-    board = run_annotations(board)
-    g = Grid(board)
     g.row("Latency percentiles of successful requests")
     for name, title in (("ttft", "TTFT"), ("tpot", "TPOT"), ("e2e", "E2E"), ("itl", "ITL")):
         queries = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard
 
 from dashboards import names as n
-from dashboards.panels import Grid, run_annotations, series, single, variables
+from dashboards.panels import Grid, board, series, single
 
 UID = "finishline-live-run"
 SEL = 'run="$run", phase=~"$phase"'
@@ -16,25 +16,19 @@ def _percentiles(name: str) -> list[tuple[str, str]]:
 
 
 def build() -> dashboard.Dashboard:
-    board = (
-        dashboard.Dashboard("finishline — live run")
-        .uid(UID)
-        .tags(["finishline"])
-        .refresh("5s")
-        .time("now-30m", "now")
-        .description("A run as it happens: load, client latency (successful requests), errors, the server's own state.")
-    )
     req = n.COUNTER["requests"]
-    board = variables(
-        board,
+    g = board(
+        "finishline — live run",
+        UID,
+        "A run as it happens: load, client latency (successful requests), errors, the server's own state.",
+        "now-30m",
         [
             ("run", f"label_values({req}, run)", False),
             ("phase", f'label_values({req}{{run="$run"}}, phase)', True),
             ("workload", f'label_values({req}{{run="$run"}}, workload)', True),
         ],
+        refresh="5s",
     )
-    board = run_annotations(board)
-    g = Grid(board)
     g.row("Load")
     g.add(
         series(

@@ -6,6 +6,8 @@ same JSON works in the provisioned Grafana and in a user's own (``finishline gra
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from grafana_foundation_sdk.builders import bargauge, common, dashboard, prometheus, stat, timeseries
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models.dashboard import DataSourceRef, GridPos, VariableRefresh
@@ -20,44 +22,34 @@ def query(expr: str, legend: str = "", ref: str = "A", instant: bool = False) ->
     return q.instant() if instant else q.range()
 
 
-def _targets(panel: object, queries: list[tuple[str, str]], instant: bool = False) -> None:
+P = TypeVar("P", timeseries.Panel, stat.Panel, bargauge.Panel)
+
+
+def _panel(panel: P, title: str, unit: str, queries: list[tuple[str, str]], description: str, instant: bool) -> P:
+    """What every panel has: title, unit, the datasource, a description and its queries A, B, ..."""
+    panel = panel.title(title).unit(unit).datasource(DS).description(description)
     for i, (expr, legend) in enumerate(queries):
-        panel.with_target(query(expr, legend, chr(ord("A") + i), instant))  # type: ignore[attr-defined]
+        panel = panel.with_target(query(expr, legend, chr(ord("A") + i), instant))
+    return panel
 
 
 def series(title: str, unit: str, queries: list[tuple[str, str]], description: str = "") -> timeseries.Panel:
     panel = (
         timeseries.Panel()
-        .title(title)
-        .unit(unit)
-        .datasource(DS)
-        .description(description)
         .line_width(1)
         .fill_opacity(8)
         .legend(common.VizLegendOptions().display_mode(cm.LegendDisplayMode.TABLE).placement(cm.LegendPlacement.BOTTOM).show_legend(True).calcs(["lastNotNull", "max"]))
     )
-    _targets(panel, queries)
-    return panel
+    return _panel(panel, title, unit, queries, description, instant=False)
 
 
 def single(title: str, unit: str, queries: list[tuple[str, str]], description: str = "") -> stat.Panel:
-    panel = stat.Panel().title(title).unit(unit).datasource(DS).description(description)
-    _targets(panel, queries, instant=True)
-    return panel
+    return _panel(stat.Panel(), title, unit, queries, description, instant=True)
 
 
 def bars(title: str, unit: str, queries: list[tuple[str, str]], description: str = "") -> bargauge.Panel:
-    panel = (
-        bargauge.Panel()
-        .title(title)
-        .unit(unit)
-        .datasource(DS)
-        .description(description)
-        .orientation(cm.VizOrientation.HORIZONTAL)
-        .display_mode(cm.BarGaugeDisplayMode.GRADIENT)
-    )
-    _targets(panel, queries, instant=True)
-    return panel
+    panel = bargauge.Panel().orientation(cm.VizOrientation.HORIZONTAL).display_mode(cm.BarGaugeDisplayMode.GRADIENT)
+    return _panel(panel, title, unit, queries, description, instant=True)
 
 
 def variables(board: dashboard.Dashboard, extra: list[tuple[str, str, bool]]) -> dashboard.Dashboard:
@@ -89,6 +81,17 @@ def run_annotations(board: dashboard.Dashboard) -> dashboard.Dashboard:
         .icon_color("rgba(255, 96, 96, 1)")
         .target(dashboard.AnnotationTarget().limit(500).match_any(False).tags([ANNOTATION_TAG]).type("tags"))
     )
+
+
+def board(
+    title: str, uid: str, description: str, since: str, extra: list[tuple[str, str, bool]], refresh: str | None = None
+) -> Grid:
+    """A finishline dashboard (tag, ``variables``, ``run_annotations``), ready for panels."""
+    new = dashboard.Dashboard(title).uid(uid).tags(["finishline"])
+    if refresh is not None:
+        new = new.refresh(refresh)
+    new = new.time(since, "now").description(description)
+    return Grid(run_annotations(variables(new, extra)))
 
 
 class Grid:

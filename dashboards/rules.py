@@ -28,6 +28,14 @@ def _server(exprs: list[str]) -> str:
     return " or ".join(f"sum by (run, target) ({e})" for e in exprs)
 
 
+def _share(part: str, whole: str, window: str) -> str:
+    """Rate of ``part`` over rate of ``whole``; 0 (not absent) while ``part`` has no series yet."""
+    return (
+        f"(sum by ({_by()}) (rate({part}[{window}])) or 0 * sum by ({_by()}) (rate({whole}[{window}])))"
+        f" / sum by ({_by()}) (rate({whole}[{window}]))"
+    )
+
+
 def recording_rules() -> list[dict[str, str]]:
     rules: list[dict[str, str]] = []
     for name in n.LATENCY_RULES:
@@ -48,21 +56,9 @@ def recording_rules() -> list[dict[str, str]]:
         {"record": n.GOODPUT_RATE, "expr": f"sum by ({_by()}) (rate({good}[1m]))"},
     ]
     for record, window in ((n.ERROR_RATIO_1M, "1m"), (n.ERROR_RATIO_15M, "15m")):
-        rules.append(
-            {
-                "record": record,
-                "expr": f"(sum by ({_by()}) (rate({err}[{window}])) or 0 * sum by ({_by()}) (rate({req}[{window}])))"
-                f" / sum by ({_by()}) (rate({req}[{window}]))",
-            }
-        )
+        rules.append({"record": record, "expr": _share(err, req, window)})
     for ratio, burn, window in ((n.GOODPUT_RATIO_5M, n.SLO_BURN_5M, "5m"), (n.GOODPUT_RATIO_1H, n.SLO_BURN_1H, "1h")):
-        rules.append(
-            {
-                "record": ratio,
-                "expr": f"(sum by ({_by()}) (rate({good}[{window}])) or 0 * sum by ({_by()}) (rate({req}[{window}])))"
-                f" / sum by ({_by()}) (rate({req}[{window}]))",
-            }
-        )
+        rules.append({"record": ratio, "expr": _share(good, req, window)})
         # burn rate: the share of bad requests over the share the objective allows
         rules.append(
             {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard
 
 from dashboards import names as n
-from dashboards.panels import Grid, run_annotations, series, variables
+from dashboards.panels import board, series
 
 UID = "finishline-soak"
 SEL = 'run="$run"'
@@ -16,17 +16,14 @@ def _q(name: str, q: float, window: str) -> str:
 
 
 def build() -> dashboard.Dashboard:
-    board = (
-        dashboard.Dashboard("finishline — soak")
-        .uid(UID)
-        .tags(["finishline"])
-        .refresh("1m")
-        .time("now-24h", "now")
-        .description("Long runs: hour-long windows show drift that minute windows hide.")
+    g = board(
+        "finishline — soak",
+        UID,
+        "Long runs: hour-long windows show drift that minute windows hide.",
+        "now-24h",
+        [("run", f'label_values({n.COUNTER["requests"]}, run)', False)],
+        refresh="1m",
     )
-    board = variables(board, [("run", f'label_values({n.COUNTER["requests"]}, run)', False)])
-    board = run_annotations(board)
-    g = Grid(board)
     g.row("Latency drift")
     for name, title in (("ttft", "TTFT"), ("tpot", "TPOT"), ("e2e", "E2E")):
         g.add(
