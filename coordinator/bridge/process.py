@@ -54,7 +54,8 @@ class BridgeProcess(OwnedService):
         if wait_ready(self.process, lambda: http_ok(self.url), timeout, 0.05):
             return self
         if self.process.poll() is not None:
-            raise RuntimeError(f"bridge exited with {self.process.returncode} (see {self.log_path})")
+            where = f" (see {self.log_path})" if self.log_path else ""
+            raise RuntimeError(f"bridge exited with {self.process.returncode}{where}")
         self.kill()
         raise RuntimeError(f"bridge did not serve {self.url} within {timeout:.0f}s")
 

@@ -69,7 +69,7 @@ def _run_script(script: Path, args: list[str], log: Callable[[str], None]) -> No
     """Run one of the image scripts, streaming its output; a failure is one clear line."""
     proc = subprocess.Popen(
         ["bash", str(script), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHON": sys.executable},
+        env={**os.environ, "PYTHON": sys.executable, "LLAMA_CPP_PYTHON_VERSION": LLAMA_CPP_PYTHON_VERSION},
     )
     assert proc.stdout is not None
     last = "no output"

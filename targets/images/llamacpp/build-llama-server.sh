@@ -6,11 +6,13 @@
 # Usage: build-llama-server.sh [SDIST.tar.gz]
 #   FINISHLINE_CACHE (default /var/cache/finishline) holds llama-server/llama-server.
 #   PYTHON: the interpreter whose pip downloads the sdist when none is given.
+#   LLAMA_CPP_PYTHON_VERSION: the sdist's version (required; `finishline images build` sets it).
 # GGML_NATIVE=OFF: the cached binary may be restored on another x86-64 CI machine; the
 # portable build still uses AVX2/FMA/F16C (ggml's default CPU variant for x86-64).
 set -euo pipefail
 
-VERSION="0.3.36"
+# The version lives in coordinator/docker/images.py (LLAMA_CPP_PYTHON_VERSION), which passes it.
+VERSION="${LLAMA_CPP_PYTHON_VERSION:?set LLAMA_CPP_PYTHON_VERSION (finishline images build does)}"
 CACHE="${FINISHLINE_CACHE:-/var/cache/finishline}/llama-server"
 BIN="$CACHE/llama-server"
 JOBS="${FINISHLINE_BUILD_JOBS:-2}"
