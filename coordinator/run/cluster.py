@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import queue
-import signal
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ from typing import IO, Any
 
 from coordinator.run.plan import LocustStep
 from coordinator.services.ports import free_port
+from coordinator.services.process import stop_process
 from loadgen.config import CONFIG_ENV
 
 
@@ -32,20 +32,6 @@ def locustfile_path() -> str:
     if spec is None or spec.origin is None:
         raise ClusterError("loadgen.locustfile is missing from this installation")
     return spec.origin
-
-
-def _stop_process(proc: subprocess.Popen[Any], timeout: float) -> None:
-    """SIGTERM, wait, then SIGKILL: a child never outlives the run."""
-    if proc.poll() is not None:
-        return
-    try:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-    except ProcessLookupError:
-        pass
 
 
 class LocustCluster:
@@ -187,12 +173,12 @@ class LocustCluster:
             try:
                 proc.wait(timeout=left)
             except subprocess.TimeoutExpired:
-                _stop_process(proc, timeout=5)
+                stop_process(proc, timeout=5)
         if master is not None:
             try:
                 master.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                _stop_process(master, timeout=5)
+                stop_process(master, timeout=5)
             for stream in (master.stdin, master.stdout):
                 try:
                     if stream is not None:
@@ -202,7 +188,3 @@ class LocustCluster:
         for fh in self._logs:
             fh.close()
         self._logs.clear()
-
-    def pids(self) -> list[int]:
-        procs = ([self.master] if self.master else []) + self.worker_procs
-        return [p.pid for p in procs]

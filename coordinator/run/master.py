@@ -29,11 +29,10 @@ from locust.env import Environment
 from locust.runners import STATE_SPAWNING, MasterRunner
 from locust.util.load_locustfile import load_locustfile
 
-from coordinator.run.plan import LocustStep
+from coordinator.run.plan import FAST_SPAWN, LocustStep
 from loadgen.config import PHASE_MESSAGE
 
 _out = sys.stdout
-FAST_SPAWN = 1000.0  # users/s for steps that change load at once (ramps set their own pace)
 
 
 def emit(event: str, **fields: Any) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from coordinator.scenario.models import SimulatorTarget, UrlTarget
 from coordinator.services.ports import free_port
+from coordinator.services.process import stop_process
 from loadgen.config import TargetConfig
 from loadgen.errors import UserError
 
@@ -107,14 +107,7 @@ class SimulatorProcess:
         raise RuntimeError(f"the simulator did not become ready on {base} within {self.startup_timeout:.0f} s")
 
     def stop(self) -> None:
-        proc = self.process
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(self.process, timeout=10)
         self.process = None
         if self._log is not None:
             self._log.close()
