@@ -21,14 +21,13 @@ def slo_spec(ctx: RunContext) -> SloSpec | None:
     return SloSpec(ttft_ms=slo.ttft_ms, tpot_ms=slo.tpot_ms, e2e_ms=slo.e2e_ms, percentile=slo.percentile)
 
 
-def write_results(ctx: RunContext, collector: Collector, status: str, reason: str | None) -> dict[str, Any]:
-    """Summarise every record the collector wrote; returns the summary."""
-    from coordinator.run.plan import build_plan
-
+def write_results(
+    ctx: RunContext, collector: Collector, status: str, reason: str | None, unmeasured: frozenset[str],
+) -> dict[str, Any]:
+    """Summarise every record the collector wrote (``unmeasured``: the plan's warm-up steps); returns the summary."""
     records = collector.records()
     samples = collector.samples()
     check = evaluate(samples, records, ctx.scenario.selfcheck)
-    unmeasured = frozenset(s.name for s in build_plan(ctx.scenario).steps if not s.measured)
     run_info = {
         "id": ctx.run_id,
         "scenario": ctx.scenario.name,

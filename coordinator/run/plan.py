@@ -61,6 +61,10 @@ class Plan(BaseModel):
     def locust_steps(self) -> list[LocustStep]:
         return [s for s in self.steps if isinstance(s, LocustStep)]
 
+    def unmeasured(self) -> frozenset[str]:
+        """Names of the steps left out of the run's totals (warm-ups)."""
+        return frozenset(s.name for s in self.steps if not s.measured)
+
     def estimated_seconds(self) -> float | None:
         total = 0.0
         for step in self.locust_steps():

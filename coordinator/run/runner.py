@@ -232,13 +232,18 @@ class Run:
                     break
                 if step.requests is not None and self.collector.phase_count(step.name) >= step.requests:
                     break
-                self.cluster.check()
-                if self.collector.error is not None:
-                    raise RuntimeError(f"collector failed: {self.collector.error}")
-                self.display.update(self.collector.latest_samples())
+                self._watch()
                 time.sleep(0.1)
         finally:
             self._end(step)
+
+    def _watch(self) -> None:
+        """While load runs: a process or the collector that died ends the run; the display follows."""
+        assert self.cluster is not None and self.collector is not None
+        self.cluster.check()
+        if self.collector.error is not None:
+            raise RuntimeError(f"collector failed: {self.collector.error}")
+        self.display.update(self.collector.latest_samples())
 
     def _drain(self) -> None:
         """Let requests in flight finish (up to ``drain_timeout``) instead of cancelling them.
@@ -277,14 +282,13 @@ class Run:
 
     def _interactive(self) -> None:
         """``--web``: announce the first measured phase, then the user drives Locust's UI until Ctrl-C."""
-        assert self.cluster is not None and self.collector is not None
+        assert self.cluster is not None
         first = self._web_step()
         self.cluster.announce(first)
         self._begin(first, time.monotonic())
         try:
             while not self.ctx.stop_requested.is_set():
-                self.cluster.check()
-                self.display.update(self.collector.latest_samples())
+                self._watch()
                 time.sleep(0.2)
         finally:
             self._end(first)
@@ -307,7 +311,7 @@ class Run:
             problems += _attempt(name, action)
         if self.collector is not None:
             try:
-                summary = write_results(ctx, self.collector, status, reason)
+                summary = write_results(ctx, self.collector, status, reason, self.plan.unmeasured())
             except Exception as exc:  # noqa: BLE001 - the records file is still there
                 problems.append(f"results: {exc}")
         final = "partial" if status == "partial" else "finished"
