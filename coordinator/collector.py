@@ -14,6 +14,7 @@ import os
 import threading
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,7 @@ class Collector:
         self._records: list[RequestRecord] = []
         self._samples: list[dict[str, Any]] = []
         self._latest: dict[str, dict[str, Any]] = {}  # worker -> its newest sample
-        self._phase_counts: dict[str, int] = {}
+        self._phase_counts: Counter[str] = Counter()
         self._seen: set[str] = set()
         self._samples_last = "0-0"
         self._thread: threading.Thread | None = None
@@ -82,9 +83,9 @@ class Collector:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._path = self.run_dir / RECORDS_FILE
         self._recover_file()
-        self._file = gzip.open(self._path, "ab")
         self._ensure_group()
         self._claim_pending()
+        self._file = gzip.open(self._path, "ab")  # last: nothing above can leave it open
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -98,11 +99,9 @@ class Collector:
             for line in lines:
                 out.write(line + b"\n")
         os.replace(tmp, self._path)
-        for line in lines:
-            rec = RequestRecord.from_json(line)
-            self._seen.add(rec.id)
-            self._records.append(rec)
-            self._phase_counts[rec.phase] = self._phase_counts.get(rec.phase, 0) + 1
+        recovered = [RequestRecord.from_json(line) for line in lines]
+        self._seen.update(rec.id for rec in recovered)
+        self._keep(recovered)
 
     def _ensure_group(self) -> None:
         try:
@@ -156,13 +155,16 @@ class Collector:
             self._file.flush(zlib.Z_SYNC_FLUSH)
         self._redis.xack(self.records_key, GROUP, *ids)
         if fresh:
-            with self._lock:
-                self._records.extend(fresh)
-                for rec in fresh:
-                    self._phase_counts[rec.phase] = self._phase_counts.get(rec.phase, 0) + 1
+            self._keep(fresh)
             if self.on_batch is not None:
                 self.on_batch(fresh)
         return len(fresh)
+
+    def _keep(self, records: list[RequestRecord]) -> None:
+        """Records now in the file: kept for the summary and counted per phase."""
+        with self._lock:
+            self._records.extend(records)
+            self._phase_counts.update(rec.phase for rec in records)
 
     def _read_samples(self) -> None:
         resp = self._redis.xread({self.samples_key: self._samples_last}, count=1000)
@@ -223,7 +225,8 @@ class Collector:
             self.drain(drain_timeout)
         except redis.RedisError:
             pass
-        self.close()
+        finally:  # whatever stopped the drain, the file is finished and the samples kept
+            self.close()
 
     def close(self) -> None:
         if not self._file.closed:
