@@ -117,12 +117,19 @@ def _resolve_paths(data: Any, base: Path) -> Any:
 def parse(text: str, file: str, base: Path) -> tuple[Scenario | None, list[Problem], Any]:
     """Validate YAML text; returns the scenario (or None), the problems, and the raw data."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:  # a control character: not a text YAML can hold
+        line = text.count("\n", 0, exc.position) + 1
+        return None, [Problem(file, line, "", f"not valid YAML: character #x{exc.character:04x}: {exc.reason}")], None
+    try:  # one parse: the node tree locates problems, the data built from it is validated
+        root = loader.get_single_node()
+        data = None if root is None else loader.construct_document(root)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = None if mark is None else mark.line + 1
         return None, [Problem(file, line, "", f"not valid YAML: {exc.problem}")], None
+    finally:
+        loader.dispose()
     if not isinstance(data, dict):
         return None, [Problem(file, 1, "", "a scenario is a mapping of keys (name, target, workloads, phases)")], data
     try:

@@ -29,7 +29,8 @@ from loadgen.spec import RetryPolicy, Spec, WorkloadSpec, readable_file
 _TOKENIZER_HELP = "the model's tokenizer.json (relative to the scenario file): counts tokens when the server reports no usage"
 
 
-def _tokenizer_readable(value: Path | None, info: ValidationInfo) -> Path | None:
+def _readable(value: Path | None, info: ValidationInfo) -> Path | None:
+    """An optional file the scenario names (tokenizer, simulator config) must be readable."""
     return None if value is None else readable_file(value, info)
 
 
@@ -48,7 +49,7 @@ class UrlTarget(Spec):
     read_timeout: float = Field(default=600.0, gt=0)
     tokenizer: Path | None = Field(default=None, description=_TOKENIZER_HELP)
 
-    _tokenizer = field_validator("tokenizer")(_tokenizer_readable)
+    _tokenizer = field_validator("tokenizer")(_readable)
 
     @field_validator("api_key_env")
     @classmethod
@@ -69,14 +70,7 @@ class SimulatorTarget(Spec):
     trace: bool = Field(default=True, description="keep the simulator's request trace in the run directory")
     tokenizer: Path | None = Field(default=None, description=_TOKENIZER_HELP)
 
-    _tokenizer = field_validator("tokenizer")(_tokenizer_readable)
-
-    @field_validator("config")
-    @classmethod
-    def _config_readable(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"cannot read {value}: no such file; check the path")
-        return value
+    _files = field_validator("tokenizer", "config")(_readable)
 
 
 class DockerTarget(DockerTargetSpec):
@@ -85,7 +79,7 @@ class DockerTarget(DockerTargetSpec):
 
     tokenizer: Path | None = Field(default=None, description=_TOKENIZER_HELP)
 
-    _tokenizer = field_validator("tokenizer")(_tokenizer_readable)
+    _tokenizer = field_validator("tokenizer")(_readable)
 
 
 Target = Annotated[Union[UrlTarget, SimulatorTarget, DockerTarget], Field(discriminator="kind")]

@@ -142,5 +142,3 @@ def _default_kind(value: Any) -> Any:
         return {**value, "kind": "steady"}
     return value
 
-
-LOCUST_PHASES: tuple[type[Spec], ...] = (SteadyPhase, WarmupPhase, SoakPhase, RampPhase, LadderPhase)
