@@ -8,15 +8,17 @@ from pathlib import Path
 import click
 
 from coordinator.scenario.loader import validate_file
+from coordinator.scenario.models import Scenario
 
 
-def _report_problems(path: Path) -> object:
+def _report_problems(path: Path) -> Scenario:
     """Validate; print every problem on its own line and exit 2 if there is any."""
     scenario, problems = validate_file(path)
     if problems:
         for problem in problems:
             click.echo(f"finishline: {problem}", err=True)
         click.get_current_context().exit(2)
+    assert scenario is not None
     return scenario
 
 
@@ -25,7 +27,7 @@ def _report_problems(path: Path) -> object:
 def validate(scenario_file: Path) -> None:
     """Check a scenario file; print every problem with its line and field (exit 2)."""
     scenario = _report_problems(scenario_file)
-    click.echo(f"{scenario_file}: valid ({scenario.name})")  # type: ignore[attr-defined]
+    click.echo(f"{scenario_file}: valid ({scenario.name})")
 
 
 @click.command()
@@ -36,6 +38,7 @@ def validate(scenario_file: Path) -> None:
 @click.option("--no-live", is_flag=True, help="Plain progress lines instead of the live table.")
 def run(scenario_file: Path, web: bool, output_dir: Path | None, workers: int | None, no_live: bool) -> None:
     """Run a scenario: Locust master and workers, phases in order, results in a run directory."""
+    from coordinator.progress import fmt_ms
     from coordinator.run.runner import run_scenario
 
     scenario = _report_problems(scenario_file)
@@ -45,7 +48,7 @@ def run(scenario_file: Path, web: bool, output_dir: Path | None, workers: int | 
     if workers is not None:
         updates["workers"] = workers
     if updates:
-        scenario = scenario.model_copy(update=updates)  # type: ignore[attr-defined]
+        scenario = scenario.model_copy(update=updates)
     result = run_scenario(scenario, scenario_file, web=web, live=False if no_live else None)
     summary = result.summary or {}
     click.echo(f"run directory: {result.run_dir}")
@@ -59,18 +62,14 @@ def run(scenario_file: Path, web: bool, output_dir: Path | None, workers: int | 
         ttft = overall["latency_ms"]["ttft"]
         click.echo(
             f"{overall['count']} requests, {overall['errors']} errors, "
-            f"TTFT p50 {_fmt(ttft['p50'])} ms p99 {_fmt(ttft['p99'])} ms, "
-            f"{_fmt(overall['output_tokens_per_s'])} output tok/s; report: {result.run_dir / 'report.html'}"
+            f"TTFT p50 {fmt_ms(ttft['p50'])} ms p99 {fmt_ms(ttft['p99'])} ms, "
+            f"{fmt_ms(overall['output_tokens_per_s'])} output tok/s; report: {result.run_dir / 'report.html'}"
         )
     if result.status == "partial":
         interrupted = (result.reason or "").startswith("interrupted")
         if not interrupted:
             click.echo(f"finishline: the run failed: {result.reason} (details in {result.run_dir / 'logs'})", err=True)
         click.get_current_context().exit(130 if interrupted else 1)
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.1f}"
 
 
 @click.command()

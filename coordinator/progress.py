@@ -101,7 +101,8 @@ def _pct(values: np.ndarray, p: float) -> float | None:
     return float(np.percentile(values, p)) if values.size else None
 
 
-def _ms(value: float | None) -> str:
+def fmt_ms(value: float | None) -> str:
+    """A figure for a person: one decimal, thousands separated; ``-`` when there is none."""
     return "-" if value is None else f"{value:,.1f}"
 
 
@@ -113,7 +114,8 @@ def render(snap: Snapshot, title: str) -> Table:
     rate = f"{snap.achieved_rate:,.1f}" + (f" / {snap.target_rate:,.1f}" if snap.target_rate else "")
     table.add_row(
         snap.phase, f"{snap.elapsed_s:,.0f}s", str(snap.users), rate,
-        f"{_ms(snap.ttft_p50_ms)} / {_ms(snap.ttft_p99_ms)}", f"{_ms(snap.tpot_p50_ms)} / {_ms(snap.tpot_p99_ms)}",
+        f"{fmt_ms(snap.ttft_p50_ms)} / {fmt_ms(snap.ttft_p99_ms)}",
+        f"{fmt_ms(snap.tpot_p50_ms)} / {fmt_ms(snap.tpot_p99_ms)}",
         f"{snap.output_tokens_per_s:,.0f}", f"{snap.requests:,}",
         f"[red]{snap.errors:,}[/red]" if snap.errors else "0", f"{snap.retries:,}",
     )
@@ -158,7 +160,7 @@ class ProgressDisplay:
             s = self.model.snapshot(self._samples)
             self.console.print(
                 f"phase {name} ended: {s.requests} requests so far, {s.errors} errors, "
-                f"TTFT p50 {_ms(s.ttft_p50_ms)} ms, {s.achieved_rate:.1f} req/s"
+                f"TTFT p50 {fmt_ms(s.ttft_p50_ms)} ms, {s.achieved_rate:.1f} req/s"
             )
 
     def message(self, text: str) -> None:

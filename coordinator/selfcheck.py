@@ -39,26 +39,26 @@ def evaluate(
         by_worker.setdefault(str(s.get("worker", "?")), []).append(s)
     workers: dict[str, Any] = {}
     for worker, rows in sorted(by_worker.items()):
+        # every worker here has at least one sample
         cpu = np.array([float(r.get("cpu_percent") or 0.0) for r in rows])
         lag = np.array([float(r.get("loop_lag_ms") or 0.0) for r in rows])
-        stats = {
+        cpu_p90, lag_p99 = float(np.percentile(cpu, 90)), float(np.percentile(lag, 99))
+        workers[worker] = {
             "samples": len(rows),
-            "cpu_p90": float(np.percentile(cpu, 90)) if cpu.size else None,
-            "cpu_max": float(cpu.max()) if cpu.size else None,
-            "loop_lag_p99_ms": float(np.percentile(lag, 99)) if lag.size else None,
-            "loop_lag_max_ms": float(lag.max()) if lag.size else None,
+            "cpu_p90": cpu_p90,
+            "cpu_max": float(cpu.max()),
+            "loop_lag_p99_ms": lag_p99,
+            "loop_lag_max_ms": float(lag.max()),
         }
-        workers[worker] = stats
         if len(rows) < limits.min_samples:
             continue
-        if stats["cpu_p90"] is not None and stats["cpu_p90"] > limits.cpu_percent:
+        if cpu_p90 > limits.cpu_percent:
             reasons.append(
-                f"worker {worker} CPU p90 {stats['cpu_p90']:.0f}% > {limits.cpu_percent:.0f}%: "
-                "add workers or lower the load"
+                f"worker {worker} CPU p90 {cpu_p90:.0f}% > {limits.cpu_percent:.0f}%: add workers or lower the load"
             )
-        if stats["loop_lag_p99_ms"] is not None and stats["loop_lag_p99_ms"] > limits.loop_lag_ms:
+        if lag_p99 > limits.loop_lag_ms:
             reasons.append(
-                f"worker {worker} gevent loop lag p99 {stats['loop_lag_p99_ms']:.0f} ms > "
+                f"worker {worker} gevent loop lag p99 {lag_p99:.0f} ms > "
                 f"{limits.loop_lag_ms:.0f} ms: add workers or lower the load"
             )
     delays = np.array([metrics.dispatch_delay(r) for r in records if r.attempts], dtype=float) * 1000.0

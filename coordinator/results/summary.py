@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,11 @@ class SloSpec:
     tpot_ms: float | None = None
     e2e_ms: float | None = None
     percentile: float = 99.0
+
+    def limits(self) -> list[tuple[str, float]]:
+        """``(metric, limit_ms)`` of every threshold declared (ttft, tpot, e2e)."""
+        pairs = (("ttft", self.ttft_ms), ("tpot", self.tpot_ms), ("e2e", self.e2e_ms))
+        return [(name, limit) for name, limit in pairs if limit is not None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +117,7 @@ def _good(cols: _Columns, slo: SloSpec | None) -> np.ndarray:
     good = cols.ok.copy()
     if slo is None:
         return good
-    for name, limit in (("ttft", slo.ttft_ms), ("tpot", slo.tpot_ms), ("e2e", slo.e2e_ms)):
-        if limit is None:
-            continue
+    for name, limit in slo.limits():
         vals = cols.values[name] * 1000.0
         # an undefined TPOT (one output token) cannot violate the TPOT SLO
         meets = np.where(np.isnan(vals), name == "tpot", vals <= limit)
@@ -172,9 +175,7 @@ def slo_verdict(latency: dict[str, Any], slo: SloSpec) -> dict[str, Any]:
     """Whether each SLO holds at its percentile (``None`` when there is no data)."""
     key = _pkey(slo.percentile)
     checks: dict[str, Any] = {}
-    for name, limit in (("ttft", slo.ttft_ms), ("tpot", slo.tpot_ms), ("e2e", slo.e2e_ms)):
-        if limit is None:
-            continue
+    for name, limit in slo.limits():
         stats = latency[name]
         value = stats.get(key)
         if value is None and stats["n"]:
@@ -197,6 +198,23 @@ def _span(records: Sequence[RequestRecord]) -> float | None:
     return max(end - start, 1e-9)
 
 
+def _group_by(records: Iterable[RequestRecord], attr: str) -> dict[str, list[RequestRecord]]:
+    groups: dict[str, list[RequestRecord]] = {}
+    for rec in records:
+        groups.setdefault(getattr(rec, attr), []).append(rec)
+    return groups
+
+
+def _with_workloads(
+    records: Sequence[RequestRecord], duration_s: float | None, slo: SloSpec | None, cache: Cache
+) -> dict[str, Any]:
+    """A group's summary with one summary per workload under ``workloads`` (same duration)."""
+    entry = summarize_group(records, duration_s, slo, cache)
+    by_workload = _group_by(records, "workload")
+    entry["workloads"] = {w: summarize_group(rs, duration_s, slo, cache) for w, rs in sorted(by_workload.items())}
+    return entry
+
+
 def summarize(
     records: Iterable[RequestRecord],
     phases: Sequence[PhaseWindow] = (),
@@ -214,9 +232,7 @@ def summarize(
     """
     recs = list(records)
     cache: Cache = {}
-    by_phase: dict[str, list[RequestRecord]] = {}
-    for rec in recs:
-        by_phase.setdefault(rec.phase, []).append(rec)
+    by_phase = _group_by(recs, "phase")
     windows = {w.name: w for w in phases}
     order = [w.name for w in phases if w.name in by_phase] + sorted(set(by_phase) - set(windows))
     phase_out: dict[str, Any] = {}
@@ -227,20 +243,9 @@ def summarize(
         duration = (win.end - win.start) if win is not None and win.end is not None else None
         if name not in unmeasured:
             total_duration += duration or (_span(group) or 0.0)
-        workloads: dict[str, list[RequestRecord]] = {}
-        for rec in group:
-            workloads.setdefault(rec.workload, []).append(rec)
-        entry = summarize_group(group, duration, slo, cache)
-        entry["workloads"] = {w: summarize_group(rs, duration, slo, cache) for w, rs in sorted(workloads.items())}
-        phase_out[name] = entry
+        phase_out[name] = _with_workloads(group, duration, slo, cache)
     measured = [r for r in recs if r.phase not in unmeasured]
-    overall_workloads: dict[str, list[RequestRecord]] = {}
-    for rec in measured:
-        overall_workloads.setdefault(rec.workload, []).append(rec)
-    overall = summarize_group(measured, total_duration or None, slo, cache)
-    overall["workloads"] = {
-        w: summarize_group(rs, total_duration or None, slo, cache) for w, rs in sorted(overall_workloads.items())
-    }
+    overall = _with_workloads(measured, total_duration or None, slo, cache)
     valid = True if selfcheck is None else bool(selfcheck.get("valid", True))
     return {
         "version": SUMMARY_VERSION,
@@ -252,9 +257,7 @@ def summarize(
         "invalid_reasons": [] if selfcheck is None else list(selfcheck.get("reasons", [])),
         "selfcheck": selfcheck,
         "latency_note": "latency percentiles are over successful requests only (final attempt)",
-        "slo": None if slo is None else {
-            "ttft_ms": slo.ttft_ms, "tpot_ms": slo.tpot_ms, "e2e_ms": slo.e2e_ms, "percentile": slo.percentile,
-        },
+        "slo": None if slo is None else asdict(slo),
         "phases_order": order,
         "unmeasured_phases": sorted(unmeasured & set(order)),
         ALL: overall,
