@@ -28,6 +28,7 @@ from loadgen.sink import stream_keys
 GROUP = "collector"
 RECORDS_FILE = "records.jsonl.gz"
 SAMPLES_FILE = "samples.jsonl.gz"
+REJECTED_FILE = "rejected.jsonl"  # entries no record could be read from, kept as they came, with why
 
 
 def read_records(path: Path) -> Iterator[RequestRecord]:
@@ -80,6 +81,7 @@ class Collector:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.error: BaseException | None = None
+        self.rejected = 0  # unreadable entries set aside in REJECTED_FILE
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._path = self.run_dir / RECORDS_FILE
         self._recover_file()
@@ -147,7 +149,11 @@ class Collector:
             rid = fields.get(b"id", b"").decode()
             if rid in self._seen:
                 continue
-            rec = RequestRecord.from_json(raw)
+            try:
+                rec = RequestRecord.from_json(raw)
+            except (ValueError, TypeError) as exc:  # orjson.JSONDecodeError is a ValueError
+                self._reject(fields, exc)
+                continue
             self._seen.add(rec.id)
             self._file.write(raw + b"\n")
             fresh.append(rec)
@@ -159,6 +165,14 @@ class Collector:
             if self.on_batch is not None:
                 self.on_batch(fresh)
         return len(fresh)
+
+    def _reject(self, fields: dict[bytes, bytes], exc: Exception) -> None:
+        """Set an entry aside instead of stopping: the records after it still count."""
+        entry = {k.decode(): v.decode("utf-8", "replace") for k, v in fields.items()}
+        line = orjson.dumps({"reason": f"{type(exc).__name__}: {exc}", "entry": entry})
+        with open(self.run_dir / REJECTED_FILE, "ab") as fh:
+            fh.write(line + b"\n")
+        self.rejected += 1
 
     def _keep(self, records: list[RequestRecord]) -> None:
         """Records now in the file: kept for the summary and counted per phase."""

@@ -77,3 +77,24 @@ def test_background_thread_and_finish(redis_server: RedisServer, tmp_path: Path)
     assert col.count() == 200 and sum(batches) == 200
     assert len(list(read_records(tmp_path / "records.jsonl.gz"))) == 200
     assert (tmp_path / "samples.jsonl.gz").exists()
+
+
+def test_an_unreadable_entry_is_set_aside_and_collection_goes_on(redis_server: RedisServer, tmp_path: Path) -> None:
+    """A worker of another version or a broken write must not stop the records after it."""
+    client = redis.Redis.from_url(redis_server.url)
+    key = stream_keys("run3").records
+    before, after = make_record(t0=1), make_record(t0=2)
+    _xadd(client, "run3", [before])
+    client.xadd(key, {"id": "x1", "r": b"{not json"})
+    future = orjson.loads(make_record(t0=3).to_json()) | {"schema": 99}
+    client.xadd(key, {"id": "x2", "r": orjson.dumps(future)})
+    _xadd(client, "run3", [after])
+    col = Collector(redis_server.url, "run3", tmp_path)
+    col.drain(timeout=10)
+    col.close()
+    assert [r.id for r in read_records(tmp_path / "records.jsonl.gz")] == [before.id, after.id]
+    assert col.rejected == 2 and col.error is None
+    rejected = [orjson.loads(line) for line in (tmp_path / "rejected.jsonl").read_bytes().splitlines()]
+    assert [r["entry"]["id"] for r in rejected] == ["x1", "x2"]
+    assert "schema 99" in rejected[1]["reason"] and rejected[0]["entry"]["r"] == "{not json"
+    assert client.xpending(key, GROUP)["pending"] == 0

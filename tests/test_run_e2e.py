@@ -217,3 +217,32 @@ def test_a_worker_dying_mid_run_ends_it_partial_and_tears_everything_down(tmp_pa
     summary = json.loads((_run_dir(tmp_path) / "summary.json").read_text())
     assert summary["partial"] is True and summary["all"]["count"] > 0
     assert "ClusterError" in (_run_dir(tmp_path) / "logs" / "coordinator.log").read_text()
+
+
+def test_an_unreadable_stream_entry_is_set_aside_and_marks_the_run_partial(tmp_path: Path, redis_server: Any) -> None:
+    """Records after a broken entry are still collected; the run says what it could not read."""
+    import redis
+
+    path = _scenario(tmp_path, "  - {name: steady, users: 2, duration: 4s}\n", workers=1)
+    path.write_text(path.read_text() + f"redis_url: {redis_server.url}\n")
+    client = redis.Redis.from_url(redis_server.url)
+    proc = _cli(["run", str(path), "--no-live"])
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not client.keys("finishline:*:records"):
+            time.sleep(0.1)
+        (key,) = client.keys("finishline:*:records")
+        client.xadd(key, {"id": "broken", "r": b"{not json"})
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    assert "1 unreadable stream entries set aside in rejected.jsonl" in err
+    run_dir = _run_dir(tmp_path)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["partial"] is True and "rejected.jsonl" in summary["partial_reason"]
+    records = list(read_records(run_dir / "records.jsonl.gz"))
+    assert len(records) == summary["run"]["records"] > 0
+    assert max(r.end for r in records) > min(r.end for r in records) + 1  # kept collecting after it
+    assert b"broken" in (run_dir / "rejected.jsonl").read_bytes()

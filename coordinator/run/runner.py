@@ -128,7 +128,7 @@ class Run:
                         raise
                 finally:
                     self._tearing_down = True  # from here on a signal only sets the stop flag
-                    summary = self._teardown(status, reason)
+                    summary, status, reason = self._teardown(status, reason)
         except _Interrupted:  # arrived between catching an error and starting teardown
             status, reason = "partial", reason or "interrupted"
         finally:
@@ -295,8 +295,9 @@ class Run:
 
     # -- teardown ------------------------------------------------------------------------
 
-    def _teardown(self, status: str, reason: str | None) -> dict[str, Any] | None:
-        """Stop everything in order; never raises; returns the summary if one was written."""
+    def _teardown(self, status: str, reason: str | None) -> tuple[dict[str, Any] | None, str, str | None]:
+        """Stop everything in order; never raises; returns the summary if one was written, and the
+        status, made partial when the collector could not take every record."""
         ctx = self.ctx
         self._tearing_down = True
         problems: list[str] = []
@@ -304,11 +305,15 @@ class Run:
         if ctx.windows and ctx.windows[-1].end is None:
             w = ctx.windows[-1]
             ctx.windows[-1] = PhaseWindow(w.name, w.start, time.monotonic())
-        for name, action in (
-            ("locust", lambda: self.cluster and self.cluster.shutdown(force=status == "partial")),
-            ("collector", lambda: self.collector and self.collector.finish()),
-        ):
-            problems += _attempt(name, action)
+        problems += _attempt("locust", lambda: self.cluster and self.cluster.shutdown(force=status == "partial"))
+        lost = _attempt("collector", lambda: self.collector and self.collector.finish())
+        problems += lost
+        if self.collector is not None and status != "partial":  # results short of what was measured
+            if lost:
+                status, reason = "partial", f"records may be missing: {lost[0]}"
+            elif self.collector.rejected:
+                status, reason = "partial", (f"{self.collector.rejected} unreadable stream entries set aside "
+                                             "in rejected.jsonl")
         if self.collector is not None:
             try:
                 summary = write_results(ctx, self.collector, status, reason, self.plan.unmeasured())
@@ -327,7 +332,7 @@ class Run:
             shutil.rmtree(self._private, ignore_errors=True)
         for problem in problems:
             self.display.message(f"[yellow]teardown: {problem}[/yellow]")
-        return summary
+        return summary, status, reason
 
 
 def _attempt(name: str, action: Any) -> list[str]:
