@@ -29,13 +29,13 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from coordinator.bridge.process import BridgeProcess  # noqa: E402
-from coordinator.bridge.store import group_backlog  # noqa: E402
-from coordinator.services.prometheus_config import PrometheusPlan, build_config  # noqa: E402
-from coordinator.services.prometheus_server import PrometheusServer  # noqa: E402
-from coordinator.services.redis_server import RedisServer  # noqa: E402
-from loadgen.records import Attempt, RequestRecord  # noqa: E402
-from loadgen.sink import stream_keys  # noqa: E402
+from coordinator.bridge.process import BridgeProcess
+from coordinator.bridge.store import group_backlog
+from coordinator.services.prometheus_config import PrometheusPlan, build_config
+from coordinator.services.prometheus_server import PrometheusServer
+from coordinator.services.redis_server import RedisServer
+from loadgen.records import Attempt, RequestRecord
+from loadgen.sink import stream_keys
 
 
 def record(rng: random.Random, run_id: str) -> tuple[str, bytes]:
@@ -46,13 +46,31 @@ def record(rng: random.Random, run_id: str) -> tuple[str, bytes]:
         ttft = rng.lognormvariate(-2.5, 0.5)
         chunk_us = [int((ttft + i * rng.uniform(0.008, 0.03)) * 1e6) for i in range(64)]
         attempt = Attempt(
-            number=1, sent=now, end=now + chunk_us[-1] / 1e6, status=200, first_byte=now + ttft,
-            first_token=now + ttft, chunk_us=chunk_us, chunk_tokens=[1] * 64, prompt_tokens=200, output_tokens=64,
+            number=1,
+            sent=now,
+            end=now + chunk_us[-1] / 1e6,
+            status=200,
+            first_byte=now + ttft,
+            first_token=now + ttft,
+            chunk_us=chunk_us,
+            chunk_tokens=[1] * 64,
+            prompt_tokens=200,
+            output_tokens=64,
         )
     rec = RequestRecord(
-        id=uuid.uuid4().hex, run_id=run_id, worker="bench:1", phase="steady", workload=rng.choice(["chat", "rag"]),
-        api="chat", stream=True, scheduled=now, started=now, end=attempt.end, wall_time=time.time(),
-        attempts=[attempt], target="bench",
+        id=uuid.uuid4().hex,
+        run_id=run_id,
+        worker="bench:1",
+        phase="steady",
+        workload=rng.choice(["chat", "rag"]),
+        api="chat",
+        stream=True,
+        scheduled=now,
+        started=now,
+        end=attempt.end,
+        wall_time=time.time(),
+        attempts=[attempt],
+        target="bench",
     )
     return rec.id, rec.to_json()
 
@@ -86,7 +104,9 @@ def throughput(url: str, n: int) -> float:
 
 
 def total_from_exposition(text: str) -> float:
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("finishline_requests_total{"))
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("finishline_requests_total{")
+    )
 
 
 def lag(url: str, rate: float, seconds: float) -> dict[str, list[float]]:
@@ -165,7 +185,12 @@ def lag(url: str, rate: float, seconds: float) -> dict[str, list[float]]:
             out.append(seen[j][0] - t_write)
         return out
 
-    return {"prometheus": lags(seen_prom), "bridge": lags(seen_bridge), "achieved": [achieved], "batches": [float(len(written))]}
+    return {
+        "prometheus": lags(seen_prom),
+        "bridge": lags(seen_bridge),
+        "achieved": [achieved],
+        "batches": [float(len(written))],
+    }
 
 
 def pct(values: list[float], q: float) -> float:
@@ -184,7 +209,9 @@ def main() -> None:
         print(f"throughput: one bridge process applied {rps:,.0f} records/s ({args.records:,} records, 64 tokens each)")
         result = lag(server.url, args.rate, args.seconds)
     achieved = result["achieved"][0]
-    print(f"lag at {args.rate:,.0f} records/s offered ({achieved:,.0f} achieved by the writer, {args.seconds:.0f} s, scrape every 1 s):")
+    print(
+        f"lag at {args.rate:,.0f} records/s offered ({achieved:,.0f} achieved by the writer, {args.seconds:.0f} s, scrape every 1 s):"
+    )
     for name in ("bridge", "prometheus"):
         values = result[name]
         if not values:

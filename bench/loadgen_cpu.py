@@ -44,11 +44,11 @@ from coordinator.services.ports import free_port  # noqa: E402
 from coordinator.services.redis_server import RedisServer  # noqa: E402
 from loadgen.config import PHASE_MESSAGE, PhaseCommand, WorkerConfig  # noqa: E402
 from loadgen.corpus import count_tokens  # noqa: E402
-from loadgen.prompts import PromptFactory, estimated_prompt_tokens  # noqa: E402
-from loadgen.spec import WorkloadSpec  # noqa: E402
 from loadgen.local import LocalWorker  # noqa: E402
+from loadgen.prompts import PromptFactory, estimated_prompt_tokens  # noqa: E402
 from loadgen.records import RequestRecord  # noqa: E402
 from loadgen.sink import stream_keys  # noqa: E402
+from loadgen.spec import WorkloadSpec  # noqa: E402
 
 OUTPUT_TOKENS = 128  # mean; lengths vary so that streams do not all end (and restart) in the same step
 
@@ -71,9 +71,23 @@ class Simulator:
             cfg.write_bytes(orjson.dumps(overrides))
             extra = ["--config", str(cfg)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "targets.simulator", "--preset", preset, "--host", "127.0.0.1",
-             "--port", str(self.port), "--trace", str(self.trace), *extra],
-            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "targets.simulator",
+                "--preset",
+                preset,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--trace",
+                str(self.trace),
+                *extra,
+            ],
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             env=dict(os.environ, PYTHONPATH=str(ROOT)),
         )
         import urllib.request
@@ -106,13 +120,21 @@ class Simulator:
 
 
 def config(sim: Simulator, redis_url: str, run_id: str) -> WorkerConfig:
-    return WorkerConfig.model_validate({
-        "run_id": run_id, "redis_url": redis_url,
-        "target": {"base_url": sim.url + "/v1", "model": "sim"},
-        "workloads": [{"name": "bench", "prompt": {"kind": "synthetic", "tokens": 64},
-                       "output": {"kind": "uniform", "min": OUTPUT_TOKENS // 2, "max": OUTPUT_TOKENS * 3 // 2},
-                       "sampling": {"ignore_eos": True}}],
-    })
+    return WorkerConfig.model_validate(
+        {
+            "run_id": run_id,
+            "redis_url": redis_url,
+            "target": {"base_url": sim.url + "/v1", "model": "sim"},
+            "workloads": [
+                {
+                    "name": "bench",
+                    "prompt": {"kind": "synthetic", "tokens": 64},
+                    "output": {"kind": "uniform", "min": OUTPUT_TOKENS // 2, "max": OUTPUT_TOKENS * 3 // 2},
+                    "sampling": {"ignore_eos": True},
+                }
+            ],
+        }
+    )
 
 
 def finishline_run(sim: Simulator, redis_url: str, users: int, seconds: float, run_id: str) -> dict:
@@ -164,8 +186,14 @@ class BareUser(FastHttpUser):
     @task
     def chat(self) -> None:
         global _bare_tokens
-        body = {"model": "sim", "messages": [{"role": "user", "content": "hello " * 64}], "max_tokens": random.randint(OUTPUT_TOKENS // 2, OUTPUT_TOKENS * 3 // 2),
-                "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}}
+        body = {
+            "model": "sim",
+            "messages": [{"role": "user", "content": "hello " * 64}],
+            "max_tokens": random.randint(OUTPUT_TOKENS // 2, OUTPUT_TOKENS * 3 // 2),
+            "ignore_eos": True,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         with self.client.post("/v1/chat/completions", json=body, stream=True, catch_response=True) as resp:
             buf = b""
             for data in resp.stream:
@@ -204,8 +232,10 @@ def report(label: str, res: dict) -> float:
     per_tok = res["cpu"] / max(1, res["tokens"]) * 1e6
     per_req = res["cpu"] / max(1, res["requests"]) * 1e6
     rate = f", {res['tokens'] / res['wall']:.0f} tok/s" if "wall" in res else ""
-    print(f"  {label:44s} {per_tok:6.1f} us CPU/token  {per_req:7.0f} us CPU/request"
-          f"  ({res['tokens']} tokens, {res['requests']} requests{rate})")
+    print(
+        f"  {label:44s} {per_tok:6.1f} us CPU/token  {per_req:7.0f} us CPU/request"
+        f"  ({res['tokens']} tokens, {res['requests']} requests{rate})"
+    )
     return per_tok
 
 
@@ -230,11 +260,14 @@ def prompt_cost(tokens: int, repeats: int = 50) -> tuple[float, float]:
 def long_context_lag(sim: Simulator, redis_url: str, tokens: int, users: int, seconds: float) -> dict:
     """Closed users sending ``tokens``-token prompts back to back; a probe greenlet measures how
     late the loop wakes it (what the worker's self-check samples as loop lag)."""
-    cfg = WorkerConfig.model_validate({
-        "run_id": f"lc-{tokens}", "redis_url": redis_url,
-        "target": {"base_url": sim.url + "/v1", "model": "sim"},
-        "workloads": [{"name": "lc", "prompt": {"kind": "long_context", "tokens": tokens}, "output": 8}],
-    })
+    cfg = WorkerConfig.model_validate(
+        {
+            "run_id": f"lc-{tokens}",
+            "redis_url": redis_url,
+            "target": {"base_url": sim.url + "/v1", "model": "sim"},
+            "workloads": [{"name": "lc", "prompt": {"kind": "long_context", "tokens": tokens}, "output": 8}],
+        }
+    )
     lags: list[float] = []
     busy: list[float] = []  # the part of each lag this process spent on the CPU (not descheduled)
 
@@ -259,8 +292,13 @@ def long_context_lag(sim: Simulator, redis_url: str, tokens: int, users: int, se
         sent = worker.runtime.requester.counters.requests
     lags.sort()
     busy.sort()
-    return {"requests": sent, "p99": pct(lags, 99), "max": lags[-1] if lags else float("nan"),
-            "busy_p99": pct(busy, 99), "busy_max": busy[-1] if busy else float("nan")}
+    return {
+        "requests": sent,
+        "p99": pct(lags, 99),
+        "max": lags[-1] if lags else float("nan"),
+        "busy_p99": pct(busy, 99),
+        "busy_max": busy[-1] if busy else float("nan"),
+    }
 
 
 def main() -> None:
@@ -273,22 +311,28 @@ def main() -> None:
     parser.add_argument("--only-ttft", action="store_true", help="skip the CPU figures, keep the TTFT sweep")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} (other processes share them)")
-    print(f"one worker process; simulator in another process; streams of {OUTPUT_TOKENS // 2}-{OUTPUT_TOKENS * 3 // 2} tokens; {args.seconds:g} s per run")
+    print(
+        f"one worker process; simulator in another process; streams of {OUTPUT_TOKENS // 2}-{OUTPUT_TOKENS * 3 // 2} tokens; {args.seconds:g} s per run"
+    )
     with tempfile.TemporaryDirectory(prefix="finishline-bench-") as tmp, RedisServer() as rs:
         if not args.only_long_context:
             throughput_and_ttft(args, Path(tmp), rs)
         tokens = args.long_context_tokens
         built, scan = prompt_cost(tokens)
-        print(f"\nlong-context prompts of {tokens} tokens: build + count {built * 1e6:.0f} us; one regex scan of the "
-              f"same text {scan * 1e6:.0f} us (ratio {built / scan:.3f}; each request paid a scan before)")
+        print(
+            f"\nlong-context prompts of {tokens} tokens: build + count {built * 1e6:.0f} us; one regex scan of the "
+            f"same text {scan * 1e6:.0f} us (ratio {built / scan:.3f}; each request paid a scan before)"
+        )
         sim = Simulator(Path(tmp), "instant")
         try:
             for length, users in ((64, 16), (tokens, 4), (tokens, 16)):  # 64: the machine's own noise
                 res = long_context_lag(sim, rs.url, length, users, min(args.seconds, 5.0))
-                print(f"  {length:6d}-token prompts, {users:3d} users back to back: event-loop lag p99 "
-                      f"{res['p99'] * 1e3:6.2f} ms, max {res['max'] * 1e3:6.2f} ms; of it on this process's CPU "
-                      f"p99 {res['busy_p99'] * 1e3:5.2f} ms, max {res['busy_max'] * 1e3:5.2f} ms "
-                      f"({res['requests']} requests)")
+                print(
+                    f"  {length:6d}-token prompts, {users:3d} users back to back: event-loop lag p99 "
+                    f"{res['p99'] * 1e3:6.2f} ms, max {res['max'] * 1e3:6.2f} ms; of it on this process's CPU "
+                    f"p99 {res['busy_p99'] * 1e3:5.2f} ms, max {res['busy_max'] * 1e3:5.2f} ms "
+                    f"({res['requests']} requests)"
+                )
             print(f"  target: well under 10 ms at {tokens} tokens  (load average now {os.getloadavg()[0]:.2f})")
         finally:
             sim.stop()
@@ -301,7 +345,9 @@ def throughput_and_ttft(args: argparse.Namespace, tmp: Path, rs: RedisServer) ->
         print(f"\n{n} concurrent streams, paced server (a token per stream every 10 ms: one event per recv):")
         sim = Simulator(Path(tmp), "instant", PACED)
         try:
-            fl = report("finishline (every record shipped to redis)", finishline_run(sim, rs.url, n, args.seconds, "paced"))
+            fl = report(
+                "finishline (every record shipped to redis)", finishline_run(sim, rs.url, n, args.seconds, "paced")
+            )
             bare = report("bare FastHttpUser + json.loads, no records", bare_run(sim, n, args.seconds))
             print(f"  ratio finishline / bare: {fl / bare:.2f}   target: <= 50 us/token")
         finally:
@@ -324,16 +370,20 @@ def throughput_and_ttft(args: argparse.Namespace, tmp: Path, rs: RedisServer) ->
         finally:
             sim.stop()
         p50, p99 = pct(errs["ttft"], 50) * 1e3, pct(errs["ttft"], 99) * 1e3
-        print(f"  {users:4d} streams: TTFT error p50 {p50:6.3f} ms  p99 {p99:7.3f} ms  "
-              f"[send->server p50 {pct(errs['send'], 50) * 1e3:.2f} p99 {pct(errs['send'], 99) * 1e3:.2f}; "
-              f"server write->client stamp p50 {pct(errs['receive'], 50) * 1e3:.2f} "
-              f"p99 {pct(errs['receive'], 99) * 1e3:.2f}]  "
-              f"(n={len(errs['ttft'])}, client CPU {res['cpu'] / res['wall'] * 100:3.0f}% of a core)")
+        print(
+            f"  {users:4d} streams: TTFT error p50 {p50:6.3f} ms  p99 {p99:7.3f} ms  "
+            f"[send->server p50 {pct(errs['send'], 50) * 1e3:.2f} p99 {pct(errs['send'], 99) * 1e3:.2f}; "
+            f"server write->client stamp p50 {pct(errs['receive'], 50) * 1e3:.2f} "
+            f"p99 {pct(errs['receive'], 99) * 1e3:.2f}]  "
+            f"(n={len(errs['ttft'])}, client CPU {res['cpu'] / res['wall'] * 100:3.0f}% of a core)"
+        )
         if p99 < 1.0 and best == previous:  # every lower concurrency of the sweep met it too
             best = users
         previous = users
-    print(f"\nlargest concurrency per worker core with TTFT error p99 < 1 ms: {best or 'none of the sweep'}"
-          f"  (load average now {os.getloadavg()[0]:.2f})")
+    print(
+        f"\nlargest concurrency per worker core with TTFT error p99 < 1 ms: {best or 'none of the sweep'}"
+        f"  (load average now {os.getloadavg()[0]:.2f})"
+    )
 
 
 if __name__ == "__main__":

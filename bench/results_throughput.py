@@ -26,12 +26,32 @@ from loadgen.sink import stream_keys
 def record(i: int) -> RequestRecord:
     sent = 1000.0 + i * 0.001
     chunks = [int((0.05 + k * 0.01) * 1e6) for k in range(64)]
-    attempt = Attempt(number=1, sent=sent, end=sent + 0.7, status=200, first_byte=sent + 0.04,
-                      first_token=sent + 0.05, chunk_us=chunks, chunk_tokens=[1] * 64, prompt_tokens=300,
-                      output_tokens=64)
-    return RequestRecord(id=uuid.uuid4().hex, run_id="bench", worker="w:1", phase=f"p{i % 3}",
-                         workload=f"w{i % 2}", api="chat", stream=True, scheduled=sent, started=sent,
-                         end=sent + 0.7, wall_time=0.0, attempts=[attempt])
+    attempt = Attempt(
+        number=1,
+        sent=sent,
+        end=sent + 0.7,
+        status=200,
+        first_byte=sent + 0.04,
+        first_token=sent + 0.05,
+        chunk_us=chunks,
+        chunk_tokens=[1] * 64,
+        prompt_tokens=300,
+        output_tokens=64,
+    )
+    return RequestRecord(
+        id=uuid.uuid4().hex,
+        run_id="bench",
+        worker="w:1",
+        phase=f"p{i % 3}",
+        workload=f"w{i % 2}",
+        api="chat",
+        stream=True,
+        scheduled=sent,
+        started=sent,
+        end=sent + 0.7,
+        wall_time=0.0,
+        attempts=[attempt],
+    )
 
 
 def main(n: int) -> None:
@@ -41,7 +61,7 @@ def main(n: int) -> None:
         key = stream_keys("bench").records
         for start in range(0, n, 1000):
             pipe = client.pipeline(transaction=False)
-            for rec in records[start:start + 1000]:
+            for rec in records[start : start + 1000]:
                 pipe.xadd(key, {"id": rec.id, "r": rec.to_json()})
             pipe.execute()
         collector = Collector(server.url, "bench", Path(tmp))

@@ -60,30 +60,36 @@ class Stream(asyncio.Protocol):
             self.carry = buf[-16:]
 
 
-async def client_main(port: int, streams: int, warmup: float, seconds: float,
-                      max_tokens: int) -> dict[str, float]:
+async def client_main(port: int, streams: int, warmup: float, seconds: float, max_tokens: int) -> dict[str, float]:
     loop = asyncio.get_running_loop()
     counter = [0, 0]
     conns = []
     for i in range(streams):
         # lengths spread over [max_tokens / 2, 3 * max_tokens / 2): streams do not finish in waves
         tokens = max_tokens // 2 + (i * 7919) % max(max_tokens, 1)
-        payload = orjson.dumps({"model": "m", "prompt": f"hello world {i}", "max_tokens": tokens,
-                                "ignore_eos": True, "stream": True})
-        request = (b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                   b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%b"
-                   % (len(payload), payload))
-        conns.append(await loop.create_connection(
-            lambda request=request: Stream(request, counter), "127.0.0.1", port))
+        payload = orjson.dumps(
+            {"model": "m", "prompt": f"hello world {i}", "max_tokens": tokens, "ignore_eos": True, "stream": True}
+        )
+        request = (
+            b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%b" % (len(payload), payload)
+        )
+        conns.append(await loop.create_connection(lambda request=request: Stream(request, counter), "127.0.0.1", port))
     await asyncio.sleep(warmup)
     t0, c0, p0 = time.monotonic(), list(counter), time.process_time()
     await asyncio.sleep(seconds)
     t1, c1, p1 = time.monotonic(), list(counter), time.process_time()
     for transport, _ in conns:
         transport.close()
-    return {"start": t0, "end": t1, "tokens": c1[0] - c0[0], "responses": c1[1] - c0[1],
-            "total_tokens": c1[0], "client_cpu_share": (p1 - p0) / (t1 - t0),
-            "tokens_per_s": (c1[0] - c0[0]) / (t1 - t0)}
+    return {
+        "start": t0,
+        "end": t1,
+        "tokens": c1[0] - c0[0],
+        "responses": c1[1] - c0[1],
+        "total_tokens": c1[0],
+        "client_cpu_share": (p1 - p0) / (t1 - t0),
+        "tokens_per_s": (c1[0] - c0[0]) / (t1 - t0),
+    }
 
 
 # ---- the driver ---------------------------------------------------------------------------------
@@ -117,25 +123,57 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_case(preset: str, overrides: dict[str, object], streams: int, warmup: float,
-             seconds: float, max_tokens: int) -> dict[str, object]:
+def run_case(
+    preset: str, overrides: dict[str, object], streams: int, warmup: float, seconds: float, max_tokens: int
+) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="simbench-") as tmp:
         cfg = Path(tmp) / "sim.yaml"
         cfg.write_text(yaml.safe_dump(overrides))
         trace = Path(tmp) / "trace.jsonl"
         port = free_port()
         sim = subprocess.Popen(
-            [*pin(0), sys.executable, "-m", "targets.simulator", "--preset", preset, "--port",
-             str(port), "--config", str(cfg), "--trace", str(trace)],
-            cwd=ROOT, stdout=subprocess.DEVNULL)
+            [
+                *pin(0),
+                sys.executable,
+                "-m",
+                "targets.simulator",
+                "--preset",
+                preset,
+                "--port",
+                str(port),
+                "--config",
+                str(cfg),
+                "--trace",
+                str(trace),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
         try:
             wait_ready(port, sim)
             cpu0, wait0, w0 = _cpu_seconds(sim.pid), _run_queue_wait_s(sim.pid), time.monotonic()
             out = subprocess.run(
-                [*pin(1), sys.executable, __file__, "--client", "--port", str(port), "--streams",
-                 str(streams), "--warmup", str(warmup), "--seconds", str(seconds),
-                 "--max-tokens", str(max_tokens)],
-                cwd=ROOT, capture_output=True, text=True, timeout=warmup + seconds + 120)
+                [
+                    *pin(1),
+                    sys.executable,
+                    __file__,
+                    "--client",
+                    "--port",
+                    str(port),
+                    "--streams",
+                    str(streams),
+                    "--warmup",
+                    str(warmup),
+                    "--seconds",
+                    str(seconds),
+                    "--max-tokens",
+                    str(max_tokens),
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=warmup + seconds + 120,
+            )
             cpu1, wait1, w1 = _cpu_seconds(sim.pid), _run_queue_wait_s(sim.pid), time.monotonic()
             if out.returncode != 0:
                 raise SystemExit(f"client failed: {out.stderr[-2000:]}")
@@ -189,25 +227,31 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=256)
     args = ap.parse_args()
     if args.client:
-        print(json.dumps(asyncio.run(client_main(args.port, args.streams, args.warmup,
-                                                 args.seconds, args.max_tokens))))
+        print(json.dumps(asyncio.run(client_main(args.port, args.streams, args.warmup, args.seconds, args.max_tokens))))
         return
-    print(f"simulator on core 0, client on core 1 ({'taskset' if pin(1) else 'NOT pinned'}),"
-          f" {args.streams} concurrent streams, {args.seconds:g} s measured after {args.warmup:g} s")
-    cap = run_case("instant", {"max_num_seqs": max(args.streams, 1)}, args.streams, args.warmup,
-                   args.seconds, args.max_tokens)
+    print(
+        f"simulator on core 0, client on core 1 ({'taskset' if pin(1) else 'NOT pinned'}),"
+        f" {args.streams} concurrent streams, {args.seconds:g} s measured after {args.warmup:g} s"
+    )
+    cap = run_case(
+        "instant", {"max_num_seqs": max(args.streams, 1)}, args.streams, args.warmup, args.seconds, args.max_tokens
+    )
     per_core = min(cap["tokens_per_s"] / max(cap["cpu_share"], 1e-9), cap["tokens_per_cpu_s"])
-    print(f"capacity (instant preset): {cap['tokens_per_s']:,.0f} streamed tokens/s wall clock"
-          f" (trace agrees: {cap['traced_tokens_per_s']:,.0f}) using {cap['cpu_share']:.0%} of"
-          f" core 0 and waiting {cap['starved_share']:.0%} of the time for it (other load);"
-          f" client: {cap['client_cpu_share']:.0%} of core 1"
-          f" -> {cap['tokens_per_cpu_s']:,.0f} tokens per simulator CPU-second;"
-          f" target >= 20,000/core: {'PASS' if per_core >= 20_000 else 'FAIL'}")
+    print(
+        f"capacity (instant preset): {cap['tokens_per_s']:,.0f} streamed tokens/s wall clock"
+        f" (trace agrees: {cap['traced_tokens_per_s']:,.0f}) using {cap['cpu_share']:.0%} of"
+        f" core 0 and waiting {cap['starved_share']:.0%} of the time for it (other load);"
+        f" client: {cap['client_cpu_share']:.0%} of core 1"
+        f" -> {cap['tokens_per_cpu_s']:,.0f} tokens per simulator CPU-second;"
+        f" target >= 20,000/core: {'PASS' if per_core >= 20_000 else 'FAIL'}"
+    )
     lat = run_case("gpu-8b", {}, args.streams, args.warmup, args.seconds, args.max_tokens)
-    print(f"gpu-8b preset: {lat['tokens_per_s']:,.0f} tokens/s (model-bound);"
-          f" added latency (socket write - step end): p50 {lat['lag_p50_ms']:.2f} ms,"
-          f" p99 {lat['lag_p99_ms']:.2f} ms, max {lat['lag_max_ms']:.2f} ms;"
-          f" simulator CPU {lat['cpu_share']:.0%} of a core")
+    print(
+        f"gpu-8b preset: {lat['tokens_per_s']:,.0f} tokens/s (model-bound);"
+        f" added latency (socket write - step end): p50 {lat['lag_p50_ms']:.2f} ms,"
+        f" p99 {lat['lag_p99_ms']:.2f} ms, max {lat['lag_max_ms']:.2f} ms;"
+        f" simulator CPU {lat['cpu_share']:.0%} of a core"
+    )
 
 
 if __name__ == "__main__":

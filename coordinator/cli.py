@@ -46,8 +46,9 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: turn user errors into one clear line and exit code 2."""
-    from loadgen.errors import UserError, describe_validation_error
     from pydantic import ValidationError
+
+    from loadgen.errors import UserError, describe_validation_error
 
     try:
         code = cli.main(args=argv, standalone_mode=False)

@@ -128,7 +128,10 @@ class Collector:
         new = 0
         for stream_id in ("0", ">"):
             resp = self._redis.xreadgroup(
-                GROUP, self.consumer, {self.records_key: stream_id}, count=count,
+                GROUP,
+                self.consumer,
+                {self.records_key: stream_id},
+                count=count,
                 block=None if stream_id == "0" else block_ms,
             )
             for _key, entries in resp or []:

@@ -77,7 +77,9 @@ def push_dashboards(api: GrafanaApi, folder: str, directory: Path = DASHBOARD_DI
     for path in sorted(directory.glob("*.json")):
         board: dict[str, Any] = json.loads(path.read_text())
         board.pop("id", None)
-        api.dashboard.update_dashboard({"dashboard": board, "folderUid": uid, "overwrite": True, "message": "finishline grafana push"})
+        api.dashboard.update_dashboard(
+            {"dashboard": board, "folderUid": uid, "overwrite": True, "message": "finishline grafana push"}
+        )
         pushed.append(board["uid"])
     return pushed
 
@@ -148,7 +150,9 @@ def attach_annotations(ctx: Any, settings: GrafanaSettings | None = None) -> boo
 
         return call
 
-    ctx.events.run_start.add_listener(safe(lambda ctx: annotate(api, run_id, f"run {run_id} started", "run_start", time.time())))
+    ctx.events.run_start.add_listener(
+        safe(lambda ctx: annotate(api, run_id, f"run {run_id} started", "run_start", time.time()))
+    )
 
     def phase_start(ctx: Any, step: Any, started: float) -> None:
         phase_started[step.name] = time.time()
@@ -160,7 +164,9 @@ def attach_annotations(ctx: Any, settings: GrafanaSettings | None = None) -> boo
     ctx.events.phase_start.add_listener(phase_start)
     ctx.events.phase_end.add_listener(safe(phase_end))
     ctx.events.run_end.add_listener(
-        safe(lambda ctx, status, summary: annotate(api, run_id, f"run {run_id} ended: {status}", "run_end", time.time()))
+        safe(
+            lambda ctx, status, summary: annotate(api, run_id, f"run {run_id} ended: {status}", "run_end", time.time())
+        )
     )
     return True
 
@@ -174,8 +180,13 @@ def grafana() -> None:
 @click.option("--url", envvar=URL_ENV, default=None, help=f"Grafana base URL (or {URL_ENV}).")
 @click.option("--token-env", default=TOKEN_ENV, show_default=True, help="Environment variable holding the API token.")
 @click.option("--folder", default="finishline", show_default=True, help="Grafana folder of the dashboards.")
-@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Also annotate this finished run (its run directory) with run start, phases and run end.")
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Also annotate this finished run (its run directory) with run start, phases and run end.",
+)
 def push(url: str | None, token_env: str, folder: str, run_dir: Path | None) -> None:
     """Upload the dashboards (and a run's annotations) through the Grafana HTTP API."""
     if not url:

@@ -90,10 +90,14 @@ class ProgressModel:
             users=users,
             target_rate=float(sum(rates)) if rates else None,
             achieved_rate=len(rows) / span,
-            ttft_p50_ms=_pct(ttfts, 50), ttft_p99_ms=_pct(ttfts, 99),
-            tpot_p50_ms=_pct(tpots, 50), tpot_p99_ms=_pct(tpots, 99),
+            ttft_p50_ms=_pct(ttfts, 50),
+            ttft_p99_ms=_pct(ttfts, 99),
+            tpot_p50_ms=_pct(tpots, 50),
+            tpot_p99_ms=_pct(tpots, 99),
             output_tokens_per_s=sum(r[3] for r in rows) / span,
-            requests=self.requests, errors=self.errors, retries=self.retries,
+            requests=self.requests,
+            errors=self.errors,
+            retries=self.retries,
         )
 
 
@@ -108,16 +112,31 @@ def fmt_ms(value: float | None) -> str:
 
 def render(snap: Snapshot, title: str) -> Table:
     table = Table(title=title, show_header=True, header_style="bold")
-    for col in ("phase", "time", "users", "req/s", "TTFT p50/p99 ms", "TPOT p50/p99 ms", "tok/s",
-                "requests", "errors", "retries"):
+    for col in (
+        "phase",
+        "time",
+        "users",
+        "req/s",
+        "TTFT p50/p99 ms",
+        "TPOT p50/p99 ms",
+        "tok/s",
+        "requests",
+        "errors",
+        "retries",
+    ):
         table.add_column(col, justify="right" if col != "phase" else "left")
     rate = f"{snap.achieved_rate:,.1f}" + (f" / {snap.target_rate:,.1f}" if snap.target_rate else "")
     table.add_row(
-        snap.phase, f"{snap.elapsed_s:,.0f}s", str(snap.users), rate,
+        snap.phase,
+        f"{snap.elapsed_s:,.0f}s",
+        str(snap.users),
+        rate,
         f"{fmt_ms(snap.ttft_p50_ms)} / {fmt_ms(snap.ttft_p99_ms)}",
         f"{fmt_ms(snap.tpot_p50_ms)} / {fmt_ms(snap.tpot_p99_ms)}",
-        f"{snap.output_tokens_per_s:,.0f}", f"{snap.requests:,}",
-        f"[red]{snap.errors:,}[/red]" if snap.errors else "0", f"{snap.retries:,}",
+        f"{snap.output_tokens_per_s:,.0f}",
+        f"{snap.requests:,}",
+        f"[red]{snap.errors:,}[/red]" if snap.errors else "0",
+        f"{snap.retries:,}",
     )
     return table
 

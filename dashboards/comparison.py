@@ -22,7 +22,7 @@ def _final(series_: str, run: str, extra: str = "") -> str:
 
 def _quantile(name: str, q: float, run: str) -> str:
     ok = ', outcome="ok"'
-    return f'histogram_quantile({q}, sum by (le) ({_final(n.HIST[name] + "_bucket", run, ok)}))'
+    return f"histogram_quantile({q}, sum by (le) ({_final(n.HIST[name] + '_bucket', run, ok)}))"
 
 
 def build() -> dashboard.Dashboard:
@@ -36,11 +36,7 @@ def build() -> dashboard.Dashboard:
     )
     g.row("Latency percentiles of successful requests")
     for name, title in (("ttft", "TTFT"), ("tpot", "TPOT"), ("e2e", "E2E"), ("itl", "ITL")):
-        queries = [
-            (_quantile(name, q, value), f"{label} {ql}")
-            for label, value in RUNS
-            for ql, q in n.QUANTILES
-        ]
+        queries = [(_quantile(name, q, value), f"{label} {ql}") for label, value in RUNS for ql, q in n.QUANTILES]
         g.add(bars(title, "s", queries), w=12)
     g.row("Throughput, errors, goodput")
     for label, value in RUNS:
@@ -59,7 +55,7 @@ def build() -> dashboard.Dashboard:
             single(
                 f"Goodput share ({label})",
                 "percentunit",
-                [(f'sum({_final(n.COUNTER["good_requests"], value)}) / sum({_final(req, value)})', label)],
+                [(f"sum({_final(n.COUNTER['good_requests'], value)}) / sum({_final(req, value)})", label)],
             ),
             w=6,
             h=5,
@@ -78,7 +74,7 @@ def build() -> dashboard.Dashboard:
             "percentunit",
             [
                 (
-                    f'(sum by (outcome) ({_final(req, value)}) / scalar(sum({_final(req, value)})))',
+                    f"(sum by (outcome) ({_final(req, value)}) / scalar(sum({_final(req, value)})))",
                     f"{label} {{{{outcome}}}}",
                 )
                 for label, value in RUNS
@@ -92,7 +88,7 @@ def build() -> dashboard.Dashboard:
             "p99 ratio run / baseline",
             "percentunit",
             [
-                (f'{_quantile(name, 0.99, "$run")} / {_quantile(name, 0.99, "$baseline")}', name.upper())
+                (f"{_quantile(name, 0.99, '$run')} / {_quantile(name, 0.99, '$baseline')}", name.upper())
                 for name in ("ttft", "tpot", "e2e")
             ],
             "Above 100% the run is slower than the baseline.",

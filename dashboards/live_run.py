@@ -35,15 +35,15 @@ def build() -> dashboard.Dashboard:
             "Request rate: target vs achieved (client) vs completed",
             "reqps",
             [
-                (f'sum by (phase) ({n.GAUGE["target_rate"]}{{{SEL}}})', "target {{phase}}"),
-                (f'sum by (phase) ({n.GAUGE["achieved_rate"]}{{{SEL}}})', "sent {{phase}}"),
+                (f"sum by (phase) ({n.GAUGE['target_rate']}{{{SEL}}})", "target {{phase}}"),
+                (f"sum by (phase) ({n.GAUGE['achieved_rate']}{{{SEL}}})", "sent {{phase}}"),
                 (f"sum by (phase) ({n.REQUESTS_RATE}{{{SEL}}})", "completed {{phase}}"),
             ],
             "Target rate is set only in open-loop phases; 'sent' from the workers' samples.",
         ),
         w=8,
     )
-    g.add(series("Active users", "short", [(f'sum by (phase) ({n.GAUGE["users"]}{{{SEL}}})', "{{phase}}")]), w=8)
+    g.add(series("Active users", "short", [(f"sum by (phase) ({n.GAUGE['users']}{{{SEL}}})", "{{phase}}")]), w=8)
     g.add(
         series(
             "Output tokens/s: client vs server",
@@ -66,7 +66,7 @@ def build() -> dashboard.Dashboard:
             "s",
             [
                 (
-                    f'histogram_quantile(0.99, sum by (workload, le) (rate({n.HIST["ttft"]}_bucket'
+                    f"histogram_quantile(0.99, sum by (workload, le) (rate({n.HIST['ttft']}_bucket"
                     f'{{{SEL}, workload=~"$workload", outcome="ok"}}[$__rate_interval])))',
                     "{{workload}}",
                 )
@@ -75,8 +75,18 @@ def build() -> dashboard.Dashboard:
         w=24,
     )
     g.row("Errors, retries, goodput")
-    g.add(series("Errors by class (req/s)", "reqps", [(f"sum by (outcome) ({n.ERRORS_RATE}{{{SEL}}})", "{{outcome}}")]), w=8)
-    g.add(series("Retries by class of the retried attempt (req/s)", "reqps", [(f"sum by (outcome) ({n.RETRIES_RATE}{{{SEL}}})", "{{outcome}}")]), w=8)
+    g.add(
+        series("Errors by class (req/s)", "reqps", [(f"sum by (outcome) ({n.ERRORS_RATE}{{{SEL}}})", "{{outcome}}")]),
+        w=8,
+    )
+    g.add(
+        series(
+            "Retries by class of the retried attempt (req/s)",
+            "reqps",
+            [(f"sum by (outcome) ({n.RETRIES_RATE}{{{SEL}}})", "{{outcome}}")],
+        ),
+        w=8,
+    )
     g.add(
         series(
             "Goodput and SLO burn",
@@ -90,7 +100,15 @@ def build() -> dashboard.Dashboard:
         w=8,
     )
     g.add(single("Requests so far", "short", [(f'sum({req}{{run="$run"}})', "requests")]), w=6, h=5)
-    g.add(single("Errors so far by class", "short", [(f'sum by (outcome) ({n.COUNTER["errors"]}{{run="$run"}})', "{{outcome}}")]), w=6, h=5)
+    g.add(
+        single(
+            "Errors so far by class",
+            "short",
+            [(f'sum by (outcome) ({n.COUNTER["errors"]}{{run="$run"}})', "{{outcome}}")],
+        ),
+        w=6,
+        h=5,
+    )
     g.add(
         single(
             "Goodput share",
@@ -100,7 +118,15 @@ def build() -> dashboard.Dashboard:
         w=6,
         h=5,
     )
-    g.add(single("Output tokens so far", "short", [(f'sum({n.COUNTER["output_tokens"]}{{run="$run", outcome="ok"}})', "tokens")]), w=6, h=5)
+    g.add(
+        single(
+            "Output tokens so far",
+            "short",
+            [(f'sum({n.COUNTER["output_tokens"]}{{run="$run", outcome="ok"}})', "tokens")],
+        ),
+        w=6,
+        h=5,
+    )
     g.row("Server state next to client latency")
     g.add(
         series(
@@ -116,7 +142,7 @@ def build() -> dashboard.Dashboard:
             "Client TTFT p99 vs server waiting",
             "short",
             [
-                (f'max({n.quantile("ttft", "p99")}{{{SEL}}}) * 1000', "client TTFT p99 (ms)"),
+                (f"max({n.quantile('ttft', 'p99')}{{{SEL}}}) * 1000", "client TTFT p99 (ms)"),
                 (f'{n.SERVER_WAITING}{{run="$run"}}', "server waiting"),
             ],
         ),
@@ -128,7 +154,7 @@ def build() -> dashboard.Dashboard:
             "Dispatch delay p99 and loop lag",
             "s",
             [
-                (f'{n.quantile("dispatch_delay", "p99")}{{{SEL}}}', "dispatch p99 {{phase}}"),
+                (f"{n.quantile('dispatch_delay', 'p99')}{{{SEL}}}", "dispatch p99 {{phase}}"),
                 (f'max({n.GAUGE["loop_lag"]}{{run="$run"}})', "worst worker loop lag"),
             ],
         ),

@@ -38,7 +38,13 @@ def series(title: str, unit: str, queries: list[tuple[str, str]], description: s
         timeseries.Panel()
         .line_width(1)
         .fill_opacity(8)
-        .legend(common.VizLegendOptions().display_mode(cm.LegendDisplayMode.TABLE).placement(cm.LegendPlacement.BOTTOM).show_legend(True).calcs(["lastNotNull", "max"]))
+        .legend(
+            common.VizLegendOptions()
+            .display_mode(cm.LegendDisplayMode.TABLE)
+            .placement(cm.LegendPlacement.BOTTOM)
+            .show_legend(True)
+            .calcs(["lastNotNull", "max"])
+        )
     )
     return _panel(panel, title, unit, queries, description, instant=False)
 
@@ -54,9 +60,7 @@ def bars(title: str, unit: str, queries: list[tuple[str, str]], description: str
 
 def variables(board: dashboard.Dashboard, extra: list[tuple[str, str, bool]]) -> dashboard.Dashboard:
     """The datasource variable, then ``(name, label_values query, all-able)`` query variables."""
-    board = board.with_variable(
-        dashboard.DatasourceVariable("datasource").label("Prometheus").type("prometheus")
-    )
+    board = board.with_variable(dashboard.DatasourceVariable("datasource").label("Prometheus").type("prometheus"))
     for name, values_query, all_able in extra:
         var = (
             dashboard.QueryVariable(name)

@@ -21,7 +21,7 @@ def build() -> dashboard.Dashboard:
         UID,
         "Long runs: hour-long windows show drift that minute windows hide.",
         "now-24h",
-        [("run", f'label_values({n.COUNTER["requests"]}, run)', False)],
+        [("run", f"label_values({n.COUNTER['requests']}, run)", False)],
         refresh="1m",
     )
     g.row("Latency drift")
@@ -88,8 +88,8 @@ def build() -> dashboard.Dashboard:
             "Client: worst CPU and loop lag per hour",
             "short",
             [
-                (f'max(max_over_time({n.GAUGE["cpu_percent"]}{{{SEL}}}[1h]))', "CPU %"),
-                (f'max(max_over_time({n.GAUGE["loop_lag"]}{{{SEL}}}[1h])) * 1000', "loop lag ms"),
+                (f"max(max_over_time({n.GAUGE['cpu_percent']}{{{SEL}}}[1h]))", "CPU %"),
+                (f"max(max_over_time({n.GAUGE['loop_lag']}{{{SEL}}}[1h])) * 1000", "loop lag ms"),
             ],
         ),
         w=8,
@@ -110,8 +110,8 @@ def build() -> dashboard.Dashboard:
             "Container memory: peak per hour vs limit (Docker targets)",
             "bytes",
             [
-                (f'max(max_over_time({n.CONTAINER_GAUGE["memory_bytes"]}{{{SEL}}}[1h]))', "peak used"),
-                (f'max({n.CONTAINER_GAUGE["memory_limit"]}{{{SEL}}})', "limit"),
+                (f"max(max_over_time({n.CONTAINER_GAUGE['memory_bytes']}{{{SEL}}}[1h]))", "peak used"),
+                (f"max({n.CONTAINER_GAUGE['memory_limit']}{{{SEL}}})", "limit"),
             ],
             "A peak that keeps rising over hours is a leak; it ends in an OOM kill at the limit (alert FinishlineContainerOomKilled).",
         ),

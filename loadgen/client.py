@@ -355,9 +355,7 @@ class EndpointClient:
             EndpointClient._copy_stream(attempt, parser)
 
     @staticmethod
-    def _finish_whole(
-        result: AttemptResult, raw: bytes, api: str, want_text: bool, count: TokenCounter | None
-    ) -> None:
+    def _finish_whole(result: AttemptResult, raw: bytes, api: str, want_text: bool, count: TokenCounter | None) -> None:
         """A non-streamed reply: the first token is the whole reply (TTFT = E2E, as vLLM's benchmark)."""
         attempt = result.attempt
         now = time.monotonic()

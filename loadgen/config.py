@@ -35,7 +35,6 @@ class TargetConfig(Spec):
     continuous_usage: bool = True  # ask for vLLM's per-chunk usage (turn off for servers that reject it)
     tokenizer: Path | None = None  # the model's tokenizer.json: counts tokens when the server reports no usage
 
-
     @field_validator("tokenizer")
     @classmethod
     def _tokenizer_readable(cls, value: Path | None, info: ValidationInfo) -> Path | None:

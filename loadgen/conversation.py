@@ -16,10 +16,10 @@ import uuid
 import gevent
 import gevent.event
 
+from loadgen.corpus import estimate_tokens
 from loadgen.prompts import Conversation, Message, PromptFactory, estimated_prompt_tokens
 from loadgen.request import Requester
 from loadgen.spec import CHAIN_INPUT, TEMPLATE_REF, ChainSpec, ChainStep, SessionSpec, WorkloadSpec
-from loadgen.corpus import estimate_tokens
 
 
 def run_unit(
@@ -89,8 +89,17 @@ def run_session(
             scheduled = started = time.monotonic()
             phase = requester.phase  # this turn is scheduled now, in the phase current now
         record, reply = requester.send(
-            workload, list(messages), max_tokens, rng, scheduled, started, user_id,
-            session_id=session_id, step=str(turn + 1), want_text=True, phase=phase,
+            workload,
+            list(messages),
+            max_tokens,
+            rng,
+            scheduled,
+            started,
+            user_id,
+            session_id=session_id,
+            step=str(turn + 1),
+            want_text=True,
+            phase=phase,
         )
         if not record.ok:
             return
@@ -132,8 +141,17 @@ def run_chain(
         messages = system + [{"role": "user", "content": render(step.prompt, outputs)}]
         try:
             record, reply = requester.send(
-                workload, messages, max_tokens, step_rng, ready, started if not deps else ready, user_id,
-                session_id=session_id, step=step.id, want_text=True, phase=step_phase,
+                workload,
+                messages,
+                max_tokens,
+                step_rng,
+                ready,
+                started if not deps else ready,
+                user_id,
+                session_id=session_id,
+                step=step.id,
+                want_text=True,
+                phase=step_phase,
             )
         except BaseException:
             done[step.id].set(False)

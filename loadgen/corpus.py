@@ -94,7 +94,7 @@ class Corpus:
 
     def _slice(self, start: int, tokens: int) -> str:
         """Tokens ``start`` .. ``start + tokens - 1`` (all inside the corpus), as written."""
-        return self.text[self._starts[start]:self._ends[start + tokens - 1]]
+        return self.text[self._starts[start] : self._ends[start + tokens - 1]]
 
     def window(self, tokens: int, start: int) -> str:
         """``tokens`` tokens from position ``start``, wrapping around the end of the corpus

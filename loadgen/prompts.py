@@ -67,12 +67,16 @@ def _jsonl_items(source: JsonlPrompt, where: str) -> list[Conversation]:
     items = []
     for number, obj in enumerate(_read_lines(source.path, where), 1):
         messages = obj.get("messages") if isinstance(obj, dict) else None
-        if not isinstance(messages, list) or not messages or not all(
-            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-            for m in messages
+        if (
+            not isinstance(messages, list)
+            or not messages
+            or not all(
+                isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+                for m in messages
+            )
         ):
             raise UserError(
-                f"{where}: {source.path} line {number} needs \"messages\": a list of {{role, content}} objects"
+                f'{where}: {source.path} line {number} needs "messages": a list of {{role, content}} objects'
             )
         max_tokens = obj.get("max_tokens", obj.get("max_completion_tokens"))
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):

@@ -81,9 +81,7 @@ class Requester:
         results: list[AttemptResult] = []
 
         def one(number: int, waited: float, timeout: float | None) -> AttemptResult:
-            result = self.client.send(
-                workload.api, body, workload.stream, number, waited, timeout, want_text, headers
-            )
+            result = self.client.send(workload.api, body, workload.stream, number, waited, timeout, want_text, headers)
             results.append(result)
             self._tell_locust(workload, result.attempt)
             return result
@@ -96,15 +94,17 @@ class Requester:
             now = time.monotonic()
             waited = now - results[-1].attempt.end if results else 0.0
             never_sent = Attempt(
-                number=len(results) + 1, sent=now, end=now, retry_wait=waited,
-                error=ErrorClass.CANCELLED.value, error_detail="the run stopped before this attempt",
+                number=len(results) + 1,
+                sent=now,
+                end=now,
+                retry_wait=waited,
+                error=ErrorClass.CANCELLED.value,
+                error_detail="the run stopped before this attempt",
             )
             results.append(AttemptResult(never_sent, cancelled=True))
         finally:
             self.counters.in_flight -= 1
-        record = self._record(
-            workload, phase, results, scheduled, started, wall, messages, user_id, session_id, step
-        )
+        record = self._record(workload, phase, results, scheduled, started, wall, messages, user_id, session_id, step)
         if results[-1].cancelled:
             raise gevent.GreenletExit
         return record, results[-1].text

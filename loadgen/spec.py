@@ -13,7 +13,7 @@ import os
 import random
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -123,7 +123,7 @@ def _int_is_fixed(value: Any) -> Any:
 
 
 LengthDistribution = Annotated[
-    Union[Fixed, Uniform, Normal, LogNormal, Empirical],
+    Fixed | Uniform | Normal | LogNormal | Empirical,
     Field(discriminator="kind"),
     BeforeValidator(_int_is_fixed),
 ]
@@ -203,7 +203,7 @@ class LongContextPrompt(Spec):
 
 
 PromptSource = Annotated[
-    Union[SyntheticPrompt, JsonlPrompt, ShareGPTPrompt, LongContextPrompt],
+    SyntheticPrompt | JsonlPrompt | ShareGPTPrompt | LongContextPrompt,
     Field(discriminator="kind"),
 ]
 

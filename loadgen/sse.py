@@ -64,9 +64,27 @@ class StreamParser:
     """
 
     __slots__ = (
-        "sent", "key", "chat", "want_text", "sep", "tail", "first_token", "chunk_us", "chunk_tokens",
-        "completion", "continuous", "prompt_tokens", "output_tokens", "cached_tokens",
-        "done", "usage_seen", "error", "error_detail", "pieces", "events", "response_id",
+        "cached_tokens",
+        "chat",
+        "chunk_tokens",
+        "chunk_us",
+        "completion",
+        "continuous",
+        "done",
+        "error",
+        "error_detail",
+        "events",
+        "first_token",
+        "key",
+        "output_tokens",
+        "pieces",
+        "prompt_tokens",
+        "response_id",
+        "sent",
+        "sep",
+        "tail",
+        "usage_seen",
+        "want_text",
     )
 
     def __init__(self, sent: float, chat: bool, want_text: bool) -> None:
@@ -117,7 +135,7 @@ class StreamParser:
             if buf.startswith(_DONE, p):
                 self.done = True
             else:
-                self._fail(ErrorClass.MALFORMED, f"event is not a JSON object: {buf[p:min(end, p + 80)]!r}")
+                self._fail(ErrorClass.MALFORMED, f"event is not a JSON object: {buf[p : min(end, p + 80)]!r}")
             return
         if self.response_id is None:
             self._read_id(buf, p, end)
@@ -136,7 +154,7 @@ class StreamParser:
                     if e < 0:
                         self._fail(ErrorClass.MALFORMED, "unterminated string in event")
                         return
-                    self.pieces.append(buf[q:e + 1])
+                    self.pieces.append(buf[q : e + 1])
         if not text and self.chat:
             for rkey in _REASONING_KEYS:
                 k = buf.find(rkey, p, end)
@@ -155,8 +173,9 @@ class StreamParser:
                 running = self.continuous or (text and not self.chunk_us)
                 if not running and not text and not self.chunk_us and self._zero_completion(buf, u, end):
                     running = True  # vLLM's role chunk: a running report of 0 tokens, not the final one
-                if not running or (not text and (buf.find(b'"choices":[]', p, end) >= 0
-                                                 or buf.find(b'"choices": []', p, end) >= 0)):
+                if not running or (
+                    not text and (buf.find(b'"choices":[]', p, end) >= 0 or buf.find(b'"choices": []', p, end) >= 0)
+                ):
                     self._final_usage(buf, u, end)
                 c = buf.find(_COMPLETION, u, end) if running else -1
                 if c >= 0:
@@ -176,7 +195,7 @@ class StreamParser:
                     if q >= 0:
                         self.prompt_tokens = _int_at(buf, q + len(_PROMPT), end)
         elif not text and buf.find(_ERROR, p, end) >= 0 and buf.find(b'"choices"', p, end) < 0:
-            self._fail(ErrorClass.HTTP_5XX, f"error event in stream: {buf[p:min(end, p + 200)]!r}")
+            self._fail(ErrorClass.HTTP_5XX, f"error event in stream: {buf[p : min(end, p + 200)]!r}")
             return
         if text or tokens > 0:
             if text and self.first_token is None:
@@ -191,7 +210,7 @@ class StreamParser:
             if buf[q] == _QUOTE:
                 e = buf.find(b'"', q + 1, end)
                 if e > q:
-                    self.response_id = buf[q + 1:e].decode("ascii", "replace")
+                    self.response_id = buf[q + 1 : e].decode("ascii", "replace")
                     return
         self.response_id = ""
 

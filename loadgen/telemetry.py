@@ -8,8 +8,8 @@ every timestamp the users take), users, target vs achieved request rate and the 
 from __future__ import annotations
 
 import logging
-import socket
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass

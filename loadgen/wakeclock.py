@@ -18,7 +18,7 @@ import gevent
 class WakeClock:
     """Time and count of the hub's wake-ups (one per loop iteration that polled for I/O)."""
 
-    __slots__ = ("time", "wakes", "_watcher")
+    __slots__ = ("_watcher", "time", "wakes")
 
     def __init__(self) -> None:
         self.time = time.monotonic()

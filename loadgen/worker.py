@@ -95,8 +95,11 @@ class WorkerRuntime:
         if self.sink is not None:
             self.sink.start()
             self.sampler = WorkerSampler(
-                self.sink.client, self.sink.keys.samples, self.load_state,
-                self.config.record.sample_interval, self.worker,
+                self.sink.client,
+                self.sink.keys.samples,
+                self.load_state,
+                self.config.record.sample_interval,
+                self.worker,
             ).start()
         return self
 
@@ -196,15 +199,17 @@ class WorkerRuntime:
                         return
                     delay = when - time.monotonic()
                 workload = self.pick(rng)
-                self.open_units.spawn(
-                    self._open_unit, workload, when, slots, random.Random(rng.random()), phase.name
-                )
+                self.open_units.spawn(self._open_unit, workload, when, slots, random.Random(rng.random()), phase.name)
         finally:
             if self._dispatcher is owner:
                 self._dispatcher = None
 
     def _open_unit(
-        self, workload: WorkloadSpec, scheduled: float, slots: gevent.lock.BoundedSemaphore, rng: random.Random,
+        self,
+        workload: WorkloadSpec,
+        scheduled: float,
+        slots: gevent.lock.BoundedSemaphore,
+        rng: random.Random,
         phase: str,
     ) -> None:
         with slots:
@@ -212,9 +217,7 @@ class WorkerRuntime:
                 return
             started = time.monotonic()
             try:
-                run_unit(
-                    self.requester, workload, self.factories[workload.name], rng, scheduled, started, None, phase
-                )
+                run_unit(self.requester, workload, self.factories[workload.name], rng, scheduled, started, None, phase)
             except gevent.GreenletExit:
                 raise
             except Exception:  # a bug must not stop the schedule; it is logged with its traceback

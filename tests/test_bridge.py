@@ -43,18 +43,45 @@ def make_record(rng: random.Random, run_id: str = RUN, phase: str = "steady") ->
     end = sent + chunk_us[-1] / 1e6 + 0.001
     if error is None:
         attempts.append(
-            Attempt(number=len(attempts) + 1, sent=sent, end=end, status=200, first_byte=sent + ttft / 2,
-                    first_token=sent + ttft, chunk_us=chunk_us, chunk_tokens=[1] * n_tokens,
-                    prompt_tokens=rng.randint(10, 500), output_tokens=n_tokens,
-                    retry_wait=0.05 if attempts else 0.0)
+            Attempt(
+                number=len(attempts) + 1,
+                sent=sent,
+                end=end,
+                status=200,
+                first_byte=sent + ttft / 2,
+                first_token=sent + ttft,
+                chunk_us=chunk_us,
+                chunk_tokens=[1] * n_tokens,
+                prompt_tokens=rng.randint(10, 500),
+                output_tokens=n_tokens,
+                retry_wait=0.05 if attempts else 0.0,
+            )
         )
     else:
-        attempts.append(Attempt(number=len(attempts) + 1, sent=sent, end=sent + 0.2, status=500 if error == "http_5xx" else None,
-                                error=error, retry_wait=0.05 if attempts else 0.0))
+        attempts.append(
+            Attempt(
+                number=len(attempts) + 1,
+                sent=sent,
+                end=sent + 0.2,
+                status=500 if error == "http_5xx" else None,
+                error=error,
+                retry_wait=0.05 if attempts else 0.0,
+            )
+        )
     return RequestRecord(
-        id=uuid.uuid4().hex, run_id=run_id, worker="test:1", phase=phase,
-        workload=rng.choice(["chat", "long"]), api="chat", stream=True,
-        scheduled=t0, started=t0, end=attempts[-1].end, wall_time=time.time(), attempts=attempts, target="sim",
+        id=uuid.uuid4().hex,
+        run_id=run_id,
+        worker="test:1",
+        phase=phase,
+        workload=rng.choice(["chat", "long"]),
+        api="chat",
+        stream=True,
+        scheduled=t0,
+        started=t0,
+        end=attempts[-1].end,
+        wall_time=time.time(),
+        attempts=attempts,
+        target="sim",
     )
 
 

@@ -14,21 +14,31 @@ import redis
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from coordinator.bridge.containers import FIELD, ContainerGauges, ContainerSample
 from coordinator.bridge.consumer import Bridge, BridgeOptions
+from coordinator.bridge.containers import FIELD, ContainerGauges, ContainerSample
 from coordinator.collector import Collector
 from coordinator.services.redis_server import RedisServer
 from loadgen import metrics
 from loadgen.sink import stream_keys
 
 
-def container_sample(oom: int = 0, restarts: int = 0, running: bool = True, cpu: float | None = 37.5) -> ContainerSample:
+def container_sample(
+    oom: int = 0, restarts: int = 0, running: bool = True, cpu: float | None = 37.5
+) -> ContainerSample:
     stats = None
     if cpu is not None:
-        stats = {"time": time.monotonic(), "container": 1, "cpu_percent": cpu, "memory_bytes": 123_456_789,
-                 "memory_limit": 1 << 30, "memory_failcnt": 0, "pids": 3}
-    return ContainerSample(target="m", time=time.monotonic(), running=running, oom_kills=oom, restarts=restarts,
-                           container=1, stats=stats)
+        stats = {
+            "time": time.monotonic(),
+            "container": 1,
+            "cpu_percent": cpu,
+            "memory_bytes": 123_456_789,
+            "memory_limit": 1 << 30,
+            "memory_failcnt": 0,
+            "pids": 3,
+        }
+    return ContainerSample(
+        target="m", time=time.monotonic(), running=running, oom_kills=oom, restarts=restarts, container=1, stats=stats
+    )
 
 
 def exposed(bridge: Bridge) -> dict[str, tuple[dict[str, str], float]]:
@@ -145,5 +155,7 @@ def test_container_alerts_fire_on_an_oom_kill_and_near_the_limit_only(tmp_path) 
     for alert, tag in zip(container_alerts(), ("OOM", "MEM")):
         text = text.replace(f"SUMMARY_{tag}", alert.summary).replace(f"SIGNAL_{tag}", alert.signal)
     (tmp_path / "tests.yml").write_text(text)
-    result = subprocess.run(["promtool", "test", "rules", "tests.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["promtool", "test", "rules", "tests.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr

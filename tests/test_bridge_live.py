@@ -42,7 +42,12 @@ def scenario(tmp: Path) -> dict[str, Any]:
         "name": "live-metrics",
         "target": {"kind": "simulator", "preset": "gpu-8b", "config": str(tmp / "sim.yaml")},
         "workloads": [
-            {"name": "chat", "weight": 3, "prompt": {"kind": "synthetic", "tokens": 150}, "output": {"kind": "uniform", "min": 8, "max": 48}},
+            {
+                "name": "chat",
+                "weight": 3,
+                "prompt": {"kind": "synthetic", "tokens": 150},
+                "output": {"kind": "uniform", "min": 8, "max": 48},
+            },
             {"name": "long", "weight": 1, "prompt": {"kind": "synthetic", "tokens": 800}, "output": 24},
         ],
         "phases": [
@@ -83,8 +88,13 @@ def kill_bridge_once(run: subprocess.Popen[bytes], after_s: float, timeout: floa
 def substitute(expr: str, run_id: str) -> str:
     """Grafana's variables as Grafana would render them for this run."""
     for var, value in (
-        ("$__rate_interval", "1m"), ("$__interval", "15s"), ("$__range", "10m"),
-        ("$baseline", run_id), ("$run", run_id), ("$phase", ".*"), ("$workload", ".*"),
+        ("$__rate_interval", "1m"),
+        ("$__interval", "15s"),
+        ("$__range", "10m"),
+        ("$baseline", run_id),
+        ("$run", run_id),
+        ("$phase", ".*"),
+        ("$workload", ".*"),
     ):
         expr = expr.replace(var, value)
     assert "$" not in expr, expr
@@ -108,7 +118,9 @@ def test_live_run_prometheus_agrees_with_the_run(tmp_path: Path, prometheus_serv
     path = tmp_path / "scenario.yaml"
     path.write_text(yaml.safe_dump(scenario(tmp_path)))
     log = (tmp_path / "run.log").open("wb")
-    run = subprocess.Popen([sys.executable, "-m", "coordinator.cli", "run", str(path)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "coordinator.cli", "run", str(path)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         killed = kill_bridge_once(run, after_s=7.0)
         rc = run.wait(timeout=240)
@@ -132,7 +144,9 @@ def test_live_run_prometheus_agrees_with_the_run(tmp_path: Path, prometheus_serv
     assert summary["all"]["errors_by_class"], "the faults should have produced errors"
     assert summary["all"]["retries"] > 0
 
-    prom = prometheus_server({"global": {"scrape_interval": "1m"}, "scrape_configs": []}, data_dir=run_dir / "prometheus")
+    prom = prometheus_server(
+        {"global": {"scrape_interval": "1m"}, "scrape_configs": []}, data_dir=run_dir / "prometheus"
+    )
     at = live["final_query_time"]
     sel = f'{{run="{run_id}"}}'
     assert prom.query(f"sum(finishline_requests_total{sel})", at=at)[0]["value"][1] == str(n_records)
@@ -181,5 +195,5 @@ def test_live_run_prometheus_agrees_with_the_run(tmp_path: Path, prometheus_serv
     assert checked > 60
     assert not empty, "\n".join(empty)
     # recorded series were written live during the run (not only computable afterwards)
-    assert prom.query(f'run:finishline_ttft_seconds:p50_1m{sel}', at=at)
+    assert prom.query(f"run:finishline_ttft_seconds:p50_1m{sel}", at=at)
     assert re.search(r"live metrics at http://127\.0\.0\.1:\d+/metrics", output)

@@ -56,15 +56,20 @@ phases:
 {phases}
 slo: {{ttft_ms: 300, tpot_ms: 40, percentile: 99}}
 workers: 1
-output_dir: {tmp / 'runs'}
+output_dir: {tmp / "runs"}
 drain_timeout: 5
 """)
     return path
 
 
 def _cli(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "coordinator.cli", *args], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "coordinator.cli", *args],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _run_dir(tmp: Path) -> Path:
@@ -107,11 +112,15 @@ _TEXT_LAYOUT_JS = """() => {
 
 
 def test_report_opens_offline_with_every_section_and_the_summary_numbers(
-        tmp_path: Path, open_page: Callable[[str], WatchedPage]) -> None:
-    scenario = _scenario(tmp_path, """\
+    tmp_path: Path, open_page: Callable[[str], WatchedPage]
+) -> None:
+    scenario = _scenario(
+        tmp_path,
+        """\
   - {name: warmup, kind: warmup, users: 2, duration: 1s}
   - {name: steady, users: 6, duration: 3s}
-  - {name: poisson, rate: 10, arrival: {kind: poisson}, duration: 2s}""")
+  - {name: poisson, rate: 10, arrival: {kind: poisson}, duration: 2s}""",
+    )
     proc = _cli("run", str(scenario), "--no-live")
     out, _ = proc.communicate(timeout=RUN_TIMEOUT_S)
     assert proc.returncode == 0, out
@@ -129,11 +138,13 @@ def test_report_opens_offline_with_every_section_and_the_summary_numbers(
     assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORT["width"], shot
 
     # the sections the report promises, each visible, with its figure drawn at a real size
-    figures = {"latency": ["TTFT CDF", "TPOT CDF", "ITL CDF", "E2E CDF"],
-               "over-time": ["TTFT (ms)", "median ITL (ms)", "warmup", "steady", "poisson"],
-               "per-phase": ["requests/s", "output tokens/s", "TTFT p99"],
-               "errors": ["failed requests", "http_5xx"],
-               "selfcheck": ["CPU %"]}
+    figures = {
+        "latency": ["TTFT CDF", "TPOT CDF", "ITL CDF", "E2E CDF"],
+        "over-time": ["TTFT (ms)", "median ITL (ms)", "warmup", "steady", "poisson"],
+        "per-phase": ["requests/s", "output tokens/s", "TTFT p99"],
+        "errors": ["failed requests", "http_5xx"],
+        "selfcheck": ["CPU %"],
+    }
     body_width = page.evaluate("document.body.clientWidth")
     for section, labels in figures.items():
         svg = page.locator(f"section#{section} figure svg")
@@ -173,8 +184,11 @@ def test_report_opens_offline_with_every_section_and_the_summary_numbers(
     assert percentiles["itl"][9] == f"{overall['latency_ms']['itl']['n']:,}"
 
     errors = [r for r in _tables(page, "section#errors table tr")[1:]]
-    expected = [[p, cls, f"{n:,}"] for p in summary["phases_order"]
-                for cls, n in summary["phases"][p]["errors_by_class"].items()]
+    expected = [
+        [p, cls, f"{n:,}"]
+        for p in summary["phases_order"]
+        for cls, n in summary["phases"][p]["errors_by_class"].items()
+    ]
     assert errors == expected and expected, (errors, expected)
     slo = {r[0]: r for r in _tables(page, "section#slo table tr")[1:]}
     assert slo["ttft"][2] == f"{overall['slo']['checks']['ttft']['value_ms']:,.1f}"
@@ -219,10 +233,13 @@ def _stats(page: Any) -> dict[tuple[str, str], int]:
 
 
 def test_web_ui_runs_the_llm_users_and_sigint_leaves_results_and_no_process(
-        tmp_path: Path, open_page: Callable[[str], WatchedPage]) -> None:
+    tmp_path: Path, open_page: Callable[[str], WatchedPage]
+) -> None:
     # a warm-up first: traffic started from the UI must still be measured, not left out as warm-up
-    scenario = _scenario(tmp_path, "  - {name: warmup, kind: warmup, users: 2, duration: 5s}\n"
-                                   "  - {name: steady, users: 3, duration: 60s}")
+    scenario = _scenario(
+        tmp_path,
+        "  - {name: warmup, kind: warmup, users: 2, duration: 5s}\n  - {name: steady, users: 3, duration: 60s}",
+    )
     proc = _cli("run", str(scenario), "--web", "--no-live")
     seen: list[str] = []
     children: list[psutil.Process] = []

@@ -30,7 +30,11 @@ def resolved() -> dict[str, Any]:
     """The file as Compose itself resolves it (anchors merged, paths absolute, profiles included)."""
     proc = subprocess.run(
         [*compose_command(), "-f", str(COMPOSE), "--profile", "interactive", "config"],
-        capture_output=True, text=True, check=False, cwd=ROOT, timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     return yaml.safe_load(proc.stdout)

@@ -56,7 +56,7 @@ def test_dashboards_are_well_formed() -> None:
         cells: set[tuple[int, int]] = set()
         for panel in panels:
             pos = panel["gridPos"]
-            assert 0 <= pos["x"] and pos["x"] + pos["w"] <= 24, panel["title"]
+            assert pos["x"] >= 0 and pos["x"] + pos["w"] <= 24, panel["title"]
             for x in range(pos["x"], pos["x"] + pos["w"]):
                 for y in range(pos["y"], pos["y"] + pos["h"]):
                     assert (x, y) not in cells, f"{name}: {panel['title']} overlaps another panel"
@@ -79,7 +79,9 @@ def test_every_queried_series_exists() -> None:
             exprs += [r["expr"] for r in group["rules"]]
     used = set()
     for expr in exprs:
-        used |= set(re.findall(r"(?<![:\w])((?:run|run_outcome|server):[a-z_]+(?::[a-z0-9_]+)?|finishline_[a-z_]+)\b", expr))
+        used |= set(
+            re.findall(r"(?<![:\w])((?:run|run_outcome|server):[a-z_]+(?::[a-z0-9_]+)?|finishline_[a-z_]+)\b", expr)
+        )
     unknown = sorted(u for u in used if u not in known)
     assert not unknown, unknown
     # every latency the bridge exposes is on the live dashboard

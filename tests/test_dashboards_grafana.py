@@ -39,10 +39,12 @@ class Recorder(BaseHTTPRequestHandler):
     def _record(self) -> Any:
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length)) if length else None
-        self.calls.append({"method": self.command, "path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+        self.calls.append(
+            {"method": self.command, "path": self.path, "auth": self.headers.get("Authorization"), "body": body}
+        )
         return body
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._record()
         uid = self.path.rsplit("/", 1)[-1]
         if self.path.startswith("/api/folders/") and uid in self.folders:
@@ -50,7 +52,7 @@ class Recorder(BaseHTTPRequestHandler):
         else:
             self._reply(404, {"message": "folder not found"})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self._record()
         if self.path == "/api/folders":
             self.folders.add(body["uid"])
@@ -82,8 +84,11 @@ def make_run_dir(tmp_path: Path) -> Path:
     run_dir = tmp_path / "demo-run"
     run_dir.mkdir()
     summary = {
-        "run": {"id": "demo-run", "started_wall": 1_000.0, "phases": [
-            {"name": "warmup", "start": 10.0, "end": 15.0}, {"name": "steady", "start": 15.5, "end": 45.0}]},
+        "run": {
+            "id": "demo-run",
+            "started_wall": 1_000.0,
+            "phases": [{"name": "warmup", "start": 10.0, "end": 15.0}, {"name": "steady", "start": 15.5, "end": 45.0}],
+        },
         "status": "complete",
     }
     (run_dir / "summary.json").write_text(json.dumps(summary))
@@ -148,7 +153,9 @@ def test_a_live_run_is_annotated_from_its_events(grafana_api, monkeypatch) -> No
     ctx.events.run_end.fire(ctx=ctx, status="complete", summary=None)
     notes = [c["body"] for c in rec.calls if c["path"] == "/api/annotations"]
     assert [n["tags"] for n in notes] == [
-        ["finishline", "live-1", "run_start"], ["finishline", "live-1", "phase"], ["finishline", "live-1", "run_end"]
+        ["finishline", "live-1", "run_start"],
+        ["finishline", "live-1", "phase"],
+        ["finishline", "live-1", "run_end"],
     ]
     assert notes[1]["timeEnd"] >= notes[1]["time"]
     assert "complete" in notes[2]["text"]

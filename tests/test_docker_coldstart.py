@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from coordinator.docker.coldstart import STEPS, ColdStartRunner
+from coordinator.docker.engine import leftover_containers
 from coordinator.docker.images import SIMULATOR_IMAGE, ensure_image
 from coordinator.docker.lifecycle import DockerTarget, TargetFailed
-from coordinator.docker.engine import leftover_containers
 from coordinator.docker.report import render_container_section
 from coordinator.docker.spec import ColdStartPhase, DockerTargetSpec
 from loadgen.records import RequestRecord
@@ -38,8 +38,14 @@ def test_cold_starts_record_every_step_and_every_refusal(docker_clean, simulator
         "exec python3 -m targets.simulator --host 127.0.0.1 --port {port} --preset gpu-8b --config /tmp/sim.yaml"
     )
     spec = DockerTargetSpec(
-        name="sim", image=simulator_image, entrypoint=["sh", "-c"], command=[script], cpus=1.0, memory="256m",
-        readiness_timeout_s=30, stop_timeout_s=1,
+        name="sim",
+        image=simulator_image,
+        entrypoint=["sh", "-c"],
+        command=[script],
+        cpus=1.0,
+        memory="256m",
+        readiness_timeout_s=30,
+        stop_timeout_s=1,
     )
     phase = ColdStartPhase(starts=2, warm_requests=2, probe_interval_s=0.2, max_tokens=8)
     records: list[RequestRecord] = []

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.docker.images import BASE_IMAGE, INPUTS_LABEL, ImageBuilder, _digest, ensure_image
 from coordinator.docker.engine import cache_dir
+from coordinator.docker.images import BASE_IMAGE, INPUTS_LABEL, ImageBuilder, _digest, ensure_image
 from loadgen.errors import UserError
 
 

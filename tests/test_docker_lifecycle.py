@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.docker.engine import RUN_LABEL, leftover_containers
+from coordinator.docker.engine import RUN_LABEL, leftover_containers, reap_orphans
 from coordinator.docker.images import BASE_IMAGE, ensure_image
-from coordinator.docker.engine import reap_orphans
 from coordinator.docker.lifecycle import DockerTarget, TargetFailed
 from coordinator.docker.spec import DockerTargetSpec, HealthSpec
 from loadgen.errors import UserError
@@ -39,8 +38,12 @@ def base_image(docker_engine):  # type: ignore[no-untyped-def]
 
 def spec(**kw: object) -> DockerTargetSpec:
     fields: dict[str, object] = dict(
-        image=BASE_IMAGE, command=HTTP_SERVER, health=HealthSpec(endpoint="/"), readiness_timeout_s=20,
-        stop_timeout_s=1, stats_interval_s=0.5,
+        image=BASE_IMAGE,
+        command=HTTP_SERVER,
+        health=HealthSpec(endpoint="/"),
+        readiness_timeout_s=20,
+        stop_timeout_s=1,
+        stats_interval_s=0.5,
     )
     fields.update(kw)
     return DockerTargetSpec.model_validate(fields)
@@ -121,7 +124,9 @@ def test_owner_interrupted_or_killed_leaves_no_container(docker_clean, base_imag
     # SIGTERM is turned into an exception the way the coordinator does, so `with` cleans up.
     prelude = "import signal, sys\nsignal.signal(signal.SIGTERM, lambda *a: sys.exit(143))\n"
     proc = subprocess.Popen(
-        [sys.executable, "-c", prelude + code, run_id, str(tmp_path)], stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c", prelude + code, run_id, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
         stderr=subprocess.DEVNULL,  # the KeyboardInterrupt traceback of the SIGINT case
         cwd=Path(__file__).resolve().parents[1],
     )

@@ -50,9 +50,16 @@ def scenario(tmp: Path) -> dict[str, Any]:
     return {
         "name": "docker-live",
         "target": {
-            "kind": "docker", "name": "sim", "image": SIMULATOR_IMAGE, "model": "sim",
-            "command": ["--preset", "gpu-8b"], "cpus": 1.0, "memory": MEMORY,
-            "readiness_timeout_s": 60, "stop_timeout_s": 1, "stats_interval_s": 0.5,
+            "kind": "docker",
+            "name": "sim",
+            "image": SIMULATOR_IMAGE,
+            "model": "sim",
+            "command": ["--preset", "gpu-8b"],
+            "cpus": 1.0,
+            "memory": MEMORY,
+            "readiness_timeout_s": 60,
+            "stop_timeout_s": 1,
+            "stats_interval_s": 0.5,
         },
         "workloads": [{"name": "chat", "prompt": {"kind": "synthetic", "tokens": 64}, "output": 16}],
         "phases": [
@@ -75,7 +82,11 @@ def test_docker_run_container_series_agree_with_the_stats_file(  # type: ignore[
     path = tmp_path / "scenario.yaml"
     path.write_text(yaml.safe_dump(scenario(tmp_path)))
     proc = subprocess.run(
-        [sys.executable, "-m", "coordinator.cli", "run", str(path)], cwd=ROOT, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "coordinator.cli", "run", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode in (0, 1), output[-3000:]  # 1: the self-check may call a loaded 2-core machine saturated
@@ -89,11 +100,17 @@ def test_docker_run_container_series_agree_with_the_stats_file(  # type: ignore[
     stats = [json.loads(line) for line in (run_dir / "container_stats.jsonl").read_text().splitlines()]
     assert stats
 
-    prom = prometheus_server({"global": {"scrape_interval": "1m"}, "scrape_configs": []}, data_dir=run_dir / "prometheus")
+    prom = prometheus_server(
+        {"global": {"scrape_interval": "1m"}, "scrape_configs": []}, data_dir=run_dir / "prometheus"
+    )
     at = live["final_query_time"]
     sel = f'{{run="{run_id}", target="sim"}}'
     # every sample Prometheus scraped (raw, through a range selector) is one the sampler wrote
-    for name, key in (("cpu_percent", "cpu_percent"), ("memory_bytes", "memory_bytes"), ("memory_limit", "memory_limit")):
+    for name, key in (
+        ("cpu_percent", "cpu_percent"),
+        ("memory_bytes", "memory_bytes"),
+        ("memory_limit", "memory_limit"),
+    ):
         family = metrics.PROM_CONTAINER_GAUGES[name]
         seen = values(prom.query(f"{family}{sel}[10m]", at=at))
         assert len(seen) >= 5, (family, seen)
@@ -107,7 +124,11 @@ def test_docker_run_container_series_agree_with_the_stats_file(  # type: ignore[
     assert float(restarts[0]["value"][1]) == sum(c["restarts"] for c in containers) == 0
     # labels stay bounded: run and target only
     assert set(prom.query(f"{metrics.PROM_CONTAINER_GAUGES['cpu_percent']}{sel}", at=at)[0]["metric"]) <= {
-        "__name__", "run", "target", "instance", "job"
+        "__name__",
+        "run",
+        "target",
+        "instance",
+        "job",
     }
 
     # the container panels and alert signals have data in a Docker run
@@ -149,8 +170,15 @@ def test_an_oom_kill_after_ready_reaches_the_bridge(docker_clean, images, redis_
         "exec python3 -c 'x = bytearray(256 * 1024 * 1024); import time; time.sleep(60)'"
     )
     spec = DockerTargetSpec(
-        name="hog", image=BASE_IMAGE, entrypoint=["sh", "-c"], command=[script], memory="64m",
-        health=HealthSpec(endpoint="/"), readiness_timeout_s=20, stop_timeout_s=1, stats_interval_s=0.5,
+        name="hog",
+        image=BASE_IMAGE,
+        entrypoint=["sh", "-c"],
+        command=[script],
+        memory="64m",
+        health=HealthSpec(endpoint="/"),
+        readiness_timeout_s=20,
+        stop_timeout_s=1,
+        stats_interval_s=0.5,
     )
     run_id = f"t-live-{uuid.uuid4().hex[:8]}"
     bridge = Bridge(BridgeOptions(run_id=run_id, redis_url=redis_server.url, target="hog", trim_require=()))

@@ -42,8 +42,12 @@ def scenario(tmp_path: Path, starts: int, warm: dict[str, Any], memory: str = "1
     data = {
         "name": "llamacpp-cold-warm",
         "target": {
-            "kind": "docker", "image": "finishline/llamacpp:latest", "cpus": CPUS, "memory": memory,
-            "environment": {"LLAMA_PARALLEL": "4", "LLAMA_THREADS": "2"}, "readiness_timeout_s": 120,
+            "kind": "docker",
+            "image": "finishline/llamacpp:latest",
+            "cpus": CPUS,
+            "memory": memory,
+            "environment": {"LLAMA_PARALLEL": "4", "LLAMA_THREADS": "2"},
+            "readiness_timeout_s": 120,
         },
         # llama-server closes the connection after each streamed reply while announcing keep-alive:
         # the client resends on a fresh connection, so no request here may fail
@@ -114,8 +118,7 @@ def test_cold_starts_then_warm_concurrent_chat(docker_clean, images_built: str, 
     # The last container served the last start's requests and the warm phase: its own counter
     # of generated tokens equals the usage the client recorded, request by request summed.
     last = str(len(cold["starts"]))
-    served = [r for r in records if r["attempts"][-1]["error"] is None
-              and (r["phase"] == "warm" or r["step"] == last)]
+    served = [r for r in records if r["attempts"][-1]["error"] is None and (r["phase"] == "warm" or r["step"] == last)]
     counters = llamacpp_counters((run_dir / "server_metrics.prom").read_text())
     assert counters["llamacpp:tokens_predicted_total"] == sum(r["attempts"][-1]["output_tokens"] for r in served)
     assert counters["llamacpp:prompt_tokens_total"] > 0
@@ -130,14 +133,19 @@ def test_cold_starts_then_warm_concurrent_chat(docker_clean, images_built: str, 
     print(f"\nimages: {images_built}")
     for name, values in cold["steps"].items():
         print(f"{name:>15}: " + ", ".join(f"{v * 1000:.0f}" for v in values) + " ms")
-    print(f"cold TTFT {[round(ttft(r) * 1000) for r in first]} ms, warm TTFT {[round(ttft(r) * 1000) for r in warm_same]} ms")
+    print(
+        f"cold TTFT {[round(ttft(r) * 1000) for r in first]} ms, warm TTFT {[round(ttft(r) * 1000) for r in warm_same]} ms"
+    )
 
 
 def test_interrupted_run_leaves_no_container(docker_clean, images_built: str, tmp_path: Path) -> None:
     path = scenario(tmp_path, starts=6, warm={"users": 2, "duration": 60})
     proc = subprocess.Popen(
         [sys.executable, "-m", "coordinator.cli", "run", str(path), "--no-live"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         ours = {"label": [RUN_LABEL, f"{PID_LABEL}={proc.pid}"]}
@@ -174,4 +182,3 @@ def test_memory_limit_below_the_model_is_an_oom_verdict(docker_clean, images_bui
     assert "Verdict: OOM" in (run_dir / "report.html").read_text()
     (container,) = json.loads((run_dir / "container.json").read_text())
     assert container["oom_killed"] and container["verdict"] == "oom"
-

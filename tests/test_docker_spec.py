@@ -76,10 +76,18 @@ def test_cold_penalty_is_median_cold_minus_median_warm() -> None:
 
 def test_stats_sample_matches_the_docker_cli_rules() -> None:
     raw = {
-        "cpu_stats": {"cpu_usage": {"total_usage": 3_000_000_000}, "system_cpu_usage": 20_000_000_000, "online_cpus": 2},
+        "cpu_stats": {
+            "cpu_usage": {"total_usage": 3_000_000_000},
+            "system_cpu_usage": 20_000_000_000,
+            "online_cpus": 2,
+        },
         "precpu_stats": {"cpu_usage": {"total_usage": 2_000_000_000}, "system_cpu_usage": 18_000_000_000},
-        "memory_stats": {"usage": 300 * 2**20, "limit": 512 * 2**20, "failcnt": 3,
-                         "stats": {"total_inactive_file": 100 * 2**20}},
+        "memory_stats": {
+            "usage": 300 * 2**20,
+            "limit": 512 * 2**20,
+            "failcnt": 3,
+            "stats": {"total_inactive_file": 100 * 2**20},
+        },
         "pids_stats": {"current": 7},
     }
     sample = parse_sample(raw, container=1, now=5.0)

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-import locust  # noqa: F401  (gevent monkey-patching, as in a worker)
 import gevent
+import locust  # noqa: F401  (gevent monkey-patching, as in a worker)
 import pytest
 from gevent.server import StreamServer
 
@@ -31,7 +31,7 @@ def serve(reply: bytes, split: int = 0, pause: float = 0.0, close_after: float =
             body += sock.recv(65536)
         if split:
             for i in range(0, len(reply), split):
-                sock.sendall(reply[i:i + split])
+                sock.sendall(reply[i : i + split])
                 gevent.sleep(pause)
         else:
             sock.sendall(reply)
@@ -54,8 +54,9 @@ def send(client: EndpointClient, stream: bool = True):  # type: ignore[no-untype
 
 @pytest.mark.parametrize("split, pause", [(0, 0.0), (7, 0.002)])
 def test_close_delimited_stream_ends_cleanly(split: int, pause: float) -> None:
-    server = serve(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" + EVENTS,
-                   split, pause)
+    server = serve(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" + EVENTS, split, pause
+    )
     try:
         result = send(client_for(server))
     finally:
@@ -80,22 +81,34 @@ def test_chunked_stream_cut_before_the_end_is_a_reset() -> None:
 
 
 def test_non_streamed_reply_and_retry_after_date() -> None:
-    body = b'{"id":"c9","choices":[{"message":{"role":"assistant","content":"a b c"}}],' \
-           b'"usage":{"prompt_tokens":3,"completion_tokens":3}}'
-    server = serve(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    body = (
+        b'{"id":"c9","choices":[{"message":{"role":"assistant","content":"a b c"}}],'
+        b'"usage":{"prompt_tokens":3,"completion_tokens":3}}'
+    )
+    server = serve(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
     try:
         result = send(client_for(server), stream=False)
     finally:
         server.stop()
     a = result.attempt
-    assert a.error is None and result.text == "a b c" and a.output_tokens == 3 and a.first_token == pytest.approx(
-        a.sent + a.chunk_us[0] / 1e6, abs=1e-5)
+    assert (
+        a.error is None
+        and result.text == "a b c"
+        and a.output_tokens == 3
+        and a.first_token == pytest.approx(a.sent + a.chunk_us[0] / 1e6, abs=1e-5)
+    )
     server = serve(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 2\r\nContent-Length: 4\r\n\r\nbusy")
     try:
         result = send(client_for(server))
     finally:
         server.stop()
-    assert result.attempt.error == "http_5xx" and result.retry_after == 2.0 and "busy" in (result.attempt.error_detail or "")
+    assert (
+        result.attempt.error == "http_5xx"
+        and result.retry_after == 2.0
+        and "busy" in (result.attempt.error_detail or "")
+    )
 
 
 def test_a_tokenizer_counts_what_the_server_did_not(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -108,8 +121,10 @@ def test_a_tokenizer_counts_what_the_server_did_not(tmp_path) -> None:  # type: 
     tok.pre_tokenizer = Whitespace()
     path = tmp_path / "tokenizer.json"
     tok.save(str(path))
-    no_usage = (b'data: {"choices":[{"delta":{"content":" one two"}}]}\n\n'
-                b'data: {"choices":[{"delta":{"content":" two"}}]}\n\ndata: [DONE]\n\n')
+    no_usage = (
+        b'data: {"choices":[{"delta":{"content":" one two"}}]}\n\n'
+        b'data: {"choices":[{"delta":{"content":" two"}}]}\n\ndata: [DONE]\n\n'
+    )
     reply = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" + no_usage
     server = serve(reply)
     try:
@@ -119,8 +134,9 @@ def test_a_tokenizer_counts_what_the_server_did_not(tmp_path) -> None:  # type: 
     assert plain.output_tokens == 2 and plain.tokens_estimated  # one per event, flagged
     server = serve(reply)
     try:
-        counted = EndpointClient(TargetConfig(
-            base_url=f"http://127.0.0.1:{server.server_port}/v1", model="m", tokenizer=path))
+        counted = EndpointClient(
+            TargetConfig(base_url=f"http://127.0.0.1:{server.server_port}/v1", model="m", tokenizer=path)
+        )
         attempt = send(counted).attempt
     finally:
         server.stop()
@@ -134,8 +150,9 @@ def test_a_silent_server_times_out_after_read_timeout() -> None:
     first = EVENTS.split(b"\n\n")[0] + b"\n\n"
     server = serve(head + first + EVENTS, split=len(head + first), pause=2.0)
     try:
-        client = EndpointClient(TargetConfig(
-            base_url=f"http://127.0.0.1:{server.server_port}/v1", model="m", read_timeout=0.4))
+        client = EndpointClient(
+            TargetConfig(base_url=f"http://127.0.0.1:{server.server_port}/v1", model="m", read_timeout=0.4)
+        )
         attempt = send(client).attempt
     finally:
         server.stop(timeout=0.1)
@@ -150,8 +167,10 @@ def _chunked(body: bytes) -> bytes:
 def test_a_keep_alive_connection_the_server_closes_is_not_an_error() -> None:
     """llama.cpp answers `Connection: keep-alive`, then closes after each stream: the next request
     finds its pooled connection closed before any answer and must go out again on a fresh one."""
-    reply = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: keep-alive\r\n"
-             b"Transfer-Encoding: chunked\r\n\r\n" + _chunked(EVENTS))
+    reply = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: keep-alive\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n" + _chunked(EVENTS)
+    )
     server = serve(reply, close_after=0.05)
     client = client_for(server)
     try:

@@ -19,13 +19,19 @@ from tests.fixtures.simulator import run_simulator
 pytestmark = pytest.mark.slow
 
 
-def worker_config(base_url: str, workloads: list[dict[str, Any]], retry: dict | None = None,
-                  redis_url: str = "redis://127.0.0.1:1/0") -> WorkerConfig:
-    return WorkerConfig.model_validate({
-        "run_id": "test", "redis_url": redis_url, "seed": 7,
-        "target": {"base_url": base_url + "/v1", "model": "sim"},
-        "workloads": workloads, "retry": retry or {},
-    })
+def worker_config(
+    base_url: str, workloads: list[dict[str, Any]], retry: dict | None = None, redis_url: str = "redis://127.0.0.1:1/0"
+) -> WorkerConfig:
+    return WorkerConfig.model_validate(
+        {
+            "run_id": "test",
+            "redis_url": redis_url,
+            "seed": 7,
+            "target": {"base_url": base_url + "/v1", "model": "sim"},
+            "workloads": workloads,
+            "retry": retry or {},
+        }
+    )
 
 
 def run_closed(cfg: WorkerConfig, users: int, seconds: float, think: float = 0.0) -> tuple[list[RequestRecord], Any]:
@@ -42,10 +48,17 @@ def by_id(trace: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def test_ttft_itl_and_tokens_match_the_trace_at_64_streams() -> None:
     with run_simulator(preset="gpu-8b") as sim:
-        cfg = worker_config(sim.base_url, [{
-            "name": "chat", "prompt": {"kind": "synthetic", "tokens": 200},
-            "output": {"kind": "uniform", "min": 16, "max": 112}, "sampling": {"ignore_eos": True},
-        }])
+        cfg = worker_config(
+            sim.base_url,
+            [
+                {
+                    "name": "chat",
+                    "prompt": {"kind": "synthetic", "tokens": 200},
+                    "output": {"kind": "uniform", "min": 16, "max": 112},
+                    "sampling": {"ignore_eos": True},
+                }
+            ],
+        )
         records, stats = run_closed(cfg, users=64, seconds=6)
         time.sleep(0.3)
         trace = by_id(sim.read_trace())
@@ -81,10 +94,17 @@ def test_ttft_itl_and_tokens_match_the_trace_at_64_streams() -> None:
 
 def test_multi_token_chunks_are_accounted_per_token() -> None:
     with run_simulator(config={"tokens_per_chunk": 4}, preset="gpu-8b") as sim:
-        cfg = worker_config(sim.base_url, [{
-            "name": "chunky", "prompt": {"kind": "synthetic", "tokens": 50}, "output": 30,
-            "sampling": {"ignore_eos": True},
-        }])
+        cfg = worker_config(
+            sim.base_url,
+            [
+                {
+                    "name": "chunky",
+                    "prompt": {"kind": "synthetic", "tokens": 50},
+                    "output": 30,
+                    "sampling": {"ignore_eos": True},
+                }
+            ],
+        )
         records, _ = run_closed(cfg, users=4, seconds=2)
         time.sleep(0.2)
         trace = by_id(sim.read_trace())
@@ -100,13 +120,22 @@ def test_multi_token_chunks_are_accounted_per_token() -> None:
 
 
 def test_retry_after_is_honoured_and_exhausted_retries_fail_with_their_class() -> None:
-    with run_simulator(config={"faults": {"rates": {"429": 0.5}, "retry_after_seconds": 1}, "seed": 3},
-                       preset="gpu-8b") as sim:
-        cfg = worker_config(sim.base_url, [
-            {"name": "flaky", "prompt": {"kind": "synthetic", "tokens": 20}, "output": 5},
-            {"name": "always429", "prompt": {"kind": "synthetic", "tokens": 20}, "output": 5,
-             "headers": {"X-Finishline-Fault": "429"}},
-        ], retry={"max_attempts": 3, "backoff_initial": 0.05, "jitter": 0.5})
+    with run_simulator(
+        config={"faults": {"rates": {"429": 0.5}, "retry_after_seconds": 1}, "seed": 3}, preset="gpu-8b"
+    ) as sim:
+        cfg = worker_config(
+            sim.base_url,
+            [
+                {"name": "flaky", "prompt": {"kind": "synthetic", "tokens": 20}, "output": 5},
+                {
+                    "name": "always429",
+                    "prompt": {"kind": "synthetic", "tokens": 20},
+                    "output": 5,
+                    "headers": {"X-Finishline-Fault": "429"},
+                },
+            ],
+            retry={"max_attempts": 3, "backoff_initial": 0.05, "jitter": 0.5},
+        )
         records, stats = run_closed(cfg, users=6, seconds=4.5)
     retried = [r for r in records if r.workload == "flaky" and r.ok and r.retries >= 1]
     assert retried, "no request was retried after a 429"
@@ -127,9 +156,16 @@ def test_retry_after_is_honoured_and_exhausted_retries_fail_with_their_class() -
 def test_error_classes_are_recorded_and_users_survive() -> None:
     faults = {"reset": 0.15, "malformed": 0.15, "cut": 0.15, "500": 0.15}
     with run_simulator(config={"faults": {"rates": faults, "after_tokens": 2}, "seed": 1}, preset="gpu-8b") as sim:
-        cfg = worker_config(sim.base_url, [{
-            "name": "faulty", "prompt": {"kind": "synthetic", "tokens": 20}, "output": 8,
-        }])
+        cfg = worker_config(
+            sim.base_url,
+            [
+                {
+                    "name": "faulty",
+                    "prompt": {"kind": "synthetic", "tokens": 20},
+                    "output": 8,
+                }
+            ],
+        )
         records: list[RequestRecord] = []
         with LocalWorker(cfg, record=records.append) as worker:
             worker.run_phase(PhaseCommand(name="p", mode="closed", users=8), 3)
@@ -146,11 +182,18 @@ def test_error_classes_are_recorded_and_users_survive() -> None:
 
 def test_session_prompts_grow_turn_by_turn() -> None:
     with run_simulator(preset="gpu-8b") as sim:
-        cfg = worker_config(sim.base_url, [{
-            "name": "chat", "prompt": {"kind": "synthetic", "tokens": 30}, "output": 10,
-            "sampling": {"ignore_eos": True},
-            "session": {"turns": 4, "think_time": {"min": 0.05, "max": 0.1}},
-        }])
+        cfg = worker_config(
+            sim.base_url,
+            [
+                {
+                    "name": "chat",
+                    "prompt": {"kind": "synthetic", "tokens": 30},
+                    "output": 10,
+                    "sampling": {"ignore_eos": True},
+                    "session": {"turns": 4, "think_time": {"min": 0.05, "max": 0.1}},
+                }
+            ],
+        )
         records, _ = run_closed(cfg, users=2, seconds=3)
         time.sleep(0.2)
         trace = by_id(sim.read_trace())
@@ -170,16 +213,25 @@ def test_session_prompts_grow_turn_by_turn() -> None:
 
 def test_chain_passes_outputs_and_fans_out_concurrently() -> None:
     with run_simulator(preset="gpu-8b") as sim:
-        cfg = worker_config(sim.base_url, [{
-            "name": "agent", "prompt": {"kind": "synthetic", "tokens": 20}, "output": 12,
-            "sampling": {"ignore_eos": True},
-            "chain": {"steps": [
-                {"id": "plan", "prompt": "Plan for: {{input}}"},
-                {"id": "left", "prompt": "Do the left part of {{plan}}", "output": 20},
-                {"id": "right", "prompt": "Do the right part of {{plan}}", "output": 20},
-                {"id": "merge", "prompt": "Merge {{left}} with {{right}}"},
-            ]},
-        }])
+        cfg = worker_config(
+            sim.base_url,
+            [
+                {
+                    "name": "agent",
+                    "prompt": {"kind": "synthetic", "tokens": 20},
+                    "output": 12,
+                    "sampling": {"ignore_eos": True},
+                    "chain": {
+                        "steps": [
+                            {"id": "plan", "prompt": "Plan for: {{input}}"},
+                            {"id": "left", "prompt": "Do the left part of {{plan}}", "output": 20},
+                            {"id": "right", "prompt": "Do the right part of {{plan}}", "output": 20},
+                            {"id": "merge", "prompt": "Merge {{left}} with {{right}}"},
+                        ]
+                    },
+                }
+            ],
+        )
         records, _ = run_closed(cfg, users=1, seconds=2.5)
         time.sleep(0.2)
         trace = by_id(sim.read_trace())
@@ -204,10 +256,17 @@ def test_chain_passes_outputs_and_fans_out_concurrently() -> None:
 
 def test_open_loop_poisson_keeps_its_schedule_when_the_server_cannot() -> None:
     with run_simulator(preset="cpu-small") as sim:  # 4 slots at ~70 tok/s: far below 12 req/s x 16 tokens
-        cfg = worker_config(sim.base_url, [{
-            "name": "burst", "prompt": {"kind": "synthetic", "tokens": 20}, "output": 16,
-            "sampling": {"ignore_eos": True},
-        }])
+        cfg = worker_config(
+            sim.base_url,
+            [
+                {
+                    "name": "burst",
+                    "prompt": {"kind": "synthetic", "tokens": 20},
+                    "output": 16,
+                    "sampling": {"ignore_eos": True},
+                }
+            ],
+        )
         records: list[RequestRecord] = []
         with LocalWorker(cfg, record=records.append) as worker:
             phase = PhaseCommand(name="over", mode="open", rate=12, arrival={"kind": "poisson"}, max_concurrency=512)
@@ -229,26 +288,45 @@ def test_timeouts_and_connect_errors_are_classified() -> None:
     from coordinator.services.ports import free_port
 
     with run_simulator(preset="gpu-8b") as sim:
-        cfg = worker_config(sim.base_url, [{
-            "name": "stalled", "prompt": {"kind": "synthetic", "tokens": 10}, "output": 20,
-            "headers": {"X-Finishline-Fault": "stall:1"},
-        }], retry={"attempt_timeout": 0.3, "max_attempts": 2, "backoff_initial": 0.01})
+        cfg = worker_config(
+            sim.base_url,
+            [
+                {
+                    "name": "stalled",
+                    "prompt": {"kind": "synthetic", "tokens": 10},
+                    "output": 20,
+                    "headers": {"X-Finishline-Fault": "stall:1"},
+                }
+            ],
+            retry={"attempt_timeout": 0.3, "max_attempts": 2, "backoff_initial": 0.01},
+        )
         records, _ = run_closed(cfg, users=2, seconds=1.5)
         timed_out = [r for r in records if r.outcome == "timeout"]
         assert timed_out and all(len(r.attempts) == 2 for r in timed_out)
         assert all(0.29 <= metrics.e2e(a) < 0.5 for r in timed_out for a in r.attempts)
         # the overall deadline stops retrying and shortens the last attempt
-        cfg = worker_config(sim.base_url, [{
-            "name": "stalled", "prompt": {"kind": "synthetic", "tokens": 10}, "output": 20,
-            "headers": {"X-Finishline-Fault": "stall:1"},
-        }], retry={"attempt_timeout": 0.3, "max_attempts": 10, "backoff_initial": 0.05, "jitter": 0, "deadline": 0.5})
+        cfg = worker_config(
+            sim.base_url,
+            [
+                {
+                    "name": "stalled",
+                    "prompt": {"kind": "synthetic", "tokens": 10},
+                    "output": 20,
+                    "headers": {"X-Finishline-Fault": "stall:1"},
+                }
+            ],
+            retry={"attempt_timeout": 0.3, "max_attempts": 10, "backoff_initial": 0.05, "jitter": 0, "deadline": 0.5},
+        )
         records, _ = run_closed(cfg, users=1, seconds=1.5)
     bounded = [r for r in records if r.outcome == "timeout"]
     assert bounded and all(len(r.attempts) == 2 for r in bounded)
     assert all(0.45 <= metrics.user_latency(r) < 0.6 for r in bounded)
     nobody = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    cfg = worker_config(nobody, [{"name": "void", "prompt": {"kind": "synthetic", "tokens": 10}, "output": 5}],
-                        retry={"max_attempts": 2, "backoff_initial": 0.01})
+    cfg = worker_config(
+        nobody,
+        [{"name": "void", "prompt": {"kind": "synthetic", "tokens": 10}, "output": 5}],
+        retry={"max_attempts": 2, "backoff_initial": 0.01},
+    )
     records, stats = run_closed(cfg, users=1, seconds=0.5)
     assert records and all(r.outcome in ("connect_error", "cancelled") for r in records)
     assert any(r.outcome == "connect_error" and len(r.attempts) == 2 for r in records)
@@ -259,16 +337,25 @@ PACED = {"step_overhead_s": 0.01}  # 'instant' engine, one token per stream ever
 
 
 def _open_burst(name: str, rate: float, max_concurrency: int) -> PhaseCommand:
-    return PhaseCommand(name=name, mode="open", rate=rate, arrival={"kind": "constant"}, max_concurrency=max_concurrency)
+    return PhaseCommand(
+        name=name, mode="open", rate=rate, arrival={"kind": "constant"}, max_concurrency=max_concurrency
+    )
 
 
 def test_records_carry_the_phase_they_were_scheduled_in() -> None:
     """Units queued in the client (one slot) when the next phase begins still belong to the first."""
     with run_simulator(PACED, preset="instant") as sim:
-        cfg = worker_config(sim.base_url, [{
-            "name": "q", "prompt": {"kind": "synthetic", "tokens": 20}, "output": 10,
-            "sampling": {"ignore_eos": True},
-        }])
+        cfg = worker_config(
+            sim.base_url,
+            [
+                {
+                    "name": "q",
+                    "prompt": {"kind": "synthetic", "tokens": 20},
+                    "output": 10,
+                    "sampling": {"ignore_eos": True},
+                }
+            ],
+        )
         records: list[RequestRecord] = []
         with LocalWorker(cfg, record=records.append) as worker:
             worker.runner.send_message(PHASE_MESSAGE, _open_burst("a", 20, 1).model_dump(mode="json"))
@@ -292,10 +379,17 @@ def test_open_loop_requests_in_flight_drain_at_a_graceful_stop(stop_timeout: flo
     """A graceful stop (the run's drain) lets open-loop requests finish, as closed users do;
     a forced one (stop timeout 0, Ctrl-C) cancels them at once. Nothing new is sent meanwhile."""
     with run_simulator(PACED, preset="instant") as sim:
-        cfg = worker_config(sim.base_url, [{
-            "name": "slow", "prompt": {"kind": "synthetic", "tokens": 20}, "output": 60,
-            "sampling": {"ignore_eos": True},
-        }])
+        cfg = worker_config(
+            sim.base_url,
+            [
+                {
+                    "name": "slow",
+                    "prompt": {"kind": "synthetic", "tokens": 20},
+                    "output": 60,
+                    "sampling": {"ignore_eos": True},
+                }
+            ],
+        )
         records: list[RequestRecord] = []
         with LocalWorker(cfg, record=records.append, stop_timeout=stop_timeout) as worker:
             worker.runner.send_message(PHASE_MESSAGE, _open_burst("open", 10, 64).model_dump(mode="json"))

@@ -51,8 +51,11 @@ def test_length_distributions_sample_their_mean(dist: dict, mean: float, tol: fl
 
 
 def test_bare_int_is_a_fixed_length_and_clamps_apply() -> None:
-    w = WorkloadSpec(name="w", prompt={"kind": "synthetic", "tokens": 12},
-                     output={"kind": "normal", "mean": 10, "stddev": 50, "min": 5, "max": 15})
+    w = WorkloadSpec(
+        name="w",
+        prompt={"kind": "synthetic", "tokens": 12},
+        output={"kind": "normal", "mean": 10, "stddev": 50, "min": 5, "max": 15},
+    )
     assert w.prompt.tokens.kind == "fixed" and w.prompt.tokens.value == 12
     rng = random.Random(0)
     assert all(5 <= w.output.sample(rng) <= 15 for _ in range(500))
@@ -64,10 +67,17 @@ def test_bare_int_is_a_fixed_length_and_clamps_apply() -> None:
         ({"name": "w", "prompt": {"kind": "synthetic", "tokens": {"kind": "uniform", "min": 5, "max": 1}}}, "prompt"),
         ({"name": "w", "prompt": {"kind": "synthetic", "tokens": 3, "colour": 1}}, "colour"),
         ({"name": "w", "prompt": {"kind": "synthetic", "tokens": 3}, "api": "chatty"}, "api"),
-        ({"name": "w", "prompt": {"kind": "synthetic", "tokens": {"kind": "empirical", "values": [1, 2], "weights": [1]}}},
-         "prompt"),
-        ({"name": "w", "prompt": {"kind": "synthetic", "tokens": 3}, "api": "completions",
-          "session": {"turns": 3}}, "(top level)"),
+        (
+            {
+                "name": "w",
+                "prompt": {"kind": "synthetic", "tokens": {"kind": "empirical", "values": [1, 2], "weights": [1]}},
+            },
+            "prompt",
+        ),
+        (
+            {"name": "w", "prompt": {"kind": "synthetic", "tokens": 3}, "api": "completions", "session": {"turns": 3}},
+            "(top level)",
+        ),
     ],
 )
 def test_invalid_declarations_name_their_field(bad: dict, field: str) -> None:
@@ -80,11 +90,14 @@ def test_invalid_declarations_name_their_field(bad: dict, field: str) -> None:
 def test_unreadable_dataset_is_one_line_naming_field_and_path(tmp_path: Path) -> None:
     missing = tmp_path / "nope.jsonl"
     with pytest.raises(ValidationError) as info:
-        WorkerConfig.model_validate({
-            "run_id": "r", "redis_url": "redis://127.0.0.1:1/0",
-            "target": {"base_url": "http://127.0.0.1:1/v1", "model": "m"},
-            "workloads": [{"name": "w", "prompt": {"kind": "jsonl", "path": str(missing)}}],
-        })
+        WorkerConfig.model_validate(
+            {
+                "run_id": "r",
+                "redis_url": "redis://127.0.0.1:1/0",
+                "target": {"base_url": "http://127.0.0.1:1/v1", "model": "m"},
+                "workloads": [{"name": "w", "prompt": {"kind": "jsonl", "path": str(missing)}}],
+            }
+        )
     line = one_line(info.value)
     assert line.startswith("workloads[0].prompt") and ".path:" in line and str(missing) in line
     assert "\n" not in line
@@ -100,23 +113,43 @@ def test_bad_jsonl_line_is_reported_with_its_line_number(tmp_path: Path) -> None
 
 def test_jsonl_and_sharegpt_sources(tmp_path: Path) -> None:
     jl = tmp_path / "r.jsonl"
-    jl.write_text('{"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}], '
-                  '"max_tokens": 9}\n')
-    conv = PromptFactory(WorkloadSpec(name="a", prompt={"kind": "jsonl", "path": str(jl)})).conversation(random.Random(0))
+    jl.write_text(
+        '{"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}], '
+        '"max_tokens": 9}\n'
+    )
+    conv = PromptFactory(WorkloadSpec(name="a", prompt={"kind": "jsonl", "path": str(jl)})).conversation(
+        random.Random(0)
+    )
     assert conv.messages[0]["role"] == "system" and conv.max_tokens == 9
     sg = tmp_path / "sg.json"
-    sg.write_bytes(orjson.dumps([{"conversations": [
-        {"from": "human", "value": "first question"}, {"from": "gpt", "value": "one two three four"},
-        {"from": "human", "value": "second"}, {"from": "gpt", "value": "five six"}]}]))
-    conv = PromptFactory(WorkloadSpec(name="b", prompt={"kind": "sharegpt", "path": str(sg)})).conversation(random.Random(0))
+    sg.write_bytes(
+        orjson.dumps(
+            [
+                {
+                    "conversations": [
+                        {"from": "human", "value": "first question"},
+                        {"from": "gpt", "value": "one two three four"},
+                        {"from": "human", "value": "second"},
+                        {"from": "gpt", "value": "five six"},
+                    ]
+                }
+            ]
+        )
+    )
+    conv = PromptFactory(WorkloadSpec(name="b", prompt={"kind": "sharegpt", "path": str(sg)})).conversation(
+        random.Random(0)
+    )
     assert conv.messages == [{"role": "user", "content": "first question"}]
     assert conv.max_tokens == 4 and conv.followups == [("second", 2)]
 
 
 def test_synthetic_long_context_and_shared_prefix_lengths() -> None:
     rng = random.Random(3)
-    w = WorkloadSpec(name="w", prompt={"kind": "long_context", "tokens": 5000, "question": "Why?"},
-                     system_prefix={"groups": 2, "tokens": 300})
+    w = WorkloadSpec(
+        name="w",
+        prompt={"kind": "long_context", "tokens": 5000, "question": "Why?"},
+        system_prefix={"groups": 2, "tokens": 300},
+    )
     f = PromptFactory(w, seed=1)
     conv = f.conversation(rng)
     assert conv.messages[0]["role"] == "system" and estimate_tokens(conv.messages[0]["content"]) == 300
@@ -125,7 +158,6 @@ def test_synthetic_long_context_and_shared_prefix_lengths() -> None:
     assert len(prefixes) == 2  # every request shares one of the two group prefixes
     corpus = Corpus.load()
     assert estimate_tokens(corpus.window(len(corpus) + 10, 0)) == len(corpus) + 10  # wraps around
-
 
 
 _SCAN = re.compile(r"[^\W_]+|[^\w\s]|_")  # the corpus's documented token rule, scanned in full
@@ -166,12 +198,14 @@ def test_long_context_prompts_cost_a_fraction_of_one_scan_and_count_exactly() ->
 
 
 def test_chain_dag_waves_and_errors() -> None:
-    chain = ChainSpec(steps=[
-        {"id": "plan", "prompt": "Plan: {{input}}"},
-        {"id": "a", "prompt": "A {{plan}}"},
-        {"id": "b", "prompt": "B {{plan}}"},
-        {"id": "join", "prompt": "{{a}} and {{b}}"},
-    ])
+    chain = ChainSpec(
+        steps=[
+            {"id": "plan", "prompt": "Plan: {{input}}"},
+            {"id": "a", "prompt": "A {{plan}}"},
+            {"id": "b", "prompt": "B {{plan}}"},
+            {"id": "join", "prompt": "{{a}} and {{b}}"},
+        ]
+    )
     assert [[s.id for s in wave] for wave in chain.order()] == [["plan"], ["a", "b"], ["join"]]
     with pytest.raises(ValidationError, match="unknown step 'x'"):
         ChainSpec(steps=[{"id": "a", "prompt": "{{x}}"}])
@@ -184,8 +218,9 @@ def test_phase_command_rules() -> None:
         PhaseCommand(name="p", mode="open", arrival={"kind": "poisson"})
     with pytest.raises(ValidationError, match="users"):
         PhaseCommand(name="p", mode="closed")
-    p = PhaseCommand(name="p", mode="open", rate=30, worker_count=4, max_concurrency=10,
-                     arrival={"kind": "gamma", "burstiness": 0.5})
+    p = PhaseCommand(
+        name="p", mode="open", rate=30, worker_count=4, max_concurrency=10, arrival={"kind": "gamma", "burstiness": 0.5}
+    )
     assert p.worker_rate == 7.5 and p.worker_max_concurrency == 3
     assert PhaseCommand.model_validate(p.model_dump(mode="json")) == p
     with pytest.raises(ValidationError, match="burstiness"):
@@ -193,9 +228,12 @@ def test_phase_command_rules() -> None:
 
 
 def test_worker_config_file_and_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = {"run_id": "r1", "redis_url": "redis://127.0.0.1:6379/0",
-           "target": {"base_url": "http://127.0.0.1:8000/v1", "model": "m", "api_key_env": "FL_TEST_KEY"},
-           "workloads": [{"name": "w", "prompt": {"kind": "synthetic", "tokens": 5}}]}
+    cfg = {
+        "run_id": "r1",
+        "redis_url": "redis://127.0.0.1:6379/0",
+        "target": {"base_url": "http://127.0.0.1:8000/v1", "model": "m", "api_key_env": "FL_TEST_KEY"},
+        "workloads": [{"name": "w", "prompt": {"kind": "synthetic", "tokens": 5}}],
+    }
     path = tmp_path / "worker.json"
     path.write_bytes(orjson.dumps(cfg))
     monkeypatch.setenv("FINISHLINE_WORKER_CONFIG", str(path))
@@ -289,13 +327,20 @@ def _chat_event(text: str, completion: int | None = None, spaced: bool = False) 
 
 @pytest.mark.parametrize("spaced", [False, True])
 def test_parser_counts_tokens_per_chunk_across_split_reads(spaced: bool) -> None:
-    final = b'data: {"id":"chatcmpl-1","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":6,' \
-            b'"prompt_tokens_details":{"cached_tokens":4}}}\n\ndata: [DONE]\n\n'
-    stream = (_chat_event("", 0, spaced) + _chat_event(" a b", 2, spaced) + _chat_event(' c "d"', 5, spaced)
-              + _chat_event(" e", 6, spaced) + final)
+    final = (
+        b'data: {"id":"chatcmpl-1","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":6,'
+        b'"prompt_tokens_details":{"cached_tokens":4}}}\n\ndata: [DONE]\n\n'
+    )
+    stream = (
+        _chat_event("", 0, spaced)
+        + _chat_event(" a b", 2, spaced)
+        + _chat_event(' c "d"', 5, spaced)
+        + _chat_event(" e", 6, spaced)
+        + final
+    )
     parser = StreamParser(sent=100.0, chat=True, want_text=True)
     for i in range(0, len(stream), 7):  # arbitrary split points, as recv returns them
-        parser.feed(stream[i:i + 7], 100.0 + i / 1e4)
+        parser.feed(stream[i : i + 7], 100.0 + i / 1e4)
     assert parser.finish() == (None, None)
     assert parser.chunk_tokens == [2, 3, 1] and sum(parser.chunk_tokens) == parser.token_count() == 6
     assert parser.prompt_tokens == 11 and parser.cached_tokens == 4 and not parser.estimated
@@ -347,8 +392,10 @@ def test_parser_final_usage_without_running_counts_is_not_a_token_chunk() -> Non
 
 def test_parser_final_usage_on_a_finish_chunk_is_not_a_token_chunk() -> None:
     """llama.cpp's /v1/completions ends with a finish chunk that carries the usage and no text."""
-    finish = (b'data: {"choices":[{"text":"","index":0,"finish_reason":"length"}],'
-              b'"usage":{"completion_tokens":3,"prompt_tokens":5,"total_tokens":8}}\n\ndata: [DONE]\n\n')
+    finish = (
+        b'data: {"choices":[{"text":"","index":0,"finish_reason":"length"}],'
+        b'"usage":{"completion_tokens":3,"prompt_tokens":5,"total_tokens":8}}\n\ndata: [DONE]\n\n'
+    )
     parser = StreamParser(sent=0.0, chat=False, want_text=False)
     for i, word in enumerate((b" a", b" b", b" c")):
         parser.feed(b'data: {"choices":[{"text":"' + word + b'","index":0}]}\n\n', 1.0 + i)
@@ -361,16 +408,23 @@ def test_parser_final_usage_on_a_finish_chunk_is_not_a_token_chunk() -> None:
 def test_parser_role_chunk_usage_is_a_running_count_not_the_final_report() -> None:
     """vLLM's continuous usage puts ``completion_tokens: 0`` on the role chunk; a stream cut after
     two tokens is incomplete with 2 tokens, not a complete reply of 0."""
-    role = (b'data: {"id":"x","choices":[{"index":0,"delta":{"role":"assistant","content":""}}],'
-            b'"usage":{"prompt_tokens":9,"total_tokens":9,"completion_tokens":0}}\n\n')
+    role = (
+        b'data: {"id":"x","choices":[{"index":0,"delta":{"role":"assistant","content":""}}],'
+        b'"usage":{"prompt_tokens":9,"total_tokens":9,"completion_tokens":0}}\n\n'
+    )
     parser = StreamParser(sent=0.0, chat=True, want_text=False)
     parser.feed(role, 1.0)
     for n, word in enumerate((b" the", b" of"), 1):
-        parser.feed(b'data: {"id":"x","choices":[{"index":0,"delta":{"content":"' + word + b'"}}],'
-                    b'"usage":{"prompt_tokens":9,"completion_tokens":' + str(n).encode() + b'}}\n\n', 1.0 + n)
+        parser.feed(
+            b'data: {"id":"x","choices":[{"index":0,"delta":{"content":"' + word + b'"}}],'
+            b'"usage":{"prompt_tokens":9,"completion_tokens":' + str(n).encode() + b"}}\n\n",
+            1.0 + n,
+        )
     assert parser.finish()[0] == "incomplete_stream"
     assert parser.chunk_tokens == [1, 1] and parser.token_count() == 2 and parser.prompt_tokens == 9
-    parser.feed(b'data: {"id":"x","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2}}\n\ndata: [DONE]\n\n', 4.0)
+    parser.feed(
+        b'data: {"id":"x","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2}}\n\ndata: [DONE]\n\n', 4.0
+    )
     assert parser.finish() == (None, None) and parser.output_tokens == 2
 
 

@@ -29,8 +29,10 @@ def write_scenario(folder: Path, target: str) -> Path:
     tokenizer.pre_tokenizer = Whitespace()
     tokenizer.save(str(folder / "tok" / "tokenizer.json"))
     path = folder / "s.yaml"
-    path.write_text(f"name: t\ntarget: {target}\nworkloads:\n  - {{name: c, prompt: {{kind: synthetic, tokens: 8}}}}\n"
-                    "phases: [{name: a, users: 1, duration: 1}]\n")
+    path.write_text(
+        f"name: t\ntarget: {target}\nworkloads:\n  - {{name: c, prompt: {{kind: synthetic, tokens: 8}}}}\n"
+        "phases: [{name: a, users: 1, duration: 1}]\n"
+    )
     return path
 
 
@@ -40,9 +42,14 @@ def test_target_tokenizer_reaches_the_worker_config(kind: str, tmp_path: Path) -
     assert scenario.target.tokenizer == tmp_path / "tok" / "tokenizer.json"  # relative to the scenario file
     lifecycle = lifecycle_for(scenario.target, "r1", tmp_path)
     config = target_config(lifecycle, scenario.target, "http://127.0.0.1:1/v1")
-    worker = WorkerConfig.model_validate_json(WorkerConfig(
-        run_id="r1", redis_url="redis://127.0.0.1:1/0", target=config, workloads=scenario.workloads,
-    ).model_dump_json())  # as the coordinator writes it and a worker reads it
+    worker = WorkerConfig.model_validate_json(
+        WorkerConfig(
+            run_id="r1",
+            redis_url="redis://127.0.0.1:1/0",
+            target=config,
+            workloads=scenario.workloads,
+        ).model_dump_json()
+    )  # as the coordinator writes it and a worker reads it
     assert worker.target.tokenizer == (tmp_path / "tok" / "tokenizer.json").resolve()
     client = EndpointClient(worker.target)
     try:

@@ -30,8 +30,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _record(i: int) -> RequestRecord:
     return RequestRecord(
-        id=f"r{i}", run_id="sinktest", worker="w", phase="p", workload="w", api="chat", stream=True,
-        scheduled=1.0, started=1.0, end=2.0, wall_time=0.0,
+        id=f"r{i}",
+        run_id="sinktest",
+        worker="w",
+        phase="p",
+        workload="w",
+        api="chat",
+        stream=True,
+        scheduled=1.0,
+        started=1.0,
+        end=2.0,
+        wall_time=0.0,
         attempts=[Attempt(number=1, sent=1.0, end=2.0, status=200, chunk_us=list(range(50)), chunk_tokens=[1] * 50)],
     )
 
@@ -68,7 +77,9 @@ def test_sink_keeps_records_while_redis_is_down() -> None:
 def test_locust_worker_process_runs_phases_and_ships_records(redis_server: RedisServer, tmp_path: Path) -> None:
     with run_simulator(preset="gpu-8b") as sim:
         config = {
-            "run_id": "e2e", "redis_url": redis_server.url, "seed": 1,
+            "run_id": "e2e",
+            "redis_url": redis_server.url,
+            "seed": 1,
             "target": {"base_url": sim.base_url + "/v1", "model": "sim", "name": "sim"},
             "workloads": [
                 {"name": "short", "weight": 3, "prompt": {"kind": "synthetic", "tokens": 20}, "output": 8},
@@ -82,10 +93,22 @@ def test_locust_worker_process_runs_phases_and_ships_records(redis_server: Redis
         env = Environment(user_classes=[LLMUser], events=Events())
         master = env.create_master_runner(master_bind_host="127.0.0.1", master_bind_port=port)
         worker = subprocess.Popen(
-            [sys.executable, "-m", "locust", "-f", str(ROOT / "loadgen" / "locustfile.py"), "--worker",
-             "--master-host", "127.0.0.1", "--master-port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "locust",
+                "-f",
+                str(ROOT / "loadgen" / "locustfile.py"),
+                "--worker",
+                "--master-host",
+                "127.0.0.1",
+                "--master-port",
+                str(port),
+            ],
             env=dict(os.environ, FINISHLINE_WORKER_CONFIG=str(path), PYTHONPATH=str(ROOT)),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
         )
         try:
             deadline = time.monotonic() + 30
@@ -121,5 +144,7 @@ def test_locust_worker_process_runs_phases_and_ships_records(redis_server: Redis
     assert 15 <= len(steady) <= 70  # ~40 expected at 20/s for 2 s
     long_prompts = [r.final.prompt_tokens for r in records if r.workload == "long" and r.ok]
     assert long_prompts and min(long_prompts) >= 2000
-    assert samples and {"cpu_percent", "loop_lag_ms", "users", "target_rate", "achieved_rate", "phase"} <= set(samples[0])
+    assert samples and {"cpu_percent", "loop_lag_ms", "users", "target_rate", "achieved_rate", "phase"} <= set(
+        samples[0]
+    )
     assert any(s["phase"] == "steady" and s["target_rate"] == 20 for s in samples)

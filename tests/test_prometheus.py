@@ -36,7 +36,9 @@ def promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
 
 def test_config_labels_every_target_with_run_and_target(tmp_path: Path) -> None:
     plan = PrometheusPlan(
-        run_id="r1", target="sim", bridges=["127.0.0.1:9001", "127.0.0.1:9002"],
+        run_id="r1",
+        target="sim",
+        bridges=["127.0.0.1:9001", "127.0.0.1:9002"],
         server=ScrapeTarget(base_url="http://127.0.0.1:8000", kind="vllm"),
         rule_files=[str(RULES / "recording_rules.yml")],
     )
@@ -140,7 +142,11 @@ def test_alerts_fire_when_they_should_and_only_then(tmp_path: Path) -> None:
     for name in ("recording_rules.yml", "alert_rules.yml"):
         shutil.copy(RULES / name, tmp_path / name)
     saturation = next(a.signal for a in alerts() if a.name == "FinishlineClientSaturated")
-    (tmp_path / "tests.yml").write_text(textwrap.dedent(ALERT_TESTS).replace("'{signal}'", yaml.safe_dump(saturation, width=10_000).strip().removesuffix("...").strip()))
+    (tmp_path / "tests.yml").write_text(
+        textwrap.dedent(ALERT_TESTS).replace(
+            "'{signal}'", yaml.safe_dump(saturation, width=10_000).strip().removesuffix("...").strip()
+        )
+    )
     result = promtool("test", "rules", "tests.yml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -153,7 +159,22 @@ def test_two_bridges_sum_correctly_in_promql(redis_server: RedisServer, promethe
     xadd(client, records)
     samples = stream_keys("bridge-test").samples
     for worker, users in (("w1", 3), ("w2", 5)):  # two workers' latest samples
-        client.xadd(samples, {"s": json.dumps({"worker": worker, "users": users, "target_rate": 2.0, "achieved_rate": 1.5, "phase": "steady", "cpu_percent": 10.0, "loop_lag_ms": 1.0})})
+        client.xadd(
+            samples,
+            {
+                "s": json.dumps(
+                    {
+                        "worker": worker,
+                        "users": users,
+                        "target_rate": 2.0,
+                        "achieved_rate": 1.5,
+                        "phase": "steady",
+                        "cpu_percent": 10.0,
+                        "loop_lag_ms": 1.0,
+                    }
+                )
+            },
+        )
     opts = dict(run_id="bridge-test", redis_url=redis_server.url, scenario="s", target="sim", block_ms=10, batch=50)
     bridges = [Bridge(BridgeOptions(consumer=f"bridge-{i}", **opts)) for i in (1, 2)]
     for _ in range(12):
@@ -168,8 +189,11 @@ def test_two_bridges_sum_correctly_in_promql(redis_server: RedisServer, promethe
     servers = [start_http_server(0, addr="127.0.0.1", registry=b.registry)[0] for b in bridges]
     try:
         plan = PrometheusPlan(
-            run_id="bridge-test", target="sim", bridges=[f"127.0.0.1:{s.server_address[1]}" for s in servers],
-            scrape_interval_s=0.5, evaluation_interval_s=0.5,
+            run_id="bridge-test",
+            target="sim",
+            bridges=[f"127.0.0.1:{s.server_address[1]}" for s in servers],
+            scrape_interval_s=0.5,
+            evaluation_interval_s=0.5,
             rule_files=[str(RULES / "recording_rules.yml"), str(RULES / "alert_rules.yml")],
         )
         prom = prometheus_server(build_config(plan))

@@ -13,19 +13,37 @@ from tests.test_results import make_record
 
 def _run(tmp_path: Path, partial: bool = False, cpu: float = 10.0) -> str:
     records = [make_record(phase="warm", t0=5 + i * 0.1) for i in range(20)]
-    records += [make_record(phase="steady", t0=20 + i * 0.05, ttft=0.02 + (i % 7) / 100,
-                            workload="ab"[i % 2]) for i in range(200)]
+    records += [
+        make_record(phase="steady", t0=20 + i * 0.05, ttft=0.02 + (i % 7) / 100, workload="ab"[i % 2])
+        for i in range(200)
+    ]
     records += [make_record(phase="steady", t0=25, error="http_429"), make_record(phase="steady", error="timeout")]
     samples = [{"worker": "w:1", "time": 5.0 + i, "cpu_percent": cpu, "loop_lag_ms": 1.0} for i in range(30)]
     check = evaluate(samples, records, SelfCheckLimits())
     windows = [PhaseWindow("warm", 4.0, 8.0), PhaseWindow("steady", 19.0, 31.0)]
-    summary = summarize(records, windows, SloSpec(ttft_ms=60, tpot_ms=30), partial=partial,
-                        partial_reason="interrupted (SIGINT)" if partial else None, selfcheck=check,
-                        run={"id": "run-1", "scenario": "demo", "target": "sim",
-                             "phases": [{"name": w.name, "start": w.start, "end": w.end} for w in windows]},
-                        unmeasured=frozenset({"warm"}))
-    path = write_report(tmp_path / "report.html", summary, records, samples,
-                        scenario_yaml="name: demo\ntarget: {kind: simulator}\n", environment='{"python": "3.11"}')
+    summary = summarize(
+        records,
+        windows,
+        SloSpec(ttft_ms=60, tpot_ms=30),
+        partial=partial,
+        partial_reason="interrupted (SIGINT)" if partial else None,
+        selfcheck=check,
+        run={
+            "id": "run-1",
+            "scenario": "demo",
+            "target": "sim",
+            "phases": [{"name": w.name, "start": w.start, "end": w.end} for w in windows],
+        },
+        unmeasured=frozenset({"warm"}),
+    )
+    path = write_report(
+        tmp_path / "report.html",
+        summary,
+        records,
+        samples,
+        scenario_yaml="name: demo\ntarget: {kind: simulator}\n",
+        environment='{"python": "3.11"}',
+    )
     return path.read_text()
 
 
@@ -35,8 +53,21 @@ def test_report_is_self_contained_with_every_section(tmp_path: Path) -> None:
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)  # nothing fetched from anywhere
     assert "<script" not in html
     assert html.count("<svg") >= 5  # CDFs, over time, per phase, errors, client health
-    for text in ("Results per phase", "TTFT", "ITL", "Latency distributions", "Over time", "http_429",
-                 "timeout", "name: demo", "&quot;python&quot;", "Complete", "Valid", "steady", "warm (warm-up)"):
+    for text in (
+        "Results per phase",
+        "TTFT",
+        "ITL",
+        "Latency distributions",
+        "Over time",
+        "http_429",
+        "timeout",
+        "name: demo",
+        "&quot;python&quot;",
+        "Complete",
+        "Valid",
+        "steady",
+        "warm (warm-up)",
+    ):
         assert text in html, text
 
 

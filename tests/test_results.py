@@ -17,27 +17,61 @@ from loadgen.records import Attempt, RequestRecord
 
 
 def make_record(
-    *, phase: str = "steady", workload: str = "chat", t0: float = 100.0, ttft: float = 0.05,
-    itl: float = 0.01, tokens: int = 10, error: str | None = None, retries: int = 0, delay: float = 0.0,
+    *,
+    phase: str = "steady",
+    workload: str = "chat",
+    t0: float = 100.0,
+    ttft: float = 0.05,
+    itl: float = 0.01,
+    tokens: int = 10,
+    error: str | None = None,
+    retries: int = 0,
+    delay: float = 0.0,
 ) -> RequestRecord:
     attempts = [
-        Attempt(number=i + 1, sent=t0 - 1.0 + i * 0.1, end=t0 - 0.95 + i * 0.1, status=503, error="http_5xx",
-                retry_wait=0.05 if i else 0.0)
+        Attempt(
+            number=i + 1,
+            sent=t0 - 1.0 + i * 0.1,
+            end=t0 - 0.95 + i * 0.1,
+            status=503,
+            error="http_5xx",
+            retry_wait=0.05 if i else 0.0,
+        )
         for i in range(retries)
     ]
     sent = t0
     chunk_us = [int((ttft + i * itl) * 1e6) for i in range(tokens)] if error is None else []
     end = sent + ttft + (tokens - 1) * itl + 0.001
-    attempts.append(Attempt(
-        number=retries + 1, sent=sent, end=end if error is None else sent + 0.2, status=200 if error is None else 500,
-        error=error, first_byte=sent + ttft / 2 if error is None else None,
-        first_token=sent + ttft if error is None else None, chunk_us=chunk_us, chunk_tokens=[1] * len(chunk_us),
-        prompt_tokens=100, output_tokens=tokens if error is None else None, retry_wait=0.05 if retries else 0.0,
-    ))
+    attempts.append(
+        Attempt(
+            number=retries + 1,
+            sent=sent,
+            end=end if error is None else sent + 0.2,
+            status=200 if error is None else 500,
+            error=error,
+            first_byte=sent + ttft / 2 if error is None else None,
+            first_token=sent + ttft if error is None else None,
+            chunk_us=chunk_us,
+            chunk_tokens=[1] * len(chunk_us),
+            prompt_tokens=100,
+            output_tokens=tokens if error is None else None,
+            retry_wait=0.05 if retries else 0.0,
+        )
+    )
     first = attempts[0].sent
     return RequestRecord(
-        id=uuid.uuid4().hex, run_id="r", worker="w:1", phase=phase, workload=workload, api="chat", stream=True,
-        scheduled=first - delay, started=first - delay, end=attempts[-1].end, wall_time=0.0, attempts=attempts,
+        id=uuid.uuid4().hex,
+        run_id="r",
+        worker="w:1",
+        phase=phase,
+        workload=workload,
+        api="chat",
+        stream=True,
+        scheduled=first - delay,
+        started=first - delay,
+        end=attempts[-1].end,
+        wall_time=0.0,
+        attempts=attempts,
     )
 
 
@@ -115,8 +149,17 @@ def test_summary_csv_has_a_row_per_phase_and_workload(tmp_path: Path) -> None:
     rows = list(csv.reader(path.open()))
     assert rows[0] == header()
     keys = [(r[0], r[1]) for r in rows[1:]]
-    assert keys == [("a", "all"), ("a", "x"), ("a", "y"), ("b", "all"), ("b", "x"), ("b", "y"),
-                    ("all", "all"), ("all", "x"), ("all", "y")]
+    assert keys == [
+        ("a", "all"),
+        ("a", "x"),
+        ("a", "y"),
+        ("b", "all"),
+        ("b", "x"),
+        ("b", "y"),
+        ("all", "all"),
+        ("all", "x"),
+        ("all", "y"),
+    ]
     col = rows[0].index("ttft_p50_ms")
     assert float(rows[-3][col]) == pytest.approx(s["all"]["latency_ms"]["ttft"]["p50"])
 

@@ -45,7 +45,7 @@ workloads:
 phases:
 {phases}
 workers: {workers}
-output_dir: {tmp / 'runs'}
+output_dir: {tmp / "runs"}
 drain_timeout: 20
 """)
     return path
@@ -58,8 +58,14 @@ def _run_dir(tmp: Path) -> Path:
 
 
 def _cli(args: list[str], **kw: Any) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "coordinator.cli", *args], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "coordinator.cli", *args],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kw,
+    )
 
 
 def _trace_metrics(trace: list[dict[str, Any]]) -> dict[str, np.ndarray]:
@@ -67,8 +73,10 @@ def _trace_metrics(trace: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     ok = [t for t in trace if t["outcome"] == "ok" and t["token_times"]]
     return {
         "ttft": np.array([t["token_times"][0] - t["arrival"] for t in ok]) * 1000,
-        "tpot": np.array([(t["finish"] - t["token_times"][0]) / (t["output_tokens"] - 1)
-                          for t in ok if t["output_tokens"] > 1]) * 1000,
+        "tpot": np.array(
+            [(t["finish"] - t["token_times"][0]) / (t["output_tokens"] - 1) for t in ok if t["output_tokens"] > 1]
+        )
+        * 1000,
         "itl": np.concatenate([np.diff(t["token_times"]) for t in ok]) * 1000,
         "e2e": np.array([t["finish"] - t["arrival"] for t in ok]) * 1000,
     }
@@ -83,8 +91,15 @@ def test_two_workers_two_workloads_match_the_simulator_trace(tmp_path: Path) -> 
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, err
     run_dir = _run_dir(tmp_path)
-    for name in ("records.jsonl.gz", "summary.json", "summary.csv", "report.html", "scenario.yaml",
-                 "environment.json", "simulator_trace.jsonl"):
+    for name in (
+        "records.jsonl.gz",
+        "summary.json",
+        "summary.csv",
+        "report.html",
+        "scenario.yaml",
+        "environment.json",
+        "simulator_trace.jsonl",
+    ):
         assert (run_dir / name).exists(), name
     records = list(read_records(run_dir / "records.jsonl.gz"))
     trace = [orjson.loads(line) for line in (run_dir / "simulator_trace.jsonl").read_bytes().splitlines() if line]
@@ -107,7 +122,7 @@ def test_two_workers_two_workloads_match_the_simulator_trace(tmp_path: Path) -> 
             assert abs(mine - expected) < TOLERANCE_MS[metric], (metric, p, mine, expected)
     report = (run_dir / "report.html").read_text()
     assert "<svg" in report and "Complete" in report
-    assert "src=\"http" not in report and "href=\"http" not in report
+    assert 'src="http' not in report and 'href="http' not in report
 
 
 def _descendants(pid: int) -> list[psutil.Process]:
@@ -128,8 +143,11 @@ def test_ctrl_c_mid_run_keeps_records_and_leaves_nothing(tmp_path: Path) -> None
                 children[child.pid] = child
             runs = tmp_path / "runs"
             run_dirs = list(runs.iterdir()) if runs.exists() else []
-            if run_dirs and (run_dirs[0] / "simulator_trace.jsonl").exists() and \
-                    (run_dirs[0] / "simulator_trace.jsonl").stat().st_size > 20_000:
+            if (
+                run_dirs
+                and (run_dirs[0] / "simulator_trace.jsonl").exists()
+                and (run_dirs[0] / "simulator_trace.jsonl").stat().st_size > 20_000
+            ):
                 break
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.2)
@@ -172,7 +190,7 @@ workloads:
 phases:
   - {{name: s, users: 2, requests: 20}}
 workers: 1
-output_dir: {tmp_path / 'runs'}
+output_dir: {tmp_path / "runs"}
 """)
         proc = _cli(["run", str(path), "--no-live"], env={**os.environ, "FL_E2E_KEY": secret})
         out, err = proc.communicate(timeout=180)

@@ -31,8 +31,10 @@ def scenario(text: str, base: Path = ROOT):
 
 
 def test_phases_durations_and_default_kind() -> None:
-    sc = scenario("phases:\n  - {name: a, users: 2, duration: 1.5m}\n  - {name: b, rate: 3, requests: 50}\n"
-                  "  - {name: c, kind: warmup, users: 1, duration: 250ms}\n")
+    sc = scenario(
+        "phases:\n  - {name: a, users: 2, duration: 1.5m}\n  - {name: b, rate: 3, requests: 50}\n"
+        "  - {name: c, kind: warmup, users: 1, duration: 250ms}\n"
+    )
     a, b, c = sc.phases
     assert a.kind == "steady" and a.duration == 90.0
     assert b.requests == 50 and b.duration is None
@@ -46,10 +48,12 @@ def test_phases_durations_and_default_kind() -> None:
 
 
 def test_ladder_and_ramp_expand_into_steps() -> None:
-    sc = scenario("phases:\n  - {name: lad, kind: ladder, users: [1, 4, 8], step_duration: 10s}\n"
-                  "  - {name: rl, kind: ladder, rates: [0.5, 2], step_requests: 20, arrival: {kind: constant}}\n"
-                  "  - {name: up, kind: ramp, from_users: 2, users: 12, duration: 20s}\n"
-                  "  - {name: upr, kind: ramp, from_rate: 1, rate: 4, duration: 30s}\n")
+    sc = scenario(
+        "phases:\n  - {name: lad, kind: ladder, users: [1, 4, 8], step_duration: 10s}\n"
+        "  - {name: rl, kind: ladder, rates: [0.5, 2], step_requests: 20, arrival: {kind: constant}}\n"
+        "  - {name: up, kind: ramp, from_users: 2, users: 12, duration: 20s}\n"
+        "  - {name: upr, kind: ramp, from_rate: 1, rate: 4, duration: 30s}\n"
+    )
     steps = build_plan(sc).locust_steps()
     assert [s.name for s in steps] == ["lad.1-u1", "lad.2-u4", "lad.3-u8", "rl.1-r0.5", "rl.2-r2", "up", "upr"]
     assert [s.users for s in steps[:3]] == [1, 4, 8]
@@ -67,8 +71,9 @@ def test_target_union_includes_url_simulator_and_docker() -> None:
     sc, problems, _ = parse(text + "phases: [{name: a, users: 1, duration: 1}]", "s.yaml", ROOT)
     assert not problems and isinstance(sc.target, UrlTarget)
     text = BASE.replace("target: {kind: simulator}", "target: {kind: docker, image: 'finishline/llamacpp:latest'}")
-    sc, problems, _ = parse(text + "phases:\n  - {kind: cold_start, starts: 2}\n  - {name: w, users: 2, duration: 5}\n",
-                            "s.yaml", ROOT)
+    sc, problems, _ = parse(
+        text + "phases:\n  - {kind: cold_start, starts: 2}\n  - {name: w, users: 2, duration: 5}\n", "s.yaml", ROOT
+    )
     assert not problems, problems
     assert isinstance(sc.target, DockerTargetSpec)
     assert isinstance(build_plan(sc).steps[0], ExternalStep)
@@ -83,16 +88,21 @@ def test_relative_paths_are_relative_to_the_scenario_file(tmp_path: Path) -> Non
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "req.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
     path = tmp_path / "s.yaml"
-    path.write_text(BASE.replace("{kind: synthetic, tokens: 64}", "{kind: jsonl, path: data/req.jsonl}")
-                    + "phases: [{name: a, users: 1, duration: 1}]\n")
+    path.write_text(
+        BASE.replace("{kind: synthetic, tokens: 64}", "{kind: jsonl, path: data/req.jsonl}")
+        + "phases: [{name: a, users: 1, duration: 1}]\n"
+    )
     sc = load_scenario(path)
     assert sc.workloads[0].prompt.path == tmp_path / "data" / "req.jsonl"
 
 
 def test_secrets_never_reach_the_saved_scenario(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FL_TEST_KEY", "sk-very-secret")
-    text = BASE.replace("target: {kind: simulator}", "target: {kind: url, base_url: 'http://127.0.0.1:1/v1', model: m, "
-                        "api_key_env: FL_TEST_KEY, headers: {Authorization: 'Bearer sk-very-secret'}}")
+    text = BASE.replace(
+        "target: {kind: simulator}",
+        "target: {kind: url, base_url: 'http://127.0.0.1:1/v1', model: m, "
+        "api_key_env: FL_TEST_KEY, headers: {Authorization: 'Bearer sk-very-secret'}}",
+    )
     sc, problems, _ = parse(text + "phases: [{name: a, users: 1, duration: 1}]", "s.yaml", ROOT)
     assert not problems
     dumped = json.dumps(sc.redacted())

@@ -82,8 +82,7 @@ def test_bad_bodies_give_one_line() -> None:
 
 
 def test_output_length_rules() -> None:
-    cfg = build_config("gpu-8b", {"output_tokens": {"distribution": "fixed", "mean": 10},
-                                  "max_model_len": 100})
+    cfg = build_config("gpu-8b", {"output_tokens": {"distribution": "fixed", "mean": 10}, "max_model_len": 100})
     planner = OutputPlanner(cfg)
     req = parse("completions", b'{"prompt": "x", "max_tokens": 50}')
     assert planner.plan(req, 1) == (50, 10)
@@ -114,11 +113,23 @@ def make_engine(**overrides: object) -> tuple[Engine, list[tuple[float, Sequence
     return engine, out
 
 
-def seq(loop: asyncio.AbstractEventLoop, prompt: int, output: int, name: str = "s",
-        hashes: list[int] | None = None) -> Sequence:
-    return Sequence(id=name, api="completions", path="/v1/completions", stream=False, model="m",
-                    created=0, prompt_len=prompt, block_hashes=hashes or [], max_tokens=output,
-                    target=output, arrival=0.0, done=loop.create_future())
+def seq(
+    loop: asyncio.AbstractEventLoop, prompt: int, output: int, name: str = "s", hashes: list[int] | None = None
+) -> Sequence:
+    return Sequence(
+        id=name,
+        api="completions",
+        path="/v1/completions",
+        stream=False,
+        model="m",
+        created=0,
+        prompt_len=prompt,
+        block_hashes=hashes or [],
+        max_tokens=output,
+        target=output,
+        arrival=0.0,
+        done=loop.create_future(),
+    )
 
 
 def run(engine: Engine, until_idle: int = 10_000) -> float:
@@ -135,8 +146,13 @@ def run(engine: Engine, until_idle: int = 10_000) -> float:
 
 
 def test_step_time_model_and_one_token_per_decode_step(loop: asyncio.AbstractEventLoop) -> None:
-    engine, out = make_engine(step_overhead_s=0.01, prefill_token_s=0.001, decode_seq_s=0.0001,
-                              context_token_s=0.0, enable_prefix_caching=False)
+    engine, out = make_engine(
+        step_overhead_s=0.01,
+        prefill_token_s=0.001,
+        decode_seq_s=0.0001,
+        context_token_s=0.0,
+        enable_prefix_caching=False,
+    )
     a = seq(loop, 100, 3)
     engine.submit(a)
     run(engine)
@@ -147,8 +163,9 @@ def test_step_time_model_and_one_token_per_decode_step(loop: asyncio.AbstractEve
 
 
 def test_max_num_seqs_bounds_the_batch(loop: asyncio.AbstractEventLoop) -> None:
-    engine, out = make_engine(max_num_seqs=4, step_overhead_s=0.01, prefill_token_s=0.0,
-                              decode_seq_s=0.0, context_token_s=0.0)
+    engine, out = make_engine(
+        max_num_seqs=4, step_overhead_s=0.01, prefill_token_s=0.0, decode_seq_s=0.0, context_token_s=0.0
+    )
     seqs = [seq(loop, 10, 5, f"s{i}") for i in range(8)]
     for s in seqs:
         engine.submit(s)
@@ -159,8 +176,14 @@ def test_max_num_seqs_bounds_the_batch(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def test_chunked_prefill_spreads_a_long_prompt(loop: asyncio.AbstractEventLoop) -> None:
-    engine, _ = make_engine(max_num_batched_tokens=64, step_overhead_s=0.01, prefill_token_s=0.0,
-                            decode_seq_s=0.0, context_token_s=0.0, enable_prefix_caching=False)
+    engine, _ = make_engine(
+        max_num_batched_tokens=64,
+        step_overhead_s=0.01,
+        prefill_token_s=0.0,
+        decode_seq_s=0.0,
+        context_token_s=0.0,
+        enable_prefix_caching=False,
+    )
     a = seq(loop, 200, 1)
     engine.submit(a)
     run(engine)
@@ -180,8 +203,7 @@ def test_kv_exhaustion_preempts_and_recomputes(loop: asyncio.AbstractEventLoop) 
 
 
 def test_prefix_cache_skips_prefill_of_a_repeated_prompt(loop: asyncio.AbstractEventLoop) -> None:
-    engine, _ = make_engine(step_overhead_s=0.0, prefill_token_s=0.001, decode_seq_s=0.0,
-                            context_token_s=0.0)
+    engine, _ = make_engine(step_overhead_s=0.0, prefill_token_s=0.001, decode_seq_s=0.0, context_token_s=0.0)
     toks = [str(i) for i in range(100)]
     first = seq(loop, 100, 1, "a", block_hashes(toks, 16))
     engine.submit(first)

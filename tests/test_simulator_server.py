@@ -19,8 +19,7 @@ from tests.fixtures.simulator import SimulatorHandle, run_simulator
 
 pytestmark = pytest.mark.slow
 
-FAST = {"step_overhead_s": 0.002, "prefill_token_s": 0.0, "decode_seq_s": 0.0,
-        "context_token_s": 0.0}
+FAST = {"step_overhead_s": 0.002, "prefill_token_s": 0.0, "decode_seq_s": 0.0, "context_token_s": 0.0}
 
 
 def metrics(sim: SimulatorHandle) -> dict[str, float]:
@@ -38,6 +37,7 @@ async def stream_many(url: str, bodies: list[dict[str, Any]], concurrency: int) 
     """Send streaming completions with bounded concurrency; token count per response."""
     sem = asyncio.Semaphore(concurrency)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
         async def one(body: dict[str, Any]) -> int:
             async with sem, session.post(url + "/v1/completions", json=body) as resp:
                 assert resp.status == 200
@@ -50,31 +50,51 @@ async def stream_many(url: str, bodies: list[dict[str, Any]], concurrency: int) 
 
 
 def body(max_tokens: int, prompt: str = "hello world", **extra: Any) -> dict[str, Any]:
-    return {"model": "m", "prompt": prompt, "max_tokens": max_tokens, "stream": True,
-            "stream_options": {"include_usage": True}, "ignore_eos": True, **extra}
+    return {
+        "model": "m",
+        "prompt": prompt,
+        "max_tokens": max_tokens,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "ignore_eos": True,
+        **extra,
+    }
 
 
 # ---- the official client ------------------------------------------------------------------
 def test_openai_client_streams_chat_and_completions_with_usage() -> None:
     with run_simulator(preset="gpu-8b") as sim:
         client = openai.OpenAI(base_url=sim.base_url + "/v1", api_key="none", max_retries=0)
-        chunks = list(client.chat.completions.create(
-            model="finishline-sim", messages=[{"role": "user", "content": "Say hi, please."}],
-            max_tokens=5, stream=True, stream_options={"include_usage": True}))
+        chunks = list(
+            client.chat.completions.create(
+                model="finishline-sim",
+                messages=[{"role": "user", "content": "Say hi, please."}],
+                max_tokens=5,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         assert chunks[-1].choices == [] and chunks[-1].usage is not None
         assert chunks[-1].usage.completion_tokens == 5 and len(text.split()) == 5
         assert chunks[-1].usage.prompt_tokens == 5 + 4 + 3  # content + message + reply overhead
         assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
 
-        comp = list(client.completions.create(model="finishline-sim", prompt="one two three",
-                                              max_tokens=4, stream=True,
-                                              stream_options={"include_usage": True}))
+        comp = list(
+            client.completions.create(
+                model="finishline-sim",
+                prompt="one two three",
+                max_tokens=4,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
         assert comp[-1].usage is not None and comp[-1].usage.prompt_tokens == 3
         assert "".join(c.choices[0].text for c in comp if c.choices).split() != []
 
         whole = client.chat.completions.create(
-            model="finishline-sim", messages=[{"role": "user", "content": "hi"}], max_tokens=3)
+            model="finishline-sim", messages=[{"role": "user", "content": "hi"}], max_tokens=3
+        )
         assert whole.usage is not None and whole.usage.completion_tokens == 3
         assert len((whole.choices[0].message.content or "").split()) == 3
         assert [m.id for m in client.models.list()] == ["finishline-sim"]
@@ -89,8 +109,10 @@ def test_openai_client_streams_chat_and_completions_with_usage() -> None:
 
 def test_continuous_usage_and_tokens_per_chunk() -> None:
     with run_simulator({"tokens_per_chunk": 4}) as sim:
-        raw = httpx.post(sim.base_url + "/v1/completions", json=body(
-            10, stream_options={"include_usage": True, "continuous_usage_stats": True})).content
+        raw = httpx.post(
+            sim.base_url + "/v1/completions",
+            json=body(10, stream_options={"include_usage": True, "continuous_usage_stats": True}),
+        ).content
         events = [orjson.loads(e[6:]) for e in raw.split(b"\n\n") if e.startswith(b"data: {")]
         content = [e for e in events if e["choices"]]
         assert [e["usage"]["completion_tokens"] for e in content] == [4, 8, 10]
@@ -173,8 +195,9 @@ def test_metrics_parse_and_counters_match_requests() -> None:
 def send(sim: SimulatorHandle, fault: str | None, stream: bool) -> tuple[int | str, dict[str, str], bytes]:
     headers = {"X-Finishline-Fault": fault} if fault else {}
     try:
-        with httpx.stream("POST", sim.base_url + "/v1/completions", headers=headers,
-                          json=dict(body(5), stream=stream)) as r:
+        with httpx.stream(
+            "POST", sim.base_url + "/v1/completions", headers=headers, json=dict(body(5), stream=stream)
+        ) as r:
             return r.status_code, dict(r.headers), r.read()
     except httpx.ReadError as exc:
         return f"ReadError: {exc}", {}, b""
@@ -184,8 +207,11 @@ def send(sim: SimulatorHandle, fault: str | None, stream: bool) -> tuple[int | s
 
 def test_each_fault_gives_its_documented_response() -> None:
     with run_simulator({"faults": {"after_tokens": 2, "retry_after_seconds": 3}}) as sim:
-        for code, kind in (("429", "rate_limit_error"), ("503", "service_unavailable"),
-                           ("500", "internal_server_error")):
+        for code, kind in (
+            ("429", "rate_limit_error"),
+            ("503", "service_unavailable"),
+            ("500", "internal_server_error"),
+        ):
             for stream in (True, False):
                 status, headers, raw = send(sim, code, stream)
                 assert status == int(code)
@@ -249,8 +275,10 @@ def test_bad_bodies_get_one_line_400() -> None:
 def test_bad_config_is_one_line_on_the_command_line(tmp_path: Any) -> None:
     cfg = tmp_path / "sim.yaml"
     cfg.write_text("max_num_seq: 4\n")
-    for argv in (["-m", "targets.simulator", "--config", str(cfg)],
-                 ["-m", "coordinator.cli", "simulate", "--config", str(cfg)]):
+    for argv in (
+        ["-m", "targets.simulator", "--config", str(cfg)],
+        ["-m", "coordinator.cli", "simulate", "--config", str(cfg)],
+    ):
         proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=30)
         assert proc.returncode == 2
         lines = [line for line in proc.stderr.splitlines() if line.strip()]

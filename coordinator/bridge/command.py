@@ -19,7 +19,12 @@ READY = "bridge: serving"
 @click.command("bridge")
 @click.option("--run-id", required=True, help="Run whose stream finishline:{run_id}:records is read.")
 @click.option("--redis-url", required=True, help="Redis holding the run's streams.")
-@click.option("--consumer", default="bridge-1", show_default=True, help="Stable consumer name; a restart with the same name resumes its counts.")
+@click.option(
+    "--consumer",
+    default="bridge-1",
+    show_default=True,
+    help="Stable consumer name; a restart with the same name resumes its counts.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address of /metrics (loopback only).")
 @click.option("--port", default=0, type=int, show_default=True, help="Port of /metrics; 0 picks a free one.")
 @click.option("--scenario", default=None, help="scenario label (default: the run's state hash).")
@@ -27,9 +32,22 @@ READY = "bridge: serving"
 @click.option("--slo-ttft-ms", type=float, default=None, help="TTFT threshold of goodput.")
 @click.option("--slo-tpot-ms", type=float, default=None, help="TPOT threshold of goodput.")
 @click.option("--slo-e2e-ms", type=float, default=None, help="E2E threshold of goodput.")
-@click.option("--slo-objective", type=float, default=0.99, show_default=True, help="Share of requests that should be good.")
-@click.option("--reclaim-idle-s", type=float, default=30.0, show_default=True, help="Take over entries a dead consumer left idle this long.")
-@click.option("--trim-require", default="collector", show_default=True, help="Comma-separated groups that must exist before the stream is trimmed ('' for none).")
+@click.option(
+    "--slo-objective", type=float, default=0.99, show_default=True, help="Share of requests that should be good."
+)
+@click.option(
+    "--reclaim-idle-s",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Take over entries a dead consumer left idle this long.",
+)
+@click.option(
+    "--trim-require",
+    default="collector",
+    show_default=True,
+    help="Comma-separated groups that must exist before the stream is trimmed ('' for none).",
+)
 def bridge(
     run_id: str,
     redis_url: str,
@@ -65,7 +83,9 @@ def bridge(
     try:
         worker = Bridge(options)
     except redis.ConnectionError as exc:
-        raise UserError(f"--redis-url: cannot connect to {redis_url} ({exc}); start redis-server or fix the URL") from None
+        raise UserError(
+            f"--redis-url: cannot connect to {redis_url} ({exc}); start redis-server or fix the URL"
+        ) from None
     server, _thread = start_http_server(port, addr=host, registry=worker.registry)
     bound = server.server_address[1]
 

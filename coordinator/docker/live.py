@@ -81,8 +81,12 @@ class ContainerPublisher:
                 running = bool(state.get("Running"))
                 self._count(container.id, bool(state.get("OOMKilled")), int(attrs.get("RestartCount") or 0))
         return ContainerSample(
-            target=target.name, time=time.monotonic(), running=running, container=number,
-            oom_kills=len(self._oom), restarts=sum(self._restarts.values()),
+            target=target.name,
+            time=time.monotonic(),
+            running=running,
+            container=number,
+            oom_kills=len(self._oom),
+            restarts=sum(self._restarts.values()),
             stats=stats if running else None,
         )
 

@@ -44,12 +44,21 @@ def step_table(steps: dict[str, list[float]]) -> str:
         values = steps.get(name) or []
         if values:
             arr = np.asarray(values)
-            cells = [str(arr.size), *(_ms(float(x)) for x in (
-                arr.min(), np.percentile(arr, 50), np.percentile(arr, 90), arr.max(), arr.mean()))]
+            cells = [
+                str(arr.size),
+                *(
+                    _ms(float(x))
+                    for x in (arr.min(), np.percentile(arr, 50), np.percentile(arr, 90), arr.max(), arr.mean())
+                ),
+            ]
         else:
             cells = ["0"] + ["-"] * 5
-        rows.append(f"<tr><th>{html.escape(STEP_LABELS[name])}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    head = "<tr><th>step</th><th>n</th><th>min ms</th><th>p50 ms</th><th>p90 ms</th><th>max ms</th><th>mean ms</th></tr>"
+        rows.append(
+            f"<tr><th>{html.escape(STEP_LABELS[name])}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+        )
+    head = (
+        "<tr><th>step</th><th>n</th><th>min ms</th><th>p50 ms</th><th>p90 ms</th><th>max ms</th><th>mean ms</th></tr>"
+    )
     return f"<table class='cold-steps'>{head}{''.join(rows)}</table>"
 
 
@@ -76,15 +85,28 @@ def resources_table(containers: list[dict[str, Any]]) -> str:
         stats = c.get("stats") or {}
         peak = stats.get("memory_peak")
         rows.append(
-            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
-                c["number"], c["id"][:12], c.get("verdict") or "ok", c.get("exit_code"),
-                "yes" if c.get("oom_killed") else "no", c.get("restarts", 0),
-                stats.get("cpu_mean", "-"), stats.get("cpu_max", "-"),
-                "-" if peak is None else f"{peak / 2**20:,.0f}", stats.get("memory_failcnt", 0),
-            )) + "</tr>"
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(str(v))}</td>"
+                for v in (
+                    c["number"],
+                    c["id"][:12],
+                    c.get("verdict") or "ok",
+                    c.get("exit_code"),
+                    "yes" if c.get("oom_killed") else "no",
+                    c.get("restarts", 0),
+                    stats.get("cpu_mean", "-"),
+                    stats.get("cpu_max", "-"),
+                    "-" if peak is None else f"{peak / 2**20:,.0f}",
+                    stats.get("memory_failcnt", 0),
+                )
+            )
+            + "</tr>"
         )
-    head = ("<tr><th>#</th><th>container</th><th>verdict</th><th>exit</th><th>OOM killed</th><th>restarts</th>"
-            "<th>CPU mean %</th><th>CPU max %</th><th>memory peak MiB</th><th>limit hits</th></tr>")
+    head = (
+        "<tr><th>#</th><th>container</th><th>verdict</th><th>exit</th><th>OOM killed</th><th>restarts</th>"
+        "<th>CPU mean %</th><th>CPU max %</th><th>memory peak MiB</th><th>limit hits</th></tr>"
+    )
     return f"<table class='containers'>{head}{''.join(rows)}</table>"
 
 

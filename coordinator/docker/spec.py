@@ -91,8 +91,12 @@ class DockerTargetSpec(Spec):
     model: str | None = Field(None, description="Model name sent in requests (the server's default if omitted).")
     api_base: str = Field("/v1", description="Path prefix of the OpenAI-compatible API.")
     cpus: float | None = Field(None, gt=0, le=1024, description="CPU limit in cores (docker run --cpus).")
-    cpuset: str | None = Field(None, description="CPUs the container may use, e.g. '0' or '0-1' (docker run --cpuset-cpus).")
-    memory: int | str | None = Field(None, description="Memory limit, e.g. '512m' or '2g' (docker run -m); swap is disabled.")
+    cpuset: str | None = Field(
+        None, description="CPUs the container may use, e.g. '0' or '0-1' (docker run --cpuset-cpus)."
+    )
+    memory: int | str | None = Field(
+        None, description="Memory limit, e.g. '512m' or '2g' (docker run -m); swap is disabled."
+    )
     health: HealthSpec = Field(default_factory=HealthSpec)
     readiness_timeout_s: float = Field(180.0, gt=0, le=3600, description="Seconds to wait for the health check.")
     stop_timeout_s: float = Field(5.0, ge=0, le=300, description="Seconds between SIGTERM and SIGKILL at teardown.")
@@ -146,14 +150,10 @@ class ColdStartPhase(Spec):
     name: str = Field("cold_start", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     starts: int = Field(3, ge=1, le=100, description="Number of cold starts (a fresh container each).")
     warm_requests: int = Field(3, ge=1, le=1000, description="Identical requests sent once warm.")
-    prompt: str = Field(
-        "Write one sentence about the sea.", min_length=1, description="Prompt of the first request."
-    )
+    prompt: str = Field("Write one sentence about the sea.", min_length=1, description="Prompt of the first request.")
     max_tokens: int = Field(16, ge=1, le=4096, description="Output tokens requested by the first request.")
     probe_while_loading: bool = Field(
         True, description="Send the first request as soon as the port opens and record every refusal while loading."
     )
     probe_interval_s: float = Field(0.25, gt=0, le=10, description="Seconds between requests while loading.")
     request_timeout_s: float = Field(60.0, gt=0, le=3600, description="Timeout of each request.")
-
-

@@ -9,12 +9,12 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - after choosing the headless backend
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import MaxNLocator
 
-from loadgen import metrics  # noqa: E402
-from loadgen.records import RequestRecord  # noqa: E402
+from loadgen import metrics
+from loadgen.records import RequestRecord
 
 MAX_POINTS = 5000  # scatter plots are thinned to this many points (evenly), to keep the file small
 # svg.fonttype none: labels stay text (searchable, small); constrained layout keeps every label
@@ -27,7 +27,7 @@ def to_svg(fig: Any) -> str:
     fig.savefig(buf, format="svg", bbox_inches="tight")
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.find("<svg"):]  # drop the XML prolog and doctype: inline in HTML
+    return text[text.find("<svg") :]  # drop the XML prolog and doctype: inline in HTML
 
 
 def _thin(n: int) -> np.ndarray:
@@ -84,8 +84,16 @@ def _phase_bands(ax: Any, windows: Sequence[dict[str, Any]], origin: float, labe
         at = (w["start"] - origin - left) / width
         line = next((n for n, end in enumerate(free_from) if at >= end), len(free_from) - 1)
         free_from[line] = at + CHAR_WIDTH * (len(w["name"]) + 1)
-        ax.text(w["start"] - origin, 1.01 + 0.09 * line, w["name"], transform=ax.get_xaxis_transform(),
-                fontsize=8, va="bottom", ha="left", clip_on=False)
+        ax.text(
+            w["start"] - origin,
+            1.01 + 0.09 * line,
+            w["name"],
+            transform=ax.get_xaxis_transform(),
+            fontsize=8,
+            va="bottom",
+            ha="left",
+            clip_on=False,
+        )
 
 
 def over_time(records: Sequence[RequestRecord], windows: Sequence[dict[str, Any]]) -> str:
@@ -127,11 +135,14 @@ def per_phase(summary: dict[str, Any]) -> str:
     axes[1].set_ylabel("output tokens/s")
     width = 0.2
     for i, (metric, p) in enumerate((("ttft", "p50"), ("ttft", "p99"), ("tpot", "p50"), ("tpot", "p99"))):
-        axes[2].bar(x + (i - 1.5) * width, [val(d["latency_ms"][metric][p]) for d in data], width,
-                    label=f"{metric.upper()} {p}")
+        axes[2].bar(
+            x + (i - 1.5) * width, [val(d["latency_ms"][metric][p]) for d in data], width, label=f"{metric.upper()} {p}"
+        )
     axes[2].set_title("latency")
     axes[2].set_ylabel("ms")
-    axes[2].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside, not on, the bars
+    axes[2].legend(
+        fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0
+    )  # beside, not on, the bars
     _phase_ticks(axes, x, phases)
     return to_svg(fig)
 

@@ -43,25 +43,35 @@ def _banners(summary: dict[str, Any]) -> str:
     out = []
     records = int(summary.get("run", {}).get("records") or 0)
     if records and not summary[ALL]["count"] and summary.get("unmeasured_phases"):
-        out.append(f'<div class="banner warn"><b>Only warm-up traffic</b>: all {records:,} requests ran in warm-up '
-                   "phases, which the totals leave out; their numbers are in the warm-up rows below.</div>")
+        out.append(
+            f'<div class="banner warn"><b>Only warm-up traffic</b>: all {records:,} requests ran in warm-up '
+            "phases, which the totals leave out; their numbers are in the warm-up rows below.</div>"
+        )
     if summary.get("partial"):
-        out.append(f'<div class="banner warn"><b>Partial result</b>: {_e(summary.get("partial_reason") or "")}. '
-                   "Every record measured before the stop is included.</div>")
+        out.append(
+            f'<div class="banner warn"><b>Partial result</b>: {_e(summary.get("partial_reason") or "")}. '
+            "Every record measured before the stop is included.</div>"
+        )
     else:
         out.append('<div class="banner ok"><b>Complete</b>: every phase ran to its end.</div>')
     if summary.get("valid", True):
         out.append('<div class="banner ok"><b>Valid</b>: the load generator was not saturated.</div>')
     else:
         reasons = "".join(f"<li>{_e(r)}</li>" for r in summary.get("invalid_reasons", []))
-        out.append(f'<div class="banner bad"><b>Invalid</b>: the client, not the server, may have limited '
-                   f"these numbers.<ul>{reasons}</ul></div>")
+        out.append(
+            f'<div class="banner bad"><b>Invalid</b>: the client, not the server, may have limited '
+            f"these numbers.<ul>{reasons}</ul></div>"
+        )
     return "\n".join(out)
 
 
 _COLUMNS: tuple[tuple[str, str], ...] = (
-    ("count", "requests"), ("ok", "ok"), ("errors", "errors"), ("retries", "retries"),
-    ("requests_per_s", "req/s"), ("output_tokens_per_s", "out tok/s"),
+    ("count", "requests"),
+    ("ok", "ok"),
+    ("errors", "errors"),
+    ("retries", "retries"),
+    ("requests_per_s", "req/s"),
+    ("output_tokens_per_s", "out tok/s"),
 )
 _LAT: tuple[tuple[str, str], ...] = (("ttft", "TTFT"), ("tpot", "TPOT"), ("itl", "ITL"), ("e2e", "E2E"))
 
@@ -137,7 +147,9 @@ def percentile_table(group: dict[str, Any]) -> str:
     head = '<tr><th class="l">metric (ms)</th>' + "".join(f"<th>{k}</th>" for k in keys) + "</tr>"
     rows = []
     for name, stats in group["latency_ms"].items():
-        rows.append(f'<tr><td class="l">{_e(name)}</td>' + "".join(f"<td>{_num(stats[k], 2)}</td>" for k in keys) + "</tr>")
+        rows.append(
+            f'<tr><td class="l">{_e(name)}</td>' + "".join(f"<td>{_num(stats[k], 2)}</td>" for k in keys) + "</tr>"
+        )
     return f"<table>{head}{''.join(rows)}</table>"
 
 
@@ -149,10 +161,15 @@ def slo_section(summary: dict[str, Any]) -> str:
     rows = []
     for name, check in verdict.get("checks", {}).items():
         met = {True: "met", False: "MISSED", None: "no data"}[check["met"]]
-        rows.append(f'<tr><td class="l">{_e(name)}</td><td>p{check["percentile"]:g}</td><td>{_num(check["value_ms"])}</td>'
-                    f'<td>{_num(check["limit_ms"])}</td><td class="l">{met}</td></tr>')
-    return ('<table><tr><th class="l">SLO</th><th>at</th><th>value ms</th><th>limit ms</th><th class="l">verdict</th></tr>'
-            + "".join(rows) + "</table>")
+        rows.append(
+            f'<tr><td class="l">{_e(name)}</td><td>p{check["percentile"]:g}</td><td>{_num(check["value_ms"])}</td>'
+            f'<td>{_num(check["limit_ms"])}</td><td class="l">{met}</td></tr>'
+        )
+    return (
+        '<table><tr><th class="l">SLO</th><th>at</th><th>value ms</th><th>limit ms</th><th class="l">verdict</th></tr>'
+        + "".join(rows)
+        + "</table>"
+    )
 
 
 def errors_table(summary: dict[str, Any]) -> str:
@@ -162,7 +179,11 @@ def errors_table(summary: dict[str, Any]) -> str:
             rows.append(f'<tr><td class="l">{_e(phase)}</td><td class="l">{_e(cls)}</td><td>{n:,}</td></tr>')
     if not rows:
         return "<p>No failed requests.</p>"
-    return '<table><tr><th class="l">phase</th><th class="l">error class</th><th>requests</th></tr>' + "".join(rows) + "</table>"
+    return (
+        '<table><tr><th class="l">phase</th><th class="l">error class</th><th>requests</th></tr>'
+        + "".join(rows)
+        + "</table>"
+    )
 
 
 def _figure(svg: str | None, caption: str) -> str:
@@ -181,8 +202,14 @@ def _cdf_records(summary: dict[str, Any], records: Sequence[RequestRecord]) -> t
     return list(records), "Empirical CDF per workload, successful requests (warm-up only: nothing else ran)."
 
 
-def render(summary: dict[str, Any], records: Sequence[RequestRecord], samples: Sequence[dict[str, Any]],
-           scenario_yaml: str = "", environment: str = "", sections: Sequence[str] = ()) -> str:
+def render(
+    summary: dict[str, Any],
+    records: Sequence[RequestRecord],
+    samples: Sequence[dict[str, Any]],
+    scenario_yaml: str = "",
+    environment: str = "",
+    sections: Sequence[str] = (),
+) -> str:
     run = summary.get("run", {})
     windows = run.get("phases", [])
     title = f"finishline — {run.get('scenario', '')} — {run.get('id', '')}"
@@ -193,20 +220,40 @@ def render(summary: dict[str, Any], records: Sequence[RequestRecord], samples: S
         f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>",
         _records_line(summary),
         _banners(summary),
-        _section("results", "Results per phase", results_table(summary),
-                 f"<p class='note'>{_e(summary.get('latency_note', ''))}. "
-                 "Goodput: requests that succeeded and met every SLO.</p>"),
+        _section(
+            "results",
+            "Results per phase",
+            results_table(summary),
+            f"<p class='note'>{_e(summary.get('latency_note', ''))}. "
+            "Goodput: requests that succeeded and met every SLO.</p>",
+        ),
         _section("slo", "SLOs", slo_section(summary)),
-        _section("latency", "Latency distributions", _figure(figures.latency_cdfs(cdf_records), cdf_caption),
-                 f"<h3>{_e(_whole_run(summary).capitalize())}, all percentiles</h3>", percentile_table(summary[ALL])),
-        _section("over-time", "Over time", _figure(figures.over_time(records, windows),
-                                                   "Each dot is one successful request; phases shaded.")),
-        _section("per-phase", "Throughput and latency per phase",
-                 _figure(figures.per_phase(summary), "Throughput and TTFT/TPOT percentiles of each phase.")),
-        _section("errors", "Errors", errors_table(summary), _figure(figures.errors(summary), "Failed requests by class.")),
-        _section("selfcheck", "Load generator health (self-check)",
-                 _figure(figures.client_health(samples), "Sampled every second on each worker."),
-                 f"<pre>{_json(summary.get('selfcheck'))}</pre>"),
+        _section(
+            "latency",
+            "Latency distributions",
+            _figure(figures.latency_cdfs(cdf_records), cdf_caption),
+            f"<h3>{_e(_whole_run(summary).capitalize())}, all percentiles</h3>",
+            percentile_table(summary[ALL]),
+        ),
+        _section(
+            "over-time",
+            "Over time",
+            _figure(figures.over_time(records, windows), "Each dot is one successful request; phases shaded."),
+        ),
+        _section(
+            "per-phase",
+            "Throughput and latency per phase",
+            _figure(figures.per_phase(summary), "Throughput and TTFT/TPOT percentiles of each phase."),
+        ),
+        _section(
+            "errors", "Errors", errors_table(summary), _figure(figures.errors(summary), "Failed requests by class.")
+        ),
+        _section(
+            "selfcheck",
+            "Load generator health (self-check)",
+            _figure(figures.client_health(samples), "Sampled every second on each worker."),
+            f"<pre>{_json(summary.get('selfcheck'))}</pre>",
+        ),
     ]
     parts += [section for section in sections if section]  # e.g. coordinator.docker.report
     if extras:
@@ -219,8 +266,14 @@ def render(summary: dict[str, Any], records: Sequence[RequestRecord], samples: S
     return "\n".join(parts)
 
 
-def write_report(path: Path, summary: dict[str, Any], records: Sequence[RequestRecord],
-                 samples: Sequence[dict[str, Any]], scenario_yaml: str = "", environment: str = "") -> Path:
+def write_report(
+    path: Path,
+    summary: dict[str, Any],
+    records: Sequence[RequestRecord],
+    samples: Sequence[dict[str, Any]],
+    scenario_yaml: str = "",
+    environment: str = "",
+) -> Path:
     from coordinator.docker.report import render_container_section  # cold starts, container stats
 
     sections = [render_container_section(path.parent)]

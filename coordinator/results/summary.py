@@ -126,7 +126,9 @@ def _good(cols: _Columns, slo: SloSpec | None) -> np.ndarray:
 
 
 def summarize_group(
-    records: Sequence[RequestRecord], duration_s: float | None, slo: SloSpec | None = None,
+    records: Sequence[RequestRecord],
+    duration_s: float | None,
+    slo: SloSpec | None = None,
     cache: Cache | None = None,
 ) -> dict[str, Any]:
     """Everything reported for one group of records (a phase, a workload, or the run)."""

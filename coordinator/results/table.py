@@ -10,8 +10,16 @@ from coordinator.results.summary import ALL, SUMMARY_LATENCIES
 
 _STAT_KEYS = ("p50", "p90", "p95", "p99", "p99.9", "mean")
 _COUNT_KEYS = (
-    "count", "ok", "errors", "retries", "attempts", "duration_s",
-    "requests_per_s", "ok_requests_per_s", "output_tokens", "output_tokens_per_s",
+    "count",
+    "ok",
+    "errors",
+    "retries",
+    "attempts",
+    "duration_s",
+    "requests_per_s",
+    "ok_requests_per_s",
+    "output_tokens",
+    "output_tokens_per_s",
 )
 
 

@@ -22,7 +22,11 @@ def slo_spec(ctx: RunContext) -> SloSpec | None:
 
 
 def write_results(
-    ctx: RunContext, collector: Collector, status: str, reason: str | None, unmeasured: frozenset[str],
+    ctx: RunContext,
+    collector: Collector,
+    status: str,
+    reason: str | None,
+    unmeasured: frozenset[str],
 ) -> dict[str, Any]:
     """Summarise every record the collector wrote (``unmeasured``: the plan's warm-up steps); returns the summary."""
     records = collector.records()
@@ -38,14 +42,26 @@ def write_results(
         "extras": ctx.extras,
     }
     summary = summarize(
-        records, ctx.windows, slo_spec(ctx), partial=status == "partial", partial_reason=reason,
-        selfcheck=check, run=run_info, unmeasured=unmeasured,
+        records,
+        ctx.windows,
+        slo_spec(ctx),
+        partial=status == "partial",
+        partial_reason=reason,
+        selfcheck=check,
+        run=run_info,
+        unmeasured=unmeasured,
     )
     out: Path = ctx.run_dir
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     write_csv(summary, out / "summary.csv")
-    write_report(out / "report.html", summary, records, samples, scenario_yaml=_read(out / "scenario.yaml"),
-                 environment=_read(out / "environment.json"))
+    write_report(
+        out / "report.html",
+        summary,
+        records,
+        samples,
+        scenario_yaml=_read(out / "scenario.yaml"),
+        environment=_read(out / "environment.json"),
+    )
     return summary
 
 

@@ -37,9 +37,17 @@ def locustfile_path() -> str:
 class LocustCluster:
     """One master (driven over pipes, see ``coordinator.run.master``) and N worker processes."""
 
-    def __init__(self, run_dir: Path, worker_config: Path, workers: int, env: dict[str, str],
-                 web_port: int | None = None, first_users: int = 1, stop_timeout: float = 0.0,
-                 host: str = "") -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        worker_config: Path,
+        workers: int,
+        env: dict[str, str],
+        web_port: int | None = None,
+        first_users: int = 1,
+        stop_timeout: float = 0.0,
+        host: str = "",
+    ) -> None:
         self.run_dir = run_dir
         self.host = host  # the target's base URL: what Locust's UI shows as the host under test
         self.worker_config = worker_config
@@ -60,29 +68,54 @@ class LocustCluster:
     def start(self, timeout: float = 60.0) -> None:
         locustfile = locustfile_path()
         spec = {
-            "locustfile": locustfile, "master_port": self.master_port, "workers": self.workers,
-            "web_port": self.web_port, "first_users": self.first_users, "worker_timeout": timeout,
-            "stop_timeout": self.stop_timeout, "host": self.host,
+            "locustfile": locustfile,
+            "master_port": self.master_port,
+            "workers": self.workers,
+            "web_port": self.web_port,
+            "first_users": self.first_users,
+            "worker_timeout": timeout,
+            "stop_timeout": self.stop_timeout,
+            "host": self.host,
         }
         spec_path = self.run_dir / "master.json"
         spec_path.write_text(json.dumps(spec))
         master_log = self._log("master.log")
         self.master = subprocess.Popen(
             [sys.executable, "-m", "coordinator.run.master", str(spec_path)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=master_log,
-            env=self.env, start_new_session=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=master_log,
+            env=self.env,
+            start_new_session=True,
         )
         self._reader = threading.Thread(target=self._read_master, name="finishline-master-reader", daemon=True)
         self._reader.start()
         self.expect("listening", timeout=timeout)
         for i in range(self.workers):
             log = self._log(f"worker-{i + 1}.log")
-            self.worker_procs.append(subprocess.Popen(
-                [sys.executable, "-m", "locust", "-f", locustfile, "--worker", "--master-host", "127.0.0.1",
-                 "--master-port", str(self.master_port), "--loglevel", "WARNING"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                start_new_session=True,
-            ))
+            self.worker_procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "locust",
+                        "-f",
+                        locustfile,
+                        "--worker",
+                        "--master-host",
+                        "127.0.0.1",
+                        "--master-port",
+                        str(self.master_port),
+                        "--loglevel",
+                        "WARNING",
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=self.env,
+                    start_new_session=True,
+                )
+            )
         self.expect("workers_ready", timeout=timeout)
 
     def _log(self, name: str) -> IO[bytes]:
@@ -123,7 +156,9 @@ class LocustCluster:
     def _check_workers(self) -> None:
         for i, proc in enumerate(self.worker_procs):
             if proc.poll() is not None:
-                raise ClusterError(f"Locust worker {i + 1} exited with code {proc.returncode}{self._tail(f'worker-{i + 1}.log')}")
+                raise ClusterError(
+                    f"Locust worker {i + 1} exited with code {proc.returncode}{self._tail(f'worker-{i + 1}.log')}"
+                )
 
     def _tail(self, name: str = "master.log") -> str:
         for fh in self._logs:

@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from locust import events  # noqa: I001 - patches the standard library with gevent first
 import gevent
 from gevent.fileobject import FileObjectPosix
+from locust import events
 from locust.argument_parser import parse_options
 from locust.env import Environment
 from locust.runners import STATE_SPAWNING, MasterRunner
@@ -50,14 +50,29 @@ class MasterDriver:
         user_classes, _shapes = load_locustfile(locustfile)
         self.user_classes = {name: cls for name, cls in user_classes.items() if not getattr(cls, "abstract", False)}
         first_users = int(spec.get("first_users", 1))
-        options = parse_options([
-            "-f", locustfile, "--master", "-u", str(first_users), "-r", str(max(first_users, 1)),
-            "--web-host", "127.0.0.1", "--master-bind-host", "127.0.0.1",
-            "--master-bind-port", str(spec["master_port"]),
-        ])
+        options = parse_options(
+            [
+                "-f",
+                locustfile,
+                "--master",
+                "-u",
+                str(first_users),
+                "-r",
+                str(max(first_users, 1)),
+                "--web-host",
+                "127.0.0.1",
+                "--master-bind-host",
+                "127.0.0.1",
+                "--master-bind-port",
+                str(spec["master_port"]),
+            ]
+        )
         self.env = Environment(
-            user_classes=list(self.user_classes.values()), events=events, parsed_options=options,
-            stop_timeout=float(spec.get("stop_timeout", 0.0)), host=spec.get("host") or None,
+            user_classes=list(self.user_classes.values()),
+            events=events,
+            parsed_options=options,
+            stop_timeout=float(spec.get("stop_timeout", 0.0)),
+            host=spec.get("host") or None,
         )
         self.runner: MasterRunner = self.env.create_master_runner("127.0.0.1", int(spec["master_port"]))
         self.web_ui = None

@@ -75,27 +75,53 @@ class Plan(BaseModel):
 
 
 def _step(
-    name: str, phase_kind: str, workers: int, *, users: int | None, rate: float | None,
-    duration: float | None, requests: int | None, think_time: float, max_concurrency: int,
-    arrival: ArrivalSpec | None, start_users: int | None = None, spawn_rate: float | None = None,
+    name: str,
+    phase_kind: str,
+    workers: int,
+    *,
+    users: int | None,
+    rate: float | None,
+    duration: float | None,
+    requests: int | None,
+    think_time: float,
+    max_concurrency: int,
+    arrival: ArrivalSpec | None,
+    start_users: int | None = None,
+    spawn_rate: float | None = None,
 ) -> LocustStep:
     if rate is not None:
         command = PhaseCommand(
-            name=name, mode="open", rate=rate, arrival=arrival or POISSON, worker_count=workers,
-            max_concurrency=max_concurrency, duration=duration,
+            name=name,
+            mode="open",
+            rate=rate,
+            arrival=arrival or POISSON,
+            worker_count=workers,
+            max_concurrency=max_concurrency,
+            duration=duration,
         )
         locust_users = workers  # one dispatcher per worker
     else:
         assert users is not None
         command = PhaseCommand(
-            name=name, mode="closed", users=users, worker_count=workers, think_time=think_time,
-            max_concurrency=max_concurrency, duration=duration,
+            name=name,
+            mode="closed",
+            users=users,
+            worker_count=workers,
+            think_time=think_time,
+            max_concurrency=max_concurrency,
+            duration=duration,
         )
         locust_users = users
     return LocustStep(
-        name=name, phase_kind=phase_kind, command=command, users=locust_users,
-        spawn_rate=spawn_rate or FAST_SPAWN, start_users=start_users,
-        duration=duration, requests=requests, measured=phase_kind != "warmup",
+        name=name,
+        phase_kind=phase_kind,
+        command=command,
+        users=locust_users,
+        spawn_rate=spawn_rate or FAST_SPAWN,
+        start_users=start_users,
+        duration=duration,
+        requests=requests,
+        measured=phase_kind != "warmup",
     )
 
 
@@ -105,42 +131,84 @@ def build_plan(scenario: Scenario) -> Plan:
     steps: list[LocustStep | ExternalStep] = []
     for phase in scenario.phases:
         if isinstance(phase, SteadyPhase | WarmupPhase | SoakPhase):
-            steps.append(_step(
-                phase.name, phase.kind, workers, users=phase.users, rate=phase.rate, duration=phase.duration,
-                requests=phase.requests, think_time=phase.think_time, max_concurrency=phase.max_concurrency,
-                arrival=phase.arrival,
-            ))
+            steps.append(
+                _step(
+                    phase.name,
+                    phase.kind,
+                    workers,
+                    users=phase.users,
+                    rate=phase.rate,
+                    duration=phase.duration,
+                    requests=phase.requests,
+                    think_time=phase.think_time,
+                    max_concurrency=phase.max_concurrency,
+                    arrival=phase.arrival,
+                )
+            )
         elif isinstance(phase, RampPhase):
             if phase.users is not None:
-                steps.append(_step(
-                    phase.name, "ramp", workers, users=phase.users, rate=None, duration=phase.duration,
-                    requests=phase.requests, think_time=phase.think_time, max_concurrency=phase.max_concurrency,
-                    arrival=None, start_users=phase.from_users,
-                    spawn_rate=max((phase.users - phase.from_users) / phase.duration, 0.01),
-                ))
+                steps.append(
+                    _step(
+                        phase.name,
+                        "ramp",
+                        workers,
+                        users=phase.users,
+                        rate=None,
+                        duration=phase.duration,
+                        requests=phase.requests,
+                        think_time=phase.think_time,
+                        max_concurrency=phase.max_concurrency,
+                        arrival=None,
+                        start_users=phase.from_users,
+                        spawn_rate=max((phase.users - phase.from_users) / phase.duration, 0.01),
+                    )
+                )
             else:
                 assert phase.rate is not None
                 base = phase.arrival or POISSON
-                arrival = base.model_copy(update={"ramp_seconds": phase.duration, "ramp_from": phase.from_rate / phase.rate})
-                steps.append(_step(
-                    phase.name, "ramp", workers, users=None, rate=phase.rate, duration=phase.duration,
-                    requests=phase.requests, think_time=phase.think_time, max_concurrency=phase.max_concurrency,
-                    arrival=ArrivalSpec.model_validate(arrival.model_dump()),
-                ))
+                arrival = base.model_copy(
+                    update={"ramp_seconds": phase.duration, "ramp_from": phase.from_rate / phase.rate}
+                )
+                steps.append(
+                    _step(
+                        phase.name,
+                        "ramp",
+                        workers,
+                        users=None,
+                        rate=phase.rate,
+                        duration=phase.duration,
+                        requests=phase.requests,
+                        think_time=phase.think_time,
+                        max_concurrency=phase.max_concurrency,
+                        arrival=ArrivalSpec.model_validate(arrival.model_dump()),
+                    )
+                )
         elif isinstance(phase, LadderPhase):
             rungs: list[tuple[int | None, float | None]] = (
-                [(u, None) for u in phase.users] if phase.users is not None
-                else [(None, r) for r in phase.rates or []]
+                [(u, None) for u in phase.users] if phase.users is not None else [(None, r) for r in phase.rates or []]
             )
             for i, (users, rate) in enumerate(rungs, start=1):
                 label = f"u{users}" if users is not None else f"r{rate:g}"
-                steps.append(_step(
-                    f"{phase.name}.{i}-{label}", "ladder", workers, users=users, rate=rate,
-                    duration=phase.step_duration, requests=phase.step_requests, think_time=phase.think_time,
-                    max_concurrency=phase.max_concurrency, arrival=phase.arrival,
-                ))
+                steps.append(
+                    _step(
+                        f"{phase.name}.{i}-{label}",
+                        "ladder",
+                        workers,
+                        users=users,
+                        rate=rate,
+                        duration=phase.step_duration,
+                        requests=phase.step_requests,
+                        think_time=phase.think_time,
+                        max_concurrency=phase.max_concurrency,
+                        arrival=phase.arrival,
+                    )
+                )
         else:
-            steps.append(ExternalStep(
-                name=phase.name, phase_kind=phase.kind, spec=phase.model_dump(mode="json"),
-            ))
+            steps.append(
+                ExternalStep(
+                    name=phase.name,
+                    phase_kind=phase.kind,
+                    spec=phase.model_dump(mode="json"),
+                )
+            )
     return Plan(steps=steps)

@@ -61,8 +61,15 @@ class _Interrupted(Exception):
 class Run:
     """One run of a scenario; :meth:`execute` always tears down and always writes results."""
 
-    def __init__(self, scenario: Scenario, scenario_path: Path, *, web: bool = False,
-                 live: bool | None = None, run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        scenario_path: Path,
+        *,
+        web: bool = False,
+        live: bool | None = None,
+        run_id: str | None = None,
+    ) -> None:
         self.scenario = scenario
         self.web = web
         run_id = run_id or new_run_id(scenario.name)
@@ -157,8 +164,12 @@ class Run:
         base_url = ctx.target.start(ctx.run_dir)
         ctx.target_config = target_config(ctx.target, scenario.target, base_url)
         config = WorkerConfig(
-            run_id=ctx.run_id, redis_url=ctx.redis_url, target=ctx.target_config,
-            workloads=scenario.workloads, retry=scenario.retry, seed=scenario.seed,
+            run_id=ctx.run_id,
+            redis_url=ctx.redis_url,
+            target=ctx.target_config,
+            workloads=scenario.workloads,
+            retry=scenario.retry,
+            seed=scenario.seed,
         )
         # outside the run directory: headers may carry credentials; removed at teardown
         self._private = Path(tempfile.mkdtemp(prefix="finishline-run-"))
@@ -172,10 +183,14 @@ class Run:
         steps = self.plan.locust_steps()
         if steps:
             self.cluster = LocustCluster(
-                ctx.run_dir, config_path, scenario.workers, loopback_env(),
+                ctx.run_dir,
+                config_path,
+                scenario.workers,
+                loopback_env(),
                 web_port=free_port() if self.web else None,
                 first_users=(self._web_step() if self.web else steps[0]).users,
-                stop_timeout=scenario.drain_timeout, host=ctx.target_config.base_url,
+                stop_timeout=scenario.drain_timeout,
+                host=ctx.target_config.base_url,
             )
             self.display.message(f"starting Locust master and {scenario.workers} workers ...")
             self.cluster.start()
@@ -256,8 +271,9 @@ class Run:
         if self.web or self.cluster is None or not steps or self.ctx.stop_requested.is_set():
             return
         last = steps[-1]
-        command = last.command.model_copy(update={"mode": "closed", "users": max(last.command.users, 1),
-                                                  "think_time": 1e6, "rate": None})
+        command = last.command.model_copy(
+            update={"mode": "closed", "users": max(last.command.users, 1), "think_time": 1e6, "rate": None}
+        )
         self.cluster.announce(last.model_copy(update={"command": command}))
         asked = time.monotonic()
         deadline = asked + self.scenario.drain_timeout
@@ -312,8 +328,10 @@ class Run:
             if lost:
                 status, reason = "partial", f"records may be missing: {lost[0]}"
             elif self.collector.rejected:
-                status, reason = "partial", (f"{self.collector.rejected} unreadable stream entries set aside "
-                                             "in rejected.jsonl")
+                status, reason = (
+                    "partial",
+                    (f"{self.collector.rejected} unreadable stream entries set aside in rejected.jsonl"),
+                )
         if self.collector is not None:
             try:
                 summary = write_results(ctx, self.collector, status, reason, self.plan.unmeasured())

@@ -90,7 +90,10 @@ class SimulatorProcess:
         self.port = free_port()
         self._log = (run_dir / self.LOG_FILE).open("wb")
         self.process = subprocess.Popen(
-            self.command(run_dir), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            self.command(run_dir),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         base = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + self.startup_timeout
@@ -119,7 +122,7 @@ class SimulatorProcess:
 
 def _answers(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=1.0) as resp:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(url, timeout=1.0) as resp:
             return 200 <= resp.status < 300
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -172,8 +175,10 @@ def target_config(lifecycle: TargetLifecycle, spec: Any, base_url: str) -> Targe
         extra["tokenizer"] = Path(tokenizer).expanduser().resolve()
     if isinstance(spec, UrlTarget):
         extra |= {
-            "api_key_env": spec.api_key_env, "headers": spec.headers,
-            "connect_timeout": spec.connect_timeout, "read_timeout": spec.read_timeout,
+            "api_key_env": spec.api_key_env,
+            "headers": spec.headers,
+            "connect_timeout": spec.connect_timeout,
+            "read_timeout": spec.read_timeout,
         }
     return TargetConfig(base_url=base_url, model=lifecycle.model or "default", name=lifecycle.name, **extra)
 

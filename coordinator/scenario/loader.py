@@ -74,9 +74,9 @@ def _message(err: dict[str, Any]) -> str:
     if kind == "union_tag_invalid":
         return f"unknown kind {err['ctx'].get('tag')!r}; " + _expected(err)
     if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+        msg = msg[len("Value error, ") :]
     if msg.startswith("Assertion failed, "):
-        msg = msg[len("Assertion failed, "):]
+        msg = msg[len("Assertion failed, ") :]
     return msg
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
@@ -26,7 +26,9 @@ from coordinator.scenario.phases import (
 from coordinator.selfcheck import SelfCheckLimits
 from loadgen.spec import RetryPolicy, Spec, WorkloadSpec, readable_file
 
-_TOKENIZER_HELP = "the model's tokenizer.json (relative to the scenario file): counts tokens when the server reports no usage"
+_TOKENIZER_HELP = (
+    "the model's tokenizer.json (relative to the scenario file): counts tokens when the server reports no usage"
+)
 
 
 def _readable(value: Path | None, info: ValidationInfo) -> Path | None:
@@ -39,7 +41,9 @@ class UrlTarget(Spec):
 
     kind: Literal["url"] = "url"
     name: str = Field(default="", description="label in results (default: the URL)")
-    base_url: str = Field(pattern=r"^https?://", description="ends before /chat/completions, e.g. http://127.0.0.1:8000/v1")
+    base_url: str = Field(
+        pattern=r"^https?://", description="ends before /chat/completions, e.g. http://127.0.0.1:8000/v1"
+    )
     model: str = Field(min_length=1)
     api_key_env: str | None = Field(
         default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="environment variable holding the API key"
@@ -82,11 +86,11 @@ class DockerTarget(DockerTargetSpec):
     _tokenizer = field_validator("tokenizer")(_readable)
 
 
-Target = Annotated[Union[UrlTarget, SimulatorTarget, DockerTarget], Field(discriminator="kind")]
+Target = Annotated[UrlTarget | SimulatorTarget | DockerTarget, Field(discriminator="kind")]
 
 Phase = Annotated[
     Annotated[
-        Union[SteadyPhase, WarmupPhase, SoakPhase, RampPhase, LadderPhase, ColdStartPhase],
+        SteadyPhase | WarmupPhase | SoakPhase | RampPhase | LadderPhase | ColdStartPhase,
         Field(discriminator="kind"),
     ],
     BeforeValidator(_default_kind),
@@ -106,7 +110,9 @@ class MetricsSection(Spec):
     """Live metrics during the run (the bridge and Prometheus; off unless asked for)."""
 
     prometheus: bool = Field(default=False, description="start the bridge and expose /metrics while the run lasts")
-    bridge_port: int | None = Field(default=None, ge=1, le=65535, description="bridge /metrics port (free port if unset)")
+    bridge_port: int | None = Field(
+        default=None, ge=1, le=65535, description="bridge /metrics port (free port if unset)"
+    )
     prometheus_port: int | None = Field(default=None, ge=1, le=65535, description="Prometheus port (free if unset)")
     scrape_target: bool = Field(default=True, description="also scrape the target's own /metrics")
 
@@ -123,10 +129,14 @@ class Scenario(Spec):
     retry: RetryPolicy = RetryPolicy()
     workers: int = Field(default=2, ge=1, le=64, description="Locust worker processes")
     output_dir: Path = Field(default=Path("runs"), description="run directories go under it")
-    redis_url: str | None = Field(default=None, pattern=r"^(redis|rediss|unix)://", description="default: a private redis-server")
+    redis_url: str | None = Field(
+        default=None, pattern=r"^(redis|rediss|unix)://", description="default: a private redis-server"
+    )
     seed: int = 0
     drain_timeout: float = Field(
-        default=30.0, ge=0, le=3600,
+        default=30.0,
+        ge=0,
+        le=3600,
         description="seconds users get to finish the request in flight when load drops or the run ends; then cancelled",
     )
     tags: dict[str, str] = Field(default_factory=dict)
@@ -151,5 +161,5 @@ class Scenario(Spec):
         data = self.model_dump(mode="json", exclude_none=True)
         headers = data.get("target", {}).get("headers")
         if headers:
-            data["target"]["headers"] = {k: "<redacted>" for k in headers}
+            data["target"]["headers"] = dict.fromkeys(headers, "<redacted>")
         return data

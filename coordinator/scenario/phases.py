@@ -141,4 +141,3 @@ def _default_kind(value: Any) -> Any:
     if isinstance(value, dict) and "kind" not in value:
         return {**value, "kind": "steady"}
     return value
-

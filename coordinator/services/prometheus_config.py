@@ -66,9 +66,7 @@ def build_config(plan: PrometheusPlan) -> dict[str, Any]:
                 "job_name": "finishline-target",
                 "scheme": parts.scheme,
                 "metrics_path": (parts.path.rstrip("/") + plan.server.metrics_path) or "/metrics",
-                "static_configs": [
-                    {"targets": [parts.netloc], "labels": {**labels, "server": plan.server.kind}}
-                ],
+                "static_configs": [{"targets": [parts.netloc], "labels": {**labels, "server": plan.server.kind}}],
             }
         )
     return {

@@ -75,7 +75,7 @@ class PrometheusServer(OwnedService):
 
     def _get(self, path: str, params: dict[str, str]) -> Any:
         url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
-        with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 (loopback)
+        with urllib.request.urlopen(url, timeout=30) as resp:
             body = json.loads(resp.read())
         if body.get("status") != "success":
             raise RuntimeError(f"prometheus {path}: {body.get('error')}")
@@ -135,7 +135,6 @@ class PrometheusServer(OwnedService):
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None
-
 
 
 def _rfc3339(text: str) -> float | None:

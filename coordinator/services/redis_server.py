@@ -33,19 +33,23 @@ class RedisServer(OwnedService):
     def start(self, timeout: float = 10.0) -> RedisServer:
         path = shutil.which(self.binary)
         if path is None:
-            raise UserError(
-                f"{self.binary} not found: install Debian's redis-server or set redis_url in the scenario"
-            )
+            raise UserError(f"{self.binary} not found: install Debian's redis-server or set redis_url in the scenario")
         self._dir = tempfile.TemporaryDirectory(prefix="finishline-redis-")
         self.process = spawn(
             [
                 path,
-                "--bind", "127.0.0.1",
-                "--port", str(self.port),
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", self._dir.name,
-                "--protected-mode", "yes",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self._dir.name,
+                "--protected-mode",
+                "yes",
             ]
         )
         client = redis.Redis(host="127.0.0.1", port=self.port)

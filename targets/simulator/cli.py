@@ -28,16 +28,28 @@ def describe(exc: ValidationError) -> str:
 
 
 @click.command()
-@click.option("--preset", default="gpu-8b", show_default=True, type=click.Choice(sorted(PRESETS)),
-              help="Performance model to start from.")
+@click.option(
+    "--preset",
+    default="gpu-8b",
+    show_default=True,
+    type=click.Choice(sorted(PRESETS)),
+    help="Performance model to start from.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="YAML file of simulator keys overriding the preset.")
-@click.option("--trace", "trace_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write one JSON line per request (ground truth) to this file.")
-def simulate(preset: str, host: str, port: int, config_path: Path | None,
-             trace_path: Path | None) -> None:
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="YAML file of simulator keys overriding the preset.",
+)
+@click.option(
+    "--trace",
+    "trace_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write one JSON line per request (ground truth) to this file.",
+)
+def simulate(preset: str, host: str, port: int, config_path: Path | None, trace_path: Path | None) -> None:
     """An OpenAI-compatible server that behaves like a continuous-batching engine."""
     from targets.simulator.server import serve
 

@@ -222,9 +222,7 @@ class Engine:
         )
         if cfg.jitter:
             cost *= max(0.0, 1.0 + self.rng.gauss(0.0, cfg.jitter))
-        self.metrics.set_state(
-            len(running), len(waiting), 1.0 - self.free_blocks / cfg.num_kv_blocks
-        )
+        self.metrics.set_state(len(running), len(waiting), 1.0 - self.free_blocks / cfg.num_kv_blocks)
         return scheduled, cost
 
     # ---- step completion ----------------------------------------------------------------

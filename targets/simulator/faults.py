@@ -49,8 +49,7 @@ def parse_header(value: str) -> tuple[str, float]:
     if value in FAULT_KINDS and value != "stall":
         return value, 0.0
     raise FaultError(
-        f"{HEADER}: unknown value {value!r}; use one of 429, 503, 500, reset, cut, malformed,"
-        " stall:SECONDS"
+        f"{HEADER}: unknown value {value!r}; use one of 429, 503, 500, reset, cut, malformed, stall:SECONDS"
     )
 
 

@@ -11,12 +11,79 @@ from prometheus_client.utils import floatToGoString
 from targets.simulator.sequence import Sequence
 
 # vLLM's bucket boundaries (v0.6+), with finer low ends for the fast presets.
-TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0,
-                2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
-ITL_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75,
-               1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0)
-REQUEST_BUCKETS = (0.01, 0.05, 0.1, 0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0,
-                   30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0)
+TTFT_BUCKETS = (
+    0.001,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+    160.0,
+    640.0,
+    2560.0,
+)
+ITL_BUCKETS = (
+    0.001,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+)
+REQUEST_BUCKETS = (
+    0.01,
+    0.05,
+    0.1,
+    0.3,
+    0.5,
+    0.8,
+    1.0,
+    1.5,
+    2.0,
+    2.5,
+    5.0,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    40.0,
+    50.0,
+    60.0,
+    120.0,
+    240.0,
+    480.0,
+    960.0,
+    1920.0,
+    7680.0,
+)
 
 
 class BulkHistogram:
@@ -73,15 +140,13 @@ class EngineMetrics:
         self.prompt_tokens = counter("vllm:prompt_tokens", "Prompt tokens of admitted requests.")
         self.generation_tokens = counter("vllm:generation_tokens", "Generated tokens.")
         self.ttft = hist("vllm:time_to_first_token_seconds", "Time to first token.", TTFT_BUCKETS)
-        self.itl = BulkHistogram("vllm:inter_token_latency_seconds", "Inter-token latency.",
-                                 ITL_BUCKETS, model)
+        self.itl = BulkHistogram("vllm:inter_token_latency_seconds", "Inter-token latency.", ITL_BUCKETS, model)
         r.register(self.itl)  # type: ignore[arg-type]
-        self.e2e = hist("vllm:e2e_request_latency_seconds", "End-to-end request latency.",
-                        REQUEST_BUCKETS)
-        self.queue = hist("vllm:request_queue_time_seconds", "Time spent waiting in the queue.",
-                          REQUEST_BUCKETS)
-        self._success = Counter("vllm:request_success", "Finished requests.",
-                                ["model_name", "finished_reason"], registry=r)
+        self.e2e = hist("vllm:e2e_request_latency_seconds", "End-to-end request latency.", REQUEST_BUCKETS)
+        self.queue = hist("vllm:request_queue_time_seconds", "Time spent waiting in the queue.", REQUEST_BUCKETS)
+        self._success = Counter(
+            "vllm:request_success", "Finished requests.", ["model_name", "finished_reason"], registry=r
+        )
         self._model = model
         self.prefix_queries = counter("vllm:prefix_cache_queries", "Prompt tokens looked up.")
         self.prefix_hits = counter("vllm:prefix_cache_hits", "Prompt tokens found in the cache.")

@@ -87,8 +87,7 @@ def prompt_tokens(req: ChatRequest | CompletionRequest, cfg: SimulatorConfig) ->
     """The prompt's token strings (see targets.simulator.tokenizer)."""
     if isinstance(req, ChatRequest):
         pairs = [(m.role, m.text()) for m in req.messages]
-        return tokenizer.chat_tokens(pairs, cfg.chat_message_overhead_tokens,
-                                     cfg.chat_reply_overhead_tokens)
+        return tokenizer.chat_tokens(pairs, cfg.chat_message_overhead_tokens, cfg.chat_reply_overhead_tokens)
     prompt = req.prompt
     if isinstance(prompt, str):
         return tokenizer.tokens(prompt)
@@ -163,12 +162,19 @@ def full_body(seq: Sequence) -> bytes:
     body = base(seq)
     if seq.api == "chat":
         body["object"] = "chat.completion"
-        body["choices"] = [{"index": 0, "message": {"role": "assistant", "content": text},
-                            "logprobs": None, "finish_reason": seq.finish_reason,
-                            "stop_reason": None}]
+        body["choices"] = [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "logprobs": None,
+                "finish_reason": seq.finish_reason,
+                "stop_reason": None,
+            }
+        ]
     else:
-        body["choices"] = [{"index": 0, "text": text, "logprobs": None,
-                            "finish_reason": seq.finish_reason, "stop_reason": None}]
+        body["choices"] = [
+            {"index": 0, "text": text, "logprobs": None, "finish_reason": seq.finish_reason, "stop_reason": None}
+        ]
     body["usage"] = usage(seq.prompt_len, seq.out, seq.cached_tokens)
     return orjson.dumps(body)
 
@@ -178,6 +184,17 @@ def error_body(status: int, message: str, kind: str) -> bytes:
 
 
 def model_list(cfg: SimulatorConfig, created: int) -> dict[str, Any]:
-    return {"object": "list", "data": [{
-        "id": cfg.model, "object": "model", "created": created, "owned_by": "finishline",
-        "root": cfg.model, "parent": None, "max_model_len": cfg.max_model_len}]}
+    return {
+        "object": "list",
+        "data": [
+            {
+                "id": cfg.model,
+                "object": "model",
+                "created": created,
+                "owned_by": "finishline",
+                "root": cfg.model,
+                "parent": None,
+                "max_model_len": cfg.max_model_len,
+            }
+        ],
+    }

@@ -35,10 +35,10 @@ SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Contro
 MAX_BODY = 64 * 1024 * 1024
 
 
-def json_error(status: int, message: str, kind: str, headers: dict[str, str] | None = None
-               ) -> web.Response:
-    return web.Response(status=status, body=error_body(status, message, kind),
-                        content_type="application/json", headers=headers)
+def json_error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status, body=error_body(status, message, kind), content_type="application/json", headers=headers
+    )
 
 
 def loading_response() -> web.Response:
@@ -92,8 +92,7 @@ class Simulator:
     async def models(self, _request: web.Request) -> web.Response:
         if self.loading:
             return loading_response()
-        return web.Response(body=orjson.dumps(model_list(self.config, self.created)),
-                            content_type="application/json")
+        return web.Response(body=orjson.dumps(model_list(self.config, self.created)), content_type="application/json")
 
     async def prometheus(self, _request: web.Request) -> web.Response:
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -125,15 +124,22 @@ class Simulator:
         if fault in IMMEDIATE:
             status, kind, message = IMMEDIATE_RESPONSES[fault]
             headers = {"Retry-After": str(cfg.faults.retry_after_seconds)} if status == 429 else None
-            self.trace.rejected(rid, path, req.stream, arrival, time.monotonic(), status, fault,
-                                len(toks))
+            self.trace.rejected(rid, path, req.stream, arrival, time.monotonic(), status, fault, len(toks))
             return json_error(status, message, kind, headers)
         loop = asyncio.get_running_loop()
         seq = Sequence(
-            id=rid, api=api, path=path, stream=req.stream, model=req.model or cfg.model,
-            created=int(time.time()), prompt_len=len(toks),
+            id=rid,
+            api=api,
+            path=path,
+            stream=req.stream,
+            model=req.model or cfg.model,
+            created=int(time.time()),
+            prompt_len=len(toks),
             block_hashes=block_hashes(toks, cfg.block_size) if cfg.enable_prefix_caching else [],
-            max_tokens=max_tokens, target=target, arrival=arrival, done=loop.create_future(),
+            max_tokens=max_tokens,
+            target=target,
+            arrival=arrival,
+            done=loop.create_future(),
         )
         seq.fault = fault
         seq.fault_at = self.faults.strike_point(fault, target)

@@ -50,10 +50,8 @@ def base(seq: Sequence) -> dict[str, Any]:
 
 def choice(seq: Sequence, text: str, finish: str | None) -> dict[str, Any]:
     if seq.api == "chat":
-        return {"index": 0, "delta": {"content": text}, "logprobs": None,
-                "finish_reason": finish, "stop_reason": None}
-    return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish,
-            "stop_reason": None}
+        return {"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": finish, "stop_reason": None}
+    return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish, "stop_reason": None}
 
 
 def prepare_templates(seq: Sequence) -> None:
@@ -67,8 +65,7 @@ def prepare_templates(seq: Sequence) -> None:
     seq.tail = tail + b"\n\n"
     if seq.continuous_usage:
         # drop the closing brace and append a usage object filled per chunk
-        seq.usage_tail = (tail[:-1] + b',"usage":{"prompt_tokens":%d,"total_tokens":%d,'
-                          b'"completion_tokens":%d}}\n\n')
+        seq.usage_tail = tail[:-1] + b',"usage":{"prompt_tokens":%d,"total_tokens":%d,"completion_tokens":%d}}\n\n'
 
 
 def abort_with_reset(transport: Any) -> None:
@@ -108,8 +105,9 @@ class StreamWriter:
         if seq.api != "chat":
             return b""
         event = base(seq)
-        event["choices"] = [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                             "logprobs": None, "finish_reason": None}]
+        event["choices"] = [
+            {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}
+        ]
         if seq.continuous_usage:
             event["usage"] = usage(seq.prompt_len, 0)
         return dumps_event(event)

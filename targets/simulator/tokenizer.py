@@ -21,12 +21,7 @@ _TOKEN = re.compile(r"[^\W_]+|[^\w\s]|_")
 
 VOCAB: tuple[str, ...] = tuple(
     " " + w
-    for w in (
-        "the of and to in is that for it as was with be by on not he this are or his from at"
-        " which but have an they you were her she there been one all we their has would when"
-        " if so no will more can out up into do about than them some could time these two may"
-        " first then only its new like other after over such also made many most people"
-    ).split()
+    for w in ["the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "was", "with", "be", "by", "on", "not", "he", "this", "are", "or", "his", "from", "at", "which", "but", "have", "an", "they", "you", "were", "her", "she", "there", "been", "one", "all", "we", "their", "has", "would", "when", "if", "so", "no", "will", "more", "can", "out", "up", "into", "do", "about", "than", "them", "some", "could", "time", "these", "two", "may", "first", "then", "only", "its", "new", "like", "other", "after", "over", "such", "also", "made", "many", "most", "people"]
 )
 VOCAB_BYTES: tuple[bytes, ...] = tuple(w.encode() for w in VOCAB)
 

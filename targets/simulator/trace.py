@@ -38,27 +38,61 @@ class TraceWriter:
         if self._file is None or seq.traced:
             return
         seq.traced = True
-        self._line({
-            "id": seq.id, "path": seq.path, "stream": seq.stream, "arrival": seq.arrival,
-            "queue_exit": seq.queue_exit, "token_times": seq.token_times,
-            "token_due": seq.token_due[: len(seq.token_times)], "finish": seq.finish,
-            "prompt_tokens": seq.prompt_len, "output_tokens": len(seq.token_times),
-            "cached_tokens": seq.cached_tokens, "preemptions": seq.preemptions,
-            "status": seq.status, "fault": seq.fault, "outcome": seq.outcome,
-            "finish_reason": seq.finish_reason if seq.outcome == "ok" else None,
-        })
+        self._line(
+            {
+                "id": seq.id,
+                "path": seq.path,
+                "stream": seq.stream,
+                "arrival": seq.arrival,
+                "queue_exit": seq.queue_exit,
+                "token_times": seq.token_times,
+                "token_due": seq.token_due[: len(seq.token_times)],
+                "finish": seq.finish,
+                "prompt_tokens": seq.prompt_len,
+                "output_tokens": len(seq.token_times),
+                "cached_tokens": seq.cached_tokens,
+                "preemptions": seq.preemptions,
+                "status": seq.status,
+                "fault": seq.fault,
+                "outcome": seq.outcome,
+                "finish_reason": seq.finish_reason if seq.outcome == "ok" else None,
+            }
+        )
 
-    def rejected(self, rid: str, path: str, stream: bool | None, arrival: float, finish: float,
-                 status: int, fault: str | None, prompt_tokens: int | None = None) -> None:
+    def rejected(
+        self,
+        rid: str,
+        path: str,
+        stream: bool | None,
+        arrival: float,
+        finish: float,
+        status: int,
+        fault: str | None,
+        prompt_tokens: int | None = None,
+    ) -> None:
         """A request answered with an error before it reached the engine."""
         if self._file is None:
             return
-        self._line({
-            "id": rid, "path": path, "stream": stream, "arrival": arrival, "queue_exit": None,
-            "token_times": [], "token_due": [], "finish": finish, "prompt_tokens": prompt_tokens,
-            "output_tokens": 0, "cached_tokens": 0, "preemptions": 0, "status": status,
-            "fault": fault, "outcome": "rejected", "finish_reason": None,
-        })
+        self._line(
+            {
+                "id": rid,
+                "path": path,
+                "stream": stream,
+                "arrival": arrival,
+                "queue_exit": None,
+                "token_times": [],
+                "token_due": [],
+                "finish": finish,
+                "prompt_tokens": prompt_tokens,
+                "output_tokens": 0,
+                "cached_tokens": 0,
+                "preemptions": 0,
+                "status": status,
+                "fault": fault,
+                "outcome": "rejected",
+                "finish_reason": None,
+            }
+        )
 
     def _line(self, record: dict[str, Any]) -> None:
         assert self._file is not None
