@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from coordinator.bridge.process import BridgeProcess
 from coordinator.bridge.store import group_backlog
-from coordinator.services.prometheus_config import PrometheusPlan, build_config
 from coordinator.services.prometheus_server import PrometheusServer
 from coordinator.services.redis_server import RedisServer
+from dashboards.prometheus_config import PrometheusPlan, build_config
 from loadgen.records import Attempt, RequestRecord
 from loadgen.sink import stream_keys
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import redis
 
-from coordinator.collector import Collector
+from coordinator.results.collector import Collector
 from coordinator.results.report import write_report
 from coordinator.results.summary import summarize
 from coordinator.services.redis_server import RedisServer

@@ -1,41 +1,32 @@
 """The ``finishline`` command.
 
-Each subcommand lives in the module that owns its concept and is imported only when
-used, so ``finishline simulate`` does not pay for Docker or Grafana imports. Bad input
-ends as one line on stderr and exit code 2, never a traceback.
+Each subcommand lives in the module that owns its concept, is registered by its feature
+(``coordinator.registry``) and is imported only when used, so ``finishline simulate`` does
+not pay for Docker or Grafana imports. Bad input ends as one line on stderr and exit code 2,
+never a traceback.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import click
 
-# name -> "module:attribute" of a click command
-COMMANDS: dict[str, str] = {
-    "simulate": "targets.simulator.cli:simulate",
-    "validate": "coordinator.commands:validate",
-    "run": "coordinator.commands:run",
-    "schema": "coordinator.commands:schema",
-    "bridge": "coordinator.bridge.command:bridge",
-    "grafana": "coordinator.grafana:grafana",
-    "images": "coordinator.docker.images:images",
-}
+from coordinator import registry
 
 
 class LazyGroup(click.Group):
-    """A click group whose commands are imported on first use."""
+    """A click group whose commands (registered by each feature) are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted(registry.commands())
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
+        ref = registry.commands().get(cmd_name)
+        if ref is None:
             return None
-        module_name, attr = target.split(":")
-        return getattr(importlib.import_module(module_name), attr)
+        command: click.Command = ref.load()
+        return command
 
 
 @click.group(cls=LazyGroup)

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from coordinator.bridge.consumer import Bridge, BridgeOptions
 from coordinator.bridge.containers import FIELD, ContainerGauges, ContainerSample
-from coordinator.collector import Collector
+from coordinator.results.collector import Collector
 from coordinator.services.redis_server import RedisServer
 from loadgen import metrics
 from loadgen.sink import stream_keys

@@ -28,7 +28,7 @@ from typing import IO, Any
 import psutil
 import pytest
 
-from coordinator.collector import read_records
+from coordinator.results.collector import read_records
 from tests.fixtures.browser import VIEWPORT, WatchedPage
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]

@@ -84,7 +84,7 @@ def test_prometheus_scrapes_the_stack_with_the_projects_rules() -> None:
 
 
 def test_the_compose_scenario_is_valid() -> None:
-    from coordinator.scenario import validate_file
+    from coordinator.scenario.loader import validate_file
 
     scenario, problems = validate_file(ROOT / "targets/images/compose/scenario.yaml")
     assert problems == [] and scenario is not None

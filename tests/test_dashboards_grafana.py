@@ -138,7 +138,7 @@ def test_push_without_configuration_says_what_to_set(monkeypatch) -> None:  # ty
 def test_a_live_run_is_annotated_from_its_events(grafana_api, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from types import SimpleNamespace
 
-    from coordinator.grafana import attach_annotations
+    from coordinator.bridge.grafana import attach_annotations
     from coordinator.run.events import RunEvents
 
     url, rec = grafana_api

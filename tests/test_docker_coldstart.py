@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.docker.coldstart import STEPS, ColdStartRunner
+from coordinator.docker.coldstart import ColdStartRunner
+from coordinator.docker.coldstart_result import STEPS
 from coordinator.docker.engine import leftover_containers
 from coordinator.docker.images import SIMULATOR_IMAGE, ensure_image
 from coordinator.docker.lifecycle import DockerTarget, TargetFailed

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from coordinator.docker.coldstart import ColdStartResult, StartResult
+from coordinator.docker.coldstart_result import ColdStartResult, StartResult
 from coordinator.docker.spec import ColdStartPhase, DockerTargetSpec, parse_memory
 from coordinator.docker.stats import parse_sample
 from loadgen.errors import describe_validation_error
@@ -65,10 +65,10 @@ def test_bad_cold_start_phases_are_refused(fields: dict) -> None:
 
 def test_cold_penalty_is_median_cold_minus_median_warm() -> None:
     starts = [
-        StartResult(1, {"to_ready": 1.0}, cold_ttft=0.30, warm_ttft=[0.10, 0.12]),
-        StartResult(2, {"to_ready": 1.2}, cold_ttft=0.50, warm_ttft=[0.11]),
+        StartResult(number=1, steps={"to_ready": 1.0}, cold_ttft=0.30, warm_ttft=[0.10, 0.12]),
+        StartResult(number=2, steps={"to_ready": 1.2}, cold_ttft=0.50, warm_ttft=[0.11]),
     ]
-    data = ColdStartResult("cold_start", starts).to_dict()
+    data = ColdStartResult(phase="cold_start", starts=starts).model_dump(mode="json")
     assert data["steps"]["to_ready"] == [1.0, 1.2] and data["steps"]["create"] == []
     assert data["cold_penalty"] == pytest.approx(0.40 - 0.11)
     assert data["verdict"] is None

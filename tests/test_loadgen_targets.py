@@ -11,7 +11,7 @@ from tokenizers.models import WordLevel
 from tokenizers.pre_tokenizers import Whitespace
 
 from coordinator.run.targets import lifecycle_for, target_config
-from coordinator.scenario import load_scenario, validate_file
+from coordinator.scenario.loader import load_scenario, validate_file
 from loadgen.client import EndpointClient
 from loadgen.config import WorkerConfig
 

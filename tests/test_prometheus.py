@@ -17,9 +17,9 @@ import yaml
 from prometheus_client import start_http_server
 
 from coordinator.bridge.consumer import Bridge, BridgeOptions
-from coordinator.services.prometheus_config import PrometheusPlan, ScrapeTarget, build_config, write_config
 from coordinator.services.redis_server import RedisServer
 from dashboards import names as n
+from dashboards.prometheus_config import PrometheusPlan, ScrapeTarget, build_config, write_config
 from dashboards.rules import alerts
 from loadgen import metrics
 from loadgen.sink import stream_keys

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 from coordinator.results.report import write_report
+from coordinator.results.selfcheck import SelfCheckLimits, evaluate
 from coordinator.results.summary import PhaseWindow, SloSpec, summarize
-from coordinator.selfcheck import SelfCheckLimits, evaluate
 from tests.test_results import make_record
 
 

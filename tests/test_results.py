@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from coordinator.results.selfcheck import SelfCheckLimits, evaluate
 from coordinator.results.summary import PhaseWindow, SloSpec, percentile_stats, summarize
 from coordinator.results.table import header, write_csv
-from coordinator.selfcheck import SelfCheckLimits, evaluate
 from loadgen.records import Attempt, RequestRecord
 
 
@@ -183,7 +183,7 @@ def test_selfcheck_marks_a_saturated_client_invalid_with_the_reason() -> None:
 
 
 def test_progress_window_follows_the_current_phase() -> None:
-    from coordinator.progress import ProgressModel
+    from coordinator.run.progress import ProgressModel
 
     model = ProgressModel(window_s=10.0)
     model.set_phase("a", 100.0)

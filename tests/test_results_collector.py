@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import redis
 
-from coordinator.collector import GROUP, Collector, read_records
+from coordinator.results.collector import GROUP, Collector, read_records
 from coordinator.services.redis_server import RedisServer
 from loadgen.sink import stream_keys
 from tests.test_results import make_record

@@ -22,7 +22,7 @@ import orjson
 import psutil
 import pytest
 
-from coordinator.collector import read_records
+from coordinator.results.collector import read_records
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]

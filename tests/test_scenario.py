@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from coordinator.docker.spec import DockerTargetSpec
+from coordinator.plan.steps import ExternalStep, LocustStep, build_plan
 from coordinator.run.events import EventHook
-from coordinator.run.plan import ExternalStep, LocustStep, build_plan
-from coordinator.scenario import load_scenario, validate_file
-from coordinator.scenario.loader import parse
-from coordinator.scenario.models import DockerTargetSpec, SimulatorTarget, UrlTarget
+from coordinator.scenario.loader import load_scenario, parse, validate_file
 from coordinator.scenario.schema import schema_json
+from coordinator.scenario.targets import SimulatorTarget, UrlTarget
 from loadgen.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,17 +16,17 @@ import json
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import redis
 
+import dashboards
 from coordinator.bridge.process import BridgeProcess
 from coordinator.bridge.store import delete_bridge_keys, group_backlog
-from coordinator.services.prometheus_config import PrometheusPlan, ScrapeTarget, ServerKind, build_config
 from coordinator.services.prometheus_server import PrometheusServer
+from dashboards.prometheus_config import PrometheusPlan, ScrapeTarget, ServerKind, build_config
 
-RULES_DIR = Path(__file__).resolve().parents[2] / "dashboards" / "prometheus"
+RULES_DIR = dashboards.PROMETHEUS_DIR
 RULE_FILES = ("recording_rules.yml", "alert_rules.yml")
 LIVE_FILE = "live_metrics.json"  # what Prometheus said at the end, beside summary.json
 
@@ -98,9 +98,6 @@ class Supervisor:
 
 def attach(ctx: Any) -> None:
     """Start the bridge and Prometheus if the scenario asks; register both for teardown."""
-    from coordinator.grafana import attach_annotations
-
-    attach_annotations(ctx)  # only when a Grafana URL and token are configured
     section = ctx.scenario.metrics
     if not section.prometheus:
         return

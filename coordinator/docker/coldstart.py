@@ -12,70 +12,36 @@ The last container stays up: the phases after this one measure it warm.
 
 from __future__ import annotations
 
-import statistics
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
-import orjson
-
+from coordinator.docker.coldstart_result import RESULT_FILE, ColdStartResult, StartResult
 from coordinator.docker.lifecycle import DockerTarget, TargetFailed
 from coordinator.docker.spec import ColdStartPhase
+from coordinator.plan.steps import ExternalStep
+from coordinator.results.files import write_atomic
+from coordinator.run.context import RunContext
 from loadgen.client import EndpointClient
+from loadgen.errors import UserError
 from loadgen.metrics import ttft
 from loadgen.records import RequestRecord
 from loadgen.spec import SamplingParams
 from loadgen.telemetry import worker_id
 
-RESULT_FILE = "cold_start.json"
-STEPS: tuple[str, ...] = ("create", "start", "port_open", "ready", "first_token", "to_ready", "to_first_token")
-
-Emit = Callable[[RequestRecord], None]
+Emit = Callable[[RequestRecord], object]
 FRESH = {"Connection": "close"}
 
 
-@dataclass
-class StartResult:
-    """One cold start: its step durations (s), TTFTs, and how many requests were refused while loading."""
-
-    number: int
-    steps: dict[str, float | None]
-    cold_ttft: float | None = None
-    warm_ttft: list[float] = field(default_factory=list)
-    refused_while_loading: int = 0
-    refusals: dict[str, int] = field(default_factory=dict)  # status/error detail -> count
-    verdict: str | None = None  # oom / exited / timeout when the start failed
-    message: str | None = None
-
-
-@dataclass
-class ColdStartResult:
-    phase: str
-    starts: list[StartResult]
-
-    @property
-    def verdict(self) -> str | None:
-        return next((s.verdict for s in self.starts if s.verdict), None)
-
-    def step_values(self, step: str) -> list[float]:
-        return [v for s in self.starts if (v := s.steps.get(step)) is not None]
-
-    def to_dict(self) -> dict[str, Any]:
-        cold = [s.cold_ttft for s in self.starts if s.cold_ttft is not None]
-        warm = [w for s in self.starts for w in s.warm_ttft]
-        return {
-            "phase": self.phase,
-            "verdict": self.verdict,
-            "starts": [asdict(s) for s in self.starts],
-            "steps": {name: self.step_values(name) for name in STEPS},
-            "cold_ttft": cold,
-            "warm_ttft": warm,
-            "cold_penalty": (statistics.median(cold) - statistics.median(warm)) if cold and warm else None,
-            "refused_while_loading": sum(s.refused_while_loading for s in self.starts),
-        }
+def run_phase(ctx: RunContext, step: ExternalStep) -> None:
+    """The registered runner of ``cold_start`` phases: records go into the run's stream."""
+    phase = ColdStartPhase.model_validate(step.spec)
+    target = ctx.target
+    if not isinstance(target, DockerTarget):
+        raise UserError(f"phases: {step.name}: cold_start needs a target of kind docker")
+    runner = ColdStartRunner(phase, target, ctx.run_id, emit=lambda rec: ctx.write_records([rec]), model=target.model)
+    ctx.extras[step.name] = runner.run().model_dump(mode="json")
 
 
 class ColdStartRunner:
@@ -118,7 +84,7 @@ class ColdStartRunner:
     def run(self) -> ColdStartResult:
         """All starts. A failed start (OOM, exit, timeout) is saved with its verdict, then raised
         as `TargetFailed`: the run ends partial, and its report shows the verdict."""
-        result = ColdStartResult(self.phase.name, [])
+        result = ColdStartResult(phase=self.phase.name)
         for number in range(1, self.phase.starts + 1):
             start = self._one(number)
             result.starts.append(start)
@@ -137,7 +103,7 @@ class ColdStartRunner:
             self.phase.max_tokens,
             SamplingParams(temperature=0.0, seed=number),
         )
-        start = StartResult(number, {})
+        start = StartResult(number=number)
         last_probe = 0.0
 
         def probe() -> None:
@@ -175,5 +141,5 @@ class ColdStartRunner:
     def write(self, result: ColdStartResult) -> Path:
         path = self.target.run_dir / RESULT_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2))
+        write_atomic(path, result.model_dump_json(indent=2))
         return path

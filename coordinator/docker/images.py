@@ -15,6 +15,7 @@ an image is rebuilt only when missing or when its inputs' digest (label
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -29,14 +30,20 @@ import click
 import docker
 from docker.errors import APIError, BuildError, ImageNotFound
 
-import targets
 from coordinator.docker.engine import cache_dir, docker_client
+from coordinator.docker.image_names import BASE_IMAGE, LLAMACPP_IMAGE, PROJECT_IMAGES, SIMULATOR_IMAGE
 from loadgen.errors import UserError
 
-IMAGES_DIR = Path(targets.__file__).resolve().parent / "images"
-BASE_IMAGE = "finishline/base:bookworm"
-SIMULATOR_IMAGE = "finishline/simulator:latest"
-LLAMACPP_IMAGE = "finishline/llamacpp:latest"
+
+def _targets_dir() -> Path:
+    """Where the ``targets`` package's files are, found without importing it (coordinator may not)."""
+    spec = importlib.util.find_spec("targets")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("the targets package is missing from this installation; reinstall finishline")
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
+
+
+IMAGES_DIR = _targets_dir() / "images"
 INPUTS_LABEL = "finishline.inputs"
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 
@@ -255,9 +262,8 @@ def _run_command(argv: list[str], what: str) -> None:
 def ensure_image(client: docker.DockerClient, tag: str, log: Callable[[str], None] = lambda _: None) -> float | None:
     """Make sure one of the project's images exists (building it if needed); seconds spent or None."""
     steps = ImageBuilder(client, cache_dir(), log).steps()
-    repo = tag.split(":", 1)[0]
-    name = repo.removeprefix("finishline/")
-    if name == repo or name not in steps:
+    name = next((key for key, image in PROJECT_IMAGES.items() if image.split(":", 1)[0] == tag.split(":", 1)[0]), None)
+    if name is None:
         raise UserError(f"image: {tag!r} is not built by finishline; build it or add `build` to the target")
     return steps[name]()
 
@@ -270,7 +276,7 @@ def images() -> None:
 @images.command()
 @click.option(
     "--only",
-    type=click.Choice(["base", "simulator", "llamacpp"]),
+    type=click.Choice(list(PROJECT_IMAGES)),
     multiple=True,
     help="Build only these images (default: all).",
 )

@@ -11,6 +11,7 @@ create -> process started -> port open -> ready (health answers 200).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import socket
@@ -151,13 +152,9 @@ class DockerTarget:
         self.prepare()
         try:
             self.start_container()
-        except TargetFailed as exc:
-            # No traffic was sent, so the run writes no report: this one holds the verdict.
-            from coordinator.docker.report import write_failure_report
-
-            self.stop_container()  # the log and final state first
-            report = write_failure_report(run_dir, str(exc))
-            raise TargetFailed(exc.verdict, f"{exc} (report: {report})") from None
+        except TargetFailed:
+            self.stop_container()  # its log and final state are kept for the run's failure report
+            raise
         return self.base_url
 
     def collect(self, run_dir: Path) -> None:
@@ -351,10 +348,8 @@ class DockerTarget:
         if container is None:
             return
         try:
-            try:
+            with contextlib.suppress(APIError):
                 container.stop(timeout=int(self.spec.stop_timeout_s))
-            except APIError:
-                pass
             container.reload()
             state = container.attrs["State"]
             if record is not None:
@@ -367,10 +362,8 @@ class DockerTarget:
         except (NotFound, APIError):
             pass
         finally:
-            try:
+            with contextlib.suppress(NotFound):
                 container.remove(force=True)
-            except NotFound:
-                pass
             if self.sampler is not None:
                 self.sampler.stop()
                 if record is not None:

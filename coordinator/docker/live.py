@@ -6,7 +6,7 @@ containers (OOM killed, restart count, from ``docker inspect``) and writes a
 :class:`~coordinator.bridge.containers.ContainerSample` to ``finishline:{run_id}:samples``
 (field ``c``). The bridge turns it into ``finishline_container_*`` series.
 
-Attached to every run with a Docker target (``RUN_EXTENSIONS``), whether or not this run
+Attached to every run with a Docker target (registered by the Docker feature), whether or not this run
 starts a bridge itself: a standalone ``finishline bridge`` on the run's Redis sees them too.
 It runs from ``run_start`` until the run releases its add-ons, i.e. while the bridge runs.
 """
@@ -17,7 +17,6 @@ import logging
 import threading
 import time
 from dataclasses import asdict
-from typing import Any
 
 import redis
 from docker.errors import APIError, DockerException, NotFound
@@ -25,6 +24,7 @@ from docker.errors import APIError, DockerException, NotFound
 from coordinator.bridge.containers import FIELD, ContainerSample
 from coordinator.docker.lifecycle import DockerTarget
 from coordinator.docker.stats import StatsSample
+from coordinator.run.context import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +107,9 @@ class ContainerPublisher:
         self.client.close()
 
 
-def attach(ctx: Any) -> None:
+def attach(ctx: RunContext) -> None:
     """Run extension: publish container samples while the run lasts, if its target is a container."""
-    target = getattr(ctx.target, "container", None)
+    target = ctx.target
     if not isinstance(target, DockerTarget):
         return
     publisher = ContainerPublisher(target, ctx.redis_url, ctx.keys.samples).start()

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from coordinator.docker.coldstart import RESULT_FILE, STEPS
+from coordinator.docker.coldstart_result import RESULT_FILE, STEPS, ColdStartResult
 from coordinator.results.figures import plt, to_svg
 
 STEP_LABELS = {
@@ -62,16 +62,17 @@ def step_table(steps: dict[str, list[float]]) -> str:
     return f"<table class='cold-steps'>{head}{''.join(rows)}</table>"
 
 
-def steps_figure(data: dict[str, Any]) -> str | None:
+def steps_figure(data: ColdStartResult) -> str | None:
     """Each step's distribution (one point per start), and cold vs warm TTFT side by side."""
-    parts = [name for name in STEPS[:5] if data["steps"].get(name)]
+    steps = data.steps
+    parts = [name for name in STEPS[:5] if steps.get(name)]
     if not parts:
         return None
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.2), gridspec_kw={"width_ratios": [3, 1]})
-    left.boxplot([np.asarray(data["steps"][p]) * 1000 for p in parts], orientation="horizontal", tick_labels=parts)
+    left.boxplot([np.asarray(steps[p]) * 1000 for p in parts], orientation="horizontal", tick_labels=parts)
     left.set_xlabel("ms")
     left.set_title("cold-start steps (one sample per start)")
-    series = [(label, data[key]) for label, key in (("cold", "cold_ttft"), ("warm", "warm_ttft")) if data[key]]
+    series = [(label, values) for label, values in (("cold", data.cold_ttft), ("warm", data.warm_ttft)) if values]
     if series:
         right.boxplot([np.asarray(v) * 1000 for _, v in series], tick_labels=[s for s, _ in series])
         right.set_ylabel("TTFT ms")
@@ -118,11 +119,11 @@ def render_container_section(run_dir: Path) -> str:
     out = ["<section id='containers'><h2>Container target</h2>"]
     verdicts = []
     if cold_path.exists():
-        data = json.loads(cold_path.read_text())
-        verdicts.append(data.get("verdict"))
-        out.append(f"<h3>Cold starts ({len(data['starts'])}, phase {html.escape(data['phase'])})</h3>")
-        penalty = data.get("cold_penalty")
-        cold, warm = data["cold_ttft"], data["warm_ttft"]
+        data = ColdStartResult.model_validate_json(cold_path.read_bytes())
+        verdicts.append(data.verdict)
+        out.append(f"<h3>Cold starts ({len(data.starts)}, phase {html.escape(data.phase)})</h3>")
+        penalty = data.cold_penalty
+        cold, warm = data.cold_ttft, data.warm_ttft
         if penalty is not None:
             out.append(
                 f"<p class='cold-penalty'>Cold penalty: first-request TTFT p50 {_ms(float(np.median(cold)))} ms cold"
@@ -130,10 +131,10 @@ def render_container_section(run_dir: Path) -> str:
                 f" ({len(cold)} cold, {len(warm)} warm requests).</p>"
             )
         out.append(
-            f"<p>Requests refused while the model was loading: <b>{data['refused_while_loading']}</b>"
+            f"<p>Requests refused while the model was loading: <b>{data.refused_while_loading}</b>"
             " (kept as records of workload <code>loading_probe</code>).</p>"
         )
-        out.append(step_table(data["steps"]))
+        out.append(step_table(data.steps))
         figure = steps_figure(data)
         if figure:
             out.append(figure)
@@ -145,21 +146,14 @@ def render_container_section(run_dir: Path) -> str:
     verdict = next((v for v in verdicts if v), None)
     if verdict:
         out.insert(1, f"<p class='verdict bad'><b>Verdict: {html.escape(VERDICTS.get(verdict, verdict))}</b></p>")
+        out.append(_log_tail(run_dir / "container.log"))
     out.append("</section>")
     return "\n".join(out)
 
 
-def write_failure_report(run_dir: Path, message: str) -> Path:
-    """``report.html`` for a run that ended before any traffic because its container failed."""
-    log = run_dir / "container.log"
-    tail = log.read_text(errors="replace").splitlines()[-40:] if log.exists() else []
-    page = (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>finishline: target failed</title>"
-        "</head><body><h1>The target container failed before any request was sent</h1>"
-        f"<p class='verdict bad'><b>{html.escape(message)}</b></p>"
-        f"{render_container_section(run_dir)}"
-        f"<h2>container.log (last lines)</h2><pre>{html.escape(chr(10).join(tail))}</pre></body></html>"
-    )
-    path = run_dir / "report.html"
-    path.write_text(page)
-    return path
+def _log_tail(log: Path, lines: int = 40) -> str:
+    """The container log's last lines: why it failed is usually there."""
+    tail = log.read_text(errors="replace").splitlines()[-lines:] if log.exists() else []
+    if not tail:
+        return ""
+    return f"<h3>container.log (last lines)</h3><pre>{html.escape(chr(10).join(tail))}</pre>"

@@ -12,15 +12,15 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from docker.utils import parse_bytes
 from pydantic import Field, ValidationInfo, field_validator
 
+from coordinator.docker.image_names import LLAMACPP_IMAGE, PROJECT_REPOSITORIES
+from coordinator.scenario.phases import PhaseSpec
+from coordinator.scenario.targets import TargetSpec
 from loadgen.spec import Spec
 
 # Docker refuses memory limits below 6 MiB; smaller values are certainly a unit mistake.
 MIN_MEMORY_BYTES = 6 * 1024 * 1024
-# Images built by `finishline images build`; a target naming one needs no build context.
-PROJECT_IMAGES: tuple[str, ...] = ("finishline/base", "finishline/simulator", "finishline/llamacpp")
 
 
 def parse_memory(value: int | str | None) -> int | None:
@@ -29,6 +29,8 @@ def parse_memory(value: int | str | None) -> int | None:
         return None
     if isinstance(value, bool):
         raise ValueError("expected a size like '512m' or '2g'")
+    from docker.utils import parse_bytes  # here: reading a scenario must not import the Docker SDK
+
     try:
         size = parse_bytes(value if isinstance(value, int) else str(value).strip().lower())
     except Exception as exc:  # docker raises DockerException for bad units
@@ -68,7 +70,7 @@ class HealthSpec(Spec):
         return value
 
 
-class DockerTargetSpec(Spec):
+class DockerTargetSpec(TargetSpec):
     """Start the endpoint under test in a container with resource limits, on 127.0.0.1.
 
     The container uses host networking; its server must bind 127.0.0.1 on ``port``. When
@@ -80,7 +82,7 @@ class DockerTargetSpec(Spec):
     name: str = Field("model", min_length=1, max_length=64, description="Label of this target in results.")
     build: BuildSpec | None = Field(None, description="Build context used when the image is missing.")
     image: str = Field(
-        "finishline/llamacpp:latest",
+        LLAMACPP_IMAGE,
         min_length=1,
         description="Image to run; built from `build`, or by `finishline images build` for finishline/* images, when missing.",
     )
@@ -126,9 +128,9 @@ class DockerTargetSpec(Spec):
     @classmethod
     def _buildable(cls, value: str, info: ValidationInfo) -> str:
         repo = value.split(":", 1)[0]
-        if info.data.get("build") is None and repo.startswith("finishline/") and repo not in PROJECT_IMAGES:
+        if info.data.get("build") is None and repo.startswith("finishline/") and repo not in PROJECT_REPOSITORIES:
             raise ValueError(
-                f"{value!r} is not an image finishline builds ({', '.join(PROJECT_IMAGES)}); add `build` or fix the name"
+                f"{value!r} is not an image finishline builds ({', '.join(PROJECT_REPOSITORIES)}); add `build` or fix the name"
             )
         return value
 
@@ -137,7 +139,7 @@ class DockerTargetSpec(Spec):
         return parse_memory(self.memory)
 
 
-class ColdStartPhase(Spec):
+class ColdStartPhase(PhaseSpec):
     """Measure ``starts`` cold starts of the Docker target, then the same request warm.
 
     Each start: container create -> process started -> port open -> ready (health) ->

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from coordinator import registry
 from coordinator.results import figures
+from coordinator.results.files import write_atomic
 from coordinator.results.summary import ALL
 from loadgen.records import RequestRecord
 
@@ -266,6 +268,15 @@ def render(
     return "\n".join(parts)
 
 
+def feature_sections(run_dir: Path) -> list[str]:
+    """The HTML each feature adds for this run (``coordinator.registry``: report sections)."""
+    out = []
+    for ref in registry.report_sections():
+        render_section: Callable[[Path], str] = ref.load()
+        out.append(render_section(run_dir))
+    return [section for section in out if section]
+
+
 def write_report(
     path: Path,
     summary: dict[str, Any],
@@ -274,8 +285,18 @@ def write_report(
     scenario_yaml: str = "",
     environment: str = "",
 ) -> Path:
-    from coordinator.docker.report import render_container_section  # cold starts, container stats
+    page = render(summary, records, samples, scenario_yaml, environment, feature_sections(path.parent))
+    return write_atomic(path, page)
 
-    sections = [render_container_section(path.parent)]
-    path.write_text(render(summary, records, samples, scenario_yaml, environment, sections))
-    return path
+
+def write_failure_report(path: Path, reason: str) -> Path:
+    """``report.html`` of a run that ended before any request was measured (its target failed to start)."""
+    title = "finishline: the run failed before any request was measured"
+    page = (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
+        f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>"
+        f"<div class='banner bad'><b>{_e(reason)}</b></div>"
+        + "\n".join(feature_sections(path.parent))
+        + "</body></html>"
+    )
+    return write_atomic(path, page)

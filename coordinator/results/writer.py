@@ -1,66 +1,74 @@
-"""Write a run's results: ``summary.json``, ``summary.csv`` and ``report.html``, from the records."""
+"""Write a run's results: ``summary.json``, ``summary.csv`` and ``report.html``, from the records.
+
+The run hands over what it knows as :class:`RunFacts`; nothing here reads the run's own objects.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coordinator.collector import Collector
+from coordinator.results.collector import Collector
+from coordinator.results.files import write_atomic
 from coordinator.results.report import write_report
-from coordinator.results.summary import SloSpec, summarize
+from coordinator.results.selfcheck import SelfCheckLimits, evaluate
+from coordinator.results.summary import PhaseWindow, SloSpec, summarize
 from coordinator.results.table import write_csv
-from coordinator.run.context import RunContext
-from coordinator.selfcheck import evaluate
 
 
-def slo_spec(ctx: RunContext) -> SloSpec | None:
-    slo = ctx.scenario.slo
-    if slo is None:
-        return None
-    return SloSpec(ttft_ms=slo.ttft_ms, tpot_ms=slo.tpot_ms, e2e_ms=slo.e2e_ms, percentile=slo.percentile)
+@dataclass(frozen=True)
+class RunFacts:
+    """What the run tells the results about itself."""
+
+    run_id: str
+    scenario: str
+    target: str | None
+    started_wall: float
+    windows: Sequence[PhaseWindow]
+    slo: SloSpec | None
+    selfcheck: SelfCheckLimits
+    unmeasured: frozenset[str] = frozenset()  # the plan's warm-up steps
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def write_results(
-    ctx: RunContext,
-    collector: Collector,
-    status: str,
-    reason: str | None,
-    unmeasured: frozenset[str],
+    run_dir: Path, facts: RunFacts, collector: Collector, status: str, reason: str | None
 ) -> dict[str, Any]:
-    """Summarise every record the collector wrote (``unmeasured``: the plan's warm-up steps); returns the summary."""
+    """Summarise every record the collector wrote; returns the summary."""
     records = collector.records()
     samples = collector.samples()
-    check = evaluate(samples, records, ctx.scenario.selfcheck)
+    check = evaluate(samples, records, facts.selfcheck)
     run_info = {
-        "id": ctx.run_id,
-        "scenario": ctx.scenario.name,
-        "target": ctx.target_config.label if ctx.target_config else None,
-        "started_wall": ctx.started_wall,
-        "phases": [{"name": w.name, "start": w.start, "end": w.end} for w in ctx.windows],
+        "id": facts.run_id,
+        "scenario": facts.scenario,
+        "target": facts.target,
+        "started_wall": facts.started_wall,
+        "phases": [{"name": w.name, "start": w.start, "end": w.end} for w in facts.windows],
         "records": len(records),
-        "extras": ctx.extras,
+        "extras": facts.extras,
     }
     summary = summarize(
         records,
-        ctx.windows,
-        slo_spec(ctx),
+        facts.windows,
+        facts.slo,
         partial=status == "partial",
         partial_reason=reason,
         selfcheck=check,
         run=run_info,
-        unmeasured=unmeasured,
+        unmeasured=facts.unmeasured,
     )
-    out: Path = ctx.run_dir
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    write_csv(summary, out / "summary.csv")
+    write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
+    write_csv(summary, run_dir / "summary.csv")
     write_report(
-        out / "report.html",
+        run_dir / "report.html",
         summary,
         records,
         samples,
-        scenario_yaml=_read(out / "scenario.yaml"),
-        environment=_read(out / "environment.json"),
+        scenario_yaml=_read(run_dir / "scenario.yaml"),
+        environment=_read(run_dir / "environment.json"),
     )
     return summary
 

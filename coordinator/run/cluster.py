@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from coordinator.run.plan import LocustStep
+from coordinator.plan.steps import LocustStep
 from coordinator.services.ports import free_port
 from coordinator.services.process import stop_process
 from loadgen.config import CONFIG_ENV

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -36,8 +37,6 @@ def environment_info(scenario: Scenario, run_id: str) -> str:
         "target_kind": scenario.target.kind,
         "tags": scenario.tags,
     }
-    try:
+    with contextlib.suppress(OSError):
         info["load_average"] = list(os.getloadavg())
-    except OSError:
-        pass
     return json.dumps(info, indent=2)

@@ -1,37 +1,29 @@
-"""Add-ons that attach to a run through its events (the seam for live metrics and the like).
+"""Add-ons that attach to a run through its events (live metrics, Grafana annotations, container stats).
 
-Each entry is ``"module:function"``; the function receives the ``RunContext`` before the run
-starts, decides from ``ctx.scenario`` whether it has anything to do (e.g. the ``metrics``
-section), adds listeners to ``ctx.events`` and registers what it starts with ``ctx.own``.
-A module that is not installed is skipped; one that fails to attach fails the run before
-any traffic, with its message.
+Each feature registers its extensions (``coordinator.registry.Feature.extensions``): a function
+``attach(ctx)`` that receives the :class:`~coordinator.run.context.RunContext` before the run
+starts, decides from ``ctx.scenario`` (and the target's capabilities) whether it has anything
+to do, adds listeners to ``ctx.events`` and registers what it starts with ``ctx.own``. One that
+fails to attach fails the run before any traffic, with its message.
 """
 
 from __future__ import annotations
 
-import importlib
+from typing import Protocol
 
+from coordinator import registry
 from coordinator.run.context import RunContext
 
-# Live metrics (bridge + Prometheus) attach here when the scenario's metrics section asks.
-RUN_EXTENSIONS: list[str] = [
-    "coordinator.bridge.extension:attach",
-    # A Docker target's container stats, published live to the run's samples stream.
-    "coordinator.docker.live:attach",
-]
+
+class Extension(Protocol):
+    def __call__(self, ctx: RunContext) -> object: ...
 
 
-def attach_all(ctx: RunContext, extensions: list[str] | None = None) -> list[str]:
-    """Attach every installed extension; returns the ones attached."""
+def attach_all(ctx: RunContext) -> list[str]:
+    """Attach every registered extension; returns their names."""
     attached = []
-    for entry in RUN_EXTENSIONS if extensions is None else extensions:
-        module_name, attr = entry.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and module_name.startswith(exc.name):
-                continue  # that add-on is not part of this build
-            raise
-        getattr(module, attr)(ctx)
-        attached.append(entry)
+    for ref in registry.extensions():
+        extension: Extension = ref.load()
+        extension(ctx)
+        attached.append(ref.path)
     return attached

@@ -29,7 +29,7 @@ from locust.env import Environment
 from locust.runners import STATE_SPAWNING, MasterRunner
 from locust.util.load_locustfile import load_locustfile
 
-from coordinator.run.plan import FAST_SPAWN, LocustStep
+from coordinator.plan.steps import FAST_SPAWN, LocustStep
 from loadgen.config import PHASE_MESSAGE
 
 _out = sys.stdout

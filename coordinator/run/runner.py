@@ -23,16 +23,17 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from coordinator.collector import Collector
-from coordinator.progress import ProgressDisplay
+from coordinator.plan.steps import ExternalStep, LocustStep, Plan, build_plan
+from coordinator.results.collector import Collector
+from coordinator.results.report import write_failure_report
 from coordinator.results.summary import PhaseWindow
-from coordinator.results.writer import write_results
+from coordinator.results.writer import RunFacts, write_results
 from coordinator.run.cluster import LocustCluster
 from coordinator.run.context import RunContext
 from coordinator.run.environment import environment_info
 from coordinator.run.extensions import attach_all
-from coordinator.run.external import run_external
-from coordinator.run.plan import ExternalStep, LocustStep, Plan, build_plan
+from coordinator.run.phases import run_external
+from coordinator.run.progress import ProgressDisplay
 from coordinator.run.targets import lifecycle_for, loopback_env, target_config
 from coordinator.scenario.models import Scenario
 from coordinator.services.ports import free_port
@@ -311,6 +312,20 @@ class Run:
 
     # -- teardown ------------------------------------------------------------------------
 
+    def _facts(self) -> RunFacts:
+        ctx, scenario = self.ctx, self.scenario
+        return RunFacts(
+            run_id=ctx.run_id,
+            scenario=scenario.name,
+            target=ctx.target_config.label if ctx.target_config else None,
+            started_wall=ctx.started_wall,
+            windows=list(ctx.windows),
+            slo=scenario.slo.spec() if scenario.slo is not None else None,
+            selfcheck=scenario.selfcheck,
+            unmeasured=self.plan.unmeasured(),
+            extras=ctx.extras,
+        )
+
     def _teardown(self, status: str, reason: str | None) -> tuple[dict[str, Any] | None, str, str | None]:
         """Stop everything in order; never raises; returns the summary if one was written, and the
         status, made partial when the collector could not take every record."""
@@ -334,9 +349,11 @@ class Run:
                 )
         if self.collector is not None:
             try:
-                summary = write_results(ctx, self.collector, status, reason, self.plan.unmeasured())
+                summary = write_results(ctx.run_dir, self._facts(), self.collector, status, reason)
             except Exception as exc:  # noqa: BLE001 - the records file is still there
                 problems.append(f"results: {exc}")
+        elif reason is not None:  # ended before any request was measured: the report says why
+            problems += _attempt("report", lambda: write_failure_report(ctx.run_dir / "report.html", reason))
         final = "partial" if status == "partial" else "finished"
         problems += _attempt("state", lambda: ctx.redis_url and ctx.set_state(status=final))
         ctx.events.run_end.fire(ctx=ctx, status=status, summary=summary)

@@ -2,12 +2,13 @@
 
 ``TargetLifecycle`` is the seam: a URL target is already running, the simulator is started
 as a local process on a free loopback port, a Docker target (``coordinator.docker``) runs a
-container. The run calls ``start`` before any traffic, ``collect`` and ``stop`` always.
+container. Each kind registers its factory in ``coordinator.registry``; what a kind can do
+beyond serving requests (cold starts, container stats) is its registered capabilities. The
+run calls ``start`` before any traffic, ``collect`` and ``stop`` always.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 import sys
@@ -17,7 +18,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from coordinator.scenario.models import SimulatorTarget, UrlTarget
+from coordinator import registry
+from coordinator.scenario.targets import SimulatorTarget, TargetSpec, UrlTarget
 from coordinator.services.ports import free_port
 from coordinator.services.process import stop_process
 from loadgen.config import TargetConfig
@@ -128,51 +130,20 @@ def _answers(url: str) -> bool:
         return False
 
 
-class DockerEndpoint:
-    """A Docker target (``coordinator.docker.lifecycle.DockerTarget``) seen through the run's protocol."""
-
-    def __init__(self, spec: Any, run_id: str, run_dir: Path) -> None:
-        from coordinator.docker.lifecycle import DockerTarget
-
-        self.spec = spec
-        self.name = spec.name
-        self.model: str | None = spec.model
-        self.container = DockerTarget(spec, run_id, run_dir)
-
-    def start(self, run_dir: Path) -> str:
-        return self.container.start(run_dir)  # image, container, readiness
-
-    def stop(self) -> None:
-        self.container.close()
-
-    def collect(self, run_dir: Path) -> None:
-        self.container.collect(run_dir)  # server /metrics + container.json
+def lifecycle_for(spec: TargetSpec, run_id: str, run_dir: Path) -> TargetLifecycle:
+    """The lifecycle object of a scenario's target, made by the factory its kind registered."""
+    factory = registry.target_kind(spec.kind).lifecycle.load()
+    lifecycle = factory(spec, run_id, run_dir)
+    if not isinstance(lifecycle, TargetLifecycle):
+        raise TypeError(f"target kind {spec.kind}: {factory!r} made no TargetLifecycle")
+    return lifecycle
 
 
-# kind -> "module:attribute" of a factory ``(spec, run_id, run_dir)`` (imported only when used)
-TARGET_KINDS: dict[str, str] = {
-    "url": "coordinator.run.targets:ExistingEndpoint",
-    "simulator": "coordinator.run.targets:SimulatorProcess",
-    "docker": "coordinator.run.targets:DockerEndpoint",
-}
-
-
-def lifecycle_for(spec: Any, run_id: str, run_dir: Path) -> TargetLifecycle:
-    """The lifecycle object of a scenario's target, by its ``kind``."""
-    module_name, attr = TARGET_KINDS[spec.kind].split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise UserError(f"target.kind: {spec.kind} targets are not available in this build ({exc.name})") from None
-    return getattr(module, attr)(spec, run_id, run_dir)
-
-
-def target_config(lifecycle: TargetLifecycle, spec: Any, base_url: str) -> TargetConfig:
+def target_config(lifecycle: TargetLifecycle, spec: TargetSpec, base_url: str) -> TargetConfig:
     """What the workers are told about the target: never the key itself, only its variable's name."""
     extra: dict[str, Any] = {}
-    tokenizer = getattr(spec, "tokenizer", None)
-    if tokenizer is not None:  # the same file the scenario named, for any kind of target
-        extra["tokenizer"] = Path(tokenizer).expanduser().resolve()
+    if spec.tokenizer is not None:  # the same file the scenario named, for any kind of target
+        extra["tokenizer"] = spec.tokenizer.expanduser().resolve()
     if isinstance(spec, UrlTarget):
         extra |= {
             "api_key_env": spec.api_key_env,

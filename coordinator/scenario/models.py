@@ -2,99 +2,34 @@
 
 Everything a user writes is a strict pydantic model (unknown keys are mistakes), validated
 before any traffic is sent; ``docs/scenario.schema.json`` is generated from ``Scenario``.
-Targets and phases are discriminated unions on ``kind`` so other packages (Docker targets,
-cold-start phases) join them without changing the run.
+Targets and phases are discriminated unions on ``kind``, built from every kind a feature
+registers (``coordinator.registry``), so a feature (Docker targets, cold-start phases) joins
+them without changing this module.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Union
 
-from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
-from coordinator.docker.spec import ColdStartPhase, DockerTargetSpec
-from coordinator.scenario.phases import (
-    LadderPhase,
-    RampPhase,
-    SoakPhase,
-    SteadyPhase,
-    WarmupPhase,
-    _default_kind,
-)
-from coordinator.selfcheck import SelfCheckLimits
-from loadgen.spec import RetryPolicy, Spec, WorkloadSpec, readable_file
+from coordinator import registry
+from coordinator.results.selfcheck import SelfCheckLimits
+from coordinator.results.summary import SloSpec
+from coordinator.scenario.phases import PhaseSpec, default_kind
+from coordinator.scenario.targets import TargetSpec
+from loadgen.spec import RetryPolicy, Spec, WorkloadSpec
 
-_TOKENIZER_HELP = (
-    "the model's tokenizer.json (relative to the scenario file): counts tokens when the server reports no usage"
-)
-
-
-def _readable(value: Path | None, info: ValidationInfo) -> Path | None:
-    """An optional file the scenario names (tokenizer, simulator config) must be readable."""
-    return None if value is None else readable_file(value, info)
-
-
-class UrlTarget(Spec):
-    """An OpenAI-compatible endpoint that is already running. The key is read from ``api_key_env``."""
-
-    kind: Literal["url"] = "url"
-    name: str = Field(default="", description="label in results (default: the URL)")
-    base_url: str = Field(
-        pattern=r"^https?://", description="ends before /chat/completions, e.g. http://127.0.0.1:8000/v1"
-    )
-    model: str = Field(min_length=1)
-    api_key_env: str | None = Field(
-        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="environment variable holding the API key"
-    )
-    headers: dict[str, str] = Field(default_factory=dict)
-    connect_timeout: float = Field(default=10.0, gt=0)
-    read_timeout: float = Field(default=600.0, gt=0)
-    tokenizer: Path | None = Field(default=None, description=_TOKENIZER_HELP)
-
-    _tokenizer = field_validator("tokenizer")(_readable)
-
-    @field_validator("api_key_env")
-    @classmethod
-    def _key_is_set(cls, value: str | None) -> str | None:
-        if value is not None and not os.environ.get(value):
-            raise ValueError(f"environment variable {value} is not set; export it before running")
-        return value
-
-
-class SimulatorTarget(Spec):
-    """The built-in simulator, started by the run on a free loopback port and stopped after."""
-
-    kind: Literal["simulator"]
-    name: str = Field(default="simulator", min_length=1)
-    preset: str | None = Field(default=None, description="simulator preset (see `finishline simulate --help`)")
-    config: Path | None = Field(default=None, description="simulator config file (relative to the scenario file)")
-    model: str = Field(default="simulator", min_length=1)
-    trace: bool = Field(default=True, description="keep the simulator's request trace in the run directory")
-    tokenizer: Path | None = Field(default=None, description=_TOKENIZER_HELP)
-
-    _files = field_validator("tokenizer", "config")(_readable)
-
-
-class DockerTarget(DockerTargetSpec):
-    """Start the endpoint under test in a container (``coordinator.docker.spec.DockerTargetSpec``),
-    plus what the workers need to know about its model."""
-
-    tokenizer: Path | None = Field(default=None, description=_TOKENIZER_HELP)
-
-    _tokenizer = field_validator("tokenizer")(_readable)
-
-
-Target = Annotated[UrlTarget | SimulatorTarget | DockerTarget, Field(discriminator="kind")]
-
-Phase = Annotated[
-    Annotated[
-        SteadyPhase | WarmupPhase | SoakPhase | RampPhase | LadderPhase | ColdStartPhase,
-        Field(discriminator="kind"),
-    ],
-    BeforeValidator(_default_kind),
-]
+if TYPE_CHECKING:  # statically, the base classes; at run time, the union of every registered kind
+    Target = TargetSpec
+    Phase = PhaseSpec
+else:
+    Target = Annotated[Union[tuple(k.spec for k in registry.target_kinds())], Field(discriminator="kind")]  # noqa: UP007
+    Phase = Annotated[
+        Annotated[Union[tuple(k.spec for k in registry.phase_kinds())], Field(discriminator="kind")],  # noqa: UP007
+        BeforeValidator(default_kind),
+    ]
 
 
 class Slo(Spec):
@@ -104,6 +39,9 @@ class Slo(Spec):
     tpot_ms: float | None = Field(default=None, gt=0)
     e2e_ms: float | None = Field(default=None, gt=0)
     percentile: float = Field(default=99.0, gt=0, lt=100, description="percentile the verdict is judged at")
+
+    def spec(self) -> SloSpec:
+        return SloSpec(ttft_ms=self.ttft_ms, tpot_ms=self.tpot_ms, e2e_ms=self.e2e_ms, percentile=self.percentile)
 
 
 class MetricsSection(Spec):
@@ -151,9 +89,12 @@ class Scenario(Spec):
         phase_names = [p.name for p in self.phases]
         if len(set(phase_names)) != len(phase_names):
             raise ValueError(f"phase names must be unique, got {phase_names}")
+        capabilities = registry.target_kind(self.target.kind).capabilities
         for phase in self.phases:
-            if isinstance(phase, ColdStartPhase) and not isinstance(self.target, DockerTargetSpec):
-                raise ValueError(f"phase {phase.name!r}: cold_start needs a target of kind docker")
+            missing = registry.phase_kind(phase.kind).requires - capabilities
+            if missing:
+                able = [k.kind for k in registry.target_kinds() if missing <= k.capabilities]
+                raise ValueError(f"phase {phase.name!r}: {phase.kind} needs a target of kind {' or '.join(able)}")
         return self
 
     def redacted(self) -> dict[str, Any]:

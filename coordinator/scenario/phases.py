@@ -43,10 +43,19 @@ def _check_arrival(open_loop: bool, arrival: ArrivalSpec | None) -> None:
         raise ValueError("arrival applies to open phases (rate); remove it or give rate instead of users")
 
 
-class _Bounded(Spec):
+class PhaseSpec(Spec):
+    """Fields every kind of phase has; ``kind`` (a ``Literal``) is each subclass's own.
+
+    Kinds outside this module (a Docker target's cold start) subclass it in their own feature
+    and join the scenario's ``phases`` union through ``coordinator.registry``."""
+
+    kind: str
+    name: Name
+
+
+class _Bounded(PhaseSpec):
     """A phase ends after ``duration`` or ``requests`` completed requests, whichever is first."""
 
-    name: Name
     duration: Duration | None = None
     requests: int | None = Field(default=None, ge=1, description="end after this many requests completed")
     think_time: float = Field(default=0.0, ge=0, description="closed: seconds each user waits between requests")
@@ -113,11 +122,10 @@ class RampPhase(_Bounded):
         return self
 
 
-class LadderPhase(Spec):
+class LadderPhase(PhaseSpec):
     """A concurrency ladder (``users: [1, 2, 4]``) or rate ladder (``rates: [1, 5, 10]``): one step each."""
 
     kind: Literal["ladder"]
-    name: Name
     users: list[Annotated[int, Field(ge=1)]] | None = Field(default=None, min_length=1)
     rates: list[Annotated[float, Field(gt=0)]] | None = Field(default=None, min_length=1)
     step_duration: Duration | None = None
@@ -136,7 +144,7 @@ class LadderPhase(Spec):
         return self
 
 
-def _default_kind(value: Any) -> Any:
+def default_kind(value: Any) -> Any:
     """A phase without ``kind`` is a steady phase."""
     if isinstance(value, dict) and "kind" not in value:
         return {**value, "kind": "steady"}

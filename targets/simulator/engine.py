@@ -16,6 +16,7 @@ sequence's (re)prefill or decodes it samples one token, stamped with the step's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections import OrderedDict, deque
@@ -55,10 +56,8 @@ class Engine:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
 
     def submit(self, seq: Sequence) -> None:
         self.waiting.append(seq)
@@ -110,10 +109,8 @@ class Engine:
         stalls = [s.stall_until for s in self.running if s.stall_until > now]
         timeout = min(stalls) - now if stalls else 0.01
         self._wake.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.0005))
-        except TimeoutError:
-            pass
 
     # ---- scheduling -------------------------------------------------------------------
     def _blocks_for(self, tokens: int) -> int:

@@ -9,6 +9,7 @@ the terminating zero-length chunk with ``write_eof`` once the sequence is done.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import time
@@ -72,10 +73,8 @@ def abort_with_reset(transport: Any) -> None:
     """Close with a TCP RST (SO_LINGER 0), as a crashed server or proxy would."""
     sock = transport.get_extra_info("socket")
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
     transport.abort()
 
 

@@ -26,9 +26,10 @@ from grafana_client import GrafanaApi
 from grafana_client.client import GrafanaClientError, GrafanaException
 from pydantic import BaseModel, ConfigDict, Field
 
+import dashboards
 from loadgen.errors import UserError
 
-DASHBOARD_DIR = Path(__file__).resolve().parents[1] / "dashboards" / "json"
+DASHBOARD_DIR = dashboards.DASHBOARD_DIR
 URL_ENV = "FINISHLINE_GRAFANA_URL"
 TOKEN_ENV = "FINISHLINE_GRAFANA_TOKEN"
 TAG = "finishline"

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from coordinator import registry
 from coordinator.scenario.models import Scenario
 from coordinator.scenario.phases import LadderPhase, RampPhase, SoakPhase, SteadyPhase, WarmupPhase
 from loadgen.config import PhaseCommand
@@ -203,12 +204,8 @@ def build_plan(scenario: Scenario) -> Plan:
                         arrival=phase.arrival,
                     )
                 )
+        elif registry.phase_kind(phase.kind).runner is not None:
+            steps.append(ExternalStep(name=phase.name, phase_kind=phase.kind, spec=phase.model_dump(mode="json")))
         else:
-            steps.append(
-                ExternalStep(
-                    name=phase.name,
-                    phase_kind=phase.kind,
-                    spec=phase.model_dump(mode="json"),
-                )
-            )
+            raise TypeError(f"phase kind {phase.kind} has neither a runner nor a Locust expansion")
     return Plan(steps=steps)

@@ -1,0 +1,28 @@
+"""The core feature: URL and simulator targets, the Locust phases, and the commands every build has."""
+
+from __future__ import annotations
+
+from coordinator.registry import Feature, PhaseKind, Ref, TargetKind
+from coordinator.scenario.phases import LadderPhase, RampPhase, SoakPhase, SteadyPhase, WarmupPhase
+from coordinator.scenario.targets import SimulatorTarget, UrlTarget
+
+FEATURE = Feature(
+    name="core",
+    targets=(
+        TargetKind("url", UrlTarget, Ref("coordinator.run.targets:ExistingEndpoint")),
+        TargetKind("simulator", SimulatorTarget, Ref("coordinator.run.targets:SimulatorProcess")),
+    ),
+    phases=(  # no runner: the plan expands these into Locust steps
+        PhaseKind("steady", SteadyPhase),
+        PhaseKind("warmup", WarmupPhase),
+        PhaseKind("soak", SoakPhase),
+        PhaseKind("ramp", RampPhase),
+        PhaseKind("ladder", LadderPhase),
+    ),
+    commands={
+        "run": Ref("coordinator.run.commands:run"),
+        "validate": Ref("coordinator.scenario.commands:validate"),
+        "schema": Ref("coordinator.scenario.commands:schema"),
+        "simulate": Ref("targets.simulator.cli:simulate"),
+    },
+)

@@ -1,0 +1,1 @@
+"""The plan: a scenario's phases as the ordered steps the run executes."""
