@@ -70,7 +70,7 @@ def test_mounted_files_exist_and_the_model_is_limited(resolved: dict[str, Any]) 
 
 
 def test_prometheus_scrapes_the_stack_with_the_projects_rules() -> None:
-    config = yaml.safe_load((ROOT / "targets/images/compose/prometheus.yml").read_text())
+    config = yaml.safe_load((ROOT / "dashboards/prometheus/compose-prometheus.yml").read_text())
     targets = {t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
     assert targets == {"127.0.0.1:9464", "127.0.0.1:8080", "127.0.0.1:8000"}
     promtool = shutil.which("promtool")
@@ -89,3 +89,15 @@ def test_the_compose_scenario_is_valid() -> None:
     scenario, problems = validate_file(ROOT / "targets/images/compose/scenario.yaml")
     assert problems == [] and scenario is not None
     assert scenario.target.base_url == "http://127.0.0.1:8080/v1"  # the compose model service
+
+
+def test_images_named_in_compose_and_examples_are_the_ones_finishline_builds(resolved: dict[str, Any]) -> None:
+    from coordinator.docker.image_names import PROJECT_IMAGES
+
+    named = {svc["image"] for svc in resolved["services"].values() if str(svc.get("image", "")).startswith("finishline/")}
+    for example in (ROOT / "examples").glob("*.yaml"):
+        image = (yaml.safe_load(example.read_text()).get("target") or {}).get("image")
+        if image and image.startswith("finishline/"):
+            named.add(image)
+    assert named, "compose.yaml runs finishline's images"
+    assert named <= set(PROJECT_IMAGES.values()), named - set(PROJECT_IMAGES.values())

@@ -39,7 +39,7 @@ def test_config_labels_every_target_with_run_and_target(tmp_path: Path) -> None:
         run_id="r1",
         target="sim",
         bridges=["127.0.0.1:9001", "127.0.0.1:9002"],
-        server=ScrapeTarget(base_url="http://127.0.0.1:8000", kind="vllm"),
+        servers=[ScrapeTarget(base_url="http://127.0.0.1:8000", kind="vllm")],
         rule_files=[str(RULES / "recording_rules.yml")],
     )
     config = build_config(plan)

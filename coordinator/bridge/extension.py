@@ -24,10 +24,10 @@ import dashboards
 from coordinator.bridge.process import BridgeProcess
 from coordinator.bridge.store import delete_bridge_keys, group_backlog
 from coordinator.services.prometheus_server import PrometheusServer
-from dashboards.prometheus_config import PrometheusPlan, ScrapeTarget, ServerKind, build_config
+from dashboards.prometheus_config import RULE_FILES, PrometheusPlan, ScrapeTarget, ServerKind, build_config
+from loadgen.errors import ServiceError
 
 RULES_DIR = dashboards.PROMETHEUS_DIR
-RULE_FILES = ("recording_rules.yml", "alert_rules.yml")
 LIVE_FILE = "live_metrics.json"  # what Prometheus said at the end, beside summary.json
 
 
@@ -86,7 +86,7 @@ class Supervisor:
                 try:
                     self.bridge.start()
                     self.restarts += 1
-                except RuntimeError as exc:
+                except ServiceError as exc:
                     print(f"finishline: bridge restart failed: {exc}", file=sys.stderr)
 
     def stop(self) -> None:
@@ -119,7 +119,7 @@ def attach(ctx: Any) -> None:
         run_id=ctx.run_id,
         target=ctx.target_config.label if ctx.target_config else "",
         bridges=[bridge.address],
-        server=server,
+        servers=[server] if server is not None else [],
         scrape_interval_s=1.0,
         evaluation_interval_s=1.0,
         rule_files=[str(RULES_DIR / name) for name in RULE_FILES],

@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 from coordinator.services.ports import free_port
-from coordinator.services.process import OwnedService, http_ok, spawn, stop_process, wait_ready
+from coordinator.services.process import OwnedService, http_ok, start_process, stop_process
 
 
 class BridgeProcess(OwnedService):
@@ -60,14 +60,15 @@ class BridgeProcess(OwnedService):
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        self.process = spawn(cmd, self.log_path, env)
-        if wait_ready(self.process, lambda: http_ok(self.url), timeout, 0.05):
-            return self
-        if self.process.poll() is not None:
-            where = f" (see {self.log_path})" if self.log_path else ""
-            raise RuntimeError(f"bridge exited with {self.process.returncode}{where}")
-        self.kill()
-        raise RuntimeError(f"bridge did not serve {self.url} within {timeout:.0f}s")
+        self.process = start_process(
+            cmd,
+            ready=lambda: http_ok(self.url),
+            what=f"the bridge ({self.url})",
+            timeout=timeout,
+            log_path=self.log_path,
+            env=env,
+        )
+        return self
 
     def scrape(self) -> str:
         with urllib.request.urlopen(self.url, timeout=5) as resp:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 import docker
 import orjson
@@ -32,7 +32,8 @@ from coordinator.docker.engine import PID_LABEL, ROLE_LABEL, RUN_LABEL, docker_c
 from coordinator.docker.images import ensure_image
 from coordinator.docker.spec import DockerTargetSpec
 from coordinator.docker.stats import StatsSampler
-from coordinator.services.ports import free_port
+from coordinator.services.ports import free_port, port_open
+from coordinator.services.process import NotReady, wait_until
 from loadgen.config import TargetConfig
 from loadgen.errors import UserError
 
@@ -252,7 +253,7 @@ class DockerTarget:
             self.client, container.id, number, self.run_dir / "container_stats.jsonl", self.spec.stats_interval_s
         ).start()
         deadline = begin + self.spec.readiness_timeout_s
-        timings.port_open = self._wait(deadline, self._port_open, "the port to open", 0.005)
+        timings.port_open = self._wait(deadline, lambda: port_open(self.port, HOST), "the port to open", 0.005)
         self._current.timings = asdict(timings)
         timings.ready = self._wait(
             deadline, self.health_ok, "the health check", self.spec.health.interval_s, while_loading
@@ -260,13 +261,6 @@ class DockerTarget:
         self._current.timings = asdict(timings) | {"steps": timings.steps()}
         self.write_summary()
         return timings
-
-    def _port_open(self) -> bool:
-        try:
-            with socket.create_connection((HOST, self.port), timeout=0.05):
-                return True
-        except OSError:
-            return False
 
     def health_ok(self) -> bool:
         """One health poll: True when the health endpoint answers the expected status."""
@@ -287,23 +281,34 @@ class DockerTarget:
         pause: float,
         between: Callable[[], None] | None = None,
     ) -> float:
-        """Poll ``probe`` until True; fail fast (with the verdict) when the container dies."""
+        """Poll ``probe`` until True; fail fast (with the verdict) when the container dies.
+
+        The container's state is looked up at most every 0.2 s: an inspect costs milliseconds,
+        and the port is polled every few.
+        """
         next_check = 0.0
-        while True:
-            if probe():
-                return time.monotonic()
+
+        def alive() -> None:
+            nonlocal next_check
             now = time.monotonic()
             if now >= next_check:
                 self.check_alive()
                 next_check = now + 0.2
-            if now > deadline:
-                self._fail(
-                    "timeout",
-                    f"waited {self.spec.readiness_timeout_s:g} s for {what}; raise readiness_timeout_s or check container.log",
-                )
-            if between is not None:
-                between()
-            time.sleep(pause)
+
+        try:
+            return wait_until(
+                probe,
+                timeout=max(0.0, deadline - time.monotonic()),
+                interval=pause,
+                what=what,
+                check=alive,
+                between=between,
+            )
+        except NotReady:
+            self._fail(
+                "timeout",
+                f"waited {self.spec.readiness_timeout_s:g} s for {what}; raise readiness_timeout_s or check container.log",
+            )
 
     def check_alive(self) -> None:
         """Raise `TargetFailed` (``oom`` or ``exited``) when the current container has stopped."""
@@ -320,7 +325,7 @@ class DockerTarget:
             "exited", f"container exited with code {state.get('ExitCode')} before it was ready; see container.log"
         )
 
-    def _fail(self, verdict: str, message: str) -> None:
+    def _fail(self, verdict: str, message: str) -> NoReturn:
         if self._current is not None:
             self._current.verdict = verdict
             if self.timings is not None:

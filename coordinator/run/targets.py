@@ -12,16 +12,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from coordinator import registry
 from coordinator.scenario.targets import SimulatorTarget, TargetSpec, UrlTarget
 from coordinator.services.ports import free_port
-from coordinator.services.process import stop_process
+from coordinator.services.process import NotReady, http_ok, start_process, stop_process
 from loadgen.config import TargetConfig
 from loadgen.errors import UserError
 
@@ -76,7 +73,6 @@ class SimulatorProcess:
         self.startup_timeout = startup_timeout
         self.port: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
-        self._log: Any = None
 
     def command(self, run_dir: Path) -> list[str]:
         cmd = [sys.executable, "-m", "targets.simulator", "--host", "127.0.0.1", "--port", str(self.port)]
@@ -90,44 +86,25 @@ class SimulatorProcess:
 
     def start(self, run_dir: Path) -> str:
         self.port = free_port()
-        self._log = (run_dir / self.LOG_FILE).open("wb")
-        self.process = subprocess.Popen(
-            self.command(run_dir),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
         base = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                self._log.flush()
-                tail = (run_dir / self.LOG_FILE).read_text(errors="replace").strip().splitlines()
-                self.stop()
-                raise UserError(f"target: the simulator exited at start: {tail[-1] if tail else 'no output'}")
-            if _answers(f"{base}/health") or _answers(f"{base}/v1/models"):
-                return f"{base}/v1"
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"the simulator did not become ready on {base} within {self.startup_timeout:.0f} s")
+        try:
+            self.process = start_process(
+                self.command(run_dir),
+                ready=lambda: http_ok(f"{base}/health") or http_ok(f"{base}/v1/models"),
+                what="the simulator",
+                timeout=self.startup_timeout,
+                log_path=run_dir / self.LOG_FILE,
+            )
+        except NotReady as exc:
+            raise UserError(f"target: {exc}") from None
+        return f"{base}/v1"
 
     def stop(self) -> None:
         stop_process(self.process, timeout=10)
         self.process = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
     def collect(self, run_dir: Path) -> None:
         return None  # the trace and log are written into the run directory directly
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1.0) as resp:
-            return 200 <= resp.status < 300
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
 
 
 def lifecycle_for(spec: TargetSpec, run_id: str, run_dir: Path) -> TargetLifecycle:

@@ -15,7 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from coordinator.scenario.models import Scenario
-from loadgen.errors import UserError
+from loadgen.errors import UserError, field_problems
 
 # Keys holding paths that are resolved relative to the scenario file.
 _PATH_KEYS = ("path", "corpus", "config", "context", "tokenizer")
@@ -62,40 +62,17 @@ def _locate(root: yaml.Node | None, loc: tuple[Any, ...], missing: bool = False)
     return line, shown or "(top level)"
 
 
-def _message(err: dict[str, Any]) -> str:
-    kind = err["type"]
-    msg = str(err["msg"])
-    if kind == "extra_forbidden":
-        return "unknown key; remove it or check its spelling"
-    if kind == "missing":
-        return "required; add it"
-    if kind == "union_tag_not_found":
-        return "needs a kind; " + _expected(err)
-    if kind == "union_tag_invalid":
-        return f"unknown kind {err['ctx'].get('tag')!r}; " + _expected(err)
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
-    if msg.startswith("Assertion failed, "):
-        msg = msg[len("Assertion failed, ") :]
-    return msg
-
-
-def _expected(err: dict[str, Any]) -> str:
-    tags = err.get("ctx", {}).get("expected_tags")
-    return f"use one of {tags}" if tags else "see docs/scenario.md"
-
-
 def problems_from_validation(exc: ValidationError, root: yaml.Node | None, file: str) -> list[Problem]:
     out: list[Problem] = []
     seen: set[tuple[int | None, str, str]] = set()
-    for err in exc.errors():
-        line, shown = _locate(root, tuple(err["loc"]), missing=err["type"] == "missing")
-        if err["type"] == "union_tag_not_found" or err["type"] == "union_tag_invalid":
+    for problem in field_problems(exc):
+        line, shown = _locate(root, problem.loc, missing=problem.kind == "missing")
+        if problem.kind in ("union_tag_not_found", "union_tag_invalid"):
             shown = f"{shown}.kind" if shown != "(top level)" else "kind"
-        key = (line, shown, _message(err))
+        key = (line, shown, problem.message)
         if key not in seen:
             seen.add(key)
-            out.append(Problem(file, line, shown, key[2]))
+            out.append(Problem(file, line, shown, problem.message))
     return out
 
 

@@ -21,8 +21,8 @@ from typing import Any
 import yaml
 
 from coordinator.services.ports import free_port
-from coordinator.services.process import OwnedService, http_ok, spawn, stop_process, wait_ready
-from loadgen.errors import UserError
+from coordinator.services.process import OwnedService, http_ok, start_process, stop_process
+from loadgen.errors import ServiceError, UserError
 
 
 class PrometheusServer(OwnedService):
@@ -57,20 +57,25 @@ class PrometheusServer(OwnedService):
         config_path = work / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
         data = self.data_dir or work / "data"
-        self.process = spawn(
-            [
-                path,
-                f"--config.file={config_path}",
-                f"--storage.tsdb.path={data}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--web.enable-lifecycle",
-                "--storage.tsdb.retention.time=15d",
-            ],
-            self.log_path,
-        )
-        if not wait_ready(self.process, lambda: http_ok(f"{self.url}/-/ready"), timeout, 0.1):
+        try:
+            self.process = start_process(
+                [
+                    path,
+                    f"--config.file={config_path}",
+                    f"--storage.tsdb.path={data}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--web.enable-lifecycle",
+                    "--storage.tsdb.retention.time=15d",
+                ],
+                ready=lambda: http_ok(f"{self.url}/-/ready"),
+                what=f"prometheus on 127.0.0.1:{self.port}",
+                timeout=timeout,
+                interval=0.1,
+                log_path=self.log_path,
+            )
+        except BaseException:
             self.stop()
-            raise RuntimeError(f"prometheus did not become ready on 127.0.0.1:{self.port}")
+            raise
         return self
 
     def _get(self, path: str, params: dict[str, str]) -> Any:
@@ -78,7 +83,7 @@ class PrometheusServer(OwnedService):
         with urllib.request.urlopen(url, timeout=30) as resp:
             body = json.loads(resp.read())
         if body.get("status") != "success":
-            raise RuntimeError(f"prometheus {path}: {body.get('error')}")
+            raise ServiceError(f"prometheus {path}: {body.get('error')}")
         return body["data"]
 
     def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
@@ -114,7 +119,7 @@ class PrometheusServer(OwnedService):
                 return
             if time.monotonic() > deadline:
                 states = {t["scrapeUrl"]: t["health"] + " " + t.get("lastError", "") for t in targets}
-                raise RuntimeError(f"prometheus targets not up: {states}")
+                raise ServiceError(f"prometheus targets not up: {states}")
             time.sleep(0.2)
 
     def wait_scrape_after(self, moment_wall: float, timeout: float = 30.0) -> None:
@@ -126,7 +131,7 @@ class PrometheusServer(OwnedService):
             if targets and all(s is not None and s > moment_wall for s in scraped):
                 return
             if time.monotonic() > deadline:
-                raise RuntimeError("prometheus did not scrape every target in time")
+                raise ServiceError("prometheus did not scrape every target in time")
             time.sleep(0.1)
 
     def stop(self) -> None:

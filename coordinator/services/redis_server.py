@@ -13,7 +13,7 @@ import tempfile
 import redis
 
 from coordinator.services.ports import free_port
-from coordinator.services.process import OwnedService, spawn, stop_process, wait_ready
+from coordinator.services.process import OwnedService, start_process, stop_process
 from loadgen.errors import UserError
 
 
@@ -35,31 +35,34 @@ class RedisServer(OwnedService):
         if path is None:
             raise UserError(f"{self.binary} not found: install Debian's redis-server or set redis_url in the scenario")
         self._dir = tempfile.TemporaryDirectory(prefix="finishline-redis-")
-        self.process = spawn(
-            [
-                path,
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self._dir.name,
-                "--protected-mode",
-                "yes",
-            ]
-        )
         client = redis.Redis(host="127.0.0.1", port=self.port)
         try:
-            ready = wait_ready(self.process, lambda: _answers(client), timeout, 0.02)
+            self.process = start_process(
+                [
+                    path,
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    self._dir.name,
+                    "--protected-mode",
+                    "yes",
+                ],
+                ready=lambda: _answers(client),
+                what=f"redis-server on 127.0.0.1:{self.port}",
+                timeout=timeout,
+                interval=0.02,
+            )
+        except BaseException:
+            self.stop()
+            raise
         finally:
             client.close()
-        if not ready:
-            self.stop()
-            raise RuntimeError(f"redis-server did not start on 127.0.0.1:{self.port}")
         return self
 
     def stop(self) -> None:
