@@ -12,3 +12,6 @@ LLAMACPP_IMAGE = "finishline/llamacpp:latest"
 # what ``finishline images build --only`` calls each -> its image
 PROJECT_IMAGES: dict[str, str] = {"base": BASE_IMAGE, "simulator": SIMULATOR_IMAGE, "llamacpp": LLAMACPP_IMAGE}
 PROJECT_REPOSITORIES: tuple[str, ...] = tuple(image.split(":", 1)[0] for image in PROJECT_IMAGES.values())
+
+# The coordinator's own image in compose.yaml, built by `docker compose build` (targets/images/app).
+APP_IMAGE = "finishline/app:latest"
