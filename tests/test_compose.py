@@ -94,7 +94,9 @@ def test_the_compose_scenario_is_valid() -> None:
 def test_images_named_in_compose_and_examples_are_the_ones_finishline_builds(resolved: dict[str, Any]) -> None:
     from coordinator.docker.image_names import APP_IMAGE, PROJECT_IMAGES
 
-    named = {svc["image"] for svc in resolved["services"].values() if str(svc.get("image", "")).startswith("finishline/")}
+    named = {
+        svc["image"] for svc in resolved["services"].values() if str(svc.get("image", "")).startswith("finishline/")
+    }
     for example in (ROOT / "examples").glob("*.yaml"):
         image = (yaml.safe_load(example.read_text()).get("target") or {}).get("image")
         if image and image.startswith("finishline/"):

@@ -139,7 +139,7 @@ def test_a_live_run_is_annotated_from_its_events(grafana_api, monkeypatch) -> No
     from types import SimpleNamespace
 
     from coordinator.bridge.grafana import attach_annotations
-    from coordinator.run.events import RunEvents
+    from coordinator.run.events import PhaseEnded, PhaseStarted, RunEnded, RunEvents, RunStarted
 
     url, rec = grafana_api
     monkeypatch.setenv("FINISHLINE_GRAFANA_URL", url)
@@ -147,10 +147,10 @@ def test_a_live_run_is_annotated_from_its_events(grafana_api, monkeypatch) -> No
     ctx = SimpleNamespace(run_id="live-1", events=RunEvents())
     assert attach_annotations(ctx)
     step = SimpleNamespace(name="steady")
-    ctx.events.run_start.fire(ctx=ctx)
-    ctx.events.phase_start.fire(ctx=ctx, step=step, started=1.0)
-    ctx.events.phase_end.fire(ctx=ctx, step=step, started=1.0, ended=3.0)
-    ctx.events.run_end.fire(ctx=ctx, status="complete", summary=None)
+    ctx.events.run_start.fire(RunStarted(ctx))
+    ctx.events.phase_start.fire(PhaseStarted(ctx, step, started=1.0))
+    ctx.events.phase_end.fire(PhaseEnded(ctx, step, started=1.0, ended=3.0))
+    ctx.events.run_end.fire(RunEnded(ctx, status="complete", summary=None))
     notes = [c["body"] for c in rec.calls if c["path"] == "/api/annotations"]
     assert [n["tags"] for n in notes] == [
         ["finishline", "live-1", "run_start"],

@@ -23,6 +23,8 @@ import redis
 import dashboards
 from coordinator.bridge.process import BridgeProcess
 from coordinator.bridge.store import delete_bridge_keys, group_backlog
+from coordinator.run.context import RunContext
+from coordinator.run.events import RunEnded
 from coordinator.services.prometheus_server import PrometheusServer
 from dashboards.prometheus_config import RULE_FILES, PrometheusPlan, ScrapeTarget, ServerKind, build_config
 from loadgen.errors import ServiceError
@@ -48,7 +50,7 @@ def metrics_base(api_base_url: str) -> str:
     return url[: -len("/v1")] if url.endswith("/v1") else url
 
 
-def bridge_args(ctx: Any) -> list[str]:
+def bridge_args(ctx: RunContext) -> list[str]:
     scenario = ctx.scenario
     args = ["--scenario", scenario.name, "--target", ctx.target_config.label if ctx.target_config else ""]
     slo = scenario.slo
@@ -96,7 +98,7 @@ class Supervisor:
         self.bridge.stop()
 
 
-def attach(ctx: Any) -> None:
+def attach(ctx: RunContext) -> None:
     """Start the bridge and Prometheus if the scenario asks; register both for teardown."""
     section = ctx.scenario.metrics
     if not section.prometheus:
@@ -135,7 +137,7 @@ def attach(ctx: Any) -> None:
     ctx.extras["live_metrics"] = info
     print(f"finishline: live metrics at {bridge.url}, Prometheus at {prometheus.url}", file=sys.stderr)
 
-    def on_run_end(ctx: Any, status: str, summary: Any) -> None:
+    def on_run_end(event: RunEnded) -> None:
         info.update(finalize(ctx, prometheus))
         info["bridge_restarts"] = supervisor.restarts
         (ctx.run_dir / LIVE_FILE).write_text(json.dumps(info, indent=2) + "\n")
@@ -143,7 +145,7 @@ def attach(ctx: Any) -> None:
     ctx.events.run_end.add_listener(on_run_end)
 
 
-def finalize(ctx: Any, prometheus: PrometheusServer, timeout: float = 30.0) -> dict[str, Any]:
+def finalize(ctx: RunContext, prometheus: PrometheusServer, timeout: float = 30.0) -> dict[str, Any]:
     """Wait for group ``bridge`` to ack everything and for one more scrape; return what Prometheus says."""
     client = redis.Redis.from_url(ctx.redis_url)
     deadline = time.monotonic() + timeout

@@ -16,10 +16,10 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from grafana_client import GrafanaApi
@@ -27,7 +27,11 @@ from grafana_client.client import GrafanaClientError, GrafanaException
 from pydantic import BaseModel, ConfigDict, Field
 
 import dashboards
+from coordinator.run.context import RunContext
+from coordinator.run.events import PhaseEnded, PhaseStarted, RunEnded, RunStarted
 from loadgen.errors import UserError
+
+E = TypeVar("E")
 
 DASHBOARD_DIR = dashboards.DASHBOARD_DIR
 URL_ENV = "FINISHLINE_GRAFANA_URL"
@@ -133,7 +137,7 @@ def _wall_offset(records_path: Path) -> float | None:
     return None
 
 
-def attach_annotations(ctx: Any, settings: GrafanaSettings | None = None) -> bool:
+def attach_annotations(ctx: RunContext, settings: GrafanaSettings | None = None) -> bool:
     """Annotate a live run at run_start, each phase (a region) and run_end, if Grafana is configured."""
     settings = settings or GrafanaSettings.from_env()
     if settings is None:
@@ -142,33 +146,33 @@ def attach_annotations(ctx: Any, settings: GrafanaSettings | None = None) -> boo
     run_id = ctx.run_id
     phase_started: dict[str, float] = {}
 
-    def safe(fn: Any) -> Any:
-        def call(**kwargs: Any) -> None:
+    def safe(fn: Callable[[E], None]) -> Callable[[E], None]:
+        def call(event: E) -> None:
             try:
-                fn(**kwargs)
+                fn(event)
             except Exception as exc:  # noqa: BLE001 - Grafana being down must not cost the run
                 print(f"finishline: grafana annotation failed: {exc}", file=sys.stderr)
 
         return call
 
-    ctx.events.run_start.add_listener(
-        safe(lambda ctx: annotate(api, run_id, f"run {run_id} started", "run_start", time.time()))
-    )
+    def run_start(event: RunStarted) -> None:
+        annotate(api, run_id, f"run {run_id} started", "run_start", time.time())
 
-    def phase_start(ctx: Any, step: Any, started: float) -> None:
-        phase_started[step.name] = time.time()
+    def phase_start(event: PhaseStarted) -> None:
+        phase_started[event.step.name] = time.time()
 
-    def phase_end(ctx: Any, step: Any, started: float, ended: float) -> None:
+    def phase_end(event: PhaseEnded) -> None:
         now = time.time()
-        annotate(api, run_id, f"phase {step.name}", "phase", phase_started.get(step.name, now - (ended - started)), now)
+        began = phase_started.get(event.step.name, now - (event.ended - event.started))
+        annotate(api, run_id, f"phase {event.step.name}", "phase", began, now)
 
+    def run_end(event: RunEnded) -> None:
+        annotate(api, run_id, f"run {run_id} ended: {event.status}", "run_end", time.time())
+
+    ctx.events.run_start.add_listener(safe(run_start))
     ctx.events.phase_start.add_listener(phase_start)
     ctx.events.phase_end.add_listener(safe(phase_end))
-    ctx.events.run_end.add_listener(
-        safe(
-            lambda ctx, status, summary: annotate(api, run_id, f"run {run_id} ended: {status}", "run_end", time.time())
-        )
-    )
+    ctx.events.run_end.add_listener(safe(run_end))
     return True
 
 

@@ -18,6 +18,7 @@ import redis
 
 from coordinator.results.summary import PhaseWindow
 from coordinator.run.events import RunEvents
+from coordinator.run.targets import TargetLifecycle
 from coordinator.scenario.models import Scenario
 from loadgen.config import TargetConfig
 from loadgen.records import RequestRecord
@@ -32,7 +33,7 @@ class RunContext:
     run_dir: Path
     events: RunEvents = field(default_factory=RunEvents)
     redis_url: str = ""
-    target: Any = None  # coordinator.run.targets.TargetLifecycle once started
+    target: TargetLifecycle | None = None  # once started
     target_config: TargetConfig | None = None
     windows: list[PhaseWindow] = field(default_factory=list)
     current_phase: str | None = None

@@ -31,6 +31,7 @@ from coordinator.results.writer import RunFacts, write_results
 from coordinator.run.cluster import LocustCluster
 from coordinator.run.context import RunContext
 from coordinator.run.environment import environment_info
+from coordinator.run.events import PhaseEnded, PhaseStarted, RecordsCollected, RunEnded, RunStarted
 from coordinator.run.extensions import attach_all
 from coordinator.run.phases import run_external
 from coordinator.run.progress import ProgressDisplay
@@ -180,7 +181,7 @@ class Run:
         self.collector = Collector(ctx.redis_url, ctx.run_id, ctx.run_dir, on_batch=self._on_batch).start()
         ctx.set_state(status="running", phase="starting", scenario=scenario.name, target=ctx.target_config.label)
         attach_all(ctx)
-        ctx.events.run_start.fire(ctx=ctx)
+        ctx.events.run_start.fire(RunStarted(ctx))
         steps = self.plan.locust_steps()
         if steps:
             self.cluster = LocustCluster(
@@ -200,7 +201,7 @@ class Run:
 
     def _on_batch(self, records: list[Any]) -> None:
         self.display.model.add(records)
-        self.ctx.events.records.fire(ctx=self.ctx, records=records)
+        self.ctx.events.records.fire(RecordsCollected(self.ctx, records))
 
     def _drive(self) -> None:
         if self.web:
@@ -220,7 +221,7 @@ class Run:
         ctx.windows.append(PhaseWindow(step.name, started))
         ctx.set_state(phase=step.name)
         self.display.phase_started(step.name, started)
-        ctx.events.phase_start.fire(ctx=ctx, step=step, started=started)
+        ctx.events.phase_start.fire(PhaseStarted(ctx, step, started))
 
     def _end(self, step: LocustStep | ExternalStep) -> None:
         ctx = self.ctx
@@ -228,7 +229,7 @@ class Run:
         window = ctx.windows[-1]
         ctx.windows[-1] = PhaseWindow(window.name, window.start, ended)
         self.display.phase_ended(step.name)
-        ctx.events.phase_end.fire(ctx=ctx, step=step, started=window.start, ended=ended)
+        ctx.events.phase_end.fire(PhaseEnded(ctx, step, window.start, ended))
 
     def _external(self, step: ExternalStep) -> None:
         self._begin(step, time.monotonic())
@@ -356,7 +357,7 @@ class Run:
             problems += _attempt("report", lambda: write_failure_report(ctx.run_dir / "report.html", reason))
         final = "partial" if status == "partial" else "finished"
         problems += _attempt("state", lambda: ctx.redis_url and ctx.set_state(status=final))
-        ctx.events.run_end.fire(ctx=ctx, status=status, summary=summary)
+        ctx.events.run_end.fire(RunEnded(ctx, status, summary))
         problems += ctx.release_owned()
         if ctx.target is not None:
             problems += _attempt("target collect", lambda: ctx.target.collect(ctx.run_dir))
