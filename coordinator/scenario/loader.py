@@ -7,6 +7,7 @@ node tree maps that path back to the line the user wrote, so each problem reads
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 
 from coordinator.scenario.models import Scenario
 from loadgen.errors import UserError, field_problems
+from loadgen.prompts import load_source
 
 # Keys holding paths that are resolved relative to the scenario file.
 _PATH_KEYS = ("path", "corpus", "config", "context", "tokenizer")
@@ -91,8 +93,46 @@ def _resolve_paths(data: Any, base: Path) -> Any:
     return data
 
 
-def parse(text: str, file: str, base: Path) -> tuple[Scenario | None, list[Problem], Any]:
-    """Validate YAML text; returns the scenario (or None), the problems, and the raw data."""
+def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    return _locate(root, loc)[0]
+
+
+def output_dir_problem(path: Path) -> str | None:
+    """Why run directories cannot be made under ``path``, or None when they can."""
+    path = path.expanduser()
+    if path.exists() and not path.is_dir():
+        return f"{path} is a file, not a directory; name a directory"
+    probe = path
+    while not probe.exists():  # the nearest existing folder decides whether it can be created
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is a file, so {path} cannot be created; name a directory"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe} is not writable; choose another directory or fix its permissions"
+    return None
+
+
+def data_problems(scenario: Scenario, root: yaml.Node | None, file: str) -> list[Problem]:
+    """What the scenario names on disk, read now rather than halfway through a run: every
+    dataset line by line, and the output directory."""
+    out: list[Problem] = []
+    for i, workload in enumerate(scenario.workloads):
+        try:
+            load_source(workload.prompt, f"workloads[{i}].prompt")
+        except UserError as exc:
+            field, _, message = str(exc).partition(": ")
+            out.append(Problem(file, _line_of(root, ("workloads", i, "prompt", "path")), field, message))
+    problem = output_dir_problem(scenario.output_dir)
+    if problem is not None:
+        out.append(Problem(file, _line_of(root, ("output_dir",)), "output_dir", problem))
+    return out
+
+
+def parse(
+    text: str, file: str, base: Path, overrides: dict[str, Any] | None = None
+) -> tuple[Scenario | None, list[Problem], Any]:
+    """Validate YAML text (with ``overrides`` of top-level keys, e.g. from the command line);
+    returns the scenario (or None), the problems, and the raw data."""
     try:
         loader = yaml.SafeLoader(text)
     except yaml.reader.ReaderError as exc:  # a control character: not a text YAML can hold
@@ -110,13 +150,14 @@ def parse(text: str, file: str, base: Path) -> tuple[Scenario | None, list[Probl
     if not isinstance(data, dict):
         return None, [Problem(file, 1, "", "a scenario is a mapping of keys (name, target, workloads, phases)")], data
     try:
-        scenario = Scenario.model_validate(_resolve_paths(data, base))
+        scenario = Scenario.model_validate({**_resolve_paths(data, base), **(overrides or {})})
     except ValidationError as exc:
         return None, problems_from_validation(exc, root, file), data
-    return scenario, [], data
+    problems = data_problems(scenario, root, file)
+    return (None if problems else scenario), problems, data
 
 
-def validate_file(path: str | Path) -> tuple[Scenario | None, list[Problem]]:
+def validate_file(path: str | Path, overrides: dict[str, Any] | None = None) -> tuple[Scenario | None, list[Problem]]:
     """Every problem of a scenario file (empty list when it is valid)."""
     path = Path(path)
     try:
@@ -125,7 +166,7 @@ def validate_file(path: str | Path) -> tuple[Scenario | None, list[Problem]]:
         return None, [Problem(str(path), None, "", f"cannot read the file: {exc.strerror}")]
     except UnicodeDecodeError:
         return None, [Problem(str(path), None, "", "not a text file; a scenario is YAML")]
-    scenario, problems, _ = parse(text, str(path), path.resolve().parent)
+    scenario, problems, _ = parse(text, str(path), path.resolve().parent, overrides)
     return scenario, problems
 
 
