@@ -184,7 +184,7 @@ def test_url_target_key_is_used_but_never_written(tmp_path: Path, simulator: Any
         path = tmp_path / "url.yaml"
         path.write_text(f"""\
 name: url-key
-target: {{kind: url, base_url: '{sim.base_url}/v1', model: m, api_key_env: FL_E2E_KEY}}
+target: {{kind: url, base_url: '{sim.base_url}/v1', model: finishline-sim, api_key_env: FL_E2E_KEY}}
 workloads:
   - {{name: chat, prompt: {{kind: synthetic, tokens: 32}}, output: 8}}
 phases:

@@ -1,7 +1,7 @@
 """``finishline run``: one scenario, end to end, and everything it started torn down after.
 
-Order of a run: run directory -> Redis (private unless ``redis_url``) -> target -> collector
--> add-ons (``run_start``) -> Locust master and workers -> phases in order -> stop users ->
+Order of a run: run directory -> target (started, then its pre-flight check) -> Redis
+(private unless ``redis_url``) -> collector -> add-ons (``run_start``) -> Locust master and workers -> phases in order -> stop users ->
 workers flush and exit -> collector drains -> summary, CSV, report -> ``run_end`` ->
 add-ons, target and Redis stopped. Any error or Ctrl-C jumps to "stop users" and the run
 keeps every record measured so far, with the summary marked partial.
@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from coordinator.plan.steps import ExternalStep, LocustStep, Plan, build_plan
 from coordinator.results.collector import Collector
+from coordinator.results.files import write_atomic
 from coordinator.results.report import write_failure_report
 from coordinator.results.summary import PhaseWindow
 from coordinator.results.writer import RunFacts, write_results
@@ -34,6 +35,7 @@ from coordinator.run.environment import environment_info
 from coordinator.run.events import PhaseEnded, PhaseStarted, RecordsCollected, RunEnded, RunStarted
 from coordinator.run.extensions import attach_all
 from coordinator.run.phases import run_external
+from coordinator.run.preflight import preflight
 from coordinator.run.progress import ProgressDisplay
 from coordinator.run.targets import lifecycle_for, loopback_env, target_config
 from coordinator.scenario.models import Scenario
@@ -155,16 +157,21 @@ class Run:
 
     def _setup(self) -> None:
         ctx, scenario = self.ctx, self.scenario
-        if scenario.redis_url:
-            ctx.redis_url = scenario.redis_url
-        else:
-            self.redis = RedisServer().start()
-            ctx.redis_url = self.redis.url
         (ctx.run_dir / "environment.json").write_text(environment_info(scenario, ctx.run_id))
         ctx.target = lifecycle_for(scenario.target, ctx.run_id, ctx.run_dir)
         self.display.message(f"starting target {scenario.target.kind} ...")
         base_url = ctx.target.start(ctx.run_dir)
         ctx.target_config = target_config(ctx.target, scenario.target, base_url)
+        if scenario.target.preflight:  # before anything else starts: a wrong URL is one line, exit 2
+            self.display.message("checking the target ...")
+            api = "chat" if any(w.api == "chat" for w in scenario.workloads) else "completions"
+            identity = preflight(ctx.target_config, api, check_model=scenario.target.model is not None)
+            write_atomic(ctx.run_dir / "target.json", identity.model_dump_json(indent=2))
+        if scenario.redis_url:
+            ctx.redis_url = scenario.redis_url
+        else:
+            self.redis = RedisServer().start()
+            ctx.redis_url = self.redis.url
         config = WorkerConfig(
             run_id=ctx.run_id,
             redis_url=ctx.redis_url,

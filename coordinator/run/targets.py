@@ -76,6 +76,7 @@ class SimulatorProcess:
 
     def command(self, run_dir: Path) -> list[str]:
         cmd = [sys.executable, "-m", "targets.simulator", "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd += ["--model", self.spec.model]  # it serves the name the requests carry
         if self.spec.preset:
             cmd += ["--preset", self.spec.preset]
         if self.spec.config is not None:

@@ -27,6 +27,11 @@ class TargetSpec(Spec):
     name: str = Field(default="", description="label in results")
     model: str | None = Field(default=None, description="model name sent in requests")
     tokenizer: Path | None = Field(default=None, description=TOKENIZER_HELP)
+    preflight: bool = Field(
+        default=True,
+        description="before any load, check /v1/models, the model and one short streamed request; "
+        "false for endpoints without /v1/models",
+    )
 
     @field_validator("tokenizer")
     @classmethod
@@ -65,7 +70,7 @@ class SimulatorTarget(TargetSpec):
     name: str = Field(default="simulator", min_length=1)
     preset: str | None = Field(default=None, description="simulator preset (see `finishline simulate --help`)")
     config: Path | None = Field(default=None, description="simulator config file (relative to the scenario file)")
-    model: str = Field(default="simulator", min_length=1)
+    model: str = Field(default="simulator", min_length=1, description="the model name it serves and requests carry")
     trace: bool = Field(default=True, description="keep the simulator's request trace in the run directory")
 
     @field_validator("config")

@@ -49,12 +49,17 @@ def describe(exc: ValidationError) -> str:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write one JSON line per request (ground truth) to this file.",
 )
-def simulate(preset: str, host: str, port: int, config_path: Path | None, trace_path: Path | None) -> None:
+@click.option("--model", default=None, help="Model name it serves (overrides the preset and --config).")
+def simulate(
+    preset: str, host: str, port: int, config_path: Path | None, trace_path: Path | None, model: str | None
+) -> None:
     """An OpenAI-compatible server that behaves like a continuous-batching engine."""
     from targets.simulator.server import serve
 
     try:
         overrides = load_overrides(config_path) if config_path else {}
+        if model is not None:
+            overrides["model"] = model
         config = build_config(preset, overrides)
     except ValidationError as exc:
         raise ConfigError(describe(exc)) from None

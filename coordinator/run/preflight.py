@@ -1,0 +1,177 @@
+"""The pre-flight check: is the target an OpenAI-compatible endpoint that streams, before any load?
+
+Three questions, each answered in one line with the likely fix when the answer is no:
+
+1. ``GET {base_url}/models`` answers JSON (``connection refused at ...``; ``base_url should end
+   in /v1``; ``got text/html from ...``; ``answered 401: check the API key``);
+2. the scenario's model is among those served (else the served ones are listed);
+3. one short streamed request answers ``text/event-stream`` with at least one ``data:`` event.
+
+What the server said about itself (its models, ``owned_by``, its ``Server`` header) is kept as
+the target's identity (``target.json`` in the run directory). A target without ``/v1/models``
+sets ``preflight: false``. Runs in the coordinator (not gevent-patched): plain ``http.client``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from loadgen.config import TargetConfig
+from loadgen.errors import UserError
+
+CONNECT_FIXES = "start the server or fix target.base_url"
+
+
+class TargetIdentity(BaseModel):
+    """What the endpoint said about itself in the pre-flight check."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str
+    models: list[str] = Field(default_factory=list)  # ids from /v1/models
+    owned_by: str | None = None  # of the model used, when the server tells
+    server: str | None = None  # the HTTP Server header, when the server sends one
+    streams: bool = False  # the short streamed request answered server-sent events
+
+
+class PreflightError(UserError):
+    """The target is not usable as configured: one line with the likely fix (exit 2)."""
+
+
+def _headers(config: TargetConfig) -> dict[str, str]:
+    headers = {"Accept": "application/json, text/event-stream", **config.headers}
+    key = config.api_key()
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    return headers
+
+
+def _connection(config: TargetConfig, timeout: float) -> http.client.HTTPConnection:
+    url = urlsplit(config.base_url)
+    host = url.hostname or "127.0.0.1"
+    if url.scheme == "https":
+        return http.client.HTTPSConnection(host, url.port, timeout=timeout)
+    return http.client.HTTPConnection(host, url.port, timeout=timeout)
+
+
+def _request(
+    config: TargetConfig, method: str, path: str, body: bytes | None, timeout: float
+) -> tuple[http.client.HTTPResponse, http.client.HTTPConnection]:
+    """Send one request; a network failure becomes one line naming the address."""
+    url = urlsplit(config.base_url)
+    where = f"{url.hostname}:{url.port or (443 if url.scheme == 'https' else 80)}"
+    conn = _connection(config, timeout)
+    headers = _headers(config)
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    try:
+        conn.request(method, url.path.rstrip("/") + path, body=body, headers=headers)
+        return conn.getresponse(), conn
+    except ConnectionRefusedError:
+        conn.close()
+        raise PreflightError(
+            f"target: connection refused at {where} (nothing listens there); {CONNECT_FIXES}"
+        ) from None
+    except TimeoutError:
+        conn.close()
+        raise PreflightError(f"target: no answer from {where} within {timeout:g} s; {CONNECT_FIXES}") from None
+    except (OSError, http.client.HTTPException) as exc:
+        conn.close()
+        raise PreflightError(f"target: cannot reach {where} ({type(exc).__name__}: {exc}); {CONNECT_FIXES}") from None
+
+
+def _status_problem(config: TargetConfig, what: str, status: int, content_type: str) -> str | None:
+    if status in (401, 403):
+        return f"{what} answered {status}: check the API key (target.api_key_env) or target.headers"
+    if status == 404:
+        if not config.base_url.rstrip("/").endswith("/v1"):
+            return f"{what} answered 404: target.base_url should end in /v1 (it is {config.base_url})"
+        return f"{what} answered 404: the endpoint has no such route; set target.preflight: false if it has no /models"
+    if not 200 <= status < 300:
+        return f"{what} answered HTTP {status}"
+    if "html" in content_type:
+        return f"got {content_type} from {what}, not JSON: target.base_url points at a web page; it should end in /v1"
+    return None
+
+
+def _models(config: TargetConfig, timeout: float) -> tuple[dict[str, Any], Mapping[str, str]]:
+    what = f"GET {config.base_url.rstrip('/')}/models"
+    response, conn = _request(config, "GET", "/models", None, timeout)
+    try:
+        content_type = response.getheader("Content-Type", "") or ""
+        raw = response.read(1 << 20)
+        problem = _status_problem(config, what, response.status, content_type)
+        if problem is not None:
+            raise PreflightError(f"target: {problem}")
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise PreflightError(
+                f"target: {what} did not answer JSON ({content_type or 'no content type'}); "
+                "is target.base_url an OpenAI-compatible API ending in /v1?"
+            ) from None
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            raise PreflightError(f"target: {what} is not an OpenAI-compatible model list (no 'data' list)")
+        return data, dict(response.getheaders())
+    finally:
+        conn.close()
+
+
+def _streams(config: TargetConfig, api: str, timeout: float) -> None:
+    """One short streamed request; it must answer server-sent events."""
+    path = "/chat/completions" if api == "chat" else "/completions"
+    body: dict[str, Any] = {"model": config.model, "max_tokens": 1, "stream": True}
+    if api == "chat":
+        body["messages"] = [{"role": "user", "content": "Say OK."}]
+    else:
+        body["prompt"] = "Say OK."
+    what = f"POST {config.base_url.rstrip('/')}{path}"
+    response, conn = _request(config, "POST", path, json.dumps(body).encode(), timeout)
+    try:
+        content_type = response.getheader("Content-Type", "") or ""
+        problem = _status_problem(config, what, response.status, content_type)
+        if problem is not None:
+            detail = " ".join(response.read(300).decode("utf-8", "replace").split())
+            raise PreflightError(f"target: {problem}" + (f": {detail}" if detail else ""))
+        if "text/event-stream" not in content_type:
+            raise PreflightError(
+                f"target: {what} with stream=true answered {content_type or 'no content type'}, "
+                "not text/event-stream: the endpoint does not stream"
+            )
+        first = response.readline(65536)
+        while first.strip() == b"" or first.startswith(b":"):  # blank lines and SSE comments
+            if not first:
+                raise PreflightError(f"target: {what} sent no server-sent event")
+            first = response.readline(65536)
+        if not first.startswith(b"data:"):
+            raise PreflightError(f"target: {what} did not answer server-sent events (got {first[:60]!r})")
+    finally:
+        conn.close()
+
+
+def preflight(
+    config: TargetConfig, api: str = "chat", check_model: bool = True, timeout: float = 10.0
+) -> TargetIdentity:
+    """Check the endpoint; raise :class:`PreflightError` (one line, the likely fix) when it is not usable."""
+    data, headers = _models(config, timeout)
+    served = [str(m.get("id")) for m in data["data"] if isinstance(m, dict) and m.get("id") is not None]
+    if check_model and config.model not in served:
+        listed = ", ".join(served[:10]) or "none"
+        raise PreflightError(f"target.model: {config.model} is not served at {config.base_url}; it serves: {listed}")
+    used = next((m for m in data["data"] if isinstance(m, dict) and m.get("id") == config.model), None)
+    _streams(config, api, timeout)
+    server = next((v for k, v in headers.items() if k.lower() == "server"), None)
+    owned_by = used.get("owned_by") if isinstance(used, dict) else None
+    return TargetIdentity(
+        base_url=config.base_url,
+        models=served,
+        owned_by=str(owned_by) if owned_by is not None else None,
+        server=server,
+        streams=True,
+    )
