@@ -16,6 +16,8 @@ Per-chunk arrivals are stored compactly as integer microseconds after the attemp
 from __future__ import annotations
 
 import enum
+import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,7 +26,7 @@ import orjson
 SCHEMA_VERSION = 1
 
 
-class ErrorClass(str, enum.Enum):
+class ErrorClass(enum.StrEnum):
     """Why an attempt failed. ``None`` on a record means it succeeded."""
 
     HTTP_4XX = "http_4xx"
@@ -109,6 +111,40 @@ class RequestRecord:
     @property
     def retries(self) -> int:
         return max(0, len(self.attempts) - 1)
+
+    @classmethod
+    def of_attempt(
+        cls,
+        attempt: Attempt,
+        *,
+        run_id: str,
+        worker: str,
+        phase: str,
+        workload: str,
+        api: str,
+        target: str,
+        session_id: str | None = None,
+        step: str | None = None,
+    ) -> RequestRecord:
+        """A logical request of one attempt sent as soon as it was asked for (the coordinator's own
+        requests: the pre-flight check, cold starts)."""
+        return cls(
+            id=uuid.uuid4().hex,
+            run_id=run_id,
+            worker=worker,
+            phase=phase,
+            workload=workload,
+            api=api,
+            stream=True,
+            scheduled=attempt.sent,
+            started=attempt.sent,
+            end=attempt.end,
+            wall_time=time.time() - (time.monotonic() - attempt.sent),
+            attempts=[attempt],
+            session_id=session_id,
+            step=step,
+            target=target,
+        )
 
     def to_json(self) -> bytes:
         return orjson.dumps(self)

@@ -105,16 +105,18 @@ def test_two_workers_two_workloads_match_the_simulator_trace(tmp_path: Path) -> 
     trace = [orjson.loads(line) for line in (run_dir / "simulator_trace.jsonl").read_bytes().splitlines() if line]
     assert len(records) == len(trace) > 100
     assert len({r.id for r in records}) == len(records)
-    assert {r.workload for r in records} == {"chat", "summarise"}
-    assert len({r.worker for r in records}) == 2
+    assert [r.workload for r in records if r.phase == "preflight"] == ["preflight"]  # the pre-flight request
+    assert {r.workload for r in records if r.phase != "preflight"} == {"chat", "summarise"}
+    assert len({r.worker for r in records if r.phase != "preflight"}) == 2
     assert all(r.ok for r in records), {r.outcome for r in records}
     # one record per server-side request, matched by the completion id the server sent
     assert sorted(r.final.response_id or "" for r in records) == sorted(t["id"] for t in trace)
 
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "complete" and not summary["partial"]
-    assert summary["all"]["count"] == summary["phases"]["steady"]["count"] == len(trace)
-    truth = _trace_metrics(trace)
+    assert summary["all"]["count"] == summary["phases"]["steady"]["count"] == len(trace) - 1  # not the pre-flight
+    preflight_ids = {r.final.response_id for r in records if r.phase == "preflight"}
+    truth = _trace_metrics([t for t in trace if t["id"] not in preflight_ids])
     for metric, values in truth.items():
         for p in (50.0, 90.0, 99.0):
             mine = summary["all"]["latency_ms"][metric][f"p{p:g}"]
@@ -172,7 +174,7 @@ def test_ctrl_c_mid_run_keeps_records_and_leaves_nothing(tmp_path: Path) -> None
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["partial"] is True and summary["status"] == "partial"
     assert "interrupted" in summary["partial_reason"]
-    assert summary["all"]["count"] == len(records)
+    assert summary["all"]["count"] == len([r for r in records if r.phase != "preflight"])
     assert "Partial result" in (run_dir / "report.html").read_text()
     assert os.path.exists(run_dir / "summary.csv")
 

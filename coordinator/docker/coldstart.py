@@ -13,7 +13,6 @@ The last container stays up: the phases after this one measure it warm.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,27 +55,19 @@ class ColdStartRunner:
         self.worker = worker_id()
 
     def _record(self, client: EndpointClient, body: bytes, workload: str, number: int) -> RequestRecord:
-        wall = time.time()
         # A fresh connection per request: a first request is a new client's, and llama-server
         # closes a connection after each streamed reply although it announces keep-alive.
         result = client.send("chat", body, stream=True, timeout=self.phase.request_timeout_s, headers=FRESH)
-        attempt = result.attempt
-        record = RequestRecord(
-            id=uuid.uuid4().hex,
+        record = RequestRecord.of_attempt(
+            result.attempt,
             run_id=self.run_id,
             worker=self.worker,
             phase=self.phase.name,
             workload=workload,
             api="chat",
-            stream=True,
-            scheduled=attempt.sent,
-            started=attempt.sent,
-            end=attempt.end,
-            wall_time=wall,
-            attempts=[attempt],
+            target=self.target.spec.name,
             session_id=f"start-{number}",
             step=str(number),
-            target=self.target.spec.name,
         )
         self.emit(record)
         return record

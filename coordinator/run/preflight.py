@@ -5,7 +5,8 @@ Three questions, each answered in one line with the likely fix when the answer i
 1. ``GET {base_url}/models`` answers JSON (``connection refused at ...``; ``base_url should end
    in /v1``; ``got text/html from ...``; ``answered 401: check the API key``);
 2. the scenario's model is among those served (else the served ones are listed);
-3. one short streamed request answers ``text/event-stream`` with at least one ``data:`` event.
+3. one short streamed request (sent by the workers' measuring client, so it is a record of
+   phase ``preflight``, left out of the totals) answers server-sent events.
 
 What the server said about itself (its models, ``owned_by``, its ``Server`` header) is kept as
 the target's identity (``target.json`` in the run directory). A target without ``/v1/models``
@@ -22,8 +23,14 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from loadgen.client import EndpointClient
 from loadgen.config import TargetConfig
 from loadgen.errors import UserError
+from loadgen.records import ErrorClass, RequestRecord
+from loadgen.spec import SamplingParams
+from loadgen.telemetry import worker_id
+
+PREFLIGHT = "preflight"  # the phase and workload of the pre-flight request's record
 
 CONNECT_FIXES = "start the server or fix target.base_url"
 
@@ -123,55 +130,54 @@ def _models(config: TargetConfig, timeout: float) -> tuple[dict[str, Any], Mappi
         conn.close()
 
 
-def _streams(config: TargetConfig, api: str, timeout: float) -> None:
-    """One short streamed request; it must answer server-sent events."""
+def _streams(config: TargetConfig, api: str, run_id: str, timeout: float) -> RequestRecord:
+    """One short streamed request through the workers' own measuring client; it must answer
+    server-sent events. Its record (phase ``preflight``, left out of the totals) joins the run's,
+    so every request finishline sent is a record."""
     path = "/chat/completions" if api == "chat" else "/completions"
-    body: dict[str, Any] = {"model": config.model, "max_tokens": 1, "stream": True}
-    if api == "chat":
-        body["messages"] = [{"role": "user", "content": "Say OK."}]
-    else:
-        body["prompt"] = "Say OK."
     what = f"POST {config.base_url.rstrip('/')}{path}"
-    response, conn = _request(config, "POST", path, json.dumps(body).encode(), timeout)
+    client = EndpointClient(config, max_connections=1)
     try:
-        content_type = response.getheader("Content-Type", "") or ""
-        problem = _status_problem(config, what, response.status, content_type)
-        if problem is not None:
-            detail = " ".join(response.read(300).decode("utf-8", "replace").split())
-            raise PreflightError(f"target: {problem}" + (f": {detail}" if detail else ""))
-        if "text/event-stream" not in content_type:
-            raise PreflightError(
-                f"target: {what} with stream=true answered {content_type or 'no content type'}, "
-                "not text/event-stream: the endpoint does not stream"
-            )
-        first = response.readline(65536)
-        while first.strip() == b"" or first.startswith(b":"):  # blank lines and SSE comments
-            if not first:
-                raise PreflightError(f"target: {what} sent no server-sent event")
-            first = response.readline(65536)
-        if not first.startswith(b"data:"):
-            raise PreflightError(f"target: {what} did not answer server-sent events (got {first[:60]!r})")
+        prompt: list[dict[str, str]] | str = [{"role": "user", "content": "Say OK."}] if api == "chat" else "Say OK."
+        body = client.body(api, True, prompt, 2, SamplingParams())
+        result = client.send(api, body, stream=True, timeout=timeout, headers={"Connection": "close"})
     finally:
-        conn.close()
+        client.close()
+    attempt = result.attempt
+    record = RequestRecord.of_attempt(
+        attempt, run_id=run_id, worker=worker_id(), phase=PREFLIGHT, workload=PREFLIGHT, api=api, target=config.label
+    )
+    if attempt.status is not None:
+        problem = _status_problem(config, what, attempt.status, "")
+        if problem is not None:
+            raise PreflightError(f"target: {problem} ({attempt.error_detail})")
+    if attempt.error is not None and attempt.error != ErrorClass.EMPTY:
+        raise PreflightError(
+            f"target: {what} with stream=true did not answer server-sent events "
+            f"({attempt.error}: {attempt.error_detail}); the endpoint does not stream"
+        )
+    return record
 
 
 def preflight(
-    config: TargetConfig, api: str = "chat", check_model: bool = True, timeout: float = 10.0
-) -> TargetIdentity:
-    """Check the endpoint; raise :class:`PreflightError` (one line, the likely fix) when it is not usable."""
+    config: TargetConfig, run_id: str, api: str = "chat", check_model: bool = True, timeout: float = 10.0
+) -> tuple[TargetIdentity, RequestRecord]:
+    """Check the endpoint; raise :class:`PreflightError` (one line, the likely fix) when it is not usable.
+    Returns what the server said about itself and the record of the streamed request."""
     data, headers = _models(config, timeout)
     served = [str(m.get("id")) for m in data["data"] if isinstance(m, dict) and m.get("id") is not None]
     if check_model and config.model not in served:
         listed = ", ".join(served[:10]) or "none"
         raise PreflightError(f"target.model: {config.model} is not served at {config.base_url}; it serves: {listed}")
     used = next((m for m in data["data"] if isinstance(m, dict) and m.get("id") == config.model), None)
-    _streams(config, api, timeout)
+    record = _streams(config, api, run_id, timeout)
     server = next((v for k, v in headers.items() if k.lower() == "server"), None)
     owned_by = used.get("owned_by") if isinstance(used, dict) else None
-    return TargetIdentity(
+    identity = TargetIdentity(
         base_url=config.base_url,
         models=served,
         owned_by=str(owned_by) if owned_by is not None else None,
         server=server,
         streams=True,
     )
+    return identity, record

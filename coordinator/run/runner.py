@@ -35,7 +35,7 @@ from coordinator.run.environment import environment_info
 from coordinator.run.events import PhaseEnded, PhaseStarted, RecordsCollected, RunEnded, RunStarted
 from coordinator.run.extensions import attach_all
 from coordinator.run.phases import run_external
-from coordinator.run.preflight import preflight
+from coordinator.run.preflight import PREFLIGHT, preflight
 from coordinator.run.progress import ProgressDisplay
 from coordinator.run.targets import lifecycle_for, loopback_env, target_config
 from coordinator.scenario.models import Scenario
@@ -43,6 +43,7 @@ from coordinator.services.ports import free_port
 from coordinator.services.redis_server import RedisServer
 from loadgen.config import WorkerConfig
 from loadgen.errors import UserError
+from loadgen.records import RequestRecord
 
 
 @dataclass
@@ -88,6 +89,7 @@ class Run:
         self._interrupts = 0
         self._tearing_down = False
         self._private: Path | None = None
+        self._preflight: RequestRecord | None = None  # the pre-flight request's record, written once Redis runs
 
     # -- signals -------------------------------------------------------------------------
 
@@ -165,7 +167,9 @@ class Run:
         if scenario.target.preflight:  # before anything else starts: a wrong URL is one line, exit 2
             self.display.message("checking the target ...")
             api = "chat" if any(w.api == "chat" for w in scenario.workloads) else "completions"
-            identity = preflight(ctx.target_config, api, check_model=scenario.target.model is not None)
+            identity, self._preflight = preflight(
+                ctx.target_config, ctx.run_id, api, check_model=scenario.target.model is not None
+            )
             write_atomic(ctx.run_dir / "target.json", identity.model_dump_json(indent=2))
         if scenario.redis_url:
             ctx.redis_url = scenario.redis_url
@@ -186,6 +190,9 @@ class Run:
         config_path.write_text(config.model_dump_json(indent=2))
         config_path.chmod(0o600)
         self.collector = Collector(ctx.redis_url, ctx.run_id, ctx.run_dir, on_batch=self._on_batch).start()
+        if self._preflight is not None:
+            ctx.windows.append(PhaseWindow(PREFLIGHT, self._preflight.scheduled, self._preflight.end))
+            ctx.write_records([self._preflight])
         ctx.set_state(status="running", phase="starting", scenario=scenario.name, target=ctx.target_config.label)
         attach_all(ctx)
         ctx.events.run_start.fire(RunStarted(ctx))
@@ -330,7 +337,7 @@ class Run:
             windows=list(ctx.windows),
             slo=scenario.slo.spec() if scenario.slo is not None else None,
             selfcheck=scenario.selfcheck,
-            unmeasured=self.plan.unmeasured(),
+            unmeasured=self.plan.unmeasured() | {PREFLIGHT},
             extras=ctx.extras,
         )
 
