@@ -22,9 +22,10 @@ import redis
 
 import dashboards
 from coordinator.bridge.process import BridgeProcess
-from coordinator.bridge.store import delete_bridge_keys, group_backlog
+from coordinator.bridge.store import GROUP, delete_bridge_keys
 from coordinator.services.prometheus_server import PrometheusServer
 from dashboards.prometheus_config import PrometheusPlan, ScrapeTarget, ServerKind, build_config
+from loadgen.stream import backlog
 
 RULES_DIR = dashboards.PROMETHEUS_DIR
 RULE_FILES = ("recording_rules.yml", "alert_rules.yml")
@@ -148,7 +149,7 @@ def finalize(ctx: Any, prometheus: PrometheusServer, timeout: float = 30.0) -> d
     client = redis.Redis.from_url(ctx.redis_url)
     deadline = time.monotonic() + timeout
     try:
-        while time.monotonic() < deadline and group_backlog(client, ctx.keys.records) > 0:
+        while time.monotonic() < deadline and backlog(client, ctx.keys.records, GROUP) > 0:
             time.sleep(0.1)
     finally:
         client.close()
