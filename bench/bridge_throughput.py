@@ -30,12 +30,12 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from coordinator.bridge.process import BridgeProcess
-from coordinator.bridge.store import group_backlog
+from coordinator.bridge.store import GROUP
 from coordinator.services.prometheus_server import PrometheusServer
 from coordinator.services.redis_server import RedisServer
 from dashboards.prometheus_config import PrometheusPlan, build_config
 from loadgen.records import Attempt, RequestRecord
-from loadgen.sink import stream_keys
+from loadgen.stream import RecordWriter, backlog, stream_keys
 
 
 def record(rng: random.Random, run_id: str) -> tuple[str, bytes]:
@@ -77,10 +77,7 @@ def record(rng: random.Random, run_id: str) -> tuple[str, bytes]:
 
 def xadd_all(client: redis.Redis, key: str, payloads: list[tuple[str, bytes]]) -> None:
     """As the workers' RecordSink does: one pipelined round trip of XADDs (fields id, r)."""
-    pipe = client.pipeline(transaction=False)
-    for rid, raw in payloads:
-        pipe.xadd(key, {"id": rid, "r": raw})
-    pipe.execute()
+    RecordWriter(client, key).write(payloads)
 
 
 def throughput(url: str, n: int) -> float:
@@ -95,7 +92,7 @@ def throughput(url: str, n: int) -> float:
     bridge.start()
     t0 = time.monotonic()
     try:
-        while group_backlog(client, key) > 0:
+        while backlog(client, key, GROUP) > 0:
             time.sleep(0.01)
         elapsed = time.monotonic() - t0
     finally:

@@ -47,8 +47,8 @@ from loadgen.corpus import count_tokens  # noqa: E402
 from loadgen.local import LocalWorker  # noqa: E402
 from loadgen.prompts import PromptFactory, estimated_prompt_tokens  # noqa: E402
 from loadgen.records import RequestRecord  # noqa: E402
-from loadgen.sink import stream_keys  # noqa: E402
 from loadgen.spec import WorkloadSpec  # noqa: E402
+from loadgen.stream import stream_keys  # noqa: E402
 
 OUTPUT_TOKENS = 128  # mean; lengths vary so that streams do not all end (and restart) in the same step
 

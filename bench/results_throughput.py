@@ -20,7 +20,7 @@ from coordinator.results.report import write_report
 from coordinator.results.summary import summarize
 from coordinator.services.redis_server import RedisServer
 from loadgen.records import Attempt, RequestRecord
-from loadgen.sink import stream_keys
+from loadgen.stream import RecordWriter, stream_keys
 
 
 def record(i: int) -> RequestRecord:
@@ -59,11 +59,9 @@ def main(n: int) -> None:
     with RedisServer() as server, tempfile.TemporaryDirectory() as tmp:
         client = redis.Redis.from_url(server.url)
         key = stream_keys("bench").records
+        writer = RecordWriter(client, key)
         for start in range(0, n, 1000):
-            pipe = client.pipeline(transaction=False)
-            for rec in records[start : start + 1000]:
-                pipe.xadd(key, {"id": rec.id, "r": rec.to_json()})
-            pipe.execute()
+            writer.write_records(records[start : start + 1000])
         collector = Collector(server.url, "bench", Path(tmp))
         t0 = time.perf_counter()
         collector.drain(timeout=600)

@@ -1,8 +1,8 @@
 """Worker self-observation: is this worker itself the bottleneck?
 
-Every second a greenlet writes one sample to ``finishline:{run_id}:samples`` (field ``s``):
-CPU of the process, event-loop lag (how late the sampler woke up: a busy gevent hub delays
-every timestamp the users take), users, target vs achieved request rate and the phase.
+Every second a greenlet writes one :class:`~loadgen.samples.WorkerSample` to the run's samples
+stream: CPU of the process, event-loop lag (how late the sampler woke up: a busy gevent hub
+delays every timestamp the users take), users, target vs achieved request rate and the phase.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import gevent
-import orjson
 import psutil
 import redis
+
+from loadgen.samples import WorkerSample
+from loadgen.stream import SampleWriter
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +51,7 @@ class WorkerSampler:
         interval: float = 1.0,
         worker: str | None = None,
     ) -> None:
-        self.client = client
-        self.key = key
+        self.writer = SampleWriter(client, key)
         self.state = state
         self.interval = interval
         self.worker = worker or worker_id()
@@ -80,20 +81,20 @@ class WorkerSampler:
             snap = self.state()
             achieved = (snap.dispatched - last_count) / (now - last) if now > last else 0.0
             last, last_count = now, snap.dispatched
-            sample = {
-                "worker": self.worker,
-                "time": now,
-                "wall_time": time.time(),
-                "cpu_percent": self._process.cpu_percent(None),
-                "loop_lag_ms": lag * 1000.0,
-                "users": snap.users,
-                "target_rate": snap.target_rate,
-                "achieved_rate": achieved,
-                "in_flight": snap.in_flight,
-                "phase": snap.phase,
-            }
+            sample = WorkerSample(
+                worker=self.worker,
+                time=now,
+                wall_time=time.time(),
+                cpu_percent=self._process.cpu_percent(None),
+                loop_lag_ms=lag * 1000.0,
+                users=snap.users,
+                target_rate=snap.target_rate,
+                achieved_rate=achieved,
+                in_flight=snap.in_flight,
+                phase=snap.phase,
+            )
             try:
-                self.client.xadd(self.key, {"s": orjson.dumps(sample)}, maxlen=100_000, approximate=True)
+                self.writer.write(sample)
                 self.samples += 1
             except redis.RedisError as exc:
                 log.warning("worker sampler: could not write a sample: %s", exc)

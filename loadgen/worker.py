@@ -33,8 +33,8 @@ from loadgen.conversation import run_unit
 from loadgen.prompts import PromptFactory
 from loadgen.records import RequestRecord
 from loadgen.request import Requester
-from loadgen.sink import RecordSink
 from loadgen.spec import WorkloadSpec
+from loadgen.stream import RecordSink
 from loadgen.telemetry import LoadState, WorkerSampler, worker_id
 
 log = logging.getLogger(__name__)

@@ -15,12 +15,11 @@ from coordinator.bridge.aggregate import US, Slo, record_increments, split_label
 from coordinator.bridge.consumer import Bridge, BridgeOptions
 from coordinator.bridge.process import BridgeProcess
 from coordinator.bridge.store import delete_bridge_keys
-from coordinator.bridge.trim import safe_min_id, trim
 from coordinator.results.summary import SloSpec, summarize_group
 from coordinator.services.redis_server import RedisServer
 from loadgen import metrics
 from loadgen.records import Attempt, RequestRecord
-from loadgen.sink import stream_keys
+from loadgen.stream import RecordWriter, safe_min_id, stream_keys, trim
 
 RUN = "bridge-test"
 
@@ -86,11 +85,7 @@ def make_record(rng: random.Random, run_id: str = RUN, phase: str = "steady") ->
 
 
 def xadd(client: redis.Redis, records: list[RequestRecord], run_id: str = RUN) -> None:
-    key = stream_keys(run_id).records
-    pipe = client.pipeline(transaction=False)
-    for r in records:
-        pipe.xadd(key, {"id": r.id, "r": r.to_json()})
-    pipe.execute()
+    RecordWriter(client, stream_keys(run_id).records).write_records(records)
 
 
 def parse_metrics(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -176,7 +171,7 @@ def test_duplicates_and_redelivery_count_once(redis_server: RedisServer) -> None
     assert bridge.duplicates._value.get() == 50
     # killed after reading, before applying: the same consumer name re-reads its pending entries
     xadd(client, [make_record(rng) for _ in range(30)])
-    assert len(bridge._read()) == 30
+    assert len(bridge.reader.read().ids) == 30
     bridge.close()
     bridge = Bridge(BridgeOptions(run_id=RUN, redis_url=redis_server.url, block_ms=10))
     assert bridge.poll() == 30 and bridge.backlog() == 0
@@ -189,6 +184,28 @@ def test_duplicates_and_redelivery_count_once(redis_server: RedisServer) -> None
     assert delete_bridge_keys(client, RUN) >= 2
     assert not list(client.scan_iter(match=f"finishline:{RUN}:bridge:*"))
     assert client.exists(stream_keys(RUN).records)
+
+
+@pytest.mark.slow
+def test_an_unreadable_entry_is_counted_acknowledged_and_reading_goes_on(redis_server: RedisServer) -> None:
+    """The same policy as the collector's (which sets such entries aside in rejected.jsonl)."""
+    client = redis.Redis.from_url(redis_server.url)
+    rng = random.Random(8)
+    key = stream_keys(RUN).records
+    before, after = [make_record(rng) for _ in range(20)], [make_record(rng) for _ in range(20)]
+    xadd(client, before)
+    client.xadd(key, {"id": "x1", "r": b"{not json"})
+    client.xadd(key, {"id": "x2"})  # no record at all
+    xadd(client, after)
+    bridge = Bridge(BridgeOptions(run_id=RUN, redis_url=redis_server.url, batch=16, block_ms=10))
+    for _ in range(20):
+        if bridge.backlog() == 0:
+            break
+        bridge.poll()
+    assert bridge.backlog() == 0 and bridge.invalid._value.get() == 2
+    assert sum(v for k, v in bridge.aggregate.items() if k.startswith(f"c{US}requests{US}")) == 40
+    assert client.xpending(key, "bridge")["pending"] == 0
+    bridge.close()
 
 
 @pytest.mark.slow
@@ -247,14 +264,14 @@ def test_two_bridges_sum_to_the_total_and_a_dead_ones_entries_are_reclaimed(redi
     b = Bridge(BridgeOptions(consumer="bridge-b", **opts))
     dead = Bridge(BridgeOptions(consumer="bridge-dead", **opts))
     # 'dead' takes a batch and dies before applying it: its entries stay pending
-    taken = dead._read()
-    assert len(taken) == 200
+    taken = dead.reader.read()
+    assert len(taken.ids) == len(taken.records) == 200
     dead.close()
     time.sleep(0.4)
     for _ in range(40):
         a.poll()
         b.poll()
-        if a.backlog() == 0 and time.monotonic() > a._next_reclaim:
+        if a.backlog() == 0 and time.monotonic() > a.reader.next_claim:
             break
     req = lambda br: sum(v for k, v in br.aggregate.items() if k.startswith(f"c{US}requests{US}"))  # noqa: E731
     assert req(a) > 0 and req(b) > 0

@@ -9,17 +9,17 @@ from __future__ import annotations
 import time
 import uuid
 
-import orjson
 import redis
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from coordinator.bridge.consumer import Bridge, BridgeOptions
-from coordinator.bridge.containers import FIELD, ContainerGauges, ContainerSample
+from coordinator.bridge.containers import ContainerGauges
 from coordinator.results.collector import Collector
 from coordinator.services.redis_server import RedisServer
 from loadgen import metrics
-from loadgen.sink import stream_keys
+from loadgen.samples import ContainerSample, StatsSample, WorkerSample
+from loadgen.stream import CONTAINER_SAMPLE, SampleWriter, stream_keys
 
 
 def container_sample(
@@ -27,15 +27,15 @@ def container_sample(
 ) -> ContainerSample:
     stats = None
     if cpu is not None:
-        stats = {
-            "time": time.monotonic(),
-            "container": 1,
-            "cpu_percent": cpu,
-            "memory_bytes": 123_456_789,
-            "memory_limit": 1 << 30,
-            "memory_failcnt": 0,
-            "pids": 3,
-        }
+        stats = StatsSample(
+            time=time.monotonic(),
+            container=1,
+            cpu_percent=cpu,
+            memory_bytes=123_456_789,
+            memory_limit=1 << 30,
+            memory_failcnt=0,
+            pids=3,
+        )
     return ContainerSample(
         target="m", time=time.monotonic(), running=running, oom_kills=oom, restarts=restarts, container=1, stats=stats
     )
@@ -73,12 +73,16 @@ def test_container_samples_reach_the_bridge_and_nobody_else_is_confused(redis_se
     bridge = Bridge(BridgeOptions(run_id=run_id, redis_url=redis_server.url, block_ms=10))
     try:
         assert exposed(bridge) == {}  # no Docker target: no container series at all
-        worker = {"worker": "w1", "time": time.monotonic(), "users": 4, "phase": "steady", "cpu_percent": 10.0}
-        client.xadd(keys.samples, {"s": orjson.dumps(worker)})
-        client.xadd(keys.samples, {FIELD: container_sample(oom=1, restarts=0).to_json()})
-        client.xadd(keys.samples, {FIELD: b"not json"})  # skipped, not fatal
+        worker = WorkerSample(worker="w1", time=time.monotonic(), users=4, phase="steady", cpu_percent=10.0)
+        writer = SampleWriter(client, keys.samples)
+        writer.write(worker)
+        sent = container_sample(oom=1, restarts=0)
+        assert ContainerSample.from_json(sent.to_json()) == sent
+        writer.write(sent)
+        client.xadd(keys.samples, {CONTAINER_SAMPLE: b"not json"})  # skipped, not fatal
         bridge._next_second = 0.0
         bridge.poll()
+        assert bridge.samples.skipped == 1
         series = exposed(bridge)
         cpu_labels, cpu = series["finishline_container_cpu_percent"]
         assert cpu == 37.5 and cpu_labels == {"run": run_id, "target": "llama"}  # labels: run and target only

@@ -31,7 +31,7 @@ from coordinator.docker.spec import DockerTargetSpec, HealthSpec
 from dashboards import build
 from dashboards.names import docker_only
 from loadgen import metrics
-from loadgen.sink import stream_keys
+from loadgen.stream import stream_keys
 from tests.test_bridge_live import panel_exprs, substitute
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]

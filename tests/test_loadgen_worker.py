@@ -21,7 +21,7 @@ from coordinator.services.redis_server import RedisServer
 from loadgen.config import PHASE_MESSAGE, PhaseCommand
 from loadgen.locustfile import LLMUser
 from loadgen.records import Attempt, RequestRecord
-from loadgen.sink import RecordSink, stream_keys
+from loadgen.stream import RecordSink, SampleReader, stream_keys
 from tests.fixtures.simulator import run_simulator
 
 pytestmark = pytest.mark.slow
@@ -135,7 +135,7 @@ def test_locust_worker_process_runs_phases_and_ships_records(redis_server: Redis
     keys = stream_keys("e2e")
     client = redis.Redis.from_url(redis_server.url)
     records = [RequestRecord.from_json(f[b"r"]) for _, f in client.xrange(keys.records)]
-    samples = [orjson.loads(f[b"s"]) for _, f in client.xrange(keys.samples)]
+    samples = SampleReader(client, keys.samples).read().workers
     phases = {r.phase for r in records}
     assert {"warm", "steady"} <= phases
     assert {r.workload for r in records} == {"short", "long"}
@@ -144,7 +144,5 @@ def test_locust_worker_process_runs_phases_and_ships_records(redis_server: Redis
     assert 15 <= len(steady) <= 70  # ~40 expected at 20/s for 2 s
     long_prompts = [r.final.prompt_tokens for r in records if r.workload == "long" and r.ok]
     assert long_prompts and min(long_prompts) >= 2000
-    assert samples and {"cpu_percent", "loop_lag_ms", "users", "target_rate", "achieved_rate", "phase"} <= set(
-        samples[0]
-    )
-    assert any(s["phase"] == "steady" and s["target_rate"] == 20 for s in samples)
+    assert samples and all(s.worker and s.time > 0 and s.wall_time > 0 for s in samples)
+    assert any(s.phase == "steady" and s.target_rate == 20 for s in samples)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import subprocess
@@ -22,7 +21,8 @@ from dashboards import names as n
 from dashboards.prometheus_config import PrometheusPlan, ScrapeTarget, build_config, write_config
 from dashboards.rules import alerts
 from loadgen import metrics
-from loadgen.sink import stream_keys
+from loadgen.samples import WorkerSample
+from loadgen.stream import SampleWriter, stream_keys
 from tests.test_bridge import make_record, xadd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,23 +157,19 @@ def test_two_bridges_sum_correctly_in_promql(redis_server: RedisServer, promethe
     client = redis.Redis.from_url(redis_server.url)
     records = [make_record(random.Random(9)) for _ in range(600)]
     xadd(client, records)
-    samples = stream_keys("bridge-test").samples
+    samples = SampleWriter(client, stream_keys("bridge-test").samples)
     for worker, users in (("w1", 3), ("w2", 5)):  # two workers' latest samples
-        client.xadd(
-            samples,
-            {
-                "s": json.dumps(
-                    {
-                        "worker": worker,
-                        "users": users,
-                        "target_rate": 2.0,
-                        "achieved_rate": 1.5,
-                        "phase": "steady",
-                        "cpu_percent": 10.0,
-                        "loop_lag_ms": 1.0,
-                    }
-                )
-            },
+        samples.write(
+            WorkerSample(
+                worker=worker,
+                time=time.monotonic(),
+                users=users,
+                target_rate=2.0,
+                achieved_rate=1.5,
+                phase="steady",
+                cpu_percent=10.0,
+                loop_lag_ms=1.0,
+            )
         )
     opts = dict(run_id="bridge-test", redis_url=redis_server.url, scenario="s", target="sim", block_ms=10, batch=50)
     bridges = [Bridge(BridgeOptions(consumer=f"bridge-{i}", **opts)) for i in (1, 2)]

@@ -8,6 +8,7 @@ from pathlib import Path
 from coordinator.results.report import write_report
 from coordinator.results.selfcheck import SelfCheckLimits, evaluate
 from coordinator.results.summary import PhaseWindow, SloSpec, summarize
+from loadgen.samples import WorkerSample
 from tests.test_results import make_record
 
 
@@ -18,7 +19,7 @@ def _run(tmp_path: Path, partial: bool = False, cpu: float = 10.0) -> str:
         for i in range(200)
     ]
     records += [make_record(phase="steady", t0=25, error="http_429"), make_record(phase="steady", error="timeout")]
-    samples = [{"worker": "w:1", "time": 5.0 + i, "cpu_percent": cpu, "loop_lag_ms": 1.0} for i in range(30)]
+    samples = [WorkerSample(worker="w:1", time=5.0 + i, cpu_percent=cpu, loop_lag_ms=1.0) for i in range(30)]
     check = evaluate(samples, records, SelfCheckLimits())
     windows = [PhaseWindow("warm", 4.0, 8.0), PhaseWindow("steady", 19.0, 31.0)]
     summary = summarize(

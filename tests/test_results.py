@@ -14,6 +14,7 @@ from coordinator.results.selfcheck import SelfCheckLimits, evaluate
 from coordinator.results.summary import PhaseWindow, SloSpec, percentile_stats, summarize
 from coordinator.results.table import header, write_csv
 from loadgen.records import Attempt, RequestRecord
+from loadgen.samples import WorkerSample
 
 
 def make_record(
@@ -164,8 +165,8 @@ def test_summary_csv_has_a_row_per_phase_and_workload(tmp_path: Path) -> None:
     assert float(rows[-3][col]) == pytest.approx(s["all"]["latency_ms"]["ttft"]["p50"])
 
 
-def _samples(cpu: float, lag: float, n: int = 10) -> list[dict[str, float | str]]:
-    return [{"worker": "w:1", "time": float(i), "cpu_percent": cpu, "loop_lag_ms": lag} for i in range(n)]
+def _samples(cpu: float, lag: float, n: int = 10) -> list[WorkerSample]:
+    return [WorkerSample(worker="w:1", time=float(i), cpu_percent=cpu, loop_lag_ms=lag) for i in range(n)]
 
 
 def test_selfcheck_marks_a_saturated_client_invalid_with_the_reason() -> None:
@@ -189,7 +190,7 @@ def test_progress_window_follows_the_current_phase() -> None:
     model.set_phase("a", 100.0)
     model.add([make_record(phase="a", t0=101 + i * 0.1, ttft=0.05) for i in range(20)])
     model.add([make_record(phase="a", error="timeout", t0=102)])
-    snap = model.snapshot({"w": {"users": 3, "target_rate": 2.0}}, now=105.0)
+    snap = model.snapshot({"w": WorkerSample(worker="w", time=104.5, users=3, target_rate=2.0)}, now=105.0)
     assert snap.requests == 21 and snap.errors == 1 and snap.users == 3
     assert snap.ttft_p50_ms == pytest.approx(50.0, abs=0.01)
     assert snap.achieved_rate == pytest.approx(21 / 5.0)

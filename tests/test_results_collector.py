@@ -10,29 +10,30 @@ import redis
 
 from coordinator.results.collector import GROUP, Collector, read_records
 from coordinator.services.redis_server import RedisServer
-from loadgen.sink import stream_keys
+from loadgen.samples import WorkerSample
+from loadgen.stream import RecordWriter, SampleWriter, stream_keys
 from tests.test_results import make_record
 
 
 def _xadd(client: redis.Redis, run_id: str, records: list) -> None:
-    pipe = client.pipeline(transaction=False)
-    for rec in records:
-        pipe.xadd(stream_keys(run_id).records, {"id": rec.id, "r": rec.to_json()})
-    pipe.execute()
+    RecordWriter(client, stream_keys(run_id).records).write_records(records)
 
 
 def test_collects_every_record_and_sample(redis_server: RedisServer, tmp_path: Path) -> None:
     client = redis.Redis.from_url(redis_server.url)
     records = [make_record(t0=100 + i) for i in range(500)]
     _xadd(client, "run1", records)
-    client.xadd(stream_keys("run1").samples, {"s": orjson.dumps({"worker": "w:1", "time": 1.0, "cpu_percent": 5})})
+    sample = WorkerSample(worker="w:1", time=1.0, cpu_percent=5.0, users=2, phase="steady")
+    SampleWriter(client, stream_keys("run1").samples).write(sample)
     col = Collector(redis_server.url, "run1", tmp_path)
     col.drain(timeout=10)
     col.close()
     got = list(read_records(tmp_path / "records.jsonl.gz"))
     assert [r.id for r in got] == [r.id for r in records]
     assert col.phase_count("steady") == 500
-    assert col.samples()[0]["cpu_percent"] == 5
+    assert col.samples() == [sample] and col.latest_samples() == {"w:1": sample}
+    with gzip.open(tmp_path / "samples.jsonl.gz") as fh:  # the same field names as on the stream
+        assert [WorkerSample.from_json(line) for line in fh.read().splitlines()] == [sample]
     assert client.xpending(stream_keys("run1").records, GROUP)["pending"] == 0
 
 
@@ -43,7 +44,7 @@ def test_restart_writes_each_record_once(redis_server: RedisServer, tmp_path: Pa
     _xadd(client, "run2", first)
     col = Collector(redis_server.url, "run2", tmp_path, consumer="collector-a")
     # read without acknowledging, as if the process died between writing and XACK
-    resp = col._redis.xreadgroup(GROUP, "collector-a", {col.records_key: ">"}, count=150)
+    resp = client.xreadgroup(GROUP, "collector-a", {stream_keys("run2").records: ">"}, count=150)
     entries = resp[0][1]
     for _id, fields in entries[:100]:
         col._file.write(fields[b"r"] + b"\n")
@@ -88,13 +89,15 @@ def test_an_unreadable_entry_is_set_aside_and_collection_goes_on(redis_server: R
     client.xadd(key, {"id": "x1", "r": b"{not json"})
     future = orjson.loads(make_record(t0=3).to_json()) | {"schema": 99}
     client.xadd(key, {"id": "x2", "r": orjson.dumps(future)})
+    client.xadd(key, {"id": "x3"})  # no record at all
     _xadd(client, "run3", [after])
     col = Collector(redis_server.url, "run3", tmp_path)
     col.drain(timeout=10)
     col.close()
     assert [r.id for r in read_records(tmp_path / "records.jsonl.gz")] == [before.id, after.id]
-    assert col.rejected == 2 and col.error is None
+    assert col.rejected == 3 and col.error is None
     rejected = [orjson.loads(line) for line in (tmp_path / "rejected.jsonl").read_bytes().splitlines()]
-    assert [r["entry"]["id"] for r in rejected] == ["x1", "x2"]
+    assert [r["entry"]["id"] for r in rejected] == ["x1", "x2", "x3"]
     assert "schema 99" in rejected[1]["reason"] and rejected[0]["entry"]["r"] == "{not json"
+    assert "no field r" in rejected[2]["reason"]
     assert client.xpending(key, GROUP)["pending"] == 0

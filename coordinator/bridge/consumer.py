@@ -1,11 +1,12 @@
 """The bridge's loop: read the run's records through consumer group ``bridge``, apply, expose.
 
-Order of reading, each time the loop turns: this consumer's own pending entries (left by a
-previous life of the same consumer name) until none are left, then entries of dead
-consumers idle longer than ``reclaim_idle_s`` (``XAUTOCLAIM``), then new entries. Every
-batch is applied by :class:`~coordinator.bridge.store.BridgeStore` atomically with its
+Reading is :class:`~loadgen.stream.GroupReader`'s: this consumer's own pending entries (left
+by a previous life of the same consumer name) until none are left, then entries of dead
+consumers idle longer than ``reclaim_idle_s`` (``XAUTOCLAIM``), then new entries; an entry
+with no readable record is counted (``finishline_bridge_invalid_entries``) and acknowledged.
+Every batch is applied by :class:`~coordinator.bridge.store.BridgeStore` atomically with its
 ``XACK``; after any Redis error the in-memory aggregate is reloaded from Redis, which is the
-truth.
+truth, and the reader starts over with its own pending entries.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import logging
 import threading
 import time
 
-import orjson
 import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import Field
@@ -22,16 +22,12 @@ from pydantic import Field
 from coordinator.bridge.aggregate import Slo, add_itl, merge, record_increments
 from coordinator.bridge.containers import ContainerGauges
 from coordinator.bridge.exposition import BridgeCollector, Snapshot
-from coordinator.bridge.gauges import Lease, LoadGauges, SampleReader
-from coordinator.bridge.store import GROUP, BridgeStore, bridge_prefix, group_backlog
-from coordinator.bridge.trim import trim
-from loadgen.records import RequestRecord
-from loadgen.sink import stream_keys
+from coordinator.bridge.gauges import Lease, LoadGauges
+from coordinator.bridge.store import GROUP, BridgeStore
 from loadgen.spec import Spec
+from loadgen.stream import Batch, GroupReader, SampleReader, Unreadable, read_hash, stream_keys, trim
 
 log = logging.getLogger(__name__)
-
-Entry = tuple[bytes, dict[bytes, bytes] | None]
 
 
 class BridgeOptions(Spec):
@@ -69,22 +65,21 @@ class Bridge:
         self.store = BridgeStore(
             self.client, options.run_id, keys.records, options.consumer, GROUP, options.dedup_window_s
         )
-        self.store.ensure_group()
-        state = {k.decode(): v.decode() for k, v in self.client.hgetall(keys.state).items()}
+        state = read_hash(self.client, keys.state)
         self.scenario = options.scenario if options.scenario is not None else state.get("scenario", "")
         self.target = options.target if options.target is not None else state.get("target", "")
         self.slo = options.slo
         self.aggregate = self.store.load()
         self.gauges = LoadGauges()
         self.containers = ContainerGauges()
-        self.samples = SampleReader(self.client, keys.samples, self.gauges, containers=self.containers)
-        self.lease = Lease(self.client, f"{bridge_prefix(options.run_id)}:gauges", options.consumer)
+        self.samples = SampleReader.from_now(self.client, keys.samples, lookback_s=10.0)
+        self.lease = Lease(self.client, f"{keys.bridge}:gauges", options.consumer)
         self.collector = BridgeCollector(options.run_id, self.scenario, self.target)
         self.registry = CollectorRegistry()
         self.registry.register(self.collector)
 
         def counter(name: str, doc: str) -> Counter:
-            return Counter(name, doc, ["run"], registry=self.registry).labels(options.run_id)  # type: ignore[return-value]
+            return Counter(name, doc, ["run"], registry=self.registry).labels(options.run_id)
 
         # the bridge's own health (process-local: rate() them; they restart at 0 with the process)
         self.applied = counter("finishline_bridge_applied_records", "records this process counted")
@@ -98,66 +93,34 @@ class Bridge:
             ["run"],
             registry=self.registry,
         ).labels(options.run_id)
-        self._own_pending = True  # read what a previous life of this consumer left first
-        self._reclaim_cursor = "0-0"
-        self._next_reclaim = 0.0
+        self.reader = GroupReader(
+            self.client,
+            keys.records,
+            GROUP,
+            options.consumer,
+            on_unreadable=self._unreadable,
+            count=options.batch,
+            claim_idle_s=options.reclaim_idle_s,
+            claim_every_s=min(5.0, options.reclaim_idle_s / 2),
+        )
         self._next_second = 0.0
         self._next_trim = 0.0
         self.stop_event = threading.Event()
         self._publish()
 
-    # -- reading -------------------------------------------------------------------------
-
-    def _read(self) -> list[Entry]:
-        stream = self.keys.records
-        count = self.options.batch
-        if self._own_pending:
-            resp = self.client.xreadgroup(GROUP, self.options.consumer, {stream: "0"}, count=count)
-            entries = resp[0][1] if resp else []
-            if entries:
-                return entries
-            self._own_pending = False
-        now = time.monotonic()
-        if now >= self._next_reclaim:
-            idle_ms = int(self.options.reclaim_idle_s * 1000)
-            resp = self.client.xautoclaim(
-                stream, GROUP, self.options.consumer, idle_ms, start_id=self._reclaim_cursor, count=count
-            )
-            cursor = resp[0].decode() if isinstance(resp[0], bytes) else str(resp[0])
-            self._reclaim_cursor = cursor
-            if cursor == "0-0":
-                self._next_reclaim = now + min(5.0, self.options.reclaim_idle_s / 2)
-            claimed = [e for e in resp[1] if e is not None]
-            deleted = resp[2] if len(resp) > 2 else []
-            if deleted:  # trimmed before anyone acked them: nothing to count, drop from the PEL
-                self.client.xack(stream, GROUP, *deleted)
-            if claimed:
-                self.reclaimed.inc(len(claimed))
-                return claimed
-        resp = self.client.xreadgroup(
-            GROUP, self.options.consumer, {stream: ">"}, count=count, block=self.options.block_ms
-        )
-        return resp[0][1] if resp else []
+    def _unreadable(self, entry: Unreadable) -> None:
+        log.warning("bridge: entry %s holds no readable record, skipped: %s", entry.id, entry.reason)
+        self.invalid.inc()
 
     # -- applying ------------------------------------------------------------------------
 
-    def apply(self, entries: list[Entry]) -> int:
-        """Count the entries' records once each and ack the entries; returns records counted."""
-        if not entries:
+    def apply(self, batch: Batch) -> int:
+        """Count the batch's records once each and ack all its entries; returns records counted."""
+        if not batch.ids:
             return 0
-        entry_ids = [eid.decode() if isinstance(eid, bytes) else eid for eid, _ in entries]
+        entry_ids = batch.ids
         per_record: dict[str, tuple[float, dict[str, float], dict[str, list[float]]]] = {}
-        for _eid, fields in entries:
-            raw = (fields or {}).get(b"r")
-            if raw is None:
-                self.invalid.inc()
-                continue
-            try:
-                record = RequestRecord.from_json(raw)
-            except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
-                log.warning("bridge: unreadable record skipped: %s", exc)
-                self.invalid.inc()
-                continue
+        for record in batch.records:
             if record.id in per_record:  # the same record twice in one batch
                 self.duplicates.inc()
                 continue
@@ -188,7 +151,10 @@ class Bridge:
     def poll(self) -> int:
         """One turn: read and apply a batch, then the once-a-second chores. Returns records counted."""
         try:
-            counted = self.apply(self._read())
+            batch = self.reader.read(self.options.block_ms)
+            if batch.claimed:
+                self.reclaimed.inc(batch.claimed)
+            counted = self.apply(batch)
         except redis.RedisError as exc:
             log.warning("bridge: redis error, reloading state: %s", exc)
             time.sleep(0.2)
@@ -203,13 +169,17 @@ class Bridge:
 
     def _resync(self) -> None:
         try:
+            self.reader.reset()
             self.aggregate = self.store.load()
-            self._own_pending = True
         except redis.RedisError:
             pass
 
     def _chores(self, now: float) -> None:
-        self.samples.poll()
+        samples = self.samples.read()
+        for sample in samples.workers:
+            self.gauges.add(sample)
+        for container in samples.containers:
+            self.containers.add(container)
         self.lease.renew()
         self.backlog_gauge.set(self.backlog())
         if self.lease.held and now >= self._next_trim:
@@ -218,7 +188,7 @@ class Bridge:
 
     def backlog(self) -> int:
         """Entries the group has not acked yet: pending plus never delivered."""
-        return group_backlog(self.client, self.keys.records)
+        return self.reader.backlog()
 
     def _publish(self) -> None:
         gauges = self.gauges.values() if self.lease.held else None

@@ -22,12 +22,13 @@ import redis
 
 import dashboards
 from coordinator.bridge.process import BridgeProcess
-from coordinator.bridge.store import delete_bridge_keys, group_backlog
+from coordinator.bridge.store import GROUP, delete_bridge_keys
 from coordinator.run.context import RunContext
 from coordinator.run.events import RunEnded
 from coordinator.services.prometheus_server import PrometheusServer
 from dashboards.prometheus_config import RULE_FILES, PrometheusPlan, ScrapeTarget, ServerKind, build_config
 from loadgen.errors import ServiceError
+from loadgen.stream import backlog
 
 RULES_DIR = dashboards.PROMETHEUS_DIR
 LIVE_FILE = "live_metrics.json"  # what Prometheus said at the end, beside summary.json
@@ -150,7 +151,7 @@ def finalize(ctx: RunContext, prometheus: PrometheusServer, timeout: float = 30.
     client = redis.Redis.from_url(ctx.redis_url)
     deadline = time.monotonic() + timeout
     try:
-        while time.monotonic() < deadline and group_backlog(client, ctx.keys.records) > 0:
+        while time.monotonic() < deadline and backlog(client, ctx.keys.records, GROUP) > 0:
             time.sleep(0.1)
     finally:
         client.close()

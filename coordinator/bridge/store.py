@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import redis
 
-from loadgen.sink import KEY_PREFIX
+from loadgen.stream import read_hash, stream_keys
 
 GROUP = "bridge"
 
@@ -60,10 +60,6 @@ return dups
 """
 
 
-def bridge_prefix(run_id: str) -> str:
-    return f"{KEY_PREFIX}:{run_id}:bridge"
-
-
 class BridgeStore:
     """The Redis side of one consumer: its aggregate and the group-wide seen-id sets."""
 
@@ -81,7 +77,7 @@ class BridgeStore:
         self.stream = stream
         self.group = group
         self.consumer = consumer
-        prefix = bridge_prefix(run_id)
+        prefix = stream_keys(run_id).bridge
         self.state_key = f"{prefix}:state:{consumer}"
         self.seen_prefix = f"{prefix}:seen:"
         self.dedup_window = dedup_window
@@ -94,8 +90,7 @@ class BridgeStore:
 
     def load(self) -> dict[str, float]:
         """The aggregate this consumer has applied so far (empty for a new consumer)."""
-        raw = self.client.hgetall(self.state_key)
-        return {k.decode(): float(v) for k, v in raw.items()}
+        return {k: float(v) for k, v in read_hash(self.client, self.state_key).items()}
 
     def apply(
         self,
@@ -127,32 +122,11 @@ class BridgeStore:
         dups = self._script(keys=keys, args=args)
         return [d.decode() if isinstance(d, bytes) else d for d in dups]
 
-    def ensure_group(self) -> None:
-        """Create the group at the stream's start (so entries written before we came are read)."""
-        try:
-            self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
-
-def group_backlog(client: redis.Redis, stream: str, group: str = GROUP) -> int:
-    """Entries ``group`` has not acknowledged yet: pending plus never delivered."""
-    try:
-        groups = client.xinfo_groups(stream)
-    except redis.ResponseError:
-        return 0  # no stream yet
-    for info in groups:
-        name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
-        if name == group:
-            return int(info["pending"]) + int(info.get("lag") or 0)
-    return 0
-
 
 def delete_bridge_keys(client: redis.Redis, run_id: str, limit: int = 100_000) -> int:
     """Remove every ``finishline:{run_id}:bridge:*`` key (a run's teardown); returns how many."""
     keys = []
-    for i, key in enumerate(client.scan_iter(match=f"{bridge_prefix(run_id)}:*", count=1000)):
+    for i, key in enumerate(client.scan_iter(match=f"{stream_keys(run_id).bridge}:*", count=1000)):
         if i >= limit:
             break
         keys.append(key)

@@ -3,7 +3,7 @@
 The stats sampler (``coordinator/docker/stats.py``) keeps samples in the run directory;
 this add-on makes them live. A thread reads the target's latest sample and the state of its
 containers (OOM killed, restart count, from ``docker inspect``) and writes a
-:class:`~coordinator.bridge.containers.ContainerSample` to ``finishline:{run_id}:samples``
+:class:`~loadgen.samples.ContainerSample` to ``finishline:{run_id}:samples``
 (field ``c``). The bridge turns it into ``finishline_container_*`` series.
 
 Attached to every run with a Docker target (registered by the Docker feature), whether or not this run
@@ -16,19 +16,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import asdict
 
 import redis
 from docker.errors import APIError, DockerException, NotFound
 
-from coordinator.bridge.containers import FIELD, ContainerSample
 from coordinator.docker.lifecycle import DockerTarget
-from coordinator.docker.stats import StatsSample
 from coordinator.run.context import RunContext
+from loadgen.samples import ContainerSample, StatsSample
+from loadgen.stream import SampleWriter
 
 log = logging.getLogger(__name__)
-
-MAXLEN = 100_000  # same cap as the workers' samples (approximate trimming)
 
 
 class ContainerPublisher:
@@ -36,9 +33,9 @@ class ContainerPublisher:
 
     def __init__(self, target: DockerTarget, redis_url: str, key: str, interval: float | None = None) -> None:
         self.target = target
-        self.key = key
         self.interval = interval or target.spec.stats_interval_s
         self.client = redis.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=10)
+        self.writer = SampleWriter(self.client, key)
         self.published = 0
         self._last: StatsSample | None = None
         self._oom: set[str] = set()  # ids of containers seen OOM killed
@@ -65,7 +62,7 @@ class ContainerPublisher:
         latest = sampler.samples[-1] if sampler is not None and sampler.samples else None
         if latest is not None and latest is not self._last:
             self._last = latest
-            stats = asdict(latest)
+            stats = latest
         running, number = False, None
         for record in list(target.containers):  # final states of stopped containers
             self._count(record.id, record.oom_killed, record.restarts)
@@ -97,7 +94,7 @@ class ContainerPublisher:
 
     def publish(self) -> ContainerSample:
         sample = self.sample()
-        self.client.xadd(self.key, {FIELD: sample.to_json()}, maxlen=MAXLEN, approximate=True)
+        self.writer.write(sample)
         self.published += 1
         return sample
 

@@ -2,14 +2,16 @@
 
 Docker's stats stream gives one raw sample per second; this turns each into the figures a
 reader needs (CPU percent of one core, memory without page cache) and keeps them in the
-run directory (``container_stats.jsonl``) and in memory for the summary.
+run directory (``container_stats.jsonl``) and in memory for the summary. The sample type,
+:class:`~loadgen.samples.StatsSample`, lives beside the other samples: it also travels to the
+bridge in the run's samples stream.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +19,7 @@ import docker
 import orjson
 from docker.errors import APIError, NotFound
 
-
-@dataclass(slots=True)
-class StatsSample:
-    """One sample of one container (``time`` is ``time.monotonic()``, like every record)."""
-
-    time: float
-    container: int  # the target's container number in this run (cold starts make several)
-    cpu_percent: float  # 100 = one core busy
-    memory_bytes: int  # usage without reclaimable page cache (what `docker stats` shows)
-    memory_limit: int
-    memory_failcnt: int  # times the cgroup hit its limit (cgroup v1)
-    pids: int
+from loadgen.samples import StatsSample
 
 
 def parse_sample(raw: dict[str, Any], container: int, now: float) -> StatsSample | None:
@@ -37,7 +28,7 @@ def parse_sample(raw: dict[str, Any], container: int, now: float) -> StatsSample
     total = cpu.get("cpu_usage", {}).get("total_usage")
     pre_total = pre.get("cpu_usage", {}).get("total_usage")
     system, pre_system = cpu.get("system_cpu_usage"), pre.get("system_cpu_usage")
-    if None in (total, pre_total, system, pre_system) or system <= pre_system:
+    if total is None or pre_total is None or system is None or pre_system is None or system <= pre_system:
         return None
     online = cpu.get("online_cpus") or len(cpu.get("cpu_usage", {}).get("percpu_usage") or [1])
     percent = (total - pre_total) / (system - pre_system) * online * 100.0

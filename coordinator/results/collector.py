@@ -4,6 +4,8 @@ It reads with the consumer group ``collector`` and acknowledges an entry only af
 record is flushed to the file, so a collector that dies loses nothing: the next one claims
 the pending entries. Records are de-duplicated by record id (ids already in the file are
 loaded at start), so each record is written exactly once even across restarts.
+An entry that holds no readable record is set aside in ``rejected.jsonl`` with the reason
+(the reader's policy, ``loadgen.stream.GroupReader``) and collection goes on.
 Worker samples (CPU, loop lag) are read from the samples stream for the self-check.
 """
 
@@ -17,13 +19,13 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import orjson
 import redis
 
 from loadgen.records import RequestRecord
-from loadgen.sink import stream_keys
+from loadgen.samples import WorkerSample
+from loadgen.stream import Batch, GroupReader, SampleReader, Unreadable, stream_keys
 
 GROUP = "collector"
 RECORDS_FILE = "records.jsonl.gz"
@@ -69,15 +71,13 @@ class Collector:
         self.on_batch = on_batch
         keys = stream_keys(run_id)
         self.records_key: str = keys.records
-        self.samples_key: str = keys.samples
         self._redis = redis.Redis.from_url(redis_url)
         self._lock = threading.Lock()
         self._records: list[RequestRecord] = []
-        self._samples: list[dict[str, Any]] = []
-        self._latest: dict[str, dict[str, Any]] = {}  # worker -> its newest sample
+        self._samples: list[WorkerSample] = []
+        self._latest: dict[str, WorkerSample] = {}  # worker -> its newest sample
         self._phase_counts: Counter[str] = Counter()
         self._seen: set[str] = set()
-        self._samples_last = "0-0"
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.error: BaseException | None = None
@@ -85,8 +85,12 @@ class Collector:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._path = self.run_dir / RECORDS_FILE
         self._recover_file()
-        self._ensure_group()
-        self._claim_pending()
+        # Only one collector reads a run: any entry pending on another consumer name is a dead
+        # collector's, claimed at the first read.
+        self.reader = GroupReader(
+            self._redis, keys.records, GROUP, consumer, on_unreadable=self._reject, count=2000, claim_idle_s=0.0
+        )
+        self.sample_reader = SampleReader(self._redis, keys.samples)
         self._file = gzip.open(self._path, "ab")  # last: nothing above can leave it open
 
     # -- setup ---------------------------------------------------------------------------
@@ -105,74 +109,40 @@ class Collector:
         self._seen.update(rec.id for rec in recovered)
         self._keep(recovered)
 
-    def _ensure_group(self) -> None:
-        try:
-            self._redis.xgroup_create(self.records_key, GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
-    def _claim_pending(self) -> None:
-        """Take over entries delivered to a collector that died before acknowledging them."""
-        start = "0-0"
-        for _ in range(10_000):
-            resp = self._redis.xautoclaim(self.records_key, GROUP, self.consumer, 0, start_id=start, count=1000)
-            start = resp[0].decode() if isinstance(resp[0], bytes) else resp[0]
-            if start == "0-0":
-                break
-
     # -- reading -------------------------------------------------------------------------
 
-    def poll(self, block_ms: int = 200, count: int = 2000) -> int:
-        """Read once (own pending entries first, then new ones); returns records newly written."""
-        new = 0
-        for stream_id in ("0", ">"):
-            resp = self._redis.xreadgroup(
-                GROUP,
-                self.consumer,
-                {self.records_key: stream_id},
-                count=count,
-                block=None if stream_id == "0" else block_ms,
-            )
-            for _key, entries in resp or []:
-                new += self._apply(entries)
+    def poll(self, block_ms: int = 200) -> int:
+        """Read one batch of records, and the samples written since; returns records newly written."""
+        try:
+            new = self._apply(self.reader.read(block_ms))
+        except BaseException:
+            self.reader.reset()  # whatever was delivered and not acknowledged is read again first
+            raise
         self._read_samples()
         return new
 
-    def _apply(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
-        if not entries:
+    def _apply(self, batch: Batch) -> int:
+        if not batch.ids:
             return 0
         fresh: list[RequestRecord] = []
-        ids = []
-        for entry_id, fields in entries:
-            ids.append(entry_id)
-            raw = fields.get(b"r")
-            if raw is None:
-                continue
-            rid = fields.get(b"id", b"").decode()
-            if rid in self._seen:
-                continue
-            try:
-                rec = RequestRecord.from_json(raw)
-            except (ValueError, TypeError) as exc:  # orjson.JSONDecodeError is a ValueError
-                self._reject(fields, exc)
+        for rec, raw in zip(batch.records, batch.raw, strict=True):
+            if rec.id in self._seen:
                 continue
             self._seen.add(rec.id)
             self._file.write(raw + b"\n")
             fresh.append(rec)
         if fresh:
             self._file.flush(zlib.Z_SYNC_FLUSH)
-        self._redis.xack(self.records_key, GROUP, *ids)
+        self.reader.ack(batch)
         if fresh:
             self._keep(fresh)
             if self.on_batch is not None:
                 self.on_batch(fresh)
         return len(fresh)
 
-    def _reject(self, fields: dict[bytes, bytes], exc: Exception) -> None:
+    def _reject(self, entry: Unreadable) -> None:
         """Set an entry aside instead of stopping: the records after it still count."""
-        entry = {k.decode(): v.decode("utf-8", "replace") for k, v in fields.items()}
-        line = orjson.dumps({"reason": f"{type(exc).__name__}: {exc}", "entry": entry})
+        line = orjson.dumps({"reason": entry.reason, "entry": entry.fields})
         with open(self.run_dir / REJECTED_FILE, "ab") as fh:
             fh.write(line + b"\n")
         self.rejected += 1
@@ -184,28 +154,15 @@ class Collector:
             self._phase_counts.update(rec.phase for rec in records)
 
     def _read_samples(self) -> None:
-        resp = self._redis.xread({self.samples_key: self._samples_last}, count=1000)
-        for _key, entries in resp or []:
-            batch = []
-            for entry_id, fields in entries:
-                self._samples_last = entry_id.decode()
-                raw = fields.get(b"s")
-                if raw is not None:
-                    batch.append(orjson.loads(raw))
-            with self._lock:
-                self._samples.extend(batch)
-                for sample in batch:
-                    self._latest[str(sample.get("worker", "?"))] = sample
+        batch = self.sample_reader.read().workers
+        with self._lock:
+            self._samples.extend(batch)
+            for sample in batch:
+                self._latest[sample.worker] = sample
 
     def pending(self) -> int:
         """Entries in the stream not yet acknowledged by this group (delivered or not)."""
-        info = self._redis.xinfo_groups(self.records_key)
-        for group in info:
-            name = group["name"].decode() if isinstance(group["name"], bytes) else group["name"]
-            if name == GROUP:
-                lag = group.get("lag")
-                return int(group["pending"]) + int(lag or 0)
-        return 0
+        return self.reader.backlog()
 
     def drain(self, timeout: float = 30.0) -> None:
         """Read until the stream holds nothing unread (call after the workers have flushed)."""
@@ -252,7 +209,7 @@ class Collector:
             samples = list(self._samples)
         with gzip.open(self.run_dir / SAMPLES_FILE, "wb") as fh:
             for s in samples:
-                fh.write(orjson.dumps(s) + b"\n")
+                fh.write(s.to_json() + b"\n")
         self._redis.close()
 
     # -- what others read ----------------------------------------------------------------
@@ -261,11 +218,11 @@ class Collector:
         with self._lock:
             return list(self._records)
 
-    def samples(self) -> list[dict[str, Any]]:
+    def samples(self) -> list[WorkerSample]:
         with self._lock:
             return list(self._samples)
 
-    def latest_samples(self) -> dict[str, dict[str, Any]]:
+    def latest_samples(self) -> dict[str, WorkerSample]:
         with self._lock:
             return dict(self._latest)
 

@@ -15,6 +15,7 @@ from matplotlib.ticker import MaxNLocator
 
 from loadgen import metrics
 from loadgen.records import RequestRecord
+from loadgen.samples import WorkerSample
 
 MAX_POINTS = 5000  # scatter plots are thinned to this many points (evenly), to keep the file small
 # svg.fonttype none: labels stay text (searchable, small); constrained layout keeps every label
@@ -178,19 +179,19 @@ def errors(summary: dict[str, Any]) -> str | None:
     return to_svg(fig)
 
 
-def client_health(samples: Sequence[dict[str, Any]]) -> str | None:
+def client_health(samples: Sequence[WorkerSample]) -> str | None:
     """Worker CPU and gevent loop lag over time (the self-check's evidence)."""
     if not samples:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(13, 2.8), layout="constrained")
-    origin = min(float(s.get("time") or 0.0) for s in samples)
-    by_worker: dict[str, list[dict[str, Any]]] = {}
+    origin = min(s.time for s in samples)
+    by_worker: dict[str, list[WorkerSample]] = {}
     for s in samples:
-        by_worker.setdefault(str(s.get("worker")), []).append(s)
+        by_worker.setdefault(s.worker, []).append(s)
     for worker, rows in sorted(by_worker.items()):
-        t = [float(r.get("time") or 0.0) - origin for r in rows]
-        axes[0].plot(t, [float(r.get("cpu_percent") or 0.0) for r in rows], label=worker)
-        axes[1].plot(t, [float(r.get("loop_lag_ms") or 0.0) for r in rows], label=worker)
+        t = [r.time - origin for r in rows]
+        axes[0].plot(t, [r.cpu_percent for r in rows], label=worker)
+        axes[1].plot(t, [r.loop_lag_ms for r in rows], label=worker)
     axes[0].set_title("worker CPU")
     axes[0].set_ylabel("CPU %")
     axes[1].set_title("gevent loop lag")

@@ -17,6 +17,7 @@ from coordinator.results import figures
 from coordinator.results.files import write_atomic
 from coordinator.results.summary import ALL
 from loadgen.records import RequestRecord
+from loadgen.samples import WorkerSample
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
@@ -207,7 +208,7 @@ def _cdf_records(summary: dict[str, Any], records: Sequence[RequestRecord]) -> t
 def render(
     summary: dict[str, Any],
     records: Sequence[RequestRecord],
-    samples: Sequence[dict[str, Any]],
+    samples: Sequence[WorkerSample],
     scenario_yaml: str = "",
     environment: str = "",
     sections: Sequence[str] = (),
@@ -281,7 +282,7 @@ def write_report(
     path: Path,
     summary: dict[str, Any],
     records: Sequence[RequestRecord],
-    samples: Sequence[dict[str, Any]],
+    samples: Sequence[WorkerSample],
     scenario_yaml: str = "",
     environment: str = "",
 ) -> Path:

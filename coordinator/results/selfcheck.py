@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from loadgen import metrics
 from loadgen.records import RequestRecord
+from loadgen.samples import WorkerSample
 
 
 class SelfCheckLimits(BaseModel):
@@ -30,18 +31,18 @@ class SelfCheckLimits(BaseModel):
 
 
 def evaluate(
-    samples: Sequence[dict[str, Any]], records: Sequence[RequestRecord], limits: SelfCheckLimits
+    samples: Sequence[WorkerSample], records: Sequence[RequestRecord], limits: SelfCheckLimits
 ) -> dict[str, Any]:
     """The verdict with its figures: ``{"valid": bool, "reasons": [...], "workers": {...}, ...}``."""
     reasons: list[str] = []
-    by_worker: dict[str, list[dict[str, Any]]] = {}
+    by_worker: dict[str, list[WorkerSample]] = {}
     for s in samples:
-        by_worker.setdefault(str(s.get("worker", "?")), []).append(s)
+        by_worker.setdefault(s.worker, []).append(s)
     workers: dict[str, Any] = {}
     for worker, rows in sorted(by_worker.items()):
         # every worker here has at least one sample
-        cpu = np.array([float(r.get("cpu_percent") or 0.0) for r in rows])
-        lag = np.array([float(r.get("loop_lag_ms") or 0.0) for r in rows])
+        cpu = np.array([r.cpu_percent for r in rows], dtype=float)
+        lag = np.array([r.loop_lag_ms for r in rows], dtype=float)
         cpu_p90, lag_p99 = float(np.percentile(cpu, 90)), float(np.percentile(lag, 99))
         workers[worker] = {
             "samples": len(rows),

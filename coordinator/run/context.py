@@ -3,6 +3,8 @@
 Add-ons (the live-metrics bridge, Grafana annotations, Docker stats) receive this object in
 every event, register what they start with :meth:`RunContext.own` so the run tears it down,
 and may write records of their own (a cold start's requests) with :meth:`write_records`.
+The context holds one Redis client for the run's state and those records, made on first use
+and closed at teardown.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from coordinator.run.targets import TargetLifecycle
 from coordinator.scenario.models import Scenario
 from loadgen.config import TargetConfig
 from loadgen.records import RequestRecord
-from loadgen.sink import stream_keys
+from loadgen.stream import RecordWriter, StreamKeys, stream_keys, write_hash
 
 
 @dataclass
@@ -42,6 +44,8 @@ class RunContext:
     started: float = field(default_factory=time.monotonic)
     extras: dict[str, Any] = field(default_factory=dict)  # add-ons' results, shown in summary.json
     _owned: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
+    _client: redis.Redis | None = field(default=None, repr=False)
+    _writer: RecordWriter | None = field(default=None, repr=False)
 
     def own(self, name: str, close: Callable[[], None]) -> None:
         """Register something to tear down at the end of the run (last owned, first closed)."""
@@ -59,30 +63,26 @@ class RunContext:
         return failures
 
     @property
-    def keys(self) -> Any:
+    def keys(self) -> StreamKeys:
         return stream_keys(self.run_id)
 
-    def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.redis_url)
+    def _redis(self) -> redis.Redis:
+        if self._client is None:
+            self._client = redis.Redis.from_url(self.redis_url)
+            self.own("redis client", self._close_client)
+        return self._client
+
+    def _close_client(self) -> None:
+        client, self._client, self._writer = self._client, None, None
+        if client is not None:
+            client.close()
 
     def set_state(self, **fields: str) -> None:
         """Update ``finishline:{run_id}:state`` (phase, status, scenario, target)."""
-        client = self.redis()
-        try:
-            client.hset(self.keys.state, mapping=fields)
-        finally:
-            client.close()
+        write_hash(self._redis(), self.keys.state, fields)
 
     def write_records(self, records: Iterable[RequestRecord]) -> int:
         """Add records measured by the coordinator itself (outside Locust) to the run's stream."""
-        client = self.redis()
-        n = 0
-        try:
-            pipe = client.pipeline(transaction=False)
-            for rec in records:
-                pipe.xadd(self.keys.records, {"id": rec.id, "r": rec.to_json()})
-                n += 1
-            pipe.execute()
-        finally:
-            client.close()
-        return n
+        if self._writer is None:
+            self._writer = RecordWriter(self._redis(), self.keys.records)
+        return self._writer.write_records(records)

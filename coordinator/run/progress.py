@@ -11,7 +11,6 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -20,6 +19,7 @@ from rich.table import Table
 
 from loadgen import metrics
 from loadgen.records import RequestRecord
+from loadgen.samples import WorkerSample
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +73,7 @@ class ProgressModel:
         self.phase = name
         self.phase_started = started
 
-    def snapshot(self, samples: dict[str, dict[str, Any]], now: float | None = None) -> Snapshot:
+    def snapshot(self, samples: dict[str, WorkerSample], now: float | None = None) -> Snapshot:
         now = time.monotonic() if now is None else now
         with self._lock:
             while self._window and self._window[0][0] < now - self.window_s:
@@ -82,8 +82,8 @@ class ProgressModel:
         span = min(self.window_s, max(now - self.phase_started, 1e-3))
         ttfts = np.array([r[1] for r in rows if r[1] is not None], dtype=float) * 1000
         tpots = np.array([r[2] for r in rows if r[2] is not None], dtype=float) * 1000
-        users = sum(int(s.get("users") or 0) for s in samples.values())
-        rates = [s.get("target_rate") for s in samples.values() if s.get("target_rate")]
+        users = sum(s.users for s in samples.values())
+        rates = [s.target_rate for s in samples.values() if s.target_rate]
         return Snapshot(
             phase=self.phase,
             elapsed_s=now - self.phase_started,
@@ -150,7 +150,7 @@ class ProgressDisplay:
         self.model = ProgressModel()
         self.interactive = self.console.is_terminal if live is None else live
         self._live: Live | None = None
-        self._samples: dict[str, dict[str, Any]] = {}
+        self._samples: dict[str, WorkerSample] = {}
 
     def __enter__(self) -> ProgressDisplay:
         if self.interactive:
@@ -164,7 +164,7 @@ class ProgressDisplay:
             self._live.__exit__(None, None, None)
             self._live = None
 
-    def update(self, samples: dict[str, dict[str, Any]]) -> None:
+    def update(self, samples: dict[str, WorkerSample]) -> None:
         self._samples = samples
         if self._live is not None:
             self._live.update(render(self.model.snapshot(samples), self.title))

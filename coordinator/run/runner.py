@@ -296,8 +296,8 @@ class Run:
         assert self.collector is not None
         while time.monotonic() < deadline and not self.ctx.stop_requested.is_set():
             samples = self.collector.latest_samples()
-            fresh = [s for s in samples.values() if float(s.get("time") or 0.0) > asked]
-            if len(fresh) >= self.scenario.workers and all(int(s.get("in_flight") or 0) == 0 for s in fresh):
+            fresh = [s for s in samples.values() if s.time > asked]
+            if len(fresh) >= self.scenario.workers and all(s.in_flight == 0 for s in fresh):
                 break
             self.display.update(samples)
             time.sleep(0.1)
