@@ -16,6 +16,7 @@ from typing import Any
 
 import redis
 
+from coordinator.results.status import RunStatus
 from coordinator.results.summary import PhaseWindow
 from coordinator.run.events import RunEvents
 from coordinator.scenario.models import Scenario
@@ -64,8 +65,17 @@ class RunContext:
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_url)
 
-    def set_state(self, **fields: str) -> None:
-        """Update ``finishline:{run_id}:state`` (phase, status, scenario, target)."""
+    def set_state(
+        self,
+        *,
+        status: RunStatus | None = None,
+        phase: str | None = None,
+        scenario: str | None = None,
+        target: str | None = None,
+    ) -> None:
+        """Update the given fields of ``finishline:{run_id}:state`` (status: running, then complete or partial)."""
+        given = {"status": status, "phase": phase, "scenario": scenario, "target": target}
+        fields = {name: str(value) for name, value in given.items() if value is not None}
         client = self.redis()
         try:
             client.hset(self.keys.state, mapping=fields)

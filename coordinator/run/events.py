@@ -48,5 +48,6 @@ class RunEvents:
         self.phase_end = EventHook("phase_end")
         # ctx, records (list[RequestRecord]) — each batch the collector wrote (collector thread: be quick)
         self.records = EventHook("records")
-        # ctx, status ("complete" | "partial"), summary (dict | None) — before teardown
+        # ctx, status (results.status.RunStatus: complete or partial), summary (results.summary.Summary | None)
+        # — before teardown
         self.run_end = EventHook("run_end")
