@@ -17,7 +17,7 @@ import redis
 
 from coordinator.results.collector import Collector
 from coordinator.results.report import write_report
-from coordinator.results.summary import summarize
+from coordinator.results.summarize import summarize
 from coordinator.services.redis_server import RedisServer
 from loadgen.records import Attempt, RequestRecord
 from loadgen.stream import RecordWriter, stream_keys

@@ -21,7 +21,11 @@ Client-side and user-visible timings that vLLM's benchmark does not have:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
 
 from loadgen.records import Attempt, RequestRecord
 
@@ -104,6 +108,84 @@ def output_tokens(record: RequestRecord) -> int:
 
 def prompt_tokens(record: RequestRecord) -> int:
     return record.final.prompt_tokens or 0
+
+
+# --- Service-level objectives: when a request is *good* (goodput) ---
+# One rule for the summary (vectorised over a run's columns) and the bridge (record by record).
+
+
+@dataclass(frozen=True, slots=True)
+class SloLimit:
+    """One threshold of an SLO: ``metric``'s value must be at most ``limit`` seconds.
+
+    ``undefined_meets``: whether a request whose value is undefined (``None``, or NaN in a
+    column) meets it. Both checks below read these three fields and nothing else.
+    """
+
+    metric: str
+    limit: float
+    undefined_meets: bool
+
+    def meets(self, value: float | None) -> bool:
+        """The rule for one request's value."""
+        if value is None or value != value:  # NaN: undefined, as in a column
+            return self.undefined_meets
+        return value <= self.limit
+
+    def meets_all(self, values: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+        """The same rule over a column of values, NaN where undefined."""
+        return np.where(np.isnan(values), self.undefined_meets, values <= self.limit)
+
+
+# The metrics an SLO may set, and whether an undefined value meets the threshold: an undefined
+# TPOT (fewer than two output tokens) cannot violate a per-token objective; an undefined TTFT
+# (no token ever arrived) or E2E cannot meet theirs.
+SLO_METRICS: dict[str, bool] = {"ttft": False, "tpot": True, "e2e": False}
+
+
+@dataclass(frozen=True, slots=True)
+class SloRule:
+    """A request is good when it succeeded and met every threshold set (seconds; ``None``: not set)."""
+
+    ttft: float | None = None
+    tpot: float | None = None
+    e2e: float | None = None
+    _limits: tuple[SloLimit, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        pairs = ((metric, getattr(self, metric), meets) for metric, meets in SLO_METRICS.items())
+        limits = tuple(SloLimit(metric, limit, meets) for metric, limit, meets in pairs if limit is not None)
+        object.__setattr__(self, "_limits", limits)  # once: the bridge checks every record
+
+    @classmethod
+    def from_ms(cls, ttft_ms: float | None, tpot_ms: float | None, e2e_ms: float | None) -> SloRule:
+        """The rule from thresholds in milliseconds, as users write them."""
+
+        def s(ms: float | None) -> float | None:
+            return None if ms is None else ms / 1000.0
+
+        return cls(ttft=s(ttft_ms), tpot=s(tpot_ms), e2e=s(e2e_ms))
+
+    def limits(self) -> tuple[SloLimit, ...]:
+        """Every threshold set, in the order of :data:`SLO_METRICS`."""
+        return self._limits
+
+    def good(self, record: RequestRecord, values: Mapping[str, float | None] | None = None) -> bool:
+        """Whether one record is good; ``values``: its :func:`request_values`, if already computed."""
+        if not record.ok:
+            return False
+        if values is None:
+            values = request_values(record)
+        return all(limit.meets(values[limit.metric]) for limit in self._limits)
+
+    def good_all(
+        self, ok: npt.NDArray[np.bool_], values: Mapping[str, npt.NDArray[np.float64]]
+    ) -> npt.NDArray[np.bool_]:
+        """Which requests of a group are good: ``ok`` per request, ``values`` a column per metric (NaN: undefined)."""
+        good = ok.copy()
+        for limit in self._limits:
+            good &= limit.meets_all(values[limit.metric])
+        return good
 
 
 # --- Live exposition: Prometheus names, labels and buckets (docs/live-metrics.md) ---

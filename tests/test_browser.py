@@ -29,6 +29,7 @@ import psutil
 import pytest
 
 from coordinator.results.collector import read_records
+from coordinator.results.summary import read_summary
 from tests.fixtures.browser import VIEWPORT, WatchedPage
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -125,7 +126,7 @@ def test_report_opens_offline_with_every_section_and_the_summary_numbers(
     out, _ = proc.communicate(timeout=RUN_TIMEOUT_S)
     assert proc.returncode == 0, out
     run_dir = _run_dir(tmp_path)
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = read_summary(run_dir / "summary.json")
     report = run_dir / "report.html"
 
     watched = open_page(report.as_uri())
@@ -166,32 +167,31 @@ def test_report_opens_offline_with_every_section_and_the_summary_numbers(
 
     # numbers on the page are summary.json's
     header = page.locator("body > p").first.inner_text()
-    assert f"records: {summary['run']['records']:,}" in header
+    assert f"records: {summary.run.records:,}" in header
     rows = {(r[0], r[1]): r for r in _tables(page, "section#results table tr") if len(r) == 18 and r[1] == "all"}
     labels = {"warmup": "warmup (warm-up)", "steady": "steady", "poisson": "poisson"}
     for phase, label in labels.items():
-        group = summary["phases"][phase]
+        group = summary.phases[phase]
         row = rows[(label, "all")]
-        assert row[2:5] == [f"{group['count']:,}", f"{group['ok']:,}", f"{group['errors']:,}"], (phase, row)
-        assert row[8] == f"{group['latency_ms']['ttft']['p50']:,.1f}", (phase, row)
+        assert row[2:5] == [f"{group.count:,}", f"{group.ok:,}", f"{group.errors:,}"], (phase, row)
+        assert row[8] == f"{group.latency_ms.ttft.p50:,.1f}", (phase, row)
     whole = rows[("whole run, no warm-up", "all")]
-    overall = summary["all"]
-    assert whole[2] == f"{overall['count']:,}" and overall["count"] > 0
-    assert whole[8] == f"{overall['latency_ms']['ttft']['p50']:,.1f}"  # TTFT p50
-    assert whole[9] == f"{overall['latency_ms']['ttft']['p99']:,.1f}"  # TTFT p99
+    overall = summary.all
+    assert whole[2] == f"{overall.count:,}" and overall.count > 0
+    assert whole[8] == f"{overall.latency_ms.ttft.p50:,.1f}"  # TTFT p50
+    assert whole[9] == f"{overall.latency_ms.ttft.p99:,.1f}"  # TTFT p99
     percentiles = {r[0]: r for r in _tables(page, "section#latency table tr")[1:]}
-    assert percentiles["ttft"][1] == f"{overall['latency_ms']['ttft']['p50']:,.2f}"
-    assert percentiles["itl"][9] == f"{overall['latency_ms']['itl']['n']:,}"
+    assert percentiles["ttft"][1] == f"{overall.latency_ms.ttft.p50:,.2f}"
+    assert percentiles["itl"][9] == f"{overall.latency_ms.itl.n:,}"
 
-    errors = [r for r in _tables(page, "section#errors table tr")[1:]]
+    errors = _tables(page, "section#errors table tr")[1:]
     expected = [
-        [p, cls, f"{n:,}"]
-        for p in summary["phases_order"]
-        for cls, n in summary["phases"][p]["errors_by_class"].items()
+        [p, cls, f"{n:,}"] for p in summary.phases_order for cls, n in summary.phases[p].errors_by_class.items()
     ]
     assert errors == expected and expected, (errors, expected)
     slo = {r[0]: r for r in _tables(page, "section#slo table tr")[1:]}
-    assert slo["ttft"][2] == f"{overall['slo']['checks']['ttft']['value_ms']:,.1f}"
+    assert overall.slo is not None
+    assert slo["ttft"][2] == f"{overall.slo.checks['ttft'].value_ms:,.1f}"
 
 
 # -- finishline run --web --------------------------------------------------------------------
@@ -294,8 +294,8 @@ def test_web_ui_runs_the_llm_users_and_sigint_leaves_results_and_no_process(
 
     run_dir = _run_dir(tmp_path)
     records = list(read_records(run_dir / "records.jsonl.gz"))
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert len(records) == summary["run"]["records"] >= stats[("POST", "chat")] + stats[("POST", "summarise")]
+    summary = read_summary(run_dir / "summary.json")
+    assert len(records) == summary.run.records >= stats[("POST", "chat")] + stats[("POST", "summarise")]
     assert {r.workload for r in records} == {"chat", "summarise"}
     assert {r.phase for r in records} == {"steady"}
-    assert summary["all"]["count"] == len(records) and (run_dir / "report.html").stat().st_size > 0
+    assert summary.all.count == len(records) and (run_dir / "report.html").stat().st_size > 0

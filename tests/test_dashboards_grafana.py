@@ -19,6 +19,9 @@ import pytest
 from click.testing import CliRunner
 
 from coordinator.cli import cli
+from coordinator.results.status import RunStatus
+from coordinator.results.summarize import summarize
+from coordinator.results.summary import PhaseWindow, RunInfo
 from dashboards import build
 
 TOKEN = "glsa_test_token_value"
@@ -83,15 +86,9 @@ def grafana_api() -> Iterator[tuple[str, type[Recorder]]]:
 def make_run_dir(tmp_path: Path) -> Path:
     run_dir = tmp_path / "demo-run"
     run_dir.mkdir()
-    summary = {
-        "run": {
-            "id": "demo-run",
-            "started_wall": 1_000.0,
-            "phases": [{"name": "warmup", "start": 10.0, "end": 15.0}, {"name": "steady", "start": 15.5, "end": 45.0}],
-        },
-        "status": "complete",
-    }
-    (run_dir / "summary.json").write_text(json.dumps(summary))
+    windows = (PhaseWindow(name="warmup", start=10.0, end=15.0), PhaseWindow(name="steady", start=15.5, end=45.0))
+    summary = summarize([], windows, run=RunInfo(id="demo-run", started_wall=1_000.0, phases=windows))
+    (run_dir / "summary.json").write_text(summary.model_dump_json())
     with gzip.open(run_dir / "records.jsonl.gz", "wb") as fh:
         fh.write(json.dumps({"wall_time": 1_009.0, "scheduled": 11.0}).encode() + b"\n")
     return run_dir
@@ -150,7 +147,7 @@ def test_a_live_run_is_annotated_from_its_events(grafana_api, monkeypatch) -> No
     ctx.events.run_start.fire(RunStarted(ctx))
     ctx.events.phase_start.fire(PhaseStarted(ctx, step, started=1.0))
     ctx.events.phase_end.fire(PhaseEnded(ctx, step, started=1.0, ended=3.0))
-    ctx.events.run_end.fire(RunEnded(ctx, status="complete", summary=None))
+    ctx.events.run_end.fire(RunEnded(ctx, status=RunStatus.COMPLETE, summary=None))
     notes = [c["body"] for c in rec.calls if c["path"] == "/api/annotations"]
     assert [n["tags"] for n in notes] == [
         ["finishline", "live-1", "run_start"],

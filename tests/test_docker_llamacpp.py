@@ -24,6 +24,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from coordinator.docker.engine import PID_LABEL, RUN_LABEL
+from coordinator.results.status import RunStatus
+from coordinator.results.summary import read_summary
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
@@ -164,8 +166,7 @@ def test_interrupted_run_leaves_no_container(docker_clean, images_built: str, tm
     assert proc.returncode != 0
     assert docker_clean.containers.list(all=True, filters=ours) == [], err[-2000:]
     (run_dir,) = (tmp_path / "runs").iterdir()
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["status"] == "partial"
+    assert read_summary(run_dir / "summary.json").status == RunStatus.PARTIAL
     assert (run_dir / "container.log").exists()
     assert os.path.exists(run_dir / "records.jsonl.gz")
 

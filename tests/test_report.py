@@ -7,7 +7,9 @@ from pathlib import Path
 
 from coordinator.results.report import write_report
 from coordinator.results.selfcheck import SelfCheckLimits, evaluate
-from coordinator.results.summary import PhaseWindow, SloSpec, summarize
+from coordinator.results.slo import Slo
+from coordinator.results.summarize import summarize
+from coordinator.results.summary import PhaseWindow, RunInfo
 from loadgen.samples import WorkerSample
 from tests.test_results import make_record
 
@@ -21,20 +23,15 @@ def _run(tmp_path: Path, partial: bool = False, cpu: float = 10.0) -> str:
     records += [make_record(phase="steady", t0=25, error="http_429"), make_record(phase="steady", error="timeout")]
     samples = [WorkerSample(worker="w:1", time=5.0 + i, cpu_percent=cpu, loop_lag_ms=1.0) for i in range(30)]
     check = evaluate(samples, records, SelfCheckLimits())
-    windows = [PhaseWindow("warm", 4.0, 8.0), PhaseWindow("steady", 19.0, 31.0)]
+    windows = [PhaseWindow(name="warm", start=4.0, end=8.0), PhaseWindow(name="steady", start=19.0, end=31.0)]
     summary = summarize(
         records,
         windows,
-        SloSpec(ttft_ms=60, tpot_ms=30),
+        Slo(ttft_ms=60, tpot_ms=30),
         partial=partial,
         partial_reason="interrupted (SIGINT)" if partial else None,
         selfcheck=check,
-        run={
-            "id": "run-1",
-            "scenario": "demo",
-            "target": "sim",
-            "phases": [{"name": w.name, "start": w.start, "end": w.end} for w in windows],
-        },
+        run=RunInfo(id="run-1", scenario="demo", target="sim", phases=tuple(windows), records=len(records)),
         unmeasured=frozenset({"warm"}),
     )
     path = write_report(

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import signal
 import subprocess
@@ -23,6 +22,8 @@ import psutil
 import pytest
 
 from coordinator.results.collector import read_records
+from coordinator.results.status import RunStatus
+from coordinator.results.summary import read_summary
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,14 +113,15 @@ def test_two_workers_two_workloads_match_the_simulator_trace(tmp_path: Path) -> 
     # one record per server-side request, matched by the completion id the server sent
     assert sorted(r.final.response_id or "" for r in records) == sorted(t["id"] for t in trace)
 
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["status"] == "complete" and not summary["partial"]
-    assert summary["all"]["count"] == summary["phases"]["steady"]["count"] == len(trace) - 1  # not the pre-flight
+    summary = read_summary(run_dir / "summary.json")
+    assert summary.status == RunStatus.COMPLETE and not summary.partial
+    assert summary.all.count == summary.phases["steady"].count == len(trace) - 1  # not the pre-flight
     preflight_ids = {r.final.response_id for r in records if r.phase == "preflight"}
     truth = _trace_metrics([t for t in trace if t["id"] not in preflight_ids])
     for metric, values in truth.items():
         for p in (50.0, 90.0, 99.0):
-            mine = summary["all"]["latency_ms"][metric][f"p{p:g}"]
+            mine = summary.all.latency_ms.get(metric).at(p)
+            assert mine is not None
             expected = float(np.percentile(values, p))
             assert abs(mine - expected) < TOLERANCE_MS[metric], (metric, p, mine, expected)
     report = (run_dir / "report.html").read_text()
@@ -171,10 +173,10 @@ def test_ctrl_c_mid_run_keeps_records_and_leaves_nothing(tmp_path: Path) -> None
     run_dir = _run_dir(tmp_path)
     records = list(read_records(run_dir / "records.jsonl.gz"))
     assert records
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["partial"] is True and summary["status"] == "partial"
-    assert "interrupted" in summary["partial_reason"]
-    assert summary["all"]["count"] == len([r for r in records if r.phase != "preflight"])
+    summary = read_summary(run_dir / "summary.json")
+    assert summary.partial is True and summary.status == RunStatus.PARTIAL
+    assert "interrupted" in (summary.partial_reason or "")
+    assert summary.all.count == len([r for r in records if r.phase != "preflight"])
     assert "Partial result" in (run_dir / "report.html").read_text()
     assert os.path.exists(run_dir / "summary.csv")
 
@@ -198,8 +200,8 @@ output_dir: {tmp_path / "runs"}
         out, err = proc.communicate(timeout=180)
         assert proc.returncode == 0, err
     run_dir = _run_dir(tmp_path)
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["all"]["count"] >= 20 and summary["all"]["errors"] == 0
+    summary = read_summary(run_dir / "summary.json")
+    assert summary.all.count >= 20 and summary.all.errors == 0
     assert secret not in out + err
     for file in run_dir.rglob("*"):
         if file.is_file():
@@ -234,8 +236,8 @@ def test_a_worker_dying_mid_run_ends_it_partial_and_tears_everything_down(tmp_pa
     time.sleep(0.5)
     alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert not alive, [c.cmdline() for c in alive]
-    summary = json.loads((_run_dir(tmp_path) / "summary.json").read_text())
-    assert summary["partial"] is True and summary["all"]["count"] > 0
+    summary = read_summary(_run_dir(tmp_path) / "summary.json")
+    assert summary.partial is True and summary.all.count > 0
     assert "ClusterError" in (_run_dir(tmp_path) / "logs" / "coordinator.log").read_text()
 
 
@@ -260,9 +262,9 @@ def test_an_unreadable_stream_entry_is_set_aside_and_marks_the_run_partial(tmp_p
     assert proc.returncode == 1 and "Traceback" not in err, err
     assert "1 unreadable stream entries set aside in rejected.jsonl" in err
     run_dir = _run_dir(tmp_path)
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["partial"] is True and "rejected.jsonl" in summary["partial_reason"]
+    summary = read_summary(run_dir / "summary.json")
+    assert summary.partial is True and "rejected.jsonl" in (summary.partial_reason or "")
     records = list(read_records(run_dir / "records.jsonl.gz"))
-    assert len(records) == summary["run"]["records"] > 0
+    assert len(records) == summary.run.records > 0
     assert max(r.end for r in records) > min(r.end for r in records) + 1  # kept collecting after it
     assert b"broken" in (run_dir / "rejected.jsonl").read_bytes()

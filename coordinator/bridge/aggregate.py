@@ -15,7 +15,6 @@ bridges' aggregates add up.
 from __future__ import annotations
 
 from bisect import bisect_left
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,38 +25,6 @@ US = "\x1f"  # separates the parts of a field
 RS = "\x1e"  # separates label values
 LABEL_NAMES: tuple[str, ...] = tuple(n for n in metrics.PROM_LABELS if n != "run")
 REQUEST_HISTOGRAMS: tuple[str, ...] = ("ttft", "tpot", "e2e", "dispatch_delay", "retry_wait")
-
-
-@dataclass(frozen=True, slots=True)
-class Slo:
-    """Goodput thresholds in seconds, as ``coordinator.results.summary`` applies them."""
-
-    ttft: float | None = None
-    tpot: float | None = None
-    e2e: float | None = None
-    objective: float = 0.99  # share of requests that should be good (the SLO percentile / 100)
-
-    def good(self, record: RequestRecord, values: dict[str, float | None] | None = None) -> bool:
-        """Same rule as the summary's goodput: ok, and every set threshold met.
-
-        An undefined TPOT (fewer than two output tokens) cannot violate the TPOT SLO; an
-        undefined TTFT or E2E can. ``values``: the record's ``metrics.request_values``, if known.
-        """
-        if not record.ok:
-            return False
-        if values is None:
-            values = metrics.request_values(record)
-        for name, limit in (("ttft", self.ttft), ("tpot", self.tpot), ("e2e", self.e2e)):
-            if limit is None:
-                continue
-            value = values[name]
-            if value is None:
-                if name == "tpot":
-                    continue
-                return False
-            if value > limit:
-                return False
-        return True
 
 
 def label_key(*values: str) -> str:
@@ -76,7 +43,7 @@ def bucket_index(buckets: tuple[float, ...], value: float) -> int:
 def record_increments(
     record: RequestRecord,
     scenario: str,
-    slo: Slo,
+    slo: metrics.SloRule,
     out: dict[str, float],
     itl: dict[str, list[float]] | None = None,
 ) -> None:

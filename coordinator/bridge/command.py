@@ -12,6 +12,7 @@ from prometheus_client import start_http_server
 
 from coordinator.bridge.consumer import Bridge, BridgeOptions
 from loadgen.errors import UserError
+from loadgen.metrics import SloRule
 
 READY = "bridge: serving"
 
@@ -66,16 +67,16 @@ def bridge(
     """Expose a run's records live as Prometheus metrics (consumer group 'bridge')."""
     if host not in ("127.0.0.1", "::1", "localhost"):
         raise click.BadParameter("only loopback addresses are served; use 127.0.0.1", param_hint="--host")
-    ms = lambda v: None if v is None else v / 1000.0  # noqa: E731
+    rule = SloRule.from_ms(slo_ttft_ms, slo_tpot_ms, slo_e2e_ms)
     options = BridgeOptions(
         run_id=run_id,
         redis_url=redis_url,
         consumer=consumer,
         scenario=scenario,
         target=target,
-        slo_ttft_s=ms(slo_ttft_ms),
-        slo_tpot_s=ms(slo_tpot_ms),
-        slo_e2e_s=ms(slo_e2e_ms),
+        slo_ttft_s=rule.ttft,
+        slo_tpot_s=rule.tpot,
+        slo_e2e_s=rule.e2e,
         slo_objective=slo_objective,
         reclaim_idle_s=reclaim_idle_s,
         trim_require=tuple(g for g in trim_require.split(",") if g),

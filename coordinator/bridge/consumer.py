@@ -19,11 +19,12 @@ import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import Field
 
-from coordinator.bridge.aggregate import Slo, add_itl, merge, record_increments
+from coordinator.bridge.aggregate import add_itl, merge, record_increments
 from coordinator.bridge.containers import ContainerGauges
 from coordinator.bridge.exposition import BridgeCollector, Snapshot
 from coordinator.bridge.gauges import Lease, LoadGauges
 from coordinator.bridge.store import GROUP, BridgeStore
+from loadgen.metrics import SloRule
 from loadgen.spec import Spec
 from loadgen.stream import Batch, GroupReader, SampleReader, Unreadable, read_hash, stream_keys, trim
 
@@ -50,8 +51,8 @@ class BridgeOptions(Spec):
     dedup_window_s: float = Field(default=600.0, gt=0)
 
     @property
-    def slo(self) -> Slo:
-        return Slo(self.slo_ttft_s, self.slo_tpot_s, self.slo_e2e_s, self.slo_objective)
+    def slo(self) -> SloRule:
+        return SloRule(ttft=self.slo_ttft_s, tpot=self.slo_tpot_s, e2e=self.slo_e2e_s)
 
 
 class Bridge:
@@ -192,7 +193,7 @@ class Bridge:
 
     def _publish(self) -> None:
         gauges = self.gauges.values() if self.lease.held else None
-        objective = self.slo.objective if self.lease.held else None
+        objective = self.options.slo_objective if self.lease.held else None
         containers = self.containers.values() if self.lease.held and self.containers.seen else None
         self.collector.update(Snapshot(dict(self.aggregate), gauges, objective, containers))
 

@@ -27,6 +27,7 @@ from grafana_client.client import GrafanaClientError, GrafanaException
 from pydantic import BaseModel, ConfigDict, Field
 
 import dashboards
+from coordinator.results.summary import read_summary
 from coordinator.run.context import RunContext
 from coordinator.run.events import PhaseEnded, PhaseStarted, RunEnded, RunStarted
 from loadgen.errors import UserError
@@ -105,24 +106,20 @@ def run_events(run_dir: Path) -> tuple[str, list[tuple[str, str, float, float | 
     Phases are logged on the monotonic clock; a record's ``wall_time - scheduled`` gives the
     offset to wall-clock time, as both were taken by the same machine.
     """
-    summary = json.loads((run_dir / "summary.json").read_text())
-    run = summary.get("run", {})
-    run_id = str(run.get("id") or run_dir.name)
+    summary = read_summary(run_dir / "summary.json")
+    run = summary.run
+    run_id = run.id or run_dir.name
     offset = _wall_offset(run_dir / "records.jsonl.gz")
     events: list[tuple[str, str, float, float | None]] = []
-    started = run.get("started_wall")
-    if started is not None:
-        events.append((f"run {run_id} started", "run_start", float(started), None))
-    phases = run.get("phases") or []
+    if run.started_wall is not None:
+        events.append((f"run {run_id} started", "run_start", run.started_wall, None))
     if offset is not None:
-        for phase in phases:
-            end = phase.get("end")
-            events.append(
-                (f"phase {phase['name']}", "phase", phase["start"] + offset, None if end is None else end + offset)
-            )
-        ends = [p["end"] for p in phases if p.get("end") is not None]
+        for phase in run.phases:
+            end = None if phase.end is None else phase.end + offset
+            events.append((f"phase {phase.name}", "phase", phase.start + offset, end))
+        ends = [p.end for p in run.phases if p.end is not None]
         if ends:
-            events.append((f"run {run_id} ended: {summary.get('status', '')}", "run_end", max(ends) + offset, None))
+            events.append((f"run {run_id} ended: {summary.status}", "run_end", max(ends) + offset, None))
     return run_id, events
 
 

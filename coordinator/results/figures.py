@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
+from coordinator.results.summary import PhaseWindow, Summary
 from loadgen import metrics
 from loadgen.records import RequestRecord
 from loadgen.samples import WorkerSample
@@ -67,28 +68,28 @@ def latency_cdfs(records: Sequence[RequestRecord]) -> str:
 CHAR_WIDTH = 0.006  # one 8 pt character as a share of a 13-inch axis: enough to keep names apart
 
 
-def _phase_bands(ax: Any, windows: Sequence[dict[str, Any]], origin: float, label: bool = True) -> None:
+def _phase_bands(ax: Any, windows: Sequence[PhaseWindow], origin: float, label: bool = True) -> None:
     """Shade each phase; names go above the axes, where they cannot hide a data point.
 
     A name that would run into the previous one (a short phase) goes up a line.
     """
-    spans = [(i, w) for i, w in enumerate(windows) if w.get("end") is not None]
+    spans = [(i, w.name, w.start, w.end) for i, w in enumerate(windows) if w.end is not None]
     if not spans:
         return
-    left = min(w["start"] for _, w in spans) - origin
-    width = max(max(w["end"] for _, w in spans) - origin - left, 1e-9)
+    left = min(start for _, _, start, _ in spans) - origin
+    width = max(max(end for _, _, _, end in spans) - origin - left, 1e-9)
     free_from = [float("-inf")] * 5  # per line: where the last name on it ends (share of the time span)
-    for i, w in spans:
-        ax.axvspan(w["start"] - origin, w["end"] - origin, color=f"C{i % 10}", alpha=0.07)
+    for i, name, start, end in spans:
+        ax.axvspan(start - origin, end - origin, color=f"C{i % 10}", alpha=0.07)
         if not label:
             continue
-        at = (w["start"] - origin - left) / width
-        line = next((n for n, end in enumerate(free_from) if at >= end), len(free_from) - 1)
-        free_from[line] = at + CHAR_WIDTH * (len(w["name"]) + 1)
+        at = (start - origin - left) / width
+        line = next((n for n, free in enumerate(free_from) if at >= free), len(free_from) - 1)
+        free_from[line] = at + CHAR_WIDTH * (len(name) + 1)
         ax.text(
-            w["start"] - origin,
+            start - origin,
             1.01 + 0.09 * line,
-            w["name"],
+            name,
             transform=ax.get_xaxis_transform(),
             fontsize=8,
             va="bottom",
@@ -97,11 +98,11 @@ def _phase_bands(ax: Any, windows: Sequence[dict[str, Any]], origin: float, labe
         )
 
 
-def over_time(records: Sequence[RequestRecord], windows: Sequence[dict[str, Any]]) -> str:
+def over_time(records: Sequence[RequestRecord], windows: Sequence[PhaseWindow]) -> str:
     """TTFT and median ITL of each successful request against time, phases shaded."""
     ok = [r for r in records if r.ok and r.attempts]
     fig, axes = plt.subplots(2, 1, figsize=(13, 5), sharex=True, layout="constrained")
-    origin = min([w["start"] for w in windows] + [r.scheduled for r in ok] or [0.0])
+    origin = min([w.start for w in windows] + [r.scheduled for r in ok] or [0.0])
     if ok:
         idx = _thin(len(ok))
         chosen = [ok[i] for i in idx]
@@ -118,26 +119,29 @@ def over_time(records: Sequence[RequestRecord], windows: Sequence[dict[str, Any]
     return to_svg(fig)
 
 
-def per_phase(summary: dict[str, Any]) -> str:
+def per_phase(summary: Summary) -> str:
     """Throughput (req/s, output tok/s) and TTFT/TPOT p50/p99 for each phase."""
-    phases = summary["phases_order"]
-    data = [summary["phases"][p] for p in phases]
+    phases = summary.phases_order
+    data = [summary.phases[p] for p in phases]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), layout="constrained")
     x = np.arange(len(phases))
 
     def val(v: Any) -> float:
         return float("nan") if v is None else float(v)
 
-    axes[0].bar(x, [val(d["requests_per_s"]) for d in data], color="C0")
+    axes[0].bar(x, [val(d.requests_per_s) for d in data], color="C0")
     axes[0].set_title("throughput: requests")
     axes[0].set_ylabel("requests/s")
-    axes[1].bar(x, [val(d["output_tokens_per_s"]) for d in data], color="C2")
+    axes[1].bar(x, [val(d.output_tokens_per_s) for d in data], color="C2")
     axes[1].set_title("throughput: output tokens")
     axes[1].set_ylabel("output tokens/s")
     width = 0.2
-    for i, (metric, p) in enumerate((("ttft", "p50"), ("ttft", "p99"), ("tpot", "p50"), ("tpot", "p99"))):
+    for i, (metric, p) in enumerate((("ttft", 50.0), ("ttft", 99.0), ("tpot", 50.0), ("tpot", 99.0))):
         axes[2].bar(
-            x + (i - 1.5) * width, [val(d["latency_ms"][metric][p]) for d in data], width, label=f"{metric.upper()} {p}"
+            x + (i - 1.5) * width,
+            [val(d.latency_ms.get(metric).at(p)) for d in data],
+            width,
+            label=f"{metric.upper()} p{p:g}",
         )
     axes[2].set_title("latency")
     axes[2].set_ylabel("ms")
@@ -158,17 +162,17 @@ def _phase_ticks(axes: Sequence[Any], x: np.ndarray, phases: Sequence[str]) -> N
             ax.set_xticks(x, phases, fontsize=8)
 
 
-def errors(summary: dict[str, Any]) -> str | None:
+def errors(summary: Summary) -> str | None:
     """Failed requests by error class and phase (``None`` when nothing failed)."""
-    phases = summary["phases_order"]
-    classes = sorted({c for p in phases for c in summary["phases"][p]["errors_by_class"]})
+    phases = summary.phases_order
+    classes = sorted({c for p in phases for c in summary.phases[p].errors_by_class})
     if not classes:
         return None
     fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(phases) + 2.5), 3), layout="constrained")
     x = np.arange(len(phases))
     bottom = np.zeros(len(phases))
     for cls in classes:
-        counts = np.array([summary["phases"][p]["errors_by_class"].get(cls, 0) for p in phases], dtype=float)
+        counts = np.array([summary.phases[p].errors_by_class.get(cls, 0) for p in phases], dtype=float)
         ax.bar(x, counts, 0.5, bottom=bottom, label=cls)
         bottom += counts
     ax.set_ylabel("failed requests")

@@ -15,7 +15,8 @@ from typing import Any
 from coordinator import registry
 from coordinator.results import figures
 from coordinator.results.files import write_atomic
-from coordinator.results.summary import ALL
+from coordinator.results.summary import ALL, GroupSummary, LatencyStats, Summary
+from loadgen import metrics
 from loadgen.records import RequestRecord
 from loadgen.samples import WorkerSample
 
@@ -42,25 +43,25 @@ def _num(value: Any, digits: int = 1) -> str:
     return f"{value:,}" if isinstance(value, int) else _e(value)
 
 
-def _banners(summary: dict[str, Any]) -> str:
+def _banners(summary: Summary) -> str:
     out = []
-    records = int(summary.get("run", {}).get("records") or 0)
-    if records and not summary[ALL]["count"] and summary.get("unmeasured_phases"):
+    records = summary.run.records
+    if records and not summary.all.count and summary.unmeasured_phases:
         out.append(
             f'<div class="banner warn"><b>Only warm-up traffic</b>: all {records:,} requests ran in warm-up '
             "phases, which the totals leave out; their numbers are in the warm-up rows below.</div>"
         )
-    if summary.get("partial"):
+    if summary.partial:
         out.append(
-            f'<div class="banner warn"><b>Partial result</b>: {_e(summary.get("partial_reason") or "")}. '
+            f'<div class="banner warn"><b>Partial result</b>: {_e(summary.partial_reason or "")}. '
             "Every record measured before the stop is included.</div>"
         )
     else:
         out.append('<div class="banner ok"><b>Complete</b>: every phase ran to its end.</div>')
-    if summary.get("valid", True):
+    if summary.valid:
         out.append('<div class="banner ok"><b>Valid</b>: the load generator was not saturated.</div>')
     else:
-        reasons = "".join(f"<li>{_e(r)}</li>" for r in summary.get("invalid_reasons", []))
+        reasons = "".join(f"<li>{_e(r)}</li>" for r in summary.invalid_reasons)
         out.append(
             f'<div class="banner bad"><b>Invalid</b>: the client, not the server, may have limited '
             f"these numbers.<ul>{reasons}</ul></div>"
@@ -79,47 +80,45 @@ _COLUMNS: tuple[tuple[str, str], ...] = (
 _LAT: tuple[tuple[str, str], ...] = (("ttft", "TTFT"), ("tpot", "TPOT"), ("itl", "ITL"), ("e2e", "E2E"))
 
 
-def _group_row(label: str, workload: str, g: dict[str, Any]) -> str:
+def _group_row(label: str, workload: str, g: GroupSummary) -> str:
     cells = [f'<td class="l">{_e(label)}</td><td class="l">{_e(workload)}</td>']
-    cells += [f"<td>{_num(g[k], 2)}</td>" for k, _ in _COLUMNS]
+    cells += [f"<td>{_num(getattr(g, k), 2)}</td>" for k, _ in _COLUMNS]
     for key, _ in _LAT:
-        s = g["latency_ms"][key]
-        cells.append(f"<td>{_num(s['p50'])}</td><td>{_num(s['p99'])}</td>")
-    good = g["goodput"]
-    share = "–" if good["share"] is None else f"{100 * good['share']:.1f}%"
-    cells.append(f"<td>{share}</td><td>{_num(good['per_s'], 2)}</td>")
+        s = g.latency_ms.get(key)
+        cells.append(f"<td>{_num(s.p50)}</td><td>{_num(s.p99)}</td>")
+    good = g.goodput
+    share = "–" if good.share is None else f"{100 * good.share:.1f}%"
+    cells.append(f"<td>{share}</td><td>{_num(good.per_s, 2)}</td>")
     return "<tr>" + "".join(cells) + "</tr>"
 
 
-def results_table(summary: dict[str, Any]) -> str:
+def results_table(summary: Summary) -> str:
     head = '<tr><th class="l" rowspan=2>phase</th><th class="l" rowspan=2>workload</th>'
     head += "".join(f"<th rowspan=2>{_e(t)}</th>" for _, t in _COLUMNS)
     head += "".join(f"<th colspan=2>{t} ms</th>" for _, t in _LAT)
     head += "<th colspan=2>goodput</th></tr><tr>"
     head += "<th>p50</th><th>p99</th>" * len(_LAT) + "<th>share</th><th>req/s</th></tr>"
     rows = []
-    unmeasured = set(summary.get("unmeasured_phases", []))
-    for phase in summary["phases_order"]:
-        g = summary["phases"][phase]
-        label = f"{phase} (warm-up)" if phase in unmeasured else phase
+    for phase in summary.phases_order:
+        g = summary.phases[phase]
+        label = f"{phase} (warm-up)" if phase in summary.unmeasured_phases else phase
         rows.append(_group_row(label, ALL, g))
-        if len(g["workloads"]) > 1:
-            rows += [_group_row("", w, sub) for w, sub in g["workloads"].items()]
-    rows.append(_group_row(_whole_run(summary), ALL, summary[ALL]))
-    rows += [_group_row("", w, sub) for w, sub in summary[ALL]["workloads"].items()]
+        if len(g.workloads) > 1:
+            rows += [_group_row("", w, sub) for w, sub in g.workloads.items()]
+    rows.append(_group_row(_whole_run(summary), ALL, summary.all))
+    rows += [_group_row("", w, sub) for w, sub in summary.all.workloads.items()]
     return f"<div class='wrap'><table>{head}{''.join(rows)}</table></div>"
 
 
-def _whole_run(summary: dict[str, Any]) -> str:
+def _whole_run(summary: Summary) -> str:
     """The totals' label says when warm-up phases are left out of them."""
-    return "whole run, no warm-up" if summary.get("unmeasured_phases") else "whole run"
+    return "whole run, no warm-up" if summary.unmeasured_phases else "whole run"
 
 
-def _records_line(summary: dict[str, Any]) -> str:
-    run = summary.get("run", {})
-    line = f"Target: <b>{_e(run.get('target'))}</b> · records: <b>{_num(run.get('records'))}</b>"
-    unmeasured = set(summary.get("unmeasured_phases", []))
-    warm = sum(summary["phases"][p]["count"] for p in summary.get("phases_order", []) if p in unmeasured)
+def _records_line(summary: Summary) -> str:
+    run = summary.run
+    line = f"Target: <b>{_e(run.target)}</b> · records: <b>{_num(run.records)}</b>"
+    warm = sum(summary.phases[p].count for p in summary.phases_order if p in summary.unmeasured_phases)
     if warm:
         line += f" ({warm:,} in warm-up phases, left out of the whole-run totals)"
     return f"<p>{line}</p>"
@@ -145,28 +144,38 @@ def _section(ident: str, title: str, *body: str) -> str:
     return f"<section id='{ident}'><h2>{_e(title)}</h2>\n" + "\n".join(b for b in body if b) + "</section>"
 
 
-def percentile_table(group: dict[str, Any]) -> str:
-    keys = ("p50", "p90", "p95", "p99", "p99.9", "mean", "min", "max", "n")
-    head = '<tr><th class="l">metric (ms)</th>' + "".join(f"<th>{k}</th>" for k in keys) + "</tr>"
+# the percentile table's columns: (heading, the value of a LatencyStats)
+_STATS: tuple[tuple[str, Callable[[LatencyStats], float | int | None]], ...] = (
+    *((f"p{p:g}", lambda s, p=p: s.at(p)) for p in metrics.PERCENTILES),
+    ("mean", lambda s: s.mean),
+    ("min", lambda s: s.min),
+    ("max", lambda s: s.max),
+    ("n", lambda s: s.n),
+)
+
+
+def percentile_table(group: GroupSummary) -> str:
+    head = '<tr><th class="l">metric (ms)</th>' + "".join(f"<th>{k}</th>" for k, _ in _STATS) + "</tr>"
     rows = []
-    for name, stats in group["latency_ms"].items():
+    for name, stats in group.latency_ms.items():
         rows.append(
-            f'<tr><td class="l">{_e(name)}</td>' + "".join(f"<td>{_num(stats[k], 2)}</td>" for k in keys) + "</tr>"
+            f'<tr><td class="l">{_e(name)}</td>'
+            + "".join(f"<td>{_num(value(stats), 2)}</td>" for _, value in _STATS)
+            + "</tr>"
         )
     return f"<table>{head}{''.join(rows)}</table>"
 
 
-def slo_section(summary: dict[str, Any]) -> str:
-    slo = summary.get("slo")
-    if not slo:
+def slo_section(summary: Summary) -> str:
+    if summary.slo is None:
         return '<p class="note">No SLOs declared: goodput counts every successful request.</p>'
-    verdict = summary[ALL].get("slo", {})
+    verdict = summary.all.slo
     rows = []
-    for name, check in verdict.get("checks", {}).items():
-        met = {True: "met", False: "MISSED", None: "no data"}[check["met"]]
+    for name, check in verdict.checks.items() if verdict is not None else ():
+        met = {True: "met", False: "MISSED", None: "no data"}[check.met]
         rows.append(
-            f'<tr><td class="l">{_e(name)}</td><td>p{check["percentile"]:g}</td><td>{_num(check["value_ms"])}</td>'
-            f'<td>{_num(check["limit_ms"])}</td><td class="l">{met}</td></tr>'
+            f'<tr><td class="l">{_e(name)}</td><td>p{check.percentile:g}</td><td>{_num(check.value_ms)}</td>'
+            f'<td>{_num(check.limit_ms)}</td><td class="l">{met}</td></tr>'
         )
     return (
         '<table><tr><th class="l">SLO</th><th>at</th><th>value ms</th><th>limit ms</th><th class="l">verdict</th></tr>'
@@ -175,10 +184,10 @@ def slo_section(summary: dict[str, Any]) -> str:
     )
 
 
-def errors_table(summary: dict[str, Any]) -> str:
+def errors_table(summary: Summary) -> str:
     rows = []
-    for phase in summary["phases_order"]:
-        for cls, n in summary["phases"][phase]["errors_by_class"].items():
+    for phase in summary.phases_order:
+        for cls, n in summary.phases[phase].errors_by_class.items():
             rows.append(f'<tr><td class="l">{_e(phase)}</td><td class="l">{_e(cls)}</td><td>{n:,}</td></tr>')
     if not rows:
         return "<p>No failed requests.</p>"
@@ -195,9 +204,9 @@ def _figure(svg: str | None, caption: str) -> str:
     return f"<figure>{svg}<figcaption class='note'>{_e(caption)}</figcaption></figure>"
 
 
-def _cdf_records(summary: dict[str, Any], records: Sequence[RequestRecord]) -> tuple[list[RequestRecord], str]:
+def _cdf_records(summary: Summary, records: Sequence[RequestRecord]) -> tuple[list[RequestRecord], str]:
     """The CDFs show the same requests as the whole-run percentiles (warm-up left out)."""
-    unmeasured = set(summary.get("unmeasured_phases", []))
+    unmeasured = set(summary.unmeasured_phases)
     measured = [r for r in records if r.phase not in unmeasured]
     if measured or not records:
         note = " Warm-up phases left out, as in the whole-run table." if unmeasured else ""
@@ -206,17 +215,17 @@ def _cdf_records(summary: dict[str, Any], records: Sequence[RequestRecord]) -> t
 
 
 def render(
-    summary: dict[str, Any],
+    summary: Summary,
     records: Sequence[RequestRecord],
     samples: Sequence[WorkerSample],
     scenario_yaml: str = "",
     environment: str = "",
     sections: Sequence[str] = (),
 ) -> str:
-    run = summary.get("run", {})
-    windows = run.get("phases", [])
-    title = f"finishline — {run.get('scenario', '')} — {run.get('id', '')}"
-    extras = run.get("extras") or {}
+    run = summary.run
+    windows = run.phases
+    title = f"finishline — {run.scenario} — {run.id}"
+    extras = run.extras
     cdf_records, cdf_caption = _cdf_records(summary, records)
     parts = [
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>",
@@ -227,8 +236,7 @@ def render(
             "results",
             "Results per phase",
             results_table(summary),
-            f"<p class='note'>{_e(summary.get('latency_note', ''))}. "
-            "Goodput: requests that succeeded and met every SLO.</p>",
+            f"<p class='note'>{_e(summary.latency_note)}. Goodput: requests that succeeded and met every SLO.</p>",
         ),
         _section("slo", "SLOs", slo_section(summary)),
         _section(
@@ -236,7 +244,7 @@ def render(
             "Latency distributions",
             _figure(figures.latency_cdfs(cdf_records), cdf_caption),
             f"<h3>{_e(_whole_run(summary).capitalize())}, all percentiles</h3>",
-            percentile_table(summary[ALL]),
+            percentile_table(summary.all),
         ),
         _section(
             "over-time",
@@ -255,7 +263,7 @@ def render(
             "selfcheck",
             "Load generator health (self-check)",
             _figure(figures.client_health(samples), "Sampled every second on each worker."),
-            f"<pre>{_json(summary.get('selfcheck'))}</pre>",
+            f"<pre>{_json(None if summary.selfcheck is None else summary.selfcheck.model_dump(mode='json'))}</pre>",
         ),
     ]
     parts += [section for section in sections if section]  # e.g. coordinator.docker.report
@@ -280,7 +288,7 @@ def feature_sections(run_dir: Path) -> list[str]:
 
 def write_report(
     path: Path,
-    summary: dict[str, Any],
+    summary: Summary,
     records: Sequence[RequestRecord],
     samples: Sequence[WorkerSample],
     scenario_yaml: str = "",

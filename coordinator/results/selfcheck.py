@@ -9,7 +9,6 @@ past its limit the run's result is marked invalid with the reason, never silentl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,27 +29,61 @@ class SelfCheckLimits(BaseModel):
     min_samples: int = Field(3, ge=1, description="fewer samples than this per worker are not judged")
 
 
+class WorkerHealth(BaseModel):
+    """One worker's samples, as judged."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    samples: int = Field(ge=0)
+    cpu_p90: float
+    cpu_max: float
+    loop_lag_p99_ms: float
+    loop_lag_max_ms: float
+
+
+class DispatchDelay(BaseModel):
+    """How late the client sent (first attempt sent - scheduled) over every request, in ms."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+class SelfCheckResult(BaseModel):
+    """The verdict with its evidence (``summary.json`` ``selfcheck``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    valid: bool = Field(description="no limit was passed")
+    reasons: tuple[str, ...] = Field(description="each limit passed, with what to do about it")
+    limits: SelfCheckLimits
+    workers: dict[str, WorkerHealth]
+    dispatch_delay: DispatchDelay | None = Field(description="None without requests")
+
+
 def evaluate(
     samples: Sequence[WorkerSample], records: Sequence[RequestRecord], limits: SelfCheckLimits
-) -> dict[str, Any]:
-    """The verdict with its figures: ``{"valid": bool, "reasons": [...], "workers": {...}, ...}``."""
+) -> SelfCheckResult:
+    """The verdict with its figures."""
     reasons: list[str] = []
     by_worker: dict[str, list[WorkerSample]] = {}
     for s in samples:
         by_worker.setdefault(s.worker, []).append(s)
-    workers: dict[str, Any] = {}
+    workers: dict[str, WorkerHealth] = {}
     for worker, rows in sorted(by_worker.items()):
         # every worker here has at least one sample
         cpu = np.array([r.cpu_percent for r in rows], dtype=float)
         lag = np.array([r.loop_lag_ms for r in rows], dtype=float)
         cpu_p90, lag_p99 = float(np.percentile(cpu, 90)), float(np.percentile(lag, 99))
-        workers[worker] = {
-            "samples": len(rows),
-            "cpu_p90": cpu_p90,
-            "cpu_max": float(cpu.max()),
-            "loop_lag_p99_ms": lag_p99,
-            "loop_lag_max_ms": float(lag.max()),
-        }
+        workers[worker] = WorkerHealth(
+            samples=len(rows),
+            cpu_p90=cpu_p90,
+            cpu_max=float(cpu.max()),
+            loop_lag_p99_ms=lag_p99,
+            loop_lag_max_ms=float(lag.max()),
+        )
         if len(rows) < limits.min_samples:
             continue
         if cpu_p90 > limits.cpu_percent:
@@ -65,20 +98,16 @@ def evaluate(
     delays = np.array([metrics.dispatch_delay(r) for r in records if r.attempts], dtype=float) * 1000.0
     dispatch = None
     if delays.size:
-        dispatch = {
-            "p50_ms": float(np.percentile(delays, 50)),
-            "p99_ms": float(np.percentile(delays, 99)),
-            "max_ms": float(delays.max()),
-        }
-        if delays.size >= 20 and dispatch["p99_ms"] > limits.dispatch_delay_ms:
+        dispatch = DispatchDelay(
+            p50_ms=float(np.percentile(delays, 50)),
+            p99_ms=float(np.percentile(delays, 99)),
+            max_ms=float(delays.max()),
+        )
+        if delays.size >= 20 and dispatch.p99_ms > limits.dispatch_delay_ms:
             reasons.append(
-                f"dispatch delay p99 {dispatch['p99_ms']:.0f} ms > {limits.dispatch_delay_ms:.0f} ms: "
+                f"dispatch delay p99 {dispatch.p99_ms:.0f} ms > {limits.dispatch_delay_ms:.0f} ms: "
                 "the client sent late (coordinated omission); add workers or lower the rate"
             )
-    return {
-        "valid": not reasons,
-        "reasons": reasons,
-        "limits": limits.model_dump(),
-        "workers": workers,
-        "dispatch_delay": dispatch,
-    }
+    return SelfCheckResult(
+        valid=not reasons, reasons=tuple(reasons), limits=limits, workers=workers, dispatch_delay=dispatch
+    )

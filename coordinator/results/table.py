@@ -6,9 +6,14 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from coordinator.results.summary import ALL, SUMMARY_LATENCIES
+from coordinator.results.summary import ALL, GroupSummary, Summary, percentile_field
+from loadgen import metrics
 
-_STAT_KEYS = ("p50", "p90", "p95", "p99", "p99.9", "mean")
+# (column suffix, LatencyStats attribute) of each latency: p50 ... p99.9, then the mean
+_STATS: tuple[tuple[str, str], ...] = (
+    *((f"p{p:g}", percentile_field(p)) for p in metrics.PERCENTILES),
+    ("mean", "mean"),
+)
 _COUNT_KEYS = (
     "count",
     "ok",
@@ -25,39 +30,39 @@ _COUNT_KEYS = (
 
 def header() -> list[str]:
     cols = ["phase", "workload", *_COUNT_KEYS, "goodput_requests", "goodput_share", "goodput_per_s"]
-    for name in SUMMARY_LATENCIES:
-        cols.extend(f"{name}_{k}_ms" for k in _STAT_KEYS)
+    for name in metrics.LATENCY_METRICS:
+        cols.extend(f"{name}_{label}_ms" for label, _ in _STATS)
     cols.append("errors_by_class")
     return cols
 
 
-def _row(phase: str, workload: str, group: dict[str, Any]) -> list[Any]:
-    good = group["goodput"]
-    row: list[Any] = [phase, workload, *(group[k] for k in _COUNT_KEYS)]
-    row.extend([good["requests"], good["share"], good["per_s"]])
-    for name in SUMMARY_LATENCIES:
-        stats = group["latency_ms"][name]
-        row.extend(stats[k] for k in _STAT_KEYS)
-    row.append(";".join(f"{k}={v}" for k, v in group["errors_by_class"].items()))
+def _row(phase: str, workload: str, group: GroupSummary) -> list[Any]:
+    good = group.goodput
+    row: list[Any] = [phase, workload, *(getattr(group, k) for k in _COUNT_KEYS)]
+    row.extend([good.requests, good.share, good.per_s])
+    for name in metrics.LATENCY_METRICS:
+        stats = group.latency_ms.get(name)
+        row.extend(getattr(stats, attr) for _, attr in _STATS)
+    row.append(";".join(f"{k}={v}" for k, v in group.errors_by_class.items()))
     return ["" if v is None else v for v in row]
 
 
-def rows(summary: dict[str, Any]) -> list[list[Any]]:
+def rows(summary: Summary) -> list[list[Any]]:
     """Every row: each phase (workload ``all`` then each workload), then the whole run."""
     out: list[list[Any]] = []
-    for phase in summary["phases_order"]:
-        group = summary["phases"][phase]
+    for phase in summary.phases_order:
+        group = summary.phases[phase]
         out.append(_row(phase, ALL, group))
-        for workload, sub in group["workloads"].items():
+        for workload, sub in group.workloads.items():
             out.append(_row(phase, workload, sub))
-    overall = summary[ALL]
+    overall = summary.all
     out.append(_row(ALL, ALL, overall))
-    for workload, sub in overall["workloads"].items():
+    for workload, sub in overall.workloads.items():
         out.append(_row(ALL, workload, sub))
     return out
 
 
-def write_csv(summary: dict[str, Any], path: Path) -> Path:
+def write_csv(summary: Summary, path: Path) -> Path:
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(header())

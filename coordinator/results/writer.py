@@ -5,7 +5,6 @@ The run hands over what it knows as :class:`RunFacts`; nothing here reads the ru
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +14,10 @@ from coordinator.results.collector import Collector
 from coordinator.results.files import write_atomic
 from coordinator.results.report import write_report
 from coordinator.results.selfcheck import SelfCheckLimits, evaluate
-from coordinator.results.summary import PhaseWindow, SloSpec, summarize
+from coordinator.results.slo import Slo
+from coordinator.results.status import RunStatus
+from coordinator.results.summarize import summarize
+from coordinator.results.summary import PhaseWindow, RunInfo, Summary
 from coordinator.results.table import write_csv
 
 
@@ -28,39 +30,40 @@ class RunFacts:
     target: str | None
     started_wall: float
     windows: Sequence[PhaseWindow]
-    slo: SloSpec | None
+    slo: Slo | None
     selfcheck: SelfCheckLimits
     unmeasured: frozenset[str] = frozenset()  # the plan's warm-up steps
     extras: dict[str, Any] = field(default_factory=dict)
 
 
 def write_results(
-    run_dir: Path, facts: RunFacts, collector: Collector, status: str, reason: str | None
-) -> dict[str, Any]:
+    run_dir: Path, facts: RunFacts, collector: Collector, status: RunStatus, reason: str | None
+) -> Summary:
     """Summarise every record the collector wrote; returns the summary."""
     records = collector.records()
     samples = collector.samples()
     check = evaluate(samples, records, facts.selfcheck)
-    run_info = {
-        "id": facts.run_id,
-        "scenario": facts.scenario,
-        "target": facts.target,
-        "started_wall": facts.started_wall,
-        "phases": [{"name": w.name, "start": w.start, "end": w.end} for w in facts.windows],
-        "records": len(records),
-        "extras": facts.extras,
-    }
+    run_info = RunInfo(
+        id=facts.run_id,
+        scenario=facts.scenario,
+        target=facts.target,
+        started_wall=facts.started_wall,
+        phases=tuple(facts.windows),
+        records=len(records),
+        extras=facts.extras,
+    )
     summary = summarize(
         records,
         facts.windows,
         facts.slo,
-        partial=status == "partial",
+        partial=status == RunStatus.PARTIAL,
         partial_reason=reason,
         selfcheck=check,
         run=run_info,
         unmeasured=facts.unmeasured,
     )
-    write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
+    # fallback: an add-on's extra that JSON cannot hold is written as its str(), not lost with the summary
+    write_atomic(run_dir / "summary.json", summary.model_dump_json(indent=2, fallback=str) + "\n")
     write_csv(summary, run_dir / "summary.csv")
     write_report(
         run_dir / "report.html",

@@ -17,6 +17,7 @@ from coordinator.scenario.commands import checked_scenario
 @click.option("--no-live", is_flag=True, help="Plain progress lines instead of the live table.")
 def run(scenario_file: Path, web: bool, output_dir: Path | None, workers: int | None, no_live: bool) -> None:
     """Run a scenario: Locust master and workers, phases in order, results in a run directory."""
+    from coordinator.results.status import RunStatus
     from coordinator.run.progress import fmt_ms
     from coordinator.run.runner import run_scenario
 
@@ -29,22 +30,21 @@ def run(scenario_file: Path, web: bool, output_dir: Path | None, workers: int | 
     if updates:
         scenario = scenario.model_copy(update=updates)
     result = run_scenario(scenario, scenario_file, web=web, live=False if no_live else None)
-    summary = result.summary or {}
+    summary = result.summary
     click.echo(f"run directory: {result.run_dir}")
-    if result.status == "partial":
+    if result.status == RunStatus.PARTIAL:
         click.echo(f"partial result ({result.reason}); records so far are kept", err=True)
-    if summary and not summary.get("valid", True):
-        for reason in summary.get("invalid_reasons", []):
+    if summary is not None:
+        for reason in summary.invalid_reasons:
             click.echo(f"INVALID: {reason}", err=True)
-    if summary:
-        overall = summary["all"]
-        ttft = overall["latency_ms"]["ttft"]
+        overall = summary.all
+        ttft = overall.latency_ms.ttft
         click.echo(
-            f"{overall['count']} requests, {overall['errors']} errors, "
-            f"TTFT p50 {fmt_ms(ttft['p50'])} ms p99 {fmt_ms(ttft['p99'])} ms, "
-            f"{fmt_ms(overall['output_tokens_per_s'])} output tok/s; report: {result.run_dir / 'report.html'}"
+            f"{overall.count} requests, {overall.errors} errors, "
+            f"TTFT p50 {fmt_ms(ttft.p50)} ms p99 {fmt_ms(ttft.p99)} ms, "
+            f"{fmt_ms(overall.output_tokens_per_s)} output tok/s; report: {result.run_dir / 'report.html'}"
         )
-    if result.status == "partial":
+    if result.status == RunStatus.PARTIAL:
         interrupted = (result.reason or "").startswith("interrupted")
         if not interrupted:
             click.echo(f"finishline: the run failed: {result.reason} (details in {result.run_dir / 'logs'})", err=True)

@@ -18,6 +18,7 @@ from typing import Any
 
 import redis
 
+from coordinator.results.status import RunStatus
 from coordinator.results.summary import PhaseWindow
 from coordinator.run.events import RunEvents
 from coordinator.run.targets import TargetLifecycle
@@ -77,9 +78,19 @@ class RunContext:
         if client is not None:
             client.close()
 
-    def set_state(self, **fields: str) -> None:
-        """Update ``finishline:{run_id}:state`` (phase, status, scenario, target)."""
-        write_hash(self._redis(), self.keys.state, fields)
+    def set_state(
+        self,
+        *,
+        status: RunStatus | None = None,
+        phase: str | None = None,
+        scenario: str | None = None,
+        target: str | None = None,
+    ) -> None:
+        """Update the given fields of ``finishline:{run_id}:state`` (status: running, then complete or partial)."""
+        given = {"status": status, "phase": phase, "scenario": scenario, "target": target}
+        write_hash(
+            self._redis(), self.keys.state, {name: str(value) for name, value in given.items() if value is not None}
+        )
 
     def write_records(self, records: Iterable[RequestRecord]) -> int:
         """Add records measured by the coordinator itself (outside Locust) to the run's stream."""

@@ -27,7 +27,8 @@ from coordinator.plan.steps import ExternalStep, LocustStep, Plan, build_plan
 from coordinator.results.collector import Collector
 from coordinator.results.files import write_atomic
 from coordinator.results.report import write_failure_report
-from coordinator.results.summary import PhaseWindow
+from coordinator.results.status import RunStatus
+from coordinator.results.summary import PhaseWindow, Summary
 from coordinator.results.writer import RunFacts, write_results
 from coordinator.run.cluster import LocustCluster
 from coordinator.run.context import RunContext
@@ -50,8 +51,8 @@ from loadgen.records import RequestRecord
 class RunResult:
     run_id: str
     run_dir: Path
-    status: str  # "complete" | "partial"
-    summary: dict[str, Any] | None
+    status: RunStatus  # complete or partial
+    summary: Summary | None
     reason: str | None = None
 
 
@@ -115,9 +116,9 @@ class Run:
         ctx.run_dir.mkdir(parents=True, exist_ok=True)
         (ctx.run_dir / "scenario.yaml").write_text(yaml.safe_dump(self.scenario.redacted(), sort_keys=False))
         (ctx.run_dir / "plan.json").write_text(self.plan.model_dump_json(indent=2))
-        status, reason = "complete", None
+        status, reason = RunStatus.COMPLETE, None
         user_error: Exception | None = None
-        summary = None
+        summary: Summary | None = None
         self._install_signals()
         try:
             with self.display:
@@ -127,23 +128,23 @@ class Run:
                         self._drive()
                         self._drain()
                         if ctx.stop_requested.is_set() and not self.web:
-                            status, reason = "partial", "interrupted"
+                            status, reason = RunStatus.PARTIAL, "interrupted"
                     except _Interrupted as exc:
                         if not self.web:
-                            status, reason = "partial", f"interrupted ({exc})"
+                            status, reason = RunStatus.PARTIAL, f"interrupted ({exc})"
                     except (UserError, ValidationError) as exc:  # one line for the user, exit 2
-                        status, reason, user_error = "partial", str(exc), exc
+                        status, reason, user_error = RunStatus.PARTIAL, str(exc), exc
                     except Exception as exc:  # noqa: BLE001 - a failed run still keeps what it measured
-                        status, reason = "partial", f"{type(exc).__name__}: {exc}"
+                        status, reason = RunStatus.PARTIAL, f"{type(exc).__name__}: {exc}"
                         self._log_error()
                     except BaseException as exc:
-                        status, reason = "partial", type(exc).__name__
+                        status, reason = RunStatus.PARTIAL, type(exc).__name__
                         raise
                 finally:
                     self._tearing_down = True  # from here on a signal only sets the stop flag
                     summary, status, reason = self._teardown(status, reason)
         except _Interrupted:  # arrived between catching an error and starting teardown
-            status, reason = "partial", reason or "interrupted"
+            status, reason = RunStatus.PARTIAL, reason or "interrupted"
         finally:
             self._restore_signals()
         if user_error is not None:
@@ -191,9 +192,11 @@ class Run:
         config_path.chmod(0o600)
         self.collector = Collector(ctx.redis_url, ctx.run_id, ctx.run_dir, on_batch=self._on_batch).start()
         if self._preflight is not None:
-            ctx.windows.append(PhaseWindow(PREFLIGHT, self._preflight.scheduled, self._preflight.end))
+            ctx.windows.append(PhaseWindow(name=PREFLIGHT, start=self._preflight.scheduled, end=self._preflight.end))
             ctx.write_records([self._preflight])
-        ctx.set_state(status="running", phase="starting", scenario=scenario.name, target=ctx.target_config.label)
+        ctx.set_state(
+            status=RunStatus.RUNNING, phase="starting", scenario=scenario.name, target=ctx.target_config.label
+        )
         attach_all(ctx)
         ctx.events.run_start.fire(RunStarted(ctx))
         steps = self.plan.locust_steps()
@@ -232,7 +235,7 @@ class Run:
     def _begin(self, step: LocustStep | ExternalStep, started: float) -> None:
         ctx = self.ctx
         ctx.current_phase = step.name
-        ctx.windows.append(PhaseWindow(step.name, started))
+        ctx.windows.append(PhaseWindow(name=step.name, start=started))
         ctx.set_state(phase=step.name)
         self.display.phase_started(step.name, started)
         ctx.events.phase_start.fire(PhaseStarted(ctx, step, started))
@@ -241,7 +244,7 @@ class Run:
         ctx = self.ctx
         ended = time.monotonic()
         window = ctx.windows[-1]
-        ctx.windows[-1] = PhaseWindow(window.name, window.start, ended)
+        ctx.windows[-1] = window.model_copy(update={"end": ended})
         self.display.phase_ended(step.name)
         ctx.events.phase_end.fire(PhaseEnded(ctx, step, window.start, ended))
 
@@ -335,13 +338,13 @@ class Run:
             target=ctx.target_config.label if ctx.target_config else None,
             started_wall=ctx.started_wall,
             windows=list(ctx.windows),
-            slo=scenario.slo.spec() if scenario.slo is not None else None,
+            slo=scenario.slo,
             selfcheck=scenario.selfcheck,
             unmeasured=self.plan.unmeasured() | {PREFLIGHT},
             extras=ctx.extras,
         )
 
-    def _teardown(self, status: str, reason: str | None) -> tuple[dict[str, Any] | None, str, str | None]:
+    def _teardown(self, status: RunStatus, reason: str | None) -> tuple[Summary | None, RunStatus, str | None]:
         """Stop everything in order; never raises; returns the summary if one was written, and the
         status, made partial when the collector could not take every record."""
         ctx = self.ctx
@@ -350,16 +353,18 @@ class Run:
         summary = None
         if ctx.windows and ctx.windows[-1].end is None:
             w = ctx.windows[-1]
-            ctx.windows[-1] = PhaseWindow(w.name, w.start, time.monotonic())
-        problems += _attempt("locust", lambda: self.cluster and self.cluster.shutdown(force=status == "partial"))
+            ctx.windows[-1] = w.model_copy(update={"end": time.monotonic()})
+        problems += _attempt(
+            "locust", lambda: self.cluster and self.cluster.shutdown(force=status == RunStatus.PARTIAL)
+        )
         lost = _attempt("collector", lambda: self.collector and self.collector.finish())
         problems += lost
-        if self.collector is not None and status != "partial":  # results short of what was measured
+        if self.collector is not None and status != RunStatus.PARTIAL:  # results short of what was measured
             if lost:
-                status, reason = "partial", f"records may be missing: {lost[0]}"
+                status, reason = RunStatus.PARTIAL, f"records may be missing: {lost[0]}"
             elif self.collector.rejected:
                 status, reason = (
-                    "partial",
+                    RunStatus.PARTIAL,
                     (f"{self.collector.rejected} unreadable stream entries set aside in rejected.jsonl"),
                 )
         if self.collector is not None:
@@ -369,8 +374,7 @@ class Run:
                 problems.append(f"results: {exc}")
         elif reason is not None:  # ended before any request was measured: the report says why
             problems += _attempt("report", lambda: write_failure_report(ctx.run_dir / "report.html", reason))
-        final = "partial" if status == "partial" else "finished"
-        problems += _attempt("state", lambda: ctx.redis_url and ctx.set_state(status=final))
+        problems += _attempt("state", lambda: ctx.redis_url and ctx.set_state(status=status))
         ctx.events.run_end.fire(RunEnded(ctx, status, summary))
         problems += ctx.release_owned()
         if ctx.target is not None:

@@ -16,7 +16,7 @@ from pydantic import BeforeValidator, Field, model_validator
 
 from coordinator import registry
 from coordinator.results.selfcheck import SelfCheckLimits
-from coordinator.results.summary import SloSpec
+from coordinator.results.slo import Slo
 from coordinator.scenario.phases import PhaseSpec, default_kind
 from coordinator.scenario.targets import TargetSpec
 from loadgen.spec import RetryPolicy, Spec, WorkloadSpec
@@ -30,18 +30,6 @@ else:
         Annotated[Union[tuple(k.spec for k in registry.phase_kinds())], Field(discriminator="kind")],  # noqa: UP007
         BeforeValidator(default_kind),
     ]
-
-
-class Slo(Spec):
-    """Service-level objectives: a request is *good* when it succeeded and met every threshold."""
-
-    ttft_ms: float | None = Field(default=None, gt=0)
-    tpot_ms: float | None = Field(default=None, gt=0)
-    e2e_ms: float | None = Field(default=None, gt=0)
-    percentile: float = Field(default=99.0, gt=0, lt=100, description="percentile the verdict is judged at")
-
-    def spec(self) -> SloSpec:
-        return SloSpec(ttft_ms=self.ttft_ms, tpot_ms=self.tpot_ms, e2e_ms=self.e2e_ms, percentile=self.percentile)
 
 
 class MetricsSection(Spec):
