@@ -298,4 +298,5 @@ def test_web_ui_runs_the_llm_users_and_sigint_leaves_results_and_no_process(
     assert len(records) == summary["run"]["records"] >= stats[("POST", "chat")] + stats[("POST", "summarise")]
     assert {r.workload for r in records} == {"chat", "summarise"}
     assert {r.phase for r in records} == {"steady"}
+    assert len({r.user_id for r in records}) == 3 and None not in {r.user_id for r in records}  # 3 closed users
     assert summary["all"]["count"] == len(records) and (run_dir / "report.html").stat().st_size > 0
