@@ -42,7 +42,7 @@ from locust.event import Events  # noqa: E402
 
 from coordinator.services.ports import free_port  # noqa: E402
 from coordinator.services.redis_server import RedisServer  # noqa: E402
-from loadgen.config import PHASE_MESSAGE, PhaseCommand, WorkerConfig  # noqa: E402
+from loadgen.config import PhaseCommand, WorkerConfig  # noqa: E402
 from loadgen.corpus import count_tokens  # noqa: E402
 from loadgen.local import LocalWorker  # noqa: E402
 from loadgen.prompts import PromptFactory, estimated_prompt_tokens  # noqa: E402
@@ -281,8 +281,7 @@ def long_context_lag(sim: Simulator, redis_url: str, tokens: int, users: int, se
 
     with LocalWorker(cfg) as worker:
         phase = PhaseCommand(name="lc", mode="closed", users=users)
-        worker.runner.send_message(PHASE_MESSAGE, phase.model_dump(mode="json"))
-        worker.runner.start(users, spawn_rate=users * 4, wait=False)
+        worker.start(phase, spawn_rate=users * 4)
         gevent.sleep(0.5)  # the users' start (Locust's spawning) is not the traffic's cost
         prober = gevent.spawn(probe)
         gevent.sleep(seconds)

@@ -198,13 +198,19 @@ class EndpointClient:
         api: str,
         body: bytes,
         stream: bool,
+        *,
         number: int = 1,
         retry_wait: float = 0.0,
         timeout: float | None = None,
         want_text: bool = False,
         headers: dict[str, str] | None = None,
     ) -> AttemptResult:
-        """Send one attempt and measure it; never raises for anything the endpoint or network does."""
+        """Send one attempt and measure it; never raises for anything the endpoint or network does.
+
+        ``api``, ``body`` and ``stream`` say what is sent; the rest, named at every call site (keyword
+        arguments, no object to build per attempt): ``number`` and ``retry_wait`` are recorded on
+        the attempt, ``timeout`` bounds it, ``want_text`` keeps the reply's text, ``headers`` are
+        sent on top of the target's."""
         timer = gevent.Timeout(timeout) if timeout else None
         handed_out = self.http._connection_pool.handed_out
         me = id(gevent.getcurrent())

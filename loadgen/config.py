@@ -1,9 +1,10 @@
-"""What a worker is told: the run's configuration (a JSON file) and each phase (a Locust message).
+"""What a worker is told: the run's configuration (a JSON file), each phase and the drain (Locust messages).
 
 The coordinator writes a ``WorkerConfig`` to a JSON file and passes its path in the
 environment variable ``FINISHLINE_WORKER_CONFIG``; the master broadcasts a ``PhaseCommand``
-as the Locust custom message ``finishline_phase`` before each phase. Secrets never travel in
-either: the target names the environment variable that holds its API key.
+as the Locust custom message ``finishline_phase`` before each phase, and ``finishline_drain``
+(no data) after the last one: schedule nothing new, let what was scheduled finish. Secrets
+never travel in any of them: the target names the environment variable that holds its API key.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from loadgen.spec import ArrivalSpec, RetryPolicy, Spec, WorkloadSpec, readable_
 
 CONFIG_ENV = "FINISHLINE_WORKER_CONFIG"
 PHASE_MESSAGE = "finishline_phase"
+DRAIN_MESSAGE = "finishline_drain"
 
 
 class TargetConfig(Spec):
@@ -102,8 +104,8 @@ class WorkerConfig(Spec):
 class PhaseCommand(Spec):
     """One phase of load, broadcast by the master before it starts or changes users.
 
-    closed: ``users`` Locust users in total, each one virtual user sending back to back with
-    ``think_time`` seconds between requests. open: the master starts one user per worker; each
+    closed: ``users`` closed-loop users in total, each one virtual user sending back to back with
+    ``think_time`` seconds between requests. open: the master starts one dispatcher per worker; each
     worker dispatches at ``rate / worker_count`` requests (or sessions/chains) per second on
     the ``arrival`` schedule without waiting for replies, at most ``max_concurrency /
     worker_count`` in flight (the rest wait in the client queue, which is measured).

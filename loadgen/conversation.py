@@ -18,34 +18,26 @@ import gevent.event
 
 from loadgen.corpus import estimate_tokens
 from loadgen.prompts import Conversation, Message, PromptFactory, estimated_prompt_tokens
-from loadgen.request import Requester
-from loadgen.spec import CHAIN_INPUT, TEMPLATE_REF, ChainSpec, ChainStep, SessionSpec, WorkloadSpec
+from loadgen.request import LogicalRequest, Requester, Scheduling
+from loadgen.spec import CHAIN_INPUT, TEMPLATE_REF, ChainSpec, ChainStep, SessionSpec
 
 
-def run_unit(
-    requester: Requester,
-    workload: WorkloadSpec,
-    factory: PromptFactory,
-    rng: random.Random,
-    scheduled: float,
-    started: float | None = None,
-    user_id: int | None = None,
-    phase: str | None = None,
-) -> None:
-    """Run one unit of the workload's shape; records go to the requester's sink.
+def run_unit(requester: Requester, factory: PromptFactory, unit: Scheduling) -> None:
+    """Run one unit of ``unit.workload``'s shape (its prompts drawn from ``unit.rng``); records go to
+    the requester's sink.
 
-    ``phase`` is the phase the unit was scheduled in (default: the current one). Later steps
-    (a session's next turn, a chain step that waited for others) take the phase current when
-    they are scheduled."""
-    phase = requester.phase if phase is None else phase
+    The unit's first request carries ``unit``'s times and phase. Later requests (a session's next
+    turn, a chain step that waited for others) are scheduled when they are ready, in the phase
+    current then."""
     requester.counters.units += 1
-    conv = factory.conversation(rng)
+    conv = factory.conversation(unit.rng)
+    workload = unit.workload
     if workload.session is not None:
-        run_session(requester, workload, workload.session, factory, conv, rng, scheduled, started, user_id, phase)
+        run_session(requester, workload.session, factory, conv, unit)
     elif workload.chain is not None:
-        run_chain(requester, workload, workload.chain, factory, conv, rng, scheduled, started, user_id, phase)
+        run_chain(requester, workload.chain, factory, conv, unit)
     else:
-        requester.send(workload, conv.messages, conv.max_tokens, rng, scheduled, started, user_id, phase=phase)
+        requester.send(unit, LogicalRequest(conv.messages, conv.max_tokens))
 
 
 def _trim_history(messages: list[Message], limit: int | None) -> None:
@@ -58,24 +50,23 @@ def _trim_history(messages: list[Message], limit: int | None) -> None:
         total -= estimate_tokens(messages.pop(first)["content"])
 
 
+def _later(requester: Requester, unit: Scheduling, rng: random.Random) -> Scheduling:
+    """A later request of ``unit``, ready now: scheduled now, in the phase current now."""
+    now = time.monotonic()
+    return Scheduling(unit.workload, rng, now, now, unit.user_id, requester.phase)
+
+
 def run_session(
-    requester: Requester,
-    workload: WorkloadSpec,
-    session: SessionSpec,
-    factory: PromptFactory,
-    conv: Conversation,
-    rng: random.Random,
-    scheduled: float,
-    started: float | None,
-    user_id: int | None,
-    phase: str | None = None,
+    requester: Requester, session: SessionSpec, factory: PromptFactory, conv: Conversation, unit: Scheduling
 ) -> None:
+    rng = unit.rng
     session_id = uuid.uuid4().hex
     turns = max(1, session.turns.sample(rng))
     if factory.items is not None and factory.source.kind == "sharegpt":
         turns = min(turns, 1 + len(conv.followups))  # replay the recorded conversation, no more
     messages = conv.messages
     max_tokens = conv.max_tokens
+    turn_unit = unit
     for turn in range(turns):
         if turn > 0:
             gevent.sleep(session.think_time.sample(rng))
@@ -86,21 +77,9 @@ def run_session(
             messages.append({"role": "user", "content": text})
             _trim_history(messages, session.max_history_tokens)
             max_tokens = factory.max_tokens(rng, reference)
-            scheduled = started = time.monotonic()
-            phase = requester.phase  # this turn is scheduled now, in the phase current now
-        record, reply = requester.send(
-            workload,
-            list(messages),
-            max_tokens,
-            rng,
-            scheduled,
-            started,
-            user_id,
-            session_id=session_id,
-            step=str(turn + 1),
-            want_text=True,
-            phase=phase,
-        )
+            turn_unit = _later(requester, unit, rng)
+        request = LogicalRequest(list(messages), max_tokens, session_id=session_id, step=str(turn + 1), want_text=True)
+        record, reply = requester.send(turn_unit, request)
         if not record.ok:
             return
         messages.append({"role": "assistant", "content": reply or ""})
@@ -112,47 +91,29 @@ def render(template: str, values: dict[str, str]) -> str:
 
 
 def run_chain(
-    requester: Requester,
-    workload: WorkloadSpec,
-    chain: ChainSpec,
-    factory: PromptFactory,
-    conv: Conversation,
-    rng: random.Random,
-    scheduled: float,
-    started: float | None,
-    user_id: int | None,
-    phase: str | None = None,
+    requester: Requester, chain: ChainSpec, factory: PromptFactory, conv: Conversation, unit: Scheduling
 ) -> None:
     session_id = uuid.uuid4().hex
     system = [m for m in conv.messages if m["role"] == "system"]
     outputs: dict[str, str] = {CHAIN_INPUT: conv.messages[-1]["content"]}
     done: dict[str, gevent.event.AsyncResult] = {s.id: gevent.event.AsyncResult() for s in chain.steps}
-    seeds = {s.id: rng.random() for s in chain.steps}  # per-step streams: the same seed, the same traffic
+    seeds = {s.id: unit.rng.random() for s in chain.steps}  # per-step streams: the same seed, the same traffic
 
     def step_task(step: ChainStep) -> None:
         deps = step.dependencies()
         if not all(done[dep].get() for dep in deps):
             done[step.id].set(False)
             return
-        ready = scheduled if not deps else time.monotonic()
-        step_phase = phase if not deps else requester.phase  # scheduled when its inputs were ready
         step_rng = random.Random(seeds[step.id])
+        if deps:  # scheduled when its inputs were ready
+            step_unit = _later(requester, unit, step_rng)
+        else:
+            step_unit = Scheduling(unit.workload, step_rng, unit.scheduled, unit.started, unit.user_id, unit.phase)
         max_tokens = step.output.sample(step_rng) if step.output is not None else conv.max_tokens
         messages = system + [{"role": "user", "content": render(step.prompt, outputs)}]
+        request = LogicalRequest(messages, max_tokens, session_id=session_id, step=step.id, want_text=True)
         try:
-            record, reply = requester.send(
-                workload,
-                messages,
-                max_tokens,
-                step_rng,
-                ready,
-                started if not deps else ready,
-                user_id,
-                session_id=session_id,
-                step=step.id,
-                want_text=True,
-                phase=step_phase,
-            )
+            record, reply = requester.send(step_unit, request)
         except BaseException:
             done[step.id].set(False)
             raise

@@ -1,7 +1,8 @@
 """Running finishline's Locust users in this process, without a master: tests and benchmarks.
 
-The same user class, runtime and phase message as a distributed run; only the runner is
-Locust's ``LocalRunner``, which delivers ``finishline_phase`` to itself.
+The same user classes, dispatcher, runtime and messages as a distributed run; only the runner
+is Locust's ``LocalRunner``, which delivers ``finishline_phase`` and ``finishline_drain`` to
+itself.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import gevent
 from locust.env import Environment
 from locust.event import Events
 
-from loadgen.config import PHASE_MESSAGE, PhaseCommand, WorkerConfig
-from loadgen.locustfile import LLMUser, install
+from loadgen.config import DRAIN_MESSAGE, PHASE_MESSAGE, PhaseCommand, WorkerConfig
 from loadgen.records import RequestRecord
-from loadgen.worker import WorkerRuntime
+from loadgen.users import USER_CLASSES, PhaseUsersDispatcher, classes_for
+from loadgen.worker import WorkerRuntime, install
 
 
 class LocalWorker:
@@ -26,15 +27,29 @@ class LocalWorker:
         self, config: WorkerConfig, record: Callable[[RequestRecord], None] | None = None, stop_timeout: float = 0.0
     ) -> None:
         # stop_timeout: how long a stop lets requests in flight finish (a run's drain_timeout)
-        self.environment = Environment(user_classes=[LLMUser], events=Events(), stop_timeout=stop_timeout)
+        self.environment = Environment(
+            user_classes=list(USER_CLASSES),
+            events=Events(),
+            stop_timeout=stop_timeout,
+            dispatcher_class=PhaseUsersDispatcher,
+        )
         self.runner = self.environment.create_local_runner()
         self.runtime = install(self.environment, WorkerRuntime(config, self.environment, record=record))
 
-    def run_phase(self, phase: PhaseCommand, seconds: float, spawn_rate: float | None = None) -> None:
-        """Send the phase message, start its users, let it run ``seconds``, stop the users."""
+    def start(self, phase: PhaseCommand, spawn_rate: float | None = None) -> None:
+        """Send the phase message, then start its users (replacing those of the other role), as the master does."""
         self.runner.send_message(PHASE_MESSAGE, phase.model_dump(mode="json"))
         users = phase.users if phase.mode == "closed" else 1
-        self.runner.start(users, spawn_rate=spawn_rate or max(users, 1) * 100.0, wait=False)
+        rate = spawn_rate or max(users, 1) * 100.0
+        self.runner.start(users, spawn_rate=rate, wait=False, user_classes=classes_for(phase.mode))
+
+    def drain(self) -> None:
+        """The end of a run: schedule nothing new, let what was scheduled finish."""
+        self.runner.send_message(DRAIN_MESSAGE)
+
+    def run_phase(self, phase: PhaseCommand, seconds: float, spawn_rate: float | None = None) -> None:
+        """Start the phase, let it run ``seconds``, stop the users."""
+        self.start(phase, spawn_rate)
         gevent.sleep(seconds)
         self.runner.stop()
 

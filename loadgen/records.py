@@ -113,9 +113,9 @@ class RequestRecord:
         return max(0, len(self.attempts) - 1)
 
     @classmethod
-    def of_attempt(
+    def of_attempts(
         cls,
-        attempt: Attempt,
+        attempts: list[Attempt],
         *,
         run_id: str,
         worker: str,
@@ -126,8 +126,9 @@ class RequestRecord:
         session_id: str | None = None,
         step: str | None = None,
     ) -> RequestRecord:
-        """A logical request of one attempt sent as soon as it was asked for (the coordinator's own
+        """A streamed logical request sent as soon as it was asked for (the coordinator's own
         requests: the pre-flight check, cold starts)."""
+        first, last = attempts[0], attempts[-1]
         return cls(
             id=uuid.uuid4().hex,
             run_id=run_id,
@@ -136,11 +137,11 @@ class RequestRecord:
             workload=workload,
             api=api,
             stream=True,
-            scheduled=attempt.sent,
-            started=attempt.sent,
-            end=attempt.end,
-            wall_time=time.time() - (time.monotonic() - attempt.sent),
-            attempts=[attempt],
+            scheduled=first.sent,
+            started=first.sent,
+            end=last.end,
+            wall_time=time.time() - (time.monotonic() - first.sent),
+            attempts=attempts,
             session_id=session_id,
             step=step,
             target=target,

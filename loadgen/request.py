@@ -1,5 +1,8 @@
 """One logical request: its attempts, its record, and what Locust is told about it.
 
+A request is sent as a ``Scheduling`` (when, for whom and in which phase its unit of traffic
+was scheduled) and a ``LogicalRequest`` (what it asks for), so call sites name what they pass.
+
 The record goes to the sink whatever happened — success, exhausted retries, or the run
 stopping mid-flight (``cancelled``) — so nothing measured is lost. Locust's own ``request``
 event fires per attempt (E2E as the response time, under the workload's name) and once more
@@ -40,6 +43,34 @@ class RequestCounters:
     in_flight: int = 0
 
 
+@dataclass(slots=True)
+class Scheduling:
+    """When, for whom and in which phase a unit of traffic (or one of its later requests) was scheduled.
+
+    ``scheduled``: when the arrival process (open) or the user (closed) wanted it sent;
+    ``started``: when the client began work on it (it left the client queue). ``phase`` is the
+    phase it was scheduled in: a request queued or in flight when the next phase begins still
+    belongs to its own. ``rng`` draws its retry jitter (and, for a unit, its prompts)."""
+
+    workload: WorkloadSpec
+    rng: random.Random
+    scheduled: float
+    started: float
+    user_id: int | None  # the closed-loop user; None for open-loop units
+    phase: str
+
+
+@dataclass(slots=True)
+class LogicalRequest:
+    """What one logical request asks for; its attempts all send the same body."""
+
+    messages: list[Message]
+    max_tokens: int | None
+    session_id: str | None = None  # the multi-turn conversation or chain it belongs to
+    step: str | None = None  # turn number or chain step id
+    want_text: bool = False  # the caller needs the reply (next turn, dependent step)
+
+
 @dataclass
 class Requester:
     """Everything a worker's users share to send logical requests and record them."""
@@ -51,37 +82,30 @@ class Requester:
     target: str
     record: Callable[[RequestRecord], None]  # the sink's add (or a list's append in tests)
     events: Any = None  # locust Events, or None outside Locust
-    phase: str = ""
+    phase: str = ""  # the current phase: what units scheduled now belong to
     counters: RequestCounters = field(default_factory=RequestCounters)
 
-    def send(
-        self,
-        workload: WorkloadSpec,
-        messages: list[Message],
-        max_tokens: int | None,
-        rng: random.Random,
-        scheduled: float,
-        started: float | None = None,
-        user_id: int | None = None,
-        session_id: str | None = None,
-        step: str | None = None,
-        want_text: bool = False,
-        phase: str | None = None,
-    ) -> tuple[RequestRecord, str | None]:
-        """Send with retries, record, tell Locust; returns the record and (if asked) the reply text.
-
-        ``phase``: the phase in which the request was scheduled (default: the current one); a
-        request queued or in flight when the next phase begins still belongs to its own."""
-        started = time.monotonic() if started is None else started
-        phase = self.phase if phase is None else phase
-        wall = time.time() - (time.monotonic() - scheduled)
+    def send(self, unit: Scheduling, request: LogicalRequest) -> tuple[RequestRecord, str | None]:
+        """Send with retries, record, tell Locust; returns the record and (if asked) the reply text."""
+        workload = unit.workload
+        wall = time.time() - (time.monotonic() - unit.scheduled)
+        messages = request.messages
         prompt: list[Message] | str = messages if workload.api == "chat" else as_completion_prompt(messages)
-        body = self.client.body(workload.api, workload.stream, prompt, max_tokens, workload.sampling)
+        body = self.client.body(workload.api, workload.stream, prompt, request.max_tokens, workload.sampling)
         headers = workload.headers or None
         results: list[AttemptResult] = []
 
         def one(number: int, waited: float, timeout: float | None) -> AttemptResult:
-            result = self.client.send(workload.api, body, workload.stream, number, waited, timeout, want_text, headers)
+            result = self.client.send(
+                workload.api,
+                body,
+                workload.stream,
+                number=number,
+                retry_wait=waited,
+                timeout=timeout,
+                want_text=request.want_text,
+                headers=headers,
+            )
             results.append(result)
             self._tell_locust(workload, result.attempt)
             return result
@@ -89,7 +113,7 @@ class Requester:
         self.counters.requests += 1
         self.counters.in_flight += 1
         try:
-            run_attempts(self.retry, one, rng)
+            run_attempts(self.retry, one, unit.rng)
         except gevent.GreenletExit:  # killed while waiting between attempts
             now = time.monotonic()
             waited = now - results[-1].attempt.end if results else 0.0
@@ -104,25 +128,16 @@ class Requester:
             results.append(AttemptResult(never_sent, cancelled=True))
         finally:
             self.counters.in_flight -= 1
-        record = self._record(workload, phase, results, scheduled, started, wall, messages, user_id, session_id, step)
+        record = self._record(unit, request, results, wall)
         if results[-1].cancelled:
             raise gevent.GreenletExit
         return record, results[-1].text
 
     def _record(
-        self,
-        workload: WorkloadSpec,
-        phase: str,
-        results: list[AttemptResult],
-        scheduled: float,
-        started: float,
-        wall: float,
-        messages: list[Message],
-        user_id: int | None,
-        session_id: str | None,
-        step: str | None,
+        self, unit: Scheduling, request: LogicalRequest, results: list[AttemptResult], wall: float
     ) -> RequestRecord:
         attempts = [r.attempt for r in results]
+        messages = request.messages
         count = self.client.count_tokens
         if count is not None:  # the server reported no prompt usage: count the messages' text, once
             counted: int | None = None
@@ -131,22 +146,23 @@ class Requester:
                     if counted is None:
                         counted = sum(count(m["content"]) for m in messages)
                     a.prompt_tokens = counted
+        workload = unit.workload
         record = RequestRecord(
             id=uuid.uuid4().hex,
             run_id=self.run_id,
             worker=self.worker,
-            phase=phase,
+            phase=unit.phase,
             workload=workload.name,
             api=workload.api,
             stream=workload.stream,
-            scheduled=scheduled,
-            started=started,
+            scheduled=unit.scheduled,
+            started=unit.started,
             end=attempts[-1].end if attempts else time.monotonic(),
             wall_time=wall,
             attempts=attempts,
-            session_id=session_id,
-            step=step,
-            user_id=user_id,
+            session_id=request.session_id,
+            step=request.step,
+            user_id=unit.user_id,
             target=self.target,
             estimated_prompt_tokens=estimated_prompt_tokens(messages),
         )

@@ -1,16 +1,20 @@
 """What a worker process runs: the current phase, the closed-loop users' iterations, and the
 open-loop dispatcher that sends on schedule whatever the replies do.
 
-In an open phase one user per worker is the dispatcher: it sleeps until each scheduled time
-and spawns the unit of traffic in its own greenlet, never waiting for replies. At most
-``max_concurrency`` (this worker's share) run at once; the rest wait in the client queue,
-whose wait is measured (``started - scheduled``), so a late client is visible in the records
-rather than silently slowing the schedule down (coordinated omission).
+In an open phase the worker's one ``OpenLoopDispatcher`` (``loadgen.users``) runs
+:meth:`WorkerRuntime.dispatch`: it sleeps until each scheduled time and spawns the unit of
+traffic in its own greenlet, never waiting for replies. At most ``max_concurrency`` (this
+worker's share) run at once; the rest wait in the client queue, whose wait is measured
+(``started - scheduled``), so a late client is visible in the records rather than silently
+slowing the schedule down (coordinated omission).
 
 Every unit carries the phase in which it was scheduled (not the one current when it leaves the
-queue or finishes). When the run stops gracefully, the dispatcher stops and units still queued
-are not sent, while those in flight get Locust's ``stop_timeout`` (the run's ``drain_timeout``)
-to finish, as closed users do; a forced stop (timeout 0) cancels them at once.
+queue or finishes). At the end of a run the master asks the workers to drain (the
+``finishline_drain`` message): nothing new is scheduled (the dispatcher stops, closed users
+start no new unit), while what was scheduled goes on: units in flight and those queued in the
+client finish. When the run then stops gracefully, units still queued are not sent, while those
+in flight get Locust's ``stop_timeout`` (the run's ``drain_timeout``) to finish, as closed users
+do; a forced stop (timeout 0) cancels them at once.
 """
 
 from __future__ import annotations
@@ -28,16 +32,42 @@ import gevent.pool
 
 from loadgen.arrival import rate_at, schedule
 from loadgen.client import EndpointClient
-from loadgen.config import PhaseCommand, WorkerConfig
+from loadgen.config import DRAIN_MESSAGE, PHASE_MESSAGE, PhaseCommand, WorkerConfig
 from loadgen.conversation import run_unit
 from loadgen.prompts import PromptFactory
 from loadgen.records import RequestRecord
-from loadgen.request import Requester
+from loadgen.request import Requester, Scheduling
 from loadgen.spec import WorkloadSpec
 from loadgen.stream import RecordSink
 from loadgen.telemetry import LoadState, WorkerSampler, worker_id
 
 log = logging.getLogger(__name__)
+
+_RUNTIME_ATTR = "finishline_runtime"
+
+
+def runtime_of(environment: Any) -> WorkerRuntime | None:
+    """The runtime :func:`install` attached to a Locust environment, if any."""
+    runtime: WorkerRuntime | None = getattr(environment, _RUNTIME_ATTR, None)
+    return runtime
+
+
+def install(environment: Any, runtime: WorkerRuntime) -> WorkerRuntime:
+    """Attach a runtime to a Locust environment, listen for the master's messages (phase, drain)
+    and follow the runner's life cycle; starts the runtime."""
+    setattr(environment, _RUNTIME_ATTR, runtime)
+    runner = environment.runner
+    if runner is not None and hasattr(runner, "register_message"):
+
+        def on_phase(msg: Any, **_: Any) -> None:
+            runtime.set_phase(PhaseCommand.model_validate(msg.data))
+
+        runner.register_message(PHASE_MESSAGE, on_phase)
+        runner.register_message(DRAIN_MESSAGE, lambda msg, **_: runtime.drain())
+    environment.events.test_start.add_listener(lambda **_: runtime.resume())
+    environment.events.test_stopping.add_listener(lambda **_: runtime.begin_stop())
+    environment.events.test_stop.add_listener(lambda **_: runtime.stop_traffic())
+    return runtime.start()
 
 
 class WorkerRuntime:
@@ -79,10 +109,10 @@ class WorkerRuntime:
         }
         self.phase: PhaseCommand | None = None
         self.phase_started = time.monotonic()
-        self._dispatcher: object | None = None
         self.open_units = gevent.pool.Group()
         self._users = 0
         self._stopping = False  # a graceful stop began: send nothing new
+        self._draining = False  # the run is draining: schedule nothing new, let what was scheduled finish
 
     # -------------------------------------------------------------- life cycle
 
@@ -110,6 +140,14 @@ class WorkerRuntime:
     def resume(self) -> None:
         """Users start again (Locust ``test_start``, or a new phase)."""
         self._stopping = False
+        self._draining = False
+
+    def drain(self) -> None:
+        """The master's ``finishline_drain``: schedule nothing new (the dispatcher stops, closed users
+        start no new unit); units in flight, and those queued in the client, finish. The phase
+        stays the current one, so their records keep its name."""
+        self._draining = True
+        log.info("worker %s: draining", self.worker)
 
     def stop_traffic(self, grace: float | None = None) -> None:
         """Let open-loop units in flight finish within ``grace`` seconds (default: the environment's
@@ -136,13 +174,14 @@ class WorkerRuntime:
         self.phase = phase
         self.phase_started = time.monotonic()
         self._stopping = False
+        self._draining = False
         self.requester.phase = phase.name
         log.info("worker %s: phase %s (%s)", self.worker, phase.name, phase.mode)
 
     def load_state(self) -> LoadState:
         phase = self.phase
         target = None
-        if phase is not None and phase.mode == "open":
+        if phase is not None and phase.mode == "open" and not self._draining:
             target = rate_at(phase.arrival, phase.worker_rate, time.monotonic() - self.phase_started)
         runner = getattr(self.environment, "runner", None)
         users = runner.user_count if runner is not None else self._users
@@ -172,53 +211,56 @@ class WorkerRuntime:
             return self.workloads[0]
         return rng.choices(self.workloads, weights=self.weights)[0]
 
-    def closed_iteration(self, rng: random.Random, user_id: int | None = None) -> None:
+    def sending(self, mode: str) -> PhaseCommand | None:
+        """The current phase if users of ``mode`` send in it now: it is of that mode and the worker
+        is neither draining nor stopping. A user of the other role idles meanwhile (between a
+        phase message and the spawn message that replaces it, and during the drain)."""
+        phase = self.phase
+        if phase is None or phase.mode != mode or self._draining or self._stopping:
+            return None
+        return phase
+
+    def closed_iteration(self, rng: random.Random, user_id: int) -> None:
         """One unit of a closed-loop virtual user: sent as soon as the previous one ended."""
-        phase = self.requester.phase  # the phase it is scheduled in, whatever happens next
         workload = self.pick(rng)
         now = time.monotonic()
-        run_unit(self.requester, workload, self.factories[workload.name], rng, now, now, user_id, phase)
+        # the phase it is scheduled in, whatever happens next
+        run_unit(
+            self.requester,
+            self.factories[workload.name],
+            Scheduling(workload, rng, now, now, user_id, self.requester.phase),
+        )
 
-    def dispatch(self, owner: object, phase: PhaseCommand) -> None:
-        """Run this worker's open-loop schedule while ``phase`` is current; one owner at a time."""
-        if self._dispatcher is not None and self._dispatcher is not owner:
-            gevent.sleep(0.2)  # another user of this worker is the dispatcher
-            return
-        self._dispatcher = owner
-        try:
-            rng = random.Random(f"{self.config.seed}:{self.worker_index}:dispatch:{phase.name}")
-            slots = gevent.lock.BoundedSemaphore(phase.worker_max_concurrency)
-            start = time.monotonic()
-            for when in schedule(phase.arrival, phase.worker_rate, rng, start):
-                if self.phase is not phase or self._stopping:
+    def _halted(self, phase: PhaseCommand) -> bool:
+        return self.phase is not phase or self._stopping or self._draining
+
+    def dispatch(self, phase: PhaseCommand) -> None:
+        """Run this worker's open-loop schedule while ``phase`` is current and nothing halts it
+        (a stop, the drain)."""
+        rng = random.Random(f"{self.config.seed}:{self.worker_index}:dispatch:{phase.name}")
+        slots = gevent.lock.BoundedSemaphore(phase.worker_max_concurrency)
+        start = time.monotonic()
+        for when in schedule(phase.arrival, phase.worker_rate, rng, start):
+            if self._halted(phase):
+                return
+            delay = when - time.monotonic()
+            while delay > 0:
+                gevent.sleep(min(delay, 0.25))
+                if self._halted(phase):
                     return
                 delay = when - time.monotonic()
-                while delay > 0:
-                    gevent.sleep(min(delay, 0.25))
-                    if self.phase is not phase or self._stopping:
-                        return
-                    delay = when - time.monotonic()
-                workload = self.pick(rng)
-                self.open_units.spawn(self._open_unit, workload, when, slots, random.Random(rng.random()), phase.name)
-        finally:
-            if self._dispatcher is owner:
-                self._dispatcher = None
+            workload = self.pick(rng)
+            unit = Scheduling(workload, random.Random(rng.random()), when, when, None, phase.name)
+            self.open_units.spawn(self._open_unit, unit, slots)
 
-    def _open_unit(
-        self,
-        workload: WorkloadSpec,
-        scheduled: float,
-        slots: gevent.lock.BoundedSemaphore,
-        rng: random.Random,
-        phase: str,
-    ) -> None:
+    def _open_unit(self, unit: Scheduling, slots: gevent.lock.BoundedSemaphore) -> None:
         with slots:
             if self._stopping:  # still queued when the run stopped: never sent
                 return
-            started = time.monotonic()
+            unit.started = time.monotonic()  # it leaves the client queue
             try:
-                run_unit(self.requester, workload, self.factories[workload.name], rng, scheduled, started, None, phase)
+                run_unit(self.requester, self.factories[unit.workload.name], unit)
             except gevent.GreenletExit:
                 raise
             except Exception:  # a bug must not stop the schedule; it is logged with its traceback
-                log.exception("open-loop unit of %s failed", workload.name)
+                log.exception("open-loop unit of %s failed", unit.workload.name)

@@ -358,8 +358,7 @@ def test_records_carry_the_phase_they_were_scheduled_in() -> None:
         )
         records: list[RequestRecord] = []
         with LocalWorker(cfg, record=records.append) as worker:
-            worker.runner.send_message(PHASE_MESSAGE, _open_burst("a", 20, 1).model_dump(mode="json"))
-            worker.runner.start(1, spawn_rate=100, wait=False)
+            worker.start(_open_burst("a", 20, 1))
             gevent.sleep(0.6)
             switch = time.monotonic()
             worker.runner.send_message(PHASE_MESSAGE, _open_burst("b", 0.05, 1).model_dump(mode="json"))
@@ -392,8 +391,7 @@ def test_open_loop_requests_in_flight_drain_at_a_graceful_stop(stop_timeout: flo
         )
         records: list[RequestRecord] = []
         with LocalWorker(cfg, record=records.append, stop_timeout=stop_timeout) as worker:
-            worker.runner.send_message(PHASE_MESSAGE, _open_burst("open", 10, 64).model_dump(mode="json"))
-            worker.runner.start(1, spawn_rate=100, wait=False)
+            worker.start(_open_burst("open", 10, 64))
             gevent.sleep(0.75)  # ~7 sent, each streaming for ~0.6 s
             stopped = time.monotonic()
             worker.runner.stop()
@@ -406,3 +404,102 @@ def test_open_loop_requests_in_flight_drain_at_a_graceful_stop(stop_timeout: flo
     else:
         assert any(r.outcome == "cancelled" for r in records)
         assert max(r.end for r in records) < stopped + 0.1
+
+
+def _wait_until(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        gevent.sleep(0.02)
+
+
+def test_each_phase_runs_only_its_role_closed_open_closed() -> None:
+    """Locust alone would keep users of the previous phase's class (a ramp-down removes the last
+    spawned, whatever their class): 5 closed users then an open phase would leave one closed user
+    and no dispatcher. Each phase change here leaves exactly the new phase's users."""
+    with run_simulator(PACED, preset="instant") as sim:
+        cfg = worker_config(
+            sim.base_url,
+            [
+                {
+                    "name": "q",
+                    "prompt": {"kind": "synthetic", "tokens": 20},
+                    "output": 20,
+                    "sampling": {"ignore_eos": True},
+                }
+            ],
+        )
+        records: list[RequestRecord] = []
+        switches: dict[str, float] = {}
+        with LocalWorker(cfg, record=records.append, stop_timeout=5.0) as worker:
+
+            def counts() -> dict[str, int]:
+                return worker.runner.user_classes_count
+
+            plan = [
+                (PhaseCommand(name="c1", mode="closed", users=5), {"ClosedLoopUser": 5, "OpenLoopDispatcher": 0}),
+                (_open_burst("o", 20, 64), {"ClosedLoopUser": 0, "OpenLoopDispatcher": 1}),
+                (PhaseCommand(name="c2", mode="closed", users=3), {"ClosedLoopUser": 3, "OpenLoopDispatcher": 0}),
+            ]
+            for phase, expected in plan:
+                switches[phase.name] = time.monotonic()
+                worker.start(phase)
+                _wait_until(lambda e=expected: counts() == e, 10, f"{phase.name}: {counts()} != {expected}")
+                gevent.sleep(1.0)
+                assert counts() == expected  # and it stays so
+            worker.runner.stop()
+    by_phase: dict[str, list[RequestRecord]] = {}
+    for r in records:
+        by_phase.setdefault(r.phase, []).append(r)
+    assert set(by_phase) == {"c1", "o", "c2"}
+    assert all(r.ok for r in records), {r.outcome for r in records}  # a closed user's last unit finished
+    # closed phases: only closed users sent (a user id each); the open phase: only the dispatcher
+    assert len({r.user_id for r in by_phase["c1"]}) == 5 and None not in {r.user_id for r in by_phase["c1"]}
+    assert all(r.user_id is None for r in by_phase["o"])
+    assert len({r.user_id for r in by_phase["c2"]}) == 3 and None not in {r.user_id for r in by_phase["c2"]}
+    # nothing is scheduled in a phase by a role it does not use
+    assert all(r.scheduled < switches["o"] + 0.05 for r in by_phase["c1"])
+    assert all(switches["o"] <= r.scheduled < switches["c2"] + 0.05 for r in by_phase["o"])
+    assert 15 <= len(by_phase["o"]) <= 40  # 20/s for ~1-1.5 s: one dispatcher, not several
+
+
+@pytest.mark.parametrize("mode", ["open", "closed"])
+def test_drain_schedules_nothing_new_and_lets_what_is_in_flight_finish(mode: str) -> None:
+    """The end of a run: after ``finishline_drain`` nothing new is sent, every request in flight
+    finishes (none cancelled) while the users still run, and the records keep the phase's name."""
+    with run_simulator(PACED, preset="instant") as sim:
+        cfg = worker_config(
+            sim.base_url,
+            [
+                {
+                    "name": "slow",
+                    "prompt": {"kind": "synthetic", "tokens": 20},
+                    "output": 60,
+                    "sampling": {"ignore_eos": True},
+                }
+            ],
+        )
+        records: list[RequestRecord] = []
+        with LocalWorker(cfg, record=records.append, stop_timeout=5.0) as worker:
+            phase = _open_burst("last", 10, 64) if mode == "open" else PhaseCommand(name="last", mode="closed", users=4)
+            worker.start(phase)
+            gevent.sleep(1.0)  # each request streams for ~0.6 s: some are always in flight
+            counters = worker.runtime.requester.counters
+            assert counters.in_flight > 0
+            users = worker.runner.user_count
+            drained = time.monotonic()
+            worker.drain()
+            _wait_until(lambda: counters.in_flight == 0, 5, "requests in flight did not finish")
+            finished = time.monotonic()
+            sent = counters.requests
+            gevent.sleep(0.5)
+            assert counters.requests == sent  # still nothing new
+            assert worker.runner.user_count == users  # the users idle; the run stops them
+            assert worker.runtime.load_state().target_rate is None
+            worker.runner.stop()
+    assert len(records) == sent >= 3
+    assert all(r.ok for r in records), [r.outcome for r in records]
+    assert all(r.scheduled <= drained for r in records)
+    assert max(r.end for r in records) > drained + 0.1  # they really were in flight
+    assert finished - drained < 1.0
+    assert {r.phase for r in records} == {"last"}

@@ -1,5 +1,6 @@
-"""A real Locust worker process (``locust -f loadgen/locustfile.py --worker``) driven by a master
-in this process, shipping records and samples to a real redis-server; and the sink on its own."""
+"""Real Locust worker processes (``locust -f loadgen/locustfile.py --worker``) driven by a master
+in this process, shipping records and samples to a real redis-server: phases, the users each
+phase leaves running, the drain; and the sink on its own."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import gevent
@@ -15,13 +18,15 @@ import pytest
 import redis
 from locust.env import Environment
 from locust.event import Events
+from locust.runners import MasterRunner
 
 from coordinator.services.ports import free_port
 from coordinator.services.redis_server import RedisServer
-from loadgen.config import PHASE_MESSAGE, PhaseCommand
-from loadgen.locustfile import LLMUser
+from loadgen.config import DRAIN_MESSAGE, PHASE_MESSAGE, PhaseCommand
 from loadgen.records import Attempt, RequestRecord
+from loadgen.samples import WorkerSample
 from loadgen.stream import RecordSink, SampleReader, stream_keys
+from loadgen.users import USER_CLASSES, OpenLoopDispatcher, PhaseUsersDispatcher, classes_for
 from tests.fixtures.simulator import run_simulator
 
 pytestmark = pytest.mark.slow
@@ -74,25 +79,35 @@ def test_sink_keeps_records_while_redis_is_down() -> None:
         assert redis.Redis.from_url(server.url).xlen(stream_keys("down").records) == 25
 
 
-def test_locust_worker_process_runs_phases_and_ships_records(redis_server: RedisServer, tmp_path: Path) -> None:
-    with run_simulator(preset="gpu-8b") as sim:
-        config = {
-            "run_id": "e2e",
-            "redis_url": redis_server.url,
-            "seed": 1,
-            "target": {"base_url": sim.base_url + "/v1", "model": "sim", "name": "sim"},
-            "workloads": [
-                {"name": "short", "weight": 3, "prompt": {"kind": "synthetic", "tokens": 20}, "output": 8},
-                {"name": "long", "weight": 1, "prompt": {"kind": "long_context", "tokens": 2000}, "output": 8},
-            ],
-            "record": {"flush_interval": 0.05, "sample_interval": 0.5},
-        }
-        path = tmp_path / "worker.json"
-        path.write_bytes(orjson.dumps(config))
-        port = free_port()
-        env = Environment(user_classes=[LLMUser], events=Events())
-        master = env.create_master_runner(master_bind_host="127.0.0.1", master_bind_port=port)
-        worker = subprocess.Popen(
+def _worker_config(tmp_path: Path, redis_url: str, base_url: str, run_id: str, workloads: list[dict]) -> Path:
+    config = {
+        "run_id": run_id,
+        "redis_url": redis_url,
+        "seed": 1,
+        "target": {"base_url": base_url + "/v1", "model": "sim", "name": "sim"},
+        "workloads": workloads,
+        "record": {"flush_interval": 0.05, "sample_interval": 0.5},
+    }
+    path = tmp_path / f"{run_id}.json"
+    path.write_bytes(orjson.dumps(config))
+    return path
+
+
+@contextmanager
+def _cluster(config: Path, workers: int, stop_timeout: float = 0.0) -> Iterator[MasterRunner]:
+    """A master in this process (as ``coordinator.run.master`` builds it) and ``workers`` real
+    ``locust --worker`` processes loading loadgen/locustfile.py."""
+    port = free_port()
+    env = Environment(
+        user_classes=list(USER_CLASSES),
+        events=Events(),
+        dispatcher_class=PhaseUsersDispatcher,
+        stop_timeout=stop_timeout,
+    )
+    master = env.create_master_runner(master_bind_host="127.0.0.1", master_bind_port=port)
+    logs = [config.with_name(f"{config.stem}-worker-{i + 1}.log") for i in range(workers)]
+    procs = [
+        subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -105,37 +120,64 @@ def test_locust_worker_process_runs_phases_and_ships_records(redis_server: Redis
                 "--master-port",
                 str(port),
             ],
-            env=dict(os.environ, FINISHLINE_WORKER_CONFIG=str(path), PYTHONPATH=str(ROOT)),
-            stdout=subprocess.PIPE,
+            env=dict(os.environ, FINISHLINE_WORKER_CONFIG=str(config), PYTHONPATH=str(ROOT)),
+            stdout=log.open("wb"),  # a file: a pipe nobody reads would block a worker that logs much
             stderr=subprocess.STDOUT,
             cwd=ROOT,
         )
-        try:
-            deadline = time.monotonic() + 30
-            while master.worker_count < 1:
-                assert worker.poll() is None, worker.stdout.read().decode() if worker.stdout else ""
-                assert time.monotonic() < deadline, "worker did not connect"
-                gevent.sleep(0.1)
-            closed = PhaseCommand(name="warm", mode="closed", users=4)
-            master.send_message(PHASE_MESSAGE, closed.model_dump(mode="json"))
-            master.start(4, spawn_rate=100)
+        for log in logs
+    ]
+    try:
+        deadline = time.monotonic() + 30
+        while master.worker_count < workers:
+            for proc, log in zip(procs, logs, strict=True):
+                assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "workers did not connect"
+            gevent.sleep(0.1)
+        yield master
+        master.quit()
+        for proc in procs:
+            proc.wait(timeout=30)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _start(master: MasterRunner, phase: PhaseCommand, users: int) -> None:
+    """What the master does for a phase: announce it, then start its role's users."""
+    master.send_message(PHASE_MESSAGE, phase.model_dump(mode="json"))
+    master.start(users, spawn_rate=100, user_classes=classes_for(phase.mode))
+
+
+def _read(redis_url: str, run_id: str) -> tuple[list[RequestRecord], list[WorkerSample]]:
+    keys = stream_keys(run_id)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        records = [RequestRecord.from_json(f[b"r"]) for _, f in client.xrange(keys.records)]
+        samples = SampleReader(client, keys.samples).read().workers
+    finally:
+        client.close()
+    return records, samples
+
+
+def test_locust_worker_process_runs_phases_and_ships_records(redis_server: RedisServer, tmp_path: Path) -> None:
+    with run_simulator(preset="gpu-8b") as sim:
+        workloads = [
+            {"name": "short", "weight": 3, "prompt": {"kind": "synthetic", "tokens": 20}, "output": 8},
+            {"name": "long", "weight": 1, "prompt": {"kind": "long_context", "tokens": 2000}, "output": 8},
+        ]
+        config = _worker_config(tmp_path, redis_server.url, sim.base_url, "e2e", workloads)
+        with _cluster(config, workers=1) as master:
+            _start(master, PhaseCommand(name="warm", mode="closed", users=4), 4)
             gevent.sleep(2)
             opened = PhaseCommand(name="steady", mode="open", rate=20, arrival={"kind": "poisson"}, worker_count=1)
-            master.send_message(PHASE_MESSAGE, opened.model_dump(mode="json"))
-            master.start(1, spawn_rate=100)
+            _start(master, opened, 1)
             gevent.sleep(2)
             master.stop()
             gevent.sleep(0.5)
-            master.quit()
-            worker.wait(timeout=30)
-        finally:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait()
-    keys = stream_keys("e2e")
-    client = redis.Redis.from_url(redis_server.url)
-    records = [RequestRecord.from_json(f[b"r"]) for _, f in client.xrange(keys.records)]
-    samples = SampleReader(client, keys.samples).read().workers
+    records, samples = _read(redis_server.url, "e2e")
     phases = {r.phase for r in records}
     assert {"warm", "steady"} <= phases
     assert {r.workload for r in records} == {"short", "long"}
@@ -146,3 +188,83 @@ def test_locust_worker_process_runs_phases_and_ships_records(redis_server: Redis
     assert long_prompts and min(long_prompts) >= 2000
     assert samples and all(s.worker and s.time > 0 and s.wall_time > 0 for s in samples)
     assert any(s.phase == "steady" and s.target_rate == 20 for s in samples)
+
+
+def _per_worker(master: MasterRunner) -> list[dict[str, int]]:
+    """What each worker reports it runs (after it spawned and stopped users), ordered."""
+    return sorted(
+        (dict(c.user_classes_count) for c in master.clients.values()),
+        key=lambda counts: sorted(counts.items()),
+    )
+
+
+def _drained(redis_url: str, run_id: str, since: float, workers: int) -> bool:
+    """Every worker's latest sample, taken after ``since``, shows nothing in flight."""
+    latest: dict[str, WorkerSample] = {}
+    for sample in _read(redis_url, run_id)[1]:
+        latest[sample.worker] = sample
+    fresh = [s for s in latest.values() if s.time > since]
+    return len(fresh) == workers and all(s.in_flight == 0 for s in fresh)
+
+
+def test_phase_changes_leave_one_role_per_phase_on_every_worker_and_drain_ends_sending(
+    redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers, closed -> open -> closed, then the drain: after each change every worker runs
+    only the phase's role (one dispatcher each in the open phase); after the drain nothing new is
+    sent and what was in flight finishes (graceful stop timeout, as a run sets it)."""
+    closed, dispatcher = "ClosedLoopUser", "OpenLoopDispatcher"
+    with run_simulator(preset="gpu-8b") as sim:
+        workloads = [{"name": "chat", "prompt": {"kind": "synthetic", "tokens": 20}, "output": 16}]
+        config = _worker_config(tmp_path, redis_server.url, sim.base_url, "roles", workloads)
+        monkeypatch.setattr(OpenLoopDispatcher, "fixed_count", 2)  # as the master sets it: one per worker
+        with _cluster(config, workers=2, stop_timeout=5.0) as master:
+            plan = [
+                (
+                    PhaseCommand(name="c1", mode="closed", users=4, worker_count=2),
+                    4,
+                    [{closed: 2, dispatcher: 0}] * 2,
+                ),
+                (
+                    PhaseCommand(name="o", mode="open", rate=20, arrival={"kind": "constant"}, worker_count=2),
+                    2,
+                    [{closed: 0, dispatcher: 1}] * 2,
+                ),
+                (
+                    PhaseCommand(name="c2", mode="closed", users=3, worker_count=2),
+                    3,
+                    [{closed: 1, dispatcher: 0}, {closed: 2, dispatcher: 0}],
+                ),
+            ]
+            began: dict[str, float] = {}
+            for phase, users, expected in plan:
+                began[phase.name] = time.monotonic()
+                _start(master, phase, users)
+                deadline = time.monotonic() + 15
+                while _per_worker(master) != expected:
+                    assert time.monotonic() < deadline, f"{phase.name}: {_per_worker(master)} != {expected}"
+                    gevent.sleep(0.1)
+                gevent.sleep(1.5)
+            drained = time.monotonic()
+            master.send_message(DRAIN_MESSAGE)
+            deadline = time.monotonic() + 10
+            while not _drained(redis_server.url, "roles", drained, workers=2):  # as the run waits
+                assert time.monotonic() < deadline, "the workers still report requests in flight"
+                gevent.sleep(0.1)
+            sent = len(_read(redis_server.url, "roles")[0])
+            gevent.sleep(1.0)
+            assert len(_read(redis_server.url, "roles")[0]) == sent  # nothing new while the users idle
+            # the run ends with quit alone, as coordinator.run.master does: after Locust's stop the
+            # master forgets each worker for stop_timeout and would not send it the quit
+    records, _ = _read(redis_server.url, "roles")
+    by_phase: dict[str, list[RequestRecord]] = {}
+    for r in records:
+        by_phase.setdefault(r.phase, []).append(r)
+    assert set(by_phase) == {"c1", "o", "c2"}
+    assert all(r.user_id is None for r in by_phase["o"])  # only dispatchers sent in the open phase
+    assert len({(r.worker, r.user_id) for r in by_phase["c2"]}) == 3 and None not in {r.user_id for r in by_phase["c2"]}
+    assert len({r.worker for r in by_phase["o"]}) == 2  # a dispatcher on each worker
+    expected_open = 20 * (began["c2"] - began["o"])  # 20/s in all, not per dispatcher
+    assert 0.6 * expected_open <= len(by_phase["o"]) <= 1.3 * expected_open
+    assert all(r.ok for r in records), {r.outcome for r in records}
+    assert all(r.scheduled <= drained for r in records)  # nothing new after the drain

@@ -268,3 +268,76 @@ def test_an_unreadable_stream_entry_is_set_aside_and_marks_the_run_partial(tmp_p
     assert len(records) == summary.run.records > 0
     assert max(r.end for r in records) > min(r.end for r in records) + 1  # kept collecting after it
     assert b"broken" in (run_dir / "rejected.jsonl").read_bytes()
+
+
+def test_closed_open_closed_phases_each_run_their_own_role(tmp_path: Path) -> None:
+    """The master starts each phase's role and retires the other: closed users, then one open-loop
+    dispatcher per worker, then closed users again; the drain at the end loses nothing."""
+    path = _scenario(
+        tmp_path,
+        "  - {name: c1, users: 4, duration: 3s}\n"
+        "  - {name: o, rate: 20, duration: 4s}\n"
+        "  - {name: c2, users: 3, duration: 3s}\n",
+    )
+    proc = _cli(["run", str(path), "--no-live"])
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    run_dir = _run_dir(tmp_path)
+    records = [r for r in read_records(run_dir / "records.jsonl.gz") if r.phase != "preflight"]
+    by_phase: dict[str, list[Any]] = {}
+    for r in records:
+        by_phase.setdefault(r.phase, []).append(r)
+    assert set(by_phase) == {"c1", "o", "c2"}
+    assert all(r.ok for r in records), {r.outcome for r in records}  # nothing cancelled at a change or the end
+    assert None not in {r.user_id for r in by_phase["c1"] + by_phase["c2"]}  # closed users only
+    assert len({(r.worker, r.user_id) for r in by_phase["c2"]}) == 3
+    opened = by_phase["o"]
+    assert all(r.user_id is None for r in opened) and len({r.worker for r in opened}) == 2  # a dispatcher each
+    assert 50 <= len(opened) <= 100  # 20/s for 4 s, in all: one dispatcher per worker, not more
+    summary = read_summary(run_dir / "summary.json")
+    assert summary.status == RunStatus.COMPLETE and summary.all.count == len(records)
+
+
+def test_web_ui_started_load_in_an_open_phase_is_one_dispatcher_per_worker(tmp_path: Path) -> None:
+    """``--web`` with an open phase announced: whatever user count the UI asks for, Locust starts
+    one dispatcher per worker (no closed user), so the rate is the phase's."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    path = _scenario(tmp_path, "  - {name: o, rate: 10, duration: 60s}\n")
+    proc = _cli(["run", str(path), "--web", "--no-live"])
+    assert proc.stderr is not None  # where the run's messages go
+    try:
+        url = ""
+        deadline = time.monotonic() + 90
+        while not url:
+            assert time.monotonic() < deadline and proc.poll() is None, "no web UI"
+            line = proc.stderr.readline()
+            if "Locust web UI: " in line:
+                url = line.split("Locust web UI: ")[1].strip()
+        form = urllib.parse.urlencode({"user_count": 7, "spawn_rate": 7, "host": ""}).encode()
+        with urllib.request.urlopen(url + "/swarm", data=form, timeout=10) as reply:
+            assert json.loads(reply.read())["success"]
+        started = time.monotonic()
+        counts: dict[str, Any] = {}
+        while time.monotonic() < started + 20:
+            with urllib.request.urlopen(url + "/stats/requests", timeout=10) as reply:
+                counts = json.loads(reply.read())
+            if counts.get("user_count") == 2 and counts.get("state") == "running":
+                break
+            time.sleep(0.2)
+        assert counts.get("user_count") == 2, counts
+        time.sleep(4)
+        proc.send_signal(signal.SIGINT)
+        stopped = time.monotonic()
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    records = [r for r in read_records(_run_dir(tmp_path) / "records.jsonl.gz") if r.phase != "preflight"]
+    assert records and all(r.user_id is None for r in records)  # dispatchers only
+    assert len({r.worker for r in records}) == 2
+    assert len(records) <= 10 * (stopped - started) * 1.3  # the phase's rate, not 7 dispatchers' worth
+    assert {r.phase for r in records} == {"o"}

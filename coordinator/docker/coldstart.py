@@ -58,8 +58,8 @@ class ColdStartRunner:
         # A fresh connection per request: a first request is a new client's, and llama-server
         # closes a connection after each streamed reply although it announces keep-alive.
         result = client.send("chat", body, stream=True, timeout=self.phase.request_timeout_s, headers=FRESH)
-        record = RequestRecord.of_attempt(
-            result.attempt,
+        record = RequestRecord.of_attempts(
+            [result.attempt],
             run_id=self.run_id,
             worker=self.worker,
             phase=self.phase.name,

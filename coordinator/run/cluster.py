@@ -181,9 +181,16 @@ class LocustCluster:
         return float(self.expect("phase_started", timeout)["t"])
 
     def announce(self, step: LocustStep, timeout: float = 30.0) -> None:
-        """Tell the workers about a phase without starting users (``--web``: the UI starts them)."""
+        """Tell the workers about a phase without starting users (``--web``: the UI starts them,
+        of the phase's role)."""
         self._send({"cmd": "announce", "step": step.model_dump(mode="json")})
         self.expect("announced", timeout)
+
+    def drain(self, timeout: float = 30.0) -> float:
+        """After the last phase: workers schedule nothing new and let what was scheduled finish;
+        returns when the master asked them (monotonic s). Quit afterwards."""
+        self._send({"cmd": "drain"})
+        return float(self.expect("draining", timeout)["t"])
 
     def check(self) -> None:
         """Raise if a process died mid-phase."""

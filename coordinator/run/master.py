@@ -2,13 +2,25 @@
 
 It is a separate process because Locust needs gevent's monkey-patching, which the
 coordinator (threads: collector, live display) must not have. Commands arrive as JSON
-lines on stdin; events leave as JSON lines on stdout (Locust logs to stderr):
+lines on stdin; events leave as JSON lines on stdout (Locust logs to stderr); every event
+carries ``t``, the master's ``time.monotonic()`` when it was sent:
 
 - ``{"cmd": "phase", "step": LocustStep}``: broadcast ``finishline_phase`` to every worker,
-  then start or change users; answers ``{"event": "phase_started", "t": monotonic}``.
-- ``{"cmd": "announce", "step": LocustStep}``: broadcast the phase only (``--web``, draining).
-- ``{"cmd": "quit", "force": bool}``: users stop (forced: at once, in-flight requests recorded
-  as cancelled), workers quit (flushing their record sinks), the master exits.
+  then start the phase's users, replacing those of the other role (closed-loop users or one
+  open-loop dispatcher per worker, ``loadgen.users``); answers ``{"event": "phase_started"}``.
+- ``{"cmd": "announce", "step": LocustStep}``: broadcast the phase only (``--web``: Locust's UI
+  starts the users, of the announced phase's role); answers ``{"event": "announced"}``.
+- ``{"cmd": "drain"}``: after the last phase, stop changing users and broadcast
+  ``finishline_drain``: workers schedule nothing new (the dispatcher stops, closed users start
+  no new unit) and let what was scheduled finish; answers ``{"event": "draining"}``. Records
+  keep the last phase's name. The coordinator watches the workers' samples for ``in_flight == 0``
+  (or ``drain_timeout``), then quits.
+- ``{"cmd": "quit", "force": bool}``: users stop (gracefully within ``stop_timeout``, the run's
+  drain timeout; forced: at once, in-flight requests recorded as cancelled), workers quit
+  (flushing their record sinks), the master exits; answers ``{"event": "quit"}``.
+
+Unprompted events: ``listening`` (the master is up), ``workers_ready``, and ``error`` (a command
+failed, with its message).
 
 Run as ``python -m coordinator.run.master SPEC.json``.
 """
@@ -23,14 +35,15 @@ from typing import Any
 
 import gevent
 from gevent.fileobject import FileObjectPosix
-from locust import events
+from locust import User, events
 from locust.argument_parser import parse_options
 from locust.env import Environment
 from locust.runners import STATE_SPAWNING, MasterRunner
 from locust.util.load_locustfile import load_locustfile
 
 from coordinator.plan.steps import FAST_SPAWN, LocustStep
-from loadgen.config import PHASE_MESSAGE
+from loadgen.config import DRAIN_MESSAGE, PHASE_MESSAGE
+from loadgen.users import PhaseUsersDispatcher, classes_for
 
 _out = sys.stdout
 
@@ -49,6 +62,8 @@ class MasterDriver:
         locustfile = spec["locustfile"]
         user_classes, _shapes = load_locustfile(locustfile)
         self.user_classes = {name: cls for name, cls in user_classes.items() if not getattr(cls, "abstract", False)}
+        for dispatcher in self.classes_for("open"):
+            dispatcher.fixed_count = int(spec["workers"])  # one per worker, whatever a start asks for
         first_users = int(spec.get("first_users", 1))
         options = parse_options(
             [
@@ -73,6 +88,7 @@ class MasterDriver:
             parsed_options=options,
             stop_timeout=float(spec.get("stop_timeout", 0.0)),
             host=spec.get("host") or None,
+            dispatcher_class=PhaseUsersDispatcher,  # a phase's users replace the other role's
         )
         self.runner: MasterRunner = self.env.create_master_runner("127.0.0.1", int(spec["master_port"]))
         self.web_ui = None
@@ -89,10 +105,9 @@ class MasterDriver:
             gevent.sleep(0.05)
         return True
 
-    def classes_for(self, mode: str) -> list[type] | None:
-        """The user classes that serve a phase mode (loadgen marks them with ``finishline_mode``)."""
-        chosen = [c for c in self.user_classes.values() if getattr(c, "finishline_mode", None) == mode]
-        return chosen or None
+    def classes_for(self, mode: str) -> list[type[User]]:
+        """The locustfile's user classes that serve a phase mode (marked with ``finishline_mode``)."""
+        return classes_for(mode, self.user_classes.values())
 
     def _wait_spawned(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -101,6 +116,10 @@ class MasterDriver:
 
     def announce(self, step: LocustStep) -> None:
         self.runner.send_message(PHASE_MESSAGE, step.command.model_dump(mode="json"))
+        if self.web_ui is not None:
+            # Locust's UI starts users without naming classes, so from the environment's: only
+            # the announced phase's role (the runner builds its dispatcher from them when a test starts).
+            self.env.user_classes = self.classes_for(step.command.mode)
 
     def phase(self, step: LocustStep) -> None:
         """Announce, then change users in a greenlet (Locust's start blocks for a whole ramp)."""
@@ -116,6 +135,14 @@ class MasterDriver:
             self.runner.start(step.start_users, spawn_rate=FAST_SPAWN, user_classes=classes)
             self._wait_spawned()
         self.runner.start(step.users, spawn_rate=step.spawn_rate, user_classes=classes)
+
+    def drain(self) -> None:
+        """No user changes any more (a ramp in progress stops where it is); workers schedule
+        nothing new and let what was scheduled finish."""
+        if self._spawner is not None:
+            self._spawner.kill(block=True)
+            self._spawner = None
+        self.runner.send_message(DRAIN_MESSAGE)
 
     def quit(self, force: bool = False) -> None:
         """Workers stop their users (gracefully within stop_timeout, or at once when forced) and exit.
@@ -159,6 +186,9 @@ def main(argv: list[str]) -> int:
             elif cmd["cmd"] == "announce":
                 driver.announce(LocustStep.model_validate(cmd["step"]))
                 emit("announced")
+            elif cmd["cmd"] == "drain":
+                driver.drain()
+                emit("draining")
             elif cmd["cmd"] == "quit":
                 driver.quit(force=bool(cmd.get("force")))
                 return 0

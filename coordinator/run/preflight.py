@@ -6,7 +6,8 @@ Three questions, each answered in one line with the likely fix when the answer i
    in /v1``; ``got text/html from ...``; ``answered 401: check the API key``);
 2. the scenario's model is among those served (else the served ones are listed);
 3. one short streamed request (sent by the workers' measuring client, so it is a record of
-   phase ``preflight``, left out of the totals) answers server-sent events.
+   phase ``preflight``, left out of the totals) answers server-sent events; a server that is
+   still loading or briefly failing (429, 5xx, a reset) is asked again for up to a minute.
 
 What the server said about itself (its models, ``owned_by``, its ``Server`` header) is kept as
 the target's identity (``target.json`` in the run directory). A target without ``/v1/models``
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import random
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,10 +29,13 @@ from loadgen.client import EndpointClient
 from loadgen.config import TargetConfig
 from loadgen.errors import UserError
 from loadgen.records import ErrorClass, RequestRecord
-from loadgen.spec import SamplingParams
+from loadgen.retry import run_attempts
+from loadgen.spec import RetryPolicy, SamplingParams
 from loadgen.telemetry import worker_id
 
 PREFLIGHT = "preflight"  # the phase and workload of the pre-flight request's record
+# A server still loading (503) or briefly failing gets a few seconds before the check gives up.
+RETRY = RetryPolicy(max_attempts=5, backoff_initial=0.5, backoff_max=2.0, attempt_timeout=30.0, deadline=60.0)
 
 CONNECT_FIXES = "start the server or fix target.base_url"
 
@@ -140,12 +145,19 @@ def _streams(config: TargetConfig, api: str, run_id: str, timeout: float) -> Req
     try:
         prompt: list[dict[str, str]] | str = [{"role": "user", "content": "Say OK."}] if api == "chat" else "Say OK."
         body = client.body(api, True, prompt, 2, SamplingParams())
-        result = client.send(api, body, stream=True, timeout=timeout, headers={"Connection": "close"})
+        results = run_attempts(
+            RETRY,
+            lambda number, waited, left: client.send(
+                api, body, True, number=number, retry_wait=waited, timeout=left, headers={"Connection": "close"}
+            ),
+            random.Random(0),
+        )
     finally:
         client.close()
-    attempt = result.attempt
-    record = RequestRecord.of_attempt(
-        attempt, run_id=run_id, worker=worker_id(), phase=PREFLIGHT, workload=PREFLIGHT, api=api, target=config.label
+    attempts = [r.attempt for r in results]
+    attempt = attempts[-1]
+    record = RequestRecord.of_attempts(
+        attempts, run_id=run_id, worker=worker_id(), phase=PREFLIGHT, workload=PREFLIGHT, api=api, target=config.label
     )
     if attempt.status is not None:
         problem = _status_problem(config, what, attempt.status, "")

@@ -280,20 +280,16 @@ class Run:
         self.display.update(self.collector.latest_samples())
 
     def _drain(self) -> None:
-        """Let requests in flight finish (up to ``drain_timeout``) instead of cancelling them.
+        """Let what was scheduled finish (up to ``drain_timeout``) instead of cancelling it.
 
-        The last phase is announced again in closed mode with an endless think time: the
-        open-loop dispatcher stops scheduling, closed users finish their request and then
-        wait (and are stopped while waiting). Records keep the last phase's name.
+        The master's drain: the open-loop dispatcher stops scheduling, closed users finish the
+        unit in hand and start no new one; units in flight finish. Records keep the last
+        phase's name. Done when every worker's latest sample, taken after the drain began,
+        shows nothing in flight.
         """
-        steps = self.plan.locust_steps()
-        if self.web or self.cluster is None or not steps or self.ctx.stop_requested.is_set():
+        if self.web or self.cluster is None or self.ctx.stop_requested.is_set():
             return
-        last = steps[-1]
-        command = last.command.model_copy(
-            update={"mode": "closed", "users": max(last.command.users, 1), "think_time": 1e6, "rate": None}
-        )
-        self.cluster.announce(last.model_copy(update={"command": command}))
+        self.cluster.drain()
         asked = time.monotonic()
         deadline = asked + self.scenario.drain_timeout
         assert self.collector is not None
