@@ -1,7 +1,8 @@
 """The two roles a Locust user plays in finishline, a class each, and how a phase picks its role.
 
 - ``ClosedLoopUser``: one virtual user of a closed phase. It sends a unit of traffic, waits the
-  phase's think time, sends the next.
+  phase's think time, sends the next; after units that fail fast it backs off
+  (:class:`loadgen.retry.FailureBackoff`), so a dead target is not hammered.
 - ``OpenLoopDispatcher``: one per worker in an open phase. It runs the worker's arrival schedule
   (:meth:`loadgen.worker.WorkerRuntime.dispatch`) and never waits for replies.
 
@@ -31,6 +32,7 @@ from locust import User, task
 from locust.dispatch import UsersDispatcher
 from locust.env import Environment
 
+from loadgen.retry import FailureBackoff
 from loadgen.worker import WorkerRuntime, runtime_of
 
 IDLE_WAIT = 0.1  # seconds between two looks at the phase while a user has nothing to send
@@ -55,15 +57,16 @@ class ClosedLoopUser(User):
         self.runtime = _runtime(environment)
         self.number = next(_user_numbers)  # the records' user_id; seeds the user's prompts
         self.rng = self.runtime.user_rng(self.number)
+        self.backoff = FailureBackoff()
 
     def wait_time(self) -> float:
         phase = self.runtime.sending("closed")
-        return IDLE_WAIT if phase is None else phase.think_time
+        return IDLE_WAIT if phase is None else phase.think_time + self.backoff.wait()
 
     @task
     def send(self) -> None:
         if self.runtime.sending("closed") is not None:
-            self.runtime.closed_iteration(self.rng, self.number)
+            self.backoff.observe(*self.runtime.closed_iteration(self.rng, self.number))
 
 
 class OpenLoopDispatcher(User):

@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from coordinator.results.losses import Losses
+from coordinator.results.outcome import RunOutcome
 from coordinator.results.selfcheck import SelfCheckResult
 from coordinator.results.slo import Slo
 from coordinator.results.status import RunStatus
@@ -170,6 +172,10 @@ class Summary(_Document):
     unmeasured_phases: tuple[str, ...] = Field(description="warm-ups: in phases, not in all")
     all: GroupWithWorkloads
     phases: dict[str, GroupWithWorkloads]
+    losses: Losses | None = Field(default=None, description="records and workers lost; None when nothing was")
+    outcome: RunOutcome | None = Field(
+        default=None, description="the verdict and exit code of the run (absent in files written before it existed)"
+    )
 
 
 def read_summary(path: Path) -> Summary:

@@ -1,21 +1,24 @@
 """``finishline run``: one scenario, end to end, and everything it started torn down after.
 
 Order of a run: run directory -> target (started, then its pre-flight check) -> Redis
-(private unless ``redis_url``) -> collector -> add-ons (``run_start``) -> Locust master and workers -> phases in order -> stop users ->
-workers flush and exit -> collector drains -> summary, CSV, report -> ``run_end`` ->
-add-ons, target and Redis stopped. Any error or Ctrl-C jumps to "stop users" and the run
-keeps every record measured so far, with the summary marked partial.
+(private unless ``redis_url``) -> collector -> add-ons (``run_start``) -> Locust master and
+workers -> phases in order -> drain -> workers flush and exit -> collector drains -> summary,
+CSV, report -> ``run_end`` -> add-ons, target and Redis stopped.
+
+What can go wrong on the way ends the run early but never costs what was measured: Ctrl-C or
+SIGTERM (interrupted; a second one stops faster), the target failing every request (target
+down), the run's Redis exiting, an error. A Locust worker that dies does not end it: the
+others go on and the loss is counted. Every way out writes the summary and the report, whose
+outcome decides the exit code (``coordinator.results.outcome``).
 """
 
 from __future__ import annotations
 
-import shutil
 import signal
-import tempfile
 import time
 import traceback
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -26,6 +29,7 @@ from pydantic import ValidationError
 from coordinator.plan.steps import ExternalStep, LocustStep, Plan, build_plan
 from coordinator.results.collector import Collector
 from coordinator.results.files import write_atomic
+from coordinator.results.outcome import EXIT_CODES, Outcome, RunOutcome, decide
 from coordinator.results.report import write_failure_report
 from coordinator.results.status import RunStatus
 from coordinator.results.summary import PhaseWindow, Summary
@@ -35,6 +39,7 @@ from coordinator.run.context import RunContext
 from coordinator.run.environment import environment_info
 from coordinator.run.events import PhaseEnded, PhaseStarted, RecordsCollected, RunEnded, RunStarted
 from coordinator.run.extensions import attach_all
+from coordinator.run.health import DownDetector, RedisLost, TargetDown, account_losses, redis_exit
 from coordinator.run.phases import run_external
 from coordinator.run.preflight import PREFLIGHT, preflight
 from coordinator.run.progress import ProgressDisplay
@@ -42,7 +47,7 @@ from coordinator.run.targets import lifecycle_for, loopback_env, target_config
 from coordinator.scenario.models import Scenario
 from coordinator.services.ports import free_port
 from coordinator.services.redis_server import RedisServer
-from loadgen.config import WorkerConfig
+from loadgen.config import WorkerConfig, WorkerProgress
 from loadgen.errors import UserError
 from loadgen.records import RequestRecord
 
@@ -54,6 +59,33 @@ class RunResult:
     status: RunStatus  # complete or partial
     summary: Summary | None
     reason: str | None = None
+    outcome: RunOutcome | None = None  # decides the exit code; None only for bad input (exit 2)
+
+    @property
+    def exit_code(self) -> int:
+        return self.outcome.exit_code if self.outcome is not None else int(EXIT_CODES[Outcome.BAD_INPUT])
+
+
+@dataclass
+class _Ending:
+    """Why the run ended the way it did, as the run learns it."""
+
+    interrupted: str | None = None  # a signal's name
+    target_down: str | None = None
+    failures: list[str] = field(default_factory=list)  # a part failed (an error, Redis gone, ...)
+    bad_input: str | None = None  # a user mistake found once the run had started (exit 2)
+    redis_lost: bool = False
+
+    @property
+    def status(self) -> RunStatus:
+        early = self.interrupted or self.target_down or self.failures or self.bad_input
+        return RunStatus.PARTIAL if early else RunStatus.COMPLETE
+
+    @property
+    def reason(self) -> str | None:
+        if self.interrupted:
+            return self.interrupted
+        return self.bad_input or self.target_down or (self.failures[0] if self.failures else None)
 
 
 def new_run_id(name: str) -> str:
@@ -89,17 +121,24 @@ class Run:
         self._signals: dict[int, Any] = {}
         self._interrupts = 0
         self._tearing_down = False
-        self._private: Path | None = None
+        self._ending = _Ending()
+        self._down = DownDetector(scenario.checks.abort_when_down_s)
         self._preflight: RequestRecord | None = None  # the pre-flight request's record, written once Redis runs
 
     # -- signals -------------------------------------------------------------------------
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        """The first SIGINT or SIGTERM stops the phases (users finish within the drain timeout);
+        a second one makes the teardown hurry (users stopped at once); results are written either way."""
         self._interrupts += 1
         self.ctx.stop_requested.set()
         if self._interrupts == 1 and not self._tearing_down:
             raise _Interrupted(signal.Signals(signum).name)
-        # during teardown (or a second Ctrl-C) only the flag is set: teardown must finish
+        # during teardown (or a second Ctrl-C) only the flags are set: teardown must finish, faster
+
+    @property
+    def _hurry(self) -> bool:
+        return self._interrupts >= 2
 
     def _install_signals(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -112,13 +151,13 @@ class Run:
     # -- the run -------------------------------------------------------------------------
 
     def execute(self) -> RunResult:
-        ctx = self.ctx
+        ctx, ending = self.ctx, self._ending
         ctx.run_dir.mkdir(parents=True, exist_ok=True)
         (ctx.run_dir / "scenario.yaml").write_text(yaml.safe_dump(self.scenario.redacted(), sort_keys=False))
         (ctx.run_dir / "plan.json").write_text(self.plan.model_dump_json(indent=2))
-        status, reason = RunStatus.COMPLETE, None
         user_error: Exception | None = None
         summary: Summary | None = None
+        outcome: RunOutcome | None = None
         self._install_signals()
         try:
             with self.display:
@@ -127,29 +166,35 @@ class Run:
                         self._setup()
                         self._drive()
                         self._drain()
-                        if ctx.stop_requested.is_set() and not self.web:
-                            status, reason = RunStatus.PARTIAL, "interrupted"
+                        if ctx.stop_requested.is_set() and not self.web and not ending.interrupted:
+                            ending.interrupted = "interrupted"
                     except _Interrupted as exc:
-                        if not self.web:
-                            status, reason = RunStatus.PARTIAL, f"interrupted ({exc})"
+                        if not self.web:  # with --web, Ctrl-C is how the user ends the run
+                            ending.interrupted = f"interrupted ({exc})"
+                    except TargetDown as exc:
+                        ending.target_down = str(exc)
+                    except RedisLost as exc:
+                        ending.redis_lost = True
+                        ending.failures.append(str(exc))
                     except (UserError, ValidationError) as exc:  # one line for the user, exit 2
-                        status, reason, user_error = RunStatus.PARTIAL, str(exc), exc
+                        ending.bad_input = str(exc)
+                        user_error = exc
                     except Exception as exc:  # noqa: BLE001 - a failed run still keeps what it measured
-                        status, reason = RunStatus.PARTIAL, f"{type(exc).__name__}: {exc}"
+                        ending.failures.append(f"{type(exc).__name__}: {exc}")
                         self._log_error()
                     except BaseException as exc:
-                        status, reason = RunStatus.PARTIAL, type(exc).__name__
+                        ending.failures.append(type(exc).__name__)
                         raise
                 finally:
                     self._tearing_down = True  # from here on a signal only sets the stop flag
-                    summary, status, reason = self._teardown(status, reason)
+                    summary, outcome = self._teardown()
         except _Interrupted:  # arrived between catching an error and starting teardown
-            status, reason = RunStatus.PARTIAL, reason or "interrupted"
+            ending.interrupted = ending.interrupted or "interrupted"
         finally:
             self._restore_signals()
         if user_error is not None:
             raise user_error
-        return RunResult(ctx.run_id, ctx.run_dir, status, summary, reason)
+        return RunResult(ctx.run_id, ctx.run_dir, ending.status, summary, ending.reason, outcome)
 
     def _log_error(self) -> None:
         """The traceback goes to the run's log, the one-line reason to the user."""
@@ -185,11 +230,6 @@ class Run:
             retry=scenario.retry,
             seed=scenario.seed,
         )
-        # outside the run directory: headers may carry credentials; removed at teardown
-        self._private = Path(tempfile.mkdtemp(prefix="finishline-run-"))
-        config_path = self._private / "worker_config.json"
-        config_path.write_text(config.model_dump_json(indent=2))
-        config_path.chmod(0o600)
         self.collector = Collector(ctx.redis_url, ctx.run_id, ctx.run_dir, on_batch=self._on_batch).start()
         if self._preflight is not None:
             ctx.windows.append(PhaseWindow(name=PREFLIGHT, start=self._preflight.scheduled, end=self._preflight.end))
@@ -203,7 +243,7 @@ class Run:
         if steps:
             self.cluster = LocustCluster(
                 ctx.run_dir,
-                config_path,
+                config.model_dump_json(),
                 scenario.workers,
                 loopback_env(),
                 web_port=free_port() if self.web else None,
@@ -218,6 +258,7 @@ class Run:
 
     def _on_batch(self, records: list[Any]) -> None:
         self.display.model.add(records)
+        self._down.feed(records)
         self.ctx.events.records.fire(RecordsCollected(self.ctx, records))
 
     def _drive(self) -> None:
@@ -272,11 +313,18 @@ class Run:
             self._end(step)
 
     def _watch(self) -> None:
-        """While load runs: a process or the collector that died ends the run; the display follows."""
+        """While load runs: a dead master, Redis or collector ends the run, and so does a target that
+        fails every request; a dead worker is counted and the others go on. The display follows."""
         assert self.cluster is not None and self.collector is not None
+        gone = redis_exit(self.redis.process if self.redis is not None else None)
+        if gone is not None:
+            raise RedisLost(gone)
         self.cluster.check()
         if self.collector.error is not None:
-            raise RuntimeError(f"collector failed: {self.collector.error}")
+            raise RedisLost(f"the collector lost Redis at {self.ctx.redis_url}: {self.collector.error}")
+        down = self._down.down()
+        if down is not None:
+            raise TargetDown(down)
         self.display.update(self.collector.latest_samples())
 
     def _drain(self) -> None:
@@ -326,8 +374,20 @@ class Run:
 
     # -- teardown ------------------------------------------------------------------------
 
-    def _facts(self) -> RunFacts:
-        ctx, scenario = self.ctx, self.scenario
+    def _facts(self, progress: list[WorkerProgress]) -> RunFacts:
+        ctx, scenario, ending = self.ctx, self.scenario, self._ending
+        assert self.collector is not None
+        lost = self.collector.lost_by_worker()
+        for answer in progress:  # a worker's own account: all there is when Redis is gone
+            lost[answer.worker] = max(0, answer.begun - self.collector.received_from(answer.worker))
+        losses = account_losses(
+            self.cluster.lost if self.cluster is not None else (),
+            lost,
+            self.collector.latest_samples(),
+            ctx.started,
+            time.monotonic(),
+            dropped=sum(answer.dropped for answer in progress),
+        )
         return RunFacts(
             run_id=ctx.run_id,
             scenario=scenario.name,
@@ -338,51 +398,76 @@ class Run:
             selfcheck=scenario.selfcheck,
             unmeasured=self.plan.unmeasured() | {PREFLIGHT},
             extras=ctx.extras,
+            checks=scenario.checks,
+            interrupted=ending.interrupted,
+            failures=tuple(ending.failures),
+            target_down=ending.target_down,
+            bad_input=ending.bad_input,
+            losses=losses,
         )
 
-    def _teardown(self, status: RunStatus, reason: str | None) -> tuple[Summary | None, RunStatus, str | None]:
-        """Stop everything in order; never raises; returns the summary if one was written, and the
-        status, made partial when the collector could not take every record."""
-        ctx = self.ctx
+    def _teardown(self) -> tuple[Summary | None, RunOutcome | None]:
+        """Stop everything in order and write the results; never raises. Returns the summary (if
+        one could be written) and the outcome."""
+        ctx, ending = self.ctx, self._ending
         self._tearing_down = True
         problems: list[str] = []
         summary = None
         if ctx.windows and ctx.windows[-1].end is None:
             w = ctx.windows[-1]
             ctx.windows[-1] = w.model_copy(update={"end": time.monotonic()})
-        problems += _attempt(
-            "locust", lambda: self.cluster and self.cluster.shutdown(force=status == RunStatus.PARTIAL)
+        progress: list[WorkerProgress] = []
+        if ending.redis_lost and self.cluster is not None:  # what the workers could not deliver
+            problems += _attempt(
+                "worker report", lambda: progress.extend(self.cluster.report()) if self.cluster else None
+            )
+        force = ending.status is RunStatus.PARTIAL or self._hurry
+        problems += _attempt("locust", lambda: self.cluster and self.cluster.shutdown(force=force))
+        collect_problems = _attempt(
+            "collector", lambda: self.collector and self.collector.finish(drain_timeout=5.0 if self._hurry else 30.0)
         )
-        lost = _attempt("collector", lambda: self.collector and self.collector.finish())
-        problems += lost
-        if self.collector is not None and status != RunStatus.PARTIAL:  # results short of what was measured
-            if lost:
-                status, reason = RunStatus.PARTIAL, f"records may be missing: {lost[0]}"
+        problems += collect_problems
+        if self.collector is not None and not ending.redis_lost:  # results short of what was measured
+            if collect_problems:
+                ending.failures.append(f"records may be missing: {collect_problems[0]}")
             elif self.collector.rejected:
-                status, reason = (
-                    RunStatus.PARTIAL,
-                    (f"{self.collector.rejected} unreadable stream entries set aside in rejected.jsonl"),
+                ending.failures.append(
+                    f"{self.collector.rejected} unreadable stream entries set aside in rejected.jsonl"
                 )
+        outcome = None
         if self.collector is not None:
             try:
-                summary = write_results(ctx.run_dir, self._facts(), self.collector, status, reason)
+                summary = write_results(
+                    ctx.run_dir, self._facts(progress), self.collector, ending.status, ending.reason
+                )
+                outcome = summary.outcome
             except Exception as exc:  # noqa: BLE001 - the records file is still there
                 problems.append(f"results: {exc}")
-        elif reason is not None:  # ended before any request was measured: the report says why
-            problems += _attempt("report", lambda: write_failure_report(ctx.run_dir / "report.html", reason))
-        problems += _attempt("state", lambda: ctx.redis_url and ctx.set_state(status=status))
-        ctx.events.run_end.fire(RunEnded(ctx, status, summary))
+                ending.failures.append(f"the results could not be written: {exc}")
+        if outcome is None:  # no summary: the run failed before (or while) writing one
+            found = {
+                Outcome.BAD_INPUT: [ending.bad_input] if ending.bad_input else [],
+                Outcome.INTERRUPTED: [ending.interrupted] if ending.interrupted else [],
+                Outcome.PARTIAL: list(ending.failures) or ["the run ended before any request was measured"],
+            }
+            outcome = decide(found)
+            if summary is None and ending.reason is not None:  # the report says why
+                problems += _attempt(
+                    "report", lambda: write_failure_report(ctx.run_dir / "report.html", outcome.headline)
+                )
+        problems += _attempt(
+            "state", lambda: ctx.redis_url and not ending.redis_lost and ctx.set_state(status=ending.status)
+        )
+        ctx.events.run_end.fire(RunEnded(ctx, ending.status, summary))
         problems += ctx.release_owned()
         if ctx.target is not None:
             problems += _attempt("target collect", lambda: ctx.target.collect(ctx.run_dir))
             problems += _attempt("target", ctx.target.stop)
         if self.redis is not None:
             problems += _attempt("redis", self.redis.stop)
-        if self._private is not None:
-            shutil.rmtree(self._private, ignore_errors=True)
         for problem in problems:
             self.display.message(f"[yellow]teardown: {problem}[/yellow]")
-        return summary, status, reason
+        return summary, outcome
 
 
 def _attempt(name: str, action: Any) -> list[str]:

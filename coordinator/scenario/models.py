@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 from pydantic import BeforeValidator, Field, model_validator
 
 from coordinator import registry
+from coordinator.results.outcome import Checks
 from coordinator.results.selfcheck import SelfCheckLimits
 from coordinator.results.slo import Slo
 from coordinator.scenario.phases import PhaseSpec, default_kind
@@ -68,6 +69,7 @@ class Scenario(Spec):
     tags: dict[str, str] = Field(default_factory=dict)
     metrics: MetricsSection = MetricsSection()
     selfcheck: SelfCheckLimits = SelfCheckLimits()
+    checks: Checks = Checks()
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
