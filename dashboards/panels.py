@@ -112,11 +112,10 @@ class Grid:
         self.board = self.board.with_row(dashboard.Row(title).grid_pos(GridPos(h=1, w=24, x=0, y=self.y)))
         self.y += 1
 
-    def add(self, panel: object, w: int = 12, h: int = 8) -> None:
+    def add(self, panel: P, w: int = 12, h: int = 8) -> None:
         if self.x + w > 24:
             self._newline()
-        panel.grid_pos(GridPos(h=h, w=w, x=self.x, y=self.y))  # type: ignore[attr-defined]
-        self.board = self.board.with_panel(panel)  # type: ignore[arg-type]
+        self.board = self.board.with_panel(panel.grid_pos(GridPos(h=h, w=w, x=self.x, y=self.y)))
         self.x += w
         self.row_h = max(self.row_h, h)
 

@@ -67,7 +67,7 @@ class _Clamped(Spec):
     max: int | None = Field(default=None, ge=0)
 
     def _clamp(self, value: float) -> int:
-        n = max(self.min, int(round(value)))
+        n = max(self.min, round(value))
         return n if self.max is None else min(self.max, n)
 
 

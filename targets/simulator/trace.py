@@ -26,7 +26,8 @@ class TraceWriter:
     """Appends lines unbuffered-per-line so a reader sees every finished request at once."""
 
     def __init__(self, path: Path | None) -> None:
-        self._file: IO[bytes] | None = open(path, "ab") if path is not None else None
+        # Open for the server's whole life (no ``with`` spans it); the app's cleanup calls close().
+        self._file: IO[bytes] | None = open(path, "ab") if path is not None else None  # noqa: SIM115
 
     @property
     def enabled(self) -> bool:
