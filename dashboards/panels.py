@@ -12,6 +12,8 @@ from grafana_foundation_sdk.builders import bargauge, common, dashboard, prometh
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models.dashboard import DataSourceRef, GridPos, VariableRefresh
 
+from dashboards import names as n
+
 DS = DataSourceRef(type_val="prometheus", uid="${datasource}")
 GRAFANA_DS = DataSourceRef(type_val="grafana", uid="-- Grafana --")
 ANNOTATION_TAG = "finishline"  # every annotation finishline writes carries it, plus the run id
@@ -20,6 +22,13 @@ ANNOTATION_TAG = "finishline"  # every annotation finishline writes carries it, 
 def query(expr: str, legend: str = "", ref: str = "A", instant: bool = False) -> prometheus.Dataquery:
     q = prometheus.Dataquery().expr(expr).legend_format(legend or "__auto").ref_id(ref).datasource(DS)
     return q.instant() if instant else q.range()
+
+
+def latency_quantile(name: str, q: float, selector: str, window: str, by: str = "") -> str:
+    """PromQL: quantile ``q`` of latency ``name`` over successful requests, from the buckets' rate
+    over ``window``; ``by``: labels to keep a series for (besides ``le``)."""
+    group = f"{by}, le" if by else "le"
+    return f"histogram_quantile({q}, sum by ({group}) (rate({n.ok_buckets(name, selector)}[{window}])))"
 
 
 P = TypeVar("P", timeseries.Panel, stat.Panel, bargauge.Panel)

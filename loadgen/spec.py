@@ -34,6 +34,12 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def check_unique(what: str, names: list[str]) -> None:
+    """A validator's check that no name is given twice (``what``: the kind of thing named)."""
+    if len(set(names)) != len(names):
+        raise ValueError(f"{what} names must be unique, got {names}")
+
+
 # ---------------------------------------------------------------- token-length distributions
 
 

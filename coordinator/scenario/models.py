@@ -19,7 +19,7 @@ from coordinator.results.selfcheck import SelfCheckLimits
 from coordinator.results.slo import Slo
 from coordinator.scenario.phases import PhaseSpec, default_kind
 from coordinator.scenario.targets import TargetSpec
-from loadgen.spec import RetryPolicy, Spec, WorkloadSpec
+from loadgen.spec import RetryPolicy, Spec, WorkloadSpec, check_unique
 
 if TYPE_CHECKING:  # statically, the base classes; at run time, the union of every registered kind
     Target = TargetSpec
@@ -71,12 +71,8 @@ class Scenario(Spec):
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
-        names = [w.name for w in self.workloads]
-        if len(set(names)) != len(names):
-            raise ValueError(f"workload names must be unique, got {names}")
-        phase_names = [p.name for p in self.phases]
-        if len(set(phase_names)) != len(phase_names):
-            raise ValueError(f"phase names must be unique, got {phase_names}")
+        check_unique("workload", [w.name for w in self.workloads])
+        check_unique("phase", [p.name for p in self.phases])
         capabilities = registry.target_kind(self.target.kind).capabilities
         for phase in self.phases:
             missing = registry.phase_kind(phase.kind).requires - capabilities
