@@ -25,9 +25,9 @@ if TYPE_CHECKING:  # statically, the base classes; at run time, the union of eve
     Target = TargetSpec
     Phase = PhaseSpec
 else:
-    Target = Annotated[Union[tuple(k.spec for k in registry.target_kinds())], Field(discriminator="kind")]  # noqa: UP007
+    Target = Annotated[Union[tuple(k.spec for k in registry.target_kinds())], Field(discriminator="kind")]  # noqa: UP007 - a union of a runtime tuple has no X | Y spelling
     Phase = Annotated[
-        Annotated[Union[tuple(k.spec for k in registry.phase_kinds())], Field(discriminator="kind")],  # noqa: UP007
+        Annotated[Union[tuple(k.spec for k in registry.phase_kinds())], Field(discriminator="kind")],  # noqa: UP007 - as above
         BeforeValidator(default_kind),
     ]
 
