@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 import functools
 import importlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Generic, TypeVar
@@ -122,20 +122,27 @@ def phase_kinds() -> Iterator[PhaseKind]:
         yield from feature.phases
 
 
-def target_kind(kind: str) -> TargetKind:
-    for entry in target_kinds():
+Kind = TypeVar("Kind", TargetKind, PhaseKind)
+
+
+def _find(kind: str, entries: Iterable[Kind], unavailable: str) -> Kind:
+    """The first entry of ``kind``; else a :class:`UserError`, ``unavailable`` filled in with the
+    kind asked for and the kinds there are."""
+    entries = tuple(entries)
+    for entry in entries:
         if entry.kind == kind:
             return entry
-    names = ", ".join(t.kind for t in target_kinds())
-    raise UserError(f"target.kind: {kind} targets are not available in this build; use one of {names}")
+    raise UserError(unavailable.format(kind=kind, names=", ".join(e.kind for e in entries)))
+
+
+def target_kind(kind: str) -> TargetKind:
+    return _find(
+        kind, target_kinds(), "target.kind: {kind} targets are not available in this build; use one of {names}"
+    )
 
 
 def phase_kind(kind: str) -> PhaseKind:
-    for entry in phase_kinds():
-        if entry.kind == kind:
-            return entry
-    names = ", ".join(p.kind for p in phase_kinds())
-    raise UserError(f"phases: kind {kind} is not available in this build; use one of {names}")
+    return _find(kind, phase_kinds(), "phases: kind {kind} is not available in this build; use one of {names}")
 
 
 def extensions() -> Iterator[Ref[Any]]:

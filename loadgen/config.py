@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from loadgen.errors import UserError, describe_validation_error
-from loadgen.spec import ArrivalSpec, RetryPolicy, Spec, WorkloadSpec, readable_file
+from loadgen.spec import ArrivalSpec, RetryPolicy, Spec, WorkloadSpec, check_unique, readable_file
 
 CONFIG_ENV = "FINISHLINE_WORKER_CONFIG"
 PHASE_MESSAGE = "finishline_phase"
@@ -81,9 +81,7 @@ class WorkerConfig(Spec):
 
     @model_validator(mode="after")
     def _unique_names(self) -> WorkerConfig:
-        names = [w.name for w in self.workloads]
-        if len(set(names)) != len(names):
-            raise ValueError(f"workload names must be unique, got {names}")
+        check_unique("workload", [w.name for w in self.workloads])
         return self
 
     @classmethod

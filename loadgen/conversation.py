@@ -111,7 +111,7 @@ def run_chain(
         else:
             step_unit = Scheduling(unit.workload, step_rng, unit.scheduled, unit.started, unit.user_id, unit.phase)
         max_tokens = step.output.sample(step_rng) if step.output is not None else conv.max_tokens
-        messages = system + [{"role": "user", "content": render(step.prompt, outputs)}]
+        messages = [*system, {"role": "user", "content": render(step.prompt, outputs)}]
         request = LogicalRequest(messages, max_tokens, session_id=session_id, step=step.id, want_text=True)
         try:
             record, reply = requester.send(step_unit, request)

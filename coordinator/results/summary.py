@@ -54,7 +54,8 @@ class LatencyStats(_Document):
 
     def at(self, percentile: float) -> float | None:
         """The value at one of ``loadgen.metrics.PERCENTILES``."""
-        return getattr(self, percentile_field(percentile))  # type: ignore[no-any-return]
+        value: float | None = getattr(self, percentile_field(percentile))
+        return value
 
 
 def percentile_field(percentile: float) -> str:
@@ -80,7 +81,8 @@ class LatencyByMetric(_Document):
     def get(self, metric: str) -> LatencyStats:
         if metric not in LatencyByMetric.model_fields:
             raise KeyError(metric)
-        return getattr(self, metric)  # type: ignore[no-any-return]
+        stats: LatencyStats = getattr(self, metric)
+        return stats
 
     def items(self) -> list[tuple[str, LatencyStats]]:
         return [(metric, self.get(metric)) for metric in metrics.LATENCY_METRICS]
