@@ -84,7 +84,9 @@ class Feature:
     - ``extensions``: ``attach(ctx)`` called before the run starts (``coordinator.run.extensions``);
     - ``report_sections``: ``render(run_dir) -> str`` (an HTML fragment, '' for nothing), appended to
       ``report.html`` in order (``coordinator.results.report``);
-    - ``commands``: CLI command name -> a ``click.Command``.
+    - ``commands``: CLI command name -> a ``click.Command``;
+    - ``cleanups``: ``cleanup() -> int`` removes what killed runs of this feature left behind
+      (containers whose owner is gone) and says how many (``finishline clean``, ``finishline run``).
     """
 
     name: str
@@ -93,6 +95,7 @@ class Feature:
     extensions: tuple[Ref[Any], ...] = ()
     report_sections: tuple[Ref[Any], ...] = ()
     commands: dict[str, Ref[Any]] = field(default_factory=dict)
+    cleanups: tuple[Ref[Any], ...] = ()
 
 
 @functools.cache
@@ -153,6 +156,11 @@ def extensions() -> Iterator[Ref[Any]]:
 def report_sections() -> Iterator[Ref[Any]]:
     for feature in features():
         yield from feature.report_sections
+
+
+def cleanups() -> Iterator[Ref[Any]]:
+    for feature in features():
+        yield from feature.cleanups
 
 
 def commands() -> dict[str, Ref[Any]]:

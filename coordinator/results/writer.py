@@ -64,7 +64,7 @@ def write_results(
         records,
         facts.windows,
         facts.slo,
-        partial=status == RunStatus.PARTIAL,
+        partial=status is not RunStatus.COMPLETE,
         partial_reason=reason,
         selfcheck=check,
         run=run_info,
@@ -80,7 +80,7 @@ def write_results(
         target_down=facts.target_down,
         bad_input=facts.bad_input,
     )
-    summary = summary.model_copy(update={"outcome": outcome, "losses": losses})
+    summary = summary.model_copy(update={"outcome": outcome, "losses": losses, "status": status})
     # fallback: an add-on's extra that JSON cannot hold is written as its str(), not lost with the summary
     write_atomic(run_dir / "summary.json", summary.model_dump_json(indent=2, fallback=str) + "\n")
     write_csv(summary, run_dir / "summary.csv")

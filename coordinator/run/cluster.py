@@ -7,9 +7,11 @@ every process dying at once and losing what was in flight.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import queue
+import signal
 import socket
 import subprocess
 import sys
@@ -237,6 +239,15 @@ class LocustCluster:
         self._send({"cmd": "report", "timeout": timeout})
         answer = self.expect("progress", timeout=timeout + 15)
         return [WorkerProgress.model_validate(w) for w in answer.get("workers", [])]
+
+    def hurry(self) -> None:
+        """Make every Locust process stop now (a second Ctrl-C): SIGTERM, which Locust handles by
+        stopping its users and quitting; the workers still flush their records as they exit."""
+        self._quitting = True
+        for proc in [*self.worker_procs, *([self.master] if self.master is not None else [])]:
+            if proc.poll() is None:
+                with contextlib.suppress(OSError):
+                    proc.send_signal(signal.SIGTERM)
 
     def check(self) -> None:
         """Raise if a process died mid-phase."""

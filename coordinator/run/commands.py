@@ -8,7 +8,6 @@ import click
 
 from coordinator.scenario.commands import checked_scenario
 
-
 EXIT_CODES_HELP = """
 \b
 Exit codes (the console's last line and the report's verdict say the same):
@@ -45,6 +44,7 @@ def run(scenario_file: Path, web: bool, output_dir: Path | None, workers: int | 
     if workers is not None:
         overrides["workers"] = workers
     scenario = checked_scenario(scenario_file, overrides)
+    clean_abandoned()
     result = run_scenario(scenario, scenario_file, web=web, live=False if no_live else None)
     summary, outcome = result.summary, result.outcome
     click.echo(f"run directory: {result.run_dir}")
@@ -63,3 +63,38 @@ def run(scenario_file: Path, web: bool, output_dir: Path | None, workers: int | 
         click.echo(f"  (details in {result.run_dir / 'logs'}; records so far are kept)", err=True)
     click.echo(f"finishline: {outcome.headline} (exit {outcome.exit_code})")
     click.get_current_context().exit(outcome.exit_code)
+
+
+def clean_abandoned() -> None:
+    """Recover and clean up after killed runs (``finishline run`` does this first, too)."""
+    from coordinator.run.ownership import clean as clean_up
+    from coordinator.run.recover import recover_abandoned
+
+    for line in clean_up(recover=recover_abandoned).lines():
+        click.echo(f"finishline: {line}", err=True)
+
+
+@click.command(epilog="\b\nExample:\n  finishline clean")
+def clean() -> None:
+    """Stop what killed runs left behind (processes, containers, temporary folders), after
+    recovering what they measured into their run directories."""
+    from coordinator.run.ownership import abandoned
+
+    if not abandoned():
+        click.echo("finishline: no killed run left anything behind")
+    clean_abandoned()
+
+
+@click.command(epilog="\b\nExample:\n  finishline recover runs/quickstart-20261201-101500-ab12cd")
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+def recover(run_dir: Path) -> None:
+    """Write the summary and report of a run whose coordinator was killed, from its records file
+    and what its Redis still holds (marked recovered; exit 3)."""
+    from coordinator.run.recover import recover as recover_run
+
+    result = recover_run(run_dir)
+    click.echo(f"finishline: {result.line()}")
+    outcome = result.summary.outcome
+    if outcome is not None:
+        click.echo(f"finishline: {outcome.headline} (exit {outcome.exit_code})")
+        click.get_current_context().exit(outcome.exit_code)

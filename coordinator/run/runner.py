@@ -18,6 +18,7 @@ import signal
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -40,6 +41,7 @@ from coordinator.run.environment import environment_info
 from coordinator.run.events import PhaseEnded, PhaseStarted, RecordsCollected, RunEnded, RunStarted
 from coordinator.run.extensions import attach_all
 from coordinator.run.health import DownDetector, RedisLost, TargetDown, account_losses, redis_exit
+from coordinator.run.ownership import Ledger
 from coordinator.run.phases import run_external
 from coordinator.run.preflight import PREFLIGHT, preflight
 from coordinator.run.progress import ProgressDisplay
@@ -122,6 +124,8 @@ class Run:
         self._interrupts = 0
         self._tearing_down = False
         self._ending = _Ending()
+        self.ledger: Ledger | None = None
+        self._noted = 0.0  # when the ledger last looked for new child processes
         self._down = DownDetector(scenario.checks.abort_when_down_s)
         self._preflight: RequestRecord | None = None  # the pre-flight request's record, written once Redis runs
 
@@ -134,7 +138,11 @@ class Run:
         self.ctx.stop_requested.set()
         if self._interrupts == 1 and not self._tearing_down:
             raise _Interrupted(signal.Signals(signum).name)
-        # during teardown (or a second Ctrl-C) only the flags are set: teardown must finish, faster
+        # during teardown (or a second Ctrl-C) nothing is raised: teardown must finish. A second
+        # signal makes it hurry: the workers stop their users now (records of requests in flight
+        # say cancelled) and flush what they have.
+        if self._hurry and self.cluster is not None:
+            self.cluster.hurry()
 
     @property
     def _hurry(self) -> bool:
@@ -155,6 +163,7 @@ class Run:
         ctx.run_dir.mkdir(parents=True, exist_ok=True)
         (ctx.run_dir / "scenario.yaml").write_text(yaml.safe_dump(self.scenario.redacted(), sort_keys=False))
         (ctx.run_dir / "plan.json").write_text(self.plan.model_dump_json(indent=2))
+        self.ledger = Ledger.begin(ctx.run_id, ctx.run_dir)
         user_error: Exception | None = None
         summary: Summary | None = None
         outcome: RunOutcome | None = None
@@ -222,6 +231,7 @@ class Run:
         else:
             self.redis = RedisServer().start()
             ctx.redis_url = self.redis.url
+        self._note(redis_url=ctx.redis_url, private_redis=self.redis is not None)
         config = WorkerConfig(
             run_id=ctx.run_id,
             redis_url=ctx.redis_url,
@@ -253,8 +263,20 @@ class Run:
             )
             self.display.message(f"starting Locust master and {scenario.workers} workers ...")
             self.cluster.start()
+            self._note()
             if self.web:
                 self.display.message(f"Locust web UI: http://127.0.0.1:{self.cluster.web_port}")
+
+    def _note(self, **fields: Any) -> None:
+        """Bring the ledger up to date: what the run started so far, its phases, and ``fields``."""
+        if self.ledger is None:
+            return
+        for name, value in fields.items():
+            setattr(self.ledger, name, value)
+        self.ledger.windows = list(self.ctx.windows)
+        self.ledger.note_children()
+        self.ledger.save()
+        self._noted = time.monotonic()
 
     def _on_batch(self, records: list[Any]) -> None:
         self.display.model.add(records)
@@ -277,6 +299,7 @@ class Run:
         ctx = self.ctx
         ctx.current_phase = step.name
         ctx.windows.append(PhaseWindow(name=step.name, start=started))
+        self._note()
         ctx.set_state(phase=step.name)
         self.display.phase_started(step.name, started)
         ctx.events.phase_start.fire(PhaseStarted(ctx, step, started))
@@ -286,6 +309,7 @@ class Run:
         ended = time.monotonic()
         window = ctx.windows[-1]
         ctx.windows[-1] = window.model_copy(update={"end": ended})
+        self._note()
         self.display.phase_ended(step.name)
         ctx.events.phase_end.fire(PhaseEnded(ctx, step, window.start, ended))
 
@@ -325,6 +349,8 @@ class Run:
         down = self._down.down()
         if down is not None:
             raise TargetDown(down)
+        if time.monotonic() - self._noted > 2.0:  # a restarted bridge, say
+            self._note()
         self.display.update(self.collector.latest_samples())
 
     def _drain(self) -> None:
@@ -406,71 +432,87 @@ class Run:
             losses=losses,
         )
 
-    def _teardown(self) -> tuple[Summary | None, RunOutcome | None]:
+    def _teardown(self) -> tuple[Summary | None, RunOutcome]:
         """Stop everything in order and write the results; never raises. Returns the summary (if
         one could be written) and the outcome."""
         ctx, ending = self.ctx, self._ending
         self._tearing_down = True
-        problems: list[str] = []
-        summary = None
         if ctx.windows and ctx.windows[-1].end is None:
-            w = ctx.windows[-1]
-            ctx.windows[-1] = w.model_copy(update={"end": time.monotonic()})
+            ctx.windows[-1] = ctx.windows[-1].model_copy(update={"end": time.monotonic()})
+        problems: list[str] = []
+        progress = self._stop_load(problems)
+        self._collect(problems)
+        summary, outcome = self._write(progress, problems)
+        if ctx.redis_url and not ending.redis_lost:
+            problems += _attempt("state", lambda: ctx.set_state(status=ending.status))
+        ctx.events.run_end.fire(RunEnded(ctx, ending.status, summary))
+        problems += ctx.release_owned()
+        target = ctx.target
+        if target is not None:
+            problems += _attempt("target collect", lambda: target.collect(ctx.run_dir))
+            problems += _attempt("target", target.stop)
+        if self.redis is not None:
+            problems += _attempt("redis", self.redis.stop)
+        if self.ledger is not None:
+            problems += _attempt("ledger", self.ledger.end)
+        for problem in problems:
+            self.display.message(f"[yellow]teardown: {problem}[/yellow]")
+        return summary, outcome
+
+    def _stop_load(self, problems: list[str]) -> list[WorkerProgress]:
+        """Stop the users and the Locust processes; when Redis is gone, first ask each worker what it
+        could not deliver (its own account is then all there is)."""
+        cluster, ending = self.cluster, self._ending
         progress: list[WorkerProgress] = []
-        if ending.redis_lost and self.cluster is not None:  # what the workers could not deliver
-            problems += _attempt(
-                "worker report", lambda: progress.extend(self.cluster.report()) if self.cluster else None
-            )
-        force = ending.status is RunStatus.PARTIAL or self._hurry
-        problems += _attempt("locust", lambda: self.cluster and self.cluster.shutdown(force=force))
-        collect_problems = _attempt(
-            "collector", lambda: self.collector and self.collector.finish(drain_timeout=5.0 if self._hurry else 30.0)
-        )
-        problems += collect_problems
-        if self.collector is not None and not ending.redis_lost:  # results short of what was measured
-            if collect_problems:
-                ending.failures.append(f"records may be missing: {collect_problems[0]}")
-            elif self.collector.rejected:
-                ending.failures.append(
-                    f"{self.collector.rejected} unreadable stream entries set aside in rejected.jsonl"
-                )
-        outcome = None
+        if cluster is None:
+            return progress
+        if ending.redis_lost:
+            problems += _attempt("worker report", lambda: progress.extend(cluster.report()))
+        # an interrupted run lets requests in flight finish (within drain_timeout; a second Ctrl-C
+        # hurries); one that failed stops its users at once
+        force = (ending.status is RunStatus.PARTIAL and not ending.interrupted) or self._hurry
+        problems += _attempt("locust", lambda: cluster.shutdown(force=force))
+        return progress
+
+    def _collect(self, problems: list[str]) -> None:
+        """Read what is left of the stream; a collector that could not is a failure of the run."""
+        collector, ending = self.collector, self._ending
+        if collector is None:
+            return
+        failed = _attempt("collector", lambda: collector.finish(drain_timeout=5.0 if self._hurry else 30.0))
+        problems += failed
+        if ending.redis_lost:  # already a failure, and nothing more could be read
+            return
+        if failed:
+            ending.failures.append(f"records may be missing: {failed[0]}")
+        elif collector.rejected:
+            ending.failures.append(f"{collector.rejected} unreadable stream entries set aside in rejected.jsonl")
+
+    def _write(self, progress: list[WorkerProgress], problems: list[str]) -> tuple[Summary | None, RunOutcome]:
+        """summary.json, summary.csv and report.html with the outcome; without a collector (the run
+        ended before any traffic), a report that says why."""
+        ctx, ending = self.ctx, self._ending
         if self.collector is not None:
             try:
                 summary = write_results(
                     ctx.run_dir, self._facts(progress), self.collector, ending.status, ending.reason
                 )
-                outcome = summary.outcome
+                if summary.outcome is not None:
+                    return summary, summary.outcome
             except Exception as exc:  # noqa: BLE001 - the records file is still there
                 problems.append(f"results: {exc}")
                 ending.failures.append(f"the results could not be written: {exc}")
-        if outcome is None:  # no summary: the run failed before (or while) writing one
-            found = {
-                Outcome.BAD_INPUT: [ending.bad_input] if ending.bad_input else [],
-                Outcome.INTERRUPTED: [ending.interrupted] if ending.interrupted else [],
-                Outcome.PARTIAL: list(ending.failures) or ["the run ended before any request was measured"],
-            }
-            outcome = decide(found)
-            if summary is None and ending.reason is not None:  # the report says why
-                problems += _attempt(
-                    "report", lambda: write_failure_report(ctx.run_dir / "report.html", outcome.headline)
-                )
-        problems += _attempt(
-            "state", lambda: ctx.redis_url and not ending.redis_lost and ctx.set_state(status=ending.status)
-        )
-        ctx.events.run_end.fire(RunEnded(ctx, ending.status, summary))
-        problems += ctx.release_owned()
-        if ctx.target is not None:
-            problems += _attempt("target collect", lambda: ctx.target.collect(ctx.run_dir))
-            problems += _attempt("target", ctx.target.stop)
-        if self.redis is not None:
-            problems += _attempt("redis", self.redis.stop)
-        for problem in problems:
-            self.display.message(f"[yellow]teardown: {problem}[/yellow]")
-        return summary, outcome
+        found = {
+            Outcome.BAD_INPUT: [ending.bad_input] if ending.bad_input else [],
+            Outcome.INTERRUPTED: [ending.interrupted] if ending.interrupted else [],
+            Outcome.PARTIAL: list(ending.failures) or ["the run ended before any request was measured"],
+        }
+        outcome = decide(found)
+        problems += _attempt("report", lambda: write_failure_report(ctx.run_dir / "report.html", outcome.headline))
+        return None, outcome
 
 
-def _attempt(name: str, action: Any) -> list[str]:
+def _attempt(name: str, action: Callable[[], object]) -> list[str]:
     try:
         action()
     except Exception as exc:  # noqa: BLE001 - teardown goes on

@@ -23,6 +23,7 @@ from pydantic import TypeAdapter
 
 from coordinator.services.ports import free_port
 from coordinator.services.process import OwnedService, http_ok, start_process, stop_process
+from coordinator.services.scratch import scratch_dir
 from loadgen.errors import ServiceError, UserError
 
 # The lists the HTTP API answers with (vector elements, targets, rule groups): checked to be a
@@ -57,7 +58,7 @@ class PrometheusServer(OwnedService):
         path = shutil.which(self.binary)
         if path is None:
             raise UserError(f"{self.binary} not found: install Debian's prometheus or turn Prometheus export off")
-        self._dir = tempfile.TemporaryDirectory(prefix="finishline-prometheus-")
+        self._dir = scratch_dir("prometheus")
         work = Path(self._dir.name)
         config_path = work / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
