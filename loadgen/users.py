@@ -110,11 +110,19 @@ def classes_for(mode: str, user_classes: Iterable[type[User]] = USER_CLASSES) ->
 
 class PhaseUsersDispatcher(UsersDispatcher):
     """Locust's dispatcher, except that a dispatch naming its user classes replaces the users of
-    every other class in the same step (see the module docstring for why)."""
+    every other class in the same step (see the module docstring for why).
+
+    A start that names no classes (Locust's web UI, the rebalancing after a worker is lost) takes
+    :attr:`phase_classes`, the current phase's role, which the master sets when it announces a
+    phase (one master, one runner: a class attribute is its state)."""
+
+    phase_classes: list[type[User]] | None = None
 
     def new_dispatch(
         self, target_user_count: int, spawn_rate: float, user_classes: list[type[User]] | None = None
     ) -> None:
+        if user_classes is None:
+            user_classes = PhaseUsersDispatcher.phase_classes
         if user_classes is not None:
             keep = {c.__name__ for c in user_classes}
             # The users Locust counts per worker, and the list a ramp-down pops from: without the

@@ -211,36 +211,6 @@ output_dir: {tmp_path / "runs"}
             assert secret.encode() not in data, file
 
 
-def test_a_worker_dying_mid_run_ends_it_partial_and_tears_everything_down(tmp_path: Path) -> None:
-    path = _scenario(tmp_path, "  - {name: long, users: 4, duration: 120s}\n")
-    proc = _cli(["run", str(path), "--no-live"])
-    try:
-        deadline = time.monotonic() + 90
-        workers: list[psutil.Process] = []
-        children: list[psutil.Process] = []
-        while time.monotonic() < deadline and not workers:
-            children = _descendants(proc.pid)
-            workers = [c for c in children if "--worker" in " ".join(c.cmdline())]
-            time.sleep(0.2)
-        assert len(workers) == 2
-        time.sleep(4)  # traffic flowing
-        children = _descendants(proc.pid)
-        workers[0].kill()
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 1, err
-    assert "the run failed: ClusterError: Locust worker" in err
-    assert "Traceback" not in err
-    time.sleep(0.5)
-    alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
-    assert not alive, [c.cmdline() for c in alive]
-    summary = read_summary(_run_dir(tmp_path) / "summary.json")
-    assert summary.partial is True and summary.all.count > 0
-    assert "ClusterError" in (_run_dir(tmp_path) / "logs" / "coordinator.log").read_text()
-
-
 def test_an_unreadable_stream_entry_is_set_aside_and_marks_the_run_partial(tmp_path: Path, redis_server: Any) -> None:
     """Records after a broken entry are still collected; the run says what it could not read."""
     import redis
@@ -259,8 +229,8 @@ def test_an_unreadable_stream_entry_is_set_aside_and_marks_the_run_partial(tmp_p
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 1 and "Traceback" not in err, err
-    assert "1 unreadable stream entries set aside in rejected.jsonl" in err
+    assert proc.returncode == 3 and "Traceback" not in err, err  # partial
+    assert "1 unreadable stream entries set aside in rejected.jsonl" in out.strip().splitlines()[-1]  # the outcome
     run_dir = _run_dir(tmp_path)
     summary = read_summary(run_dir / "summary.json")
     assert summary.partial is True and "rejected.jsonl" in (summary.partial_reason or "")

@@ -174,9 +174,13 @@ class Summary(_Document):
     unmeasured_phases: tuple[str, ...] = Field(description="warm-ups: in phases, not in all")
     all: GroupWithWorkloads
     phases: dict[str, GroupWithWorkloads]
-    losses: Losses | None = Field(default=None, description="records and workers lost; None when nothing was")
+    losses: Losses | None = Field(
+        default=None, exclude_if=lambda v: v is None, description="records and workers lost; absent when none were"
+    )
     outcome: RunOutcome | None = Field(
-        default=None, description="the verdict and exit code of the run (absent in files written before it existed)"
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="the verdict and exit code of the run (absent in files written before it existed)",
     )
 
 

@@ -125,9 +125,9 @@ class MasterDriver:
 
     def announce(self, step: LocustStep) -> None:
         self.runner.send_message(PHASE_MESSAGE, step.command.model_dump(mode="json"))
-        # Starts that name no classes take the environment's: Locust's UI, and the rebalancing after
-        # a worker is lost. Only the announced phase's role (a new dispatcher is built from them).
-        self.env.user_classes = self.classes_for(step.command.mode)
+        # Starts that name no classes (Locust's UI, the rebalancing after a worker is lost) take the
+        # announced phase's role.
+        PhaseUsersDispatcher.phase_classes = self.classes_for(step.command.mode)
 
     def phase(self, step: LocustStep) -> None:
         """Announce, then change users in a greenlet (Locust's start blocks for a whole ramp)."""

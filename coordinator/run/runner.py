@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import redis
 import yaml
 from pydantic import ValidationError
 
@@ -50,7 +51,7 @@ from coordinator.scenario.models import Scenario
 from coordinator.services.ports import free_port
 from coordinator.services.redis_server import RedisServer
 from loadgen.config import WorkerConfig, WorkerProgress
-from loadgen.errors import UserError
+from loadgen.errors import ServiceError, UserError
 from loadgen.records import RequestRecord
 
 
@@ -160,10 +161,16 @@ class Run:
 
     def execute(self) -> RunResult:
         ctx, ending = self.ctx, self._ending
-        ctx.run_dir.mkdir(parents=True, exist_ok=True)
-        (ctx.run_dir / "scenario.yaml").write_text(yaml.safe_dump(self.scenario.redacted(), sort_keys=False))
-        (ctx.run_dir / "plan.json").write_text(self.plan.model_dump_json(indent=2))
-        self.ledger = Ledger.begin(ctx.run_id, ctx.run_dir)
+        try:
+            ctx.run_dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(ctx.run_dir / "scenario.yaml", yaml.safe_dump(self.scenario.redacted(), sort_keys=False))
+            write_atomic(ctx.run_dir / "plan.json", self.plan.model_dump_json(indent=2))
+            self.ledger = Ledger.begin(ctx.run_id, ctx.run_dir)
+        except OSError as exc:  # nothing started yet: bad output_dir, exit 2
+            raise UserError(
+                f"output_dir: cannot write {exc.filename or ctx.run_dir}: {exc.strerror or exc}; "
+                "free space or choose another output_dir"
+            ) from None
         user_error: Exception | None = None
         summary: Summary | None = None
         outcome: RunOutcome | None = None
@@ -208,13 +215,16 @@ class Run:
     def _log_error(self) -> None:
         """The traceback goes to the run's log, the one-line reason to the user."""
         log = self.ctx.run_dir / "logs" / "coordinator.log"
-        log.parent.mkdir(exist_ok=True)
-        with log.open("a") as fh:
-            traceback.print_exc(file=fh)
+        try:
+            log.parent.mkdir(exist_ok=True)
+            with log.open("a") as fh:
+                traceback.print_exc(file=fh)
+        except OSError:
+            pass  # the run directory cannot be written: the reason still reaches the console
 
     def _setup(self) -> None:
         ctx, scenario = self.ctx, self.scenario
-        (ctx.run_dir / "environment.json").write_text(environment_info(scenario, ctx.run_id))
+        write_atomic(ctx.run_dir / "environment.json", environment_info(scenario, ctx.run_id))
         ctx.target = lifecycle_for(scenario.target, ctx.run_id, ctx.run_dir)
         self.display.message(f"starting target {scenario.target.kind} ...")
         base_url = ctx.target.start(ctx.run_dir)
@@ -274,9 +284,12 @@ class Run:
         for name, value in fields.items():
             setattr(self.ledger, name, value)
         self.ledger.windows = list(self.ctx.windows)
-        self.ledger.note_children()
-        self.ledger.save()
         self._noted = time.monotonic()
+        try:
+            self.ledger.note_children()
+            self.ledger.save()
+        except OSError as exc:  # a full disk must not stop the run; the collector says so if it matters
+            self.display.message(f"[yellow]cannot update {exc.filename or 'the ledger'}: {exc.strerror}[/yellow]")
 
     def _on_batch(self, records: list[Any]) -> None:
         self.display.model.add(records)
@@ -344,8 +357,14 @@ class Run:
         if gone is not None:
             raise RedisLost(gone)
         self.cluster.check()
-        if self.collector.error is not None:
-            raise RedisLost(f"the collector lost Redis at {self.ctx.redis_url}: {self.collector.error}")
+        error = self.collector.error
+        if isinstance(error, OSError) and not isinstance(error, redis.RedisError):  # the run directory
+            where = f" {error.filename}" if error.filename else f" in {self.ctx.run_dir}"
+            raise ServiceError(
+                f"cannot write{where}: {error.strerror or error}; free space or choose another output_dir"
+            )
+        if error is not None:
+            raise RedisLost(f"the collector lost Redis at {self.ctx.redis_url}: {error}")
         down = self._down.down()
         if down is not None:
             raise TargetDown(down)
