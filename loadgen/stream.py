@@ -399,12 +399,22 @@ def safe_min_id(client: redis.Redis, stream: str, required_groups: Iterable[str]
     return f"{ms}-{seq}"
 
 
-def trim(client: redis.Redis, stream: str, required_groups: Iterable[str] = ()) -> int:
-    """Remove the entries no group needs any more (``XTRIM MINID``, exact); returns how many."""
+def trim(client: redis.Redis, stream: str, required_groups: Iterable[str] = (), *, keep_s: float = 0.0) -> int:
+    """Remove the entries no group needs any more (``XTRIM MINID``, exact); returns how many.
+
+    Entries written in the last ``keep_s`` seconds stay even so (an entry's id begins with the
+    millisecond Redis added it at): a group created that much later still finds them.
+    """
     min_id = safe_min_id(client, stream, required_groups)
-    if min_id is None or min_id == "0-1":
+    if min_id is None:
         return 0
-    return int(client.xtrim(stream, minid=min_id, approximate=False))
+    bound = _parse_id(min_id)
+    if keep_s > 0:
+        seconds, micros = client.time()
+        bound = min(bound, (int(seconds) * 1000 + int(micros) // 1000 - int(keep_s * 1000), 0))
+    if bound <= (0, 1):
+        return 0
+    return int(client.xtrim(stream, minid=f"{bound[0]}-{bound[1]}", approximate=False))
 
 
 # -- samples ------------------------------------------------------------------------------------
