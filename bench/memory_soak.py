@@ -1,6 +1,6 @@
 """Memory over a long run: does anything grow with the records?
 
-    python bench/memory_soak.py [--minutes 10] [--rate 200] [--every 15] [--warmup 60]
+    python bench/memory_soak.py [--minutes 10] [--rate 200] [--every 15] [--warmup SECONDS]
 
 Starts a real run (``python -m coordinator.cli run <scenario> --no-live``): the built-in
 simulator, one open-loop Poisson phase at ``--rate`` requests/s, 2 workers, a private
@@ -11,6 +11,10 @@ stream's length (XLEN) and how many records the run has collected so far (the st
 each process the growth (MB) from the first sample after ``--warmup`` seconds to the last
 sample of the load, and the bytes held per record collected in that interval. The aim: Redis
 flat (the stream trimmed as the run goes), the coordinator under 100 bytes per record.
+
+What is bounded still fills first: the stream keeps its last 30 s, the collector remembers
+the ids of the last 60 to 120 s (``coordinator.results.collector.RecentIds``). So the default
+warm-up is 150 s (half the run when that is shorter): growth after it is what the run adds.
 """
 
 from __future__ import annotations
@@ -116,11 +120,13 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=200.0, help="requests/s (open loop, Poisson)")
     parser.add_argument("--every", type=float, default=15.0, help="seconds between samples")
-    parser.add_argument("--warmup", type=float, default=60.0, help="growth is measured from the first sample after")
+    parser.add_argument("--warmup", type=float, default=None, help="growth is measured from the first sample after")
     parser.add_argument("--preset", default="instant", help="simulator preset (gpu-8b saturates at 200/s)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--keep", type=Path, default=None, help="keep the scenario and the run directory here")
     args = parser.parse_args()
+    if args.warmup is None:
+        args.warmup = min(150.0, args.minutes * 30)
 
     with tempfile.TemporaryDirectory(prefix="finishline-soak-") as tmp_name:
         tmp = args.keep if args.keep is not None else Path(tmp_name)
