@@ -72,6 +72,23 @@ def itl(attempt: Attempt) -> Iterator[float]:
             yield gap
 
 
+def itl_of_chunks(
+    chunk_us: npt.NDArray[np.int64], chunk_tokens: npt.NDArray[np.int64], first: npt.NDArray[np.bool_]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """:func:`itl` of many attempts at once, over their chunks laid end to end.
+
+    ``first`` marks each attempt's first chunk; ``chunk_tokens`` is as long as ``chunk_us``
+    (an attempt's missing counts given as 0). For every chunk but an attempt's first, returns
+    the per-token gap in seconds and how many tokens it counts for: ``np.repeat(gaps, tokens)``
+    is, value for value and in order, what :func:`itl` yields for each attempt in turn.
+    """
+    later = ~first[1:]
+    steps = (chunk_us[1:] - chunk_us[:-1])[later]
+    counts = chunk_tokens[1:][later]
+    tokens = np.where(counts > 0, counts, 1).astype(np.int64)
+    return steps / 1e6 / tokens, tokens  # the operations of itl(), in its order: the same floats
+
+
 def dispatch_delay(record: RequestRecord) -> float:
     return record.attempts[0].sent - record.scheduled if record.attempts else 0.0
 

@@ -84,6 +84,7 @@ class Requester:
     events: Any = None  # locust Events, or None outside Locust
     phase: str = ""  # the current phase: what units scheduled now belong to
     counters: RequestCounters = field(default_factory=RequestCounters)
+    begin: Callable[[], None] | None = None  # told before each logical request is sent (the sink counts it)
 
     def send(self, unit: Scheduling, request: LogicalRequest) -> tuple[RequestRecord, str | None]:
         """Send with retries, record, tell Locust; returns the record and (if asked) the reply text."""
@@ -113,8 +114,10 @@ class Requester:
         self.counters.requests += 1
         self.counters.in_flight += 1
         try:
+            if self.begin is not None:
+                self.begin()  # may wait on Redis: inside the try, so a stop then still leaves a record
             run_attempts(self.retry, one, unit.rng)
-        except gevent.GreenletExit:  # killed while waiting between attempts
+        except gevent.GreenletExit:  # killed before the first attempt or while waiting between attempts
             now = time.monotonic()
             waited = now - results[-1].attempt.end if results else 0.0
             never_sent = Attempt(

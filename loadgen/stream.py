@@ -48,7 +48,7 @@ class StreamKeys(NamedTuple):
     samples: str
     state: str
     bridge: str  # prefix of the bridge's keys: {bridge}:state:{consumer}, {bridge}:seen:{window}, ...
-    progress: str  # hash: worker -> logical requests it had begun when it last wrote (see RecordSink)
+    progress: str  # hash: worker -> logical requests it has begun (RecordSink.begin)
 
 
 def stream_keys(run_id: str) -> StreamKeys:
@@ -137,10 +137,11 @@ class RecordSink:
     again; the queue is bounded (``max_pending``): beyond it the oldest records are dropped and
     counted in :attr:`dropped`. :meth:`close` flushes whatever is left.
 
-    With ``begun`` (the worker's count of logical requests begun), every flush also writes that
-    count to the run's progress hash in the same transaction as the records, even when no record
-    is queued. The collector then knows, for a worker that died, how many requests it had begun
-    and never recorded: its lost records are counted, not hidden.
+    Before each logical request is sent, :meth:`begin` counts it in the run's progress hash
+    (``HINCRBY``, one round trip on loopback). The count reaches Redis before the request reaches
+    the server, so for a worker that dies, the requests it began and never recorded are exactly
+    its count minus its records received: lost records are counted, not hidden. When Redis does
+    not answer, the count is kept and added at the next that succeeds.
     """
 
     def __init__(
@@ -152,7 +153,6 @@ class RecordSink:
         maxlen: int | None = None,
         *,
         worker: str = "",
-        begun: Callable[[], int] | None = None,
         max_pending: int = 200_000,
     ) -> None:
         self.client = redis.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=30)
@@ -161,8 +161,9 @@ class RecordSink:
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.worker = worker
-        self.begun = begun
         self.max_pending = max_pending
+        self.begun = 0  # logical requests begun
+        self._unreported = 0  # begun but not yet counted in Redis (it did not answer)
         self._pending: list[tuple[str, bytes]] = []
         self._wake = gevent.event.Event()
         self._stopping = False
@@ -191,6 +192,16 @@ class RecordSink:
     def pending(self) -> int:
         return len(self._pending)
 
+    def begin(self) -> None:
+        """Count one logical request about to be sent, in Redis, now (see the class docstring)."""
+        self.begun += 1
+        count, self._unreported = self._unreported + 1, 0
+        try:
+            self.client.hincrby(self.keys.progress, self.worker, count)
+        except redis.RedisError:  # not counted: at the next begin that reaches Redis
+            self._unreported = count
+        # any other exception (the user stopped mid-call) leaves it counted: the command was sent
+
     def _run(self) -> None:
         while not self._stopping:
             self._wake.wait(self.flush_interval)
@@ -203,26 +214,19 @@ class RecordSink:
                 gevent.sleep(min(1.0, self.flush_interval * 5))
 
     def flush(self) -> int:
-        """Send everything queued now (and the progress count); on failure the batch goes back to
-        the front of the queue."""
+        """Send everything queued now; on failure the batch goes back to the front of the queue."""
         sent = 0
-        while True:
-            # begun is read before the batch is taken: every request it counts has its record in
-            # this batch, an earlier one, or still in flight
-            progress = (self.keys.progress, self.worker, self.begun()) if self.begun is not None else None
+        while self._pending:
             batch = self._pending[: self.batch_size * 4]
-            if not batch and (progress is None or sent):
-                return sent
             del self._pending[: len(batch)]
             try:
-                self.writer.write(batch, progress)
+                self.writer.write(batch)
             except BaseException:
                 self._pending[:0] = batch
                 raise
             sent += len(batch)
             self.sent += len(batch)
-            if not self._pending:
-                return sent
+        return sent
 
     def close(self, timeout: float = 30.0, unreachable_timeout: float = 3.0) -> None:
         """Stop the greenlet and flush what is left, retrying until ``timeout`` (``unreachable_timeout``
@@ -439,12 +443,22 @@ def safe_min_id(client: redis.Redis, stream: str, required_groups: Iterable[str]
     return f"{ms}-{seq}"
 
 
-def trim(client: redis.Redis, stream: str, required_groups: Iterable[str] = ()) -> int:
-    """Remove the entries no group needs any more (``XTRIM MINID``, exact); returns how many."""
+def trim(client: redis.Redis, stream: str, required_groups: Iterable[str] = (), *, keep_s: float = 0.0) -> int:
+    """Remove the entries no group needs any more (``XTRIM MINID``, exact); returns how many.
+
+    Entries written in the last ``keep_s`` seconds stay even so (an entry's id begins with the
+    millisecond Redis added it at): a group created that much later still finds them.
+    """
     min_id = safe_min_id(client, stream, required_groups)
-    if min_id is None or min_id == "0-1":
+    if min_id is None:
         return 0
-    return int(client.xtrim(stream, minid=min_id, approximate=False))
+    bound = _parse_id(min_id)
+    if keep_s > 0:
+        seconds, micros = client.time()
+        bound = min(bound, (int(seconds) * 1000 + int(micros) // 1000 - int(keep_s * 1000), 0))
+    if bound <= (0, 1):
+        return 0
+    return int(client.xtrim(stream, minid=f"{bound[0]}-{bound[1]}", approximate=False))
 
 
 # -- samples ------------------------------------------------------------------------------------

@@ -107,7 +107,6 @@ class WorkerRuntime:
                 opts.flush_interval,
                 opts.stream_maxlen,
                 worker=self.worker,
-                begun=lambda: self.requester.counters.requests,  # counted where a logical request begins
             )
             record = self.sink.add
         self.requester = Requester(
@@ -118,6 +117,7 @@ class WorkerRuntime:
             target=config.target.label,
             record=record,
             events=environment.events if environment is not None else None,
+            begin=self.sink.begin if self.sink is not None else None,
         )
         self.workloads: list[WorkloadSpec] = list(config.workloads)
         self.weights = [w.weight for w in self.workloads]

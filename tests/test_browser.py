@@ -185,8 +185,10 @@ def test_report_opens_offline_with_every_section_and_the_summary_numbers(
     assert percentiles["itl"][9] == f"{overall.latency_ms.itl.n:,}"
 
     errors = _tables(page, "section#errors table tr")[1:]
-    expected = [
-        [p, cls, f"{n:,}"] for p in summary.phases_order for cls, n in summary.phases[p].errors_by_class.items()
+    expected = [  # per class: requests that failed with it, attempts that did (retried ones too)
+        [p, cls, f"{g.errors_by_class.get(cls, 0):,}", f"{(g.attempts_by_class or {}).get(cls, 0):,}"]
+        for p, g in ((p, summary.phases[p]) for p in summary.phases_order)
+        for cls in sorted(set(g.errors_by_class) | set(g.attempts_by_class or {}) - {"ok"})
     ]
     assert errors == expected and expected, (errors, expected)
     slo = {r[0]: r for r in _tables(page, "section#slo table tr")[1:]}

@@ -397,7 +397,10 @@ def test_killing_redis_is_said_at_once_and_what_workers_could_not_send_is_counte
     summary = _summary(run_dir)
     seen = {r["attempts"][-1]["response_id"] for r in _records(run_dir) if r["attempts"]}
     missing = [t for t in trace if t["id"] not in seen]
-    assert summary.losses is not None and len(missing) == summary.losses.records_lost > 0
+    assert summary.losses is not None
+    # every request the server saw without a record is counted; the count may also hold requests
+    # stopped before they were sent (their cancelled records could not reach Redis either)
+    assert 0 < len(missing) <= summary.losses.records_lost <= len(missing) + 4  # 4 users
     time.sleep(0.5)
     assert _alive(children) == []
     _no_secret(run_dir)

@@ -2,11 +2,18 @@
 
 It reads with the consumer group ``collector`` and acknowledges an entry only after the
 record is flushed to the file, so a collector that dies loses nothing: the next one claims
-the pending entries. Records are de-duplicated by record id (ids already in the file are
-loaded at start), so each record is written exactly once even across restarts.
-An entry that holds no readable record is set aside in ``rejected.jsonl`` with the reason
-(the reader's policy, ``loadgen.stream.GroupReader``) and collection goes on.
-Worker samples (CPU, loop lag) are read from the samples stream for the self-check.
+the pending entries. Records are de-duplicated by record id against the ids collected lately
+(:class:`RecentIds`; at start, the file's last ids), so each record is written exactly once
+even across restarts. An entry that holds no readable record is set aside in
+``rejected.jsonl`` with the reason (the reader's policy, ``loadgen.stream.GroupReader``) and
+collection goes on. Worker samples (CPU, loop lag) are read from the samples stream for the
+self-check.
+
+A run may last hours: the collector keeps no record once it is in the file (the results read
+the file back at the end), only counts per phase, the samples (one per worker per second) and
+the recent ids; and it trims the stream below what every consumer group has acknowledged
+(``loadgen.stream.trim``), so Redis holds only what some reader still needs, whether or not
+the bridge runs.
 """
 
 from __future__ import annotations
@@ -16,8 +23,8 @@ import os
 import threading
 import time
 import zlib
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import orjson
@@ -25,12 +32,24 @@ import redis
 
 from loadgen.records import RequestRecord
 from loadgen.samples import WorkerSample
-from loadgen.stream import Batch, GroupReader, SampleReader, Unreadable, read_hash, stream_keys
+from loadgen.stream import Batch, GroupReader, SampleReader, Unreadable, read_hash, stream_keys, trim
 
 GROUP = "collector"
 RECORDS_FILE = "records.jsonl.gz"
 SAMPLES_FILE = "samples.jsonl.gz"
 REJECTED_FILE = "rejected.jsonl"  # entries no record could be read from, kept as they came, with why
+# A duplicate is a batch a worker's sink sent again because the reply to its first write was
+# lost: it comes again once the sink's socket timed out (30 s), or later only when Redis was
+# unreachable meanwhile, and then few records came in between. So ids are remembered for at
+# least DEDUP_IDS further ids and DEDUP_SECONDS (both), and at most twice the larger of the
+# two (RecentIds): about 110 bytes an id, 2.6 MB at 200 records/s, however long the run.
+DEDUP_IDS = 10_000
+DEDUP_SECONDS = 60.0
+TRIM_EVERY_S = 5.0
+# Trimming leaves the last seconds of entries even when every group has acknowledged them: a
+# group created a little later (the bridge starts after the collector, and the pre-flight
+# record is written in between) still reads them from the start of the stream.
+TRIM_KEEP_S = 30.0
 
 
 def read_records(path: Path) -> Iterator[RequestRecord]:
@@ -54,6 +73,39 @@ def _read_lines(path: Path) -> Iterator[bytes]:
                 yield line.rstrip(b"\n")
 
 
+class RecentIds:
+    """The record ids seen lately, in two generations of a set.
+
+    The current generation takes new ids; when it holds ``min_ids`` and is ``min_s`` old it
+    becomes the previous one, and the previous one is dropped. So an id is known for at least
+    ``min_ids`` further ids and ``min_s`` seconds, however slowly or quickly records come,
+    and memory holds at most twice the larger of the two.
+    """
+
+    def __init__(self, min_ids: int = DEDUP_IDS, min_s: float = DEDUP_SECONDS) -> None:
+        self.min_ids = min_ids
+        self.min_s = min_s
+        self._current: set[str] = set()
+        self._previous: set[str] = set()
+        self._since = time.monotonic()
+
+    def __contains__(self, rid: str) -> bool:
+        return rid in self._current or rid in self._previous
+
+    def __len__(self) -> int:
+        return len(self._current) + len(self._previous)
+
+    def add(self, rid: str) -> None:
+        self._current.add(rid)
+        if len(self._current) >= self.min_ids and time.monotonic() - self._since >= self.min_s:
+            self._previous, self._current = self._current, set()
+            self._since = time.monotonic()
+
+    def update(self, rids: Iterable[str]) -> None:
+        for rid in rids:
+            self.add(rid)
+
+
 class Collector:
     """Reads records and samples of one run; call :meth:`start` (thread) or :meth:`poll` yourself."""
 
@@ -64,6 +116,11 @@ class Collector:
         run_dir: Path,
         consumer: str = "collector-1",
         on_batch: Callable[[list[RequestRecord]], None] | None = None,
+        *,
+        trim_every_s: float | None = TRIM_EVERY_S,
+        trim_keep_s: float = TRIM_KEEP_S,
+        dedup_ids: int = DEDUP_IDS,
+        dedup_s: float = DEDUP_SECONDS,
     ) -> None:
         self.run_id = run_id
         self.run_dir = Path(run_dir)
@@ -74,19 +131,23 @@ class Collector:
         self.progress_key: str = keys.progress
         self._redis = redis.Redis.from_url(redis_url)
         self._lock = threading.Lock()
-        self._records: list[RequestRecord] = []
         self._samples: list[WorkerSample] = []
         self._latest: dict[str, WorkerSample] = {}  # worker -> its newest sample
         self._phase_counts: Counter[str] = Counter()
         self._worker_counts: Counter[str] = Counter()  # records received per worker
-        self._begun: dict[str, int] = {}  # worker -> logical requests it said it had begun (its last flush)
-        self._seen: set[str] = set()
+        self._begun: dict[str, int] = {}  # worker -> logical requests it has begun (the progress hash)
+        self._written = 0  # records in the file, those found there at start included
+        self._seen = RecentIds(dedup_ids, dedup_s)
+        self.trim_every_s = trim_every_s  # None: never trim (someone else does)
+        self.trim_keep_s = trim_keep_s
+        self._next_trim = time.monotonic() + (trim_every_s or 0.0)
+        self.trimmed = 0  # entries this collector trimmed from the stream
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.error: BaseException | None = None
         self.rejected = 0  # unreadable entries set aside in REJECTED_FILE
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._path = self.run_dir / RECORDS_FILE
+        self.path = self.run_dir / RECORDS_FILE
         self._recover_file()
         # Only one collector reads a run: any entry pending on another consumer name is a dead
         # collector's, claimed at the first read.
@@ -94,23 +155,33 @@ class Collector:
             self._redis, keys.records, GROUP, consumer, on_unreadable=self._reject, count=2000, claim_idle_s=0.0
         )
         self.sample_reader = SampleReader(self._redis, keys.samples)
-        self._file = gzip.open(self._path, "ab")  # last: nothing above can leave it open
+        self._file = gzip.open(self.path, "ab")  # last: nothing above can leave it open
 
     # -- setup ---------------------------------------------------------------------------
 
     def _recover_file(self) -> None:
-        """Load ids already written and rewrite the file whole (a crash may have cut its tail)."""
-        if not self._path.exists():
+        """Count what is already written, note its last ids, and rewrite the file whole (a crash
+        may have cut its tail), one line at a time.
+
+        Only the tail's ids can come again: the entries an earlier collector wrote but did not
+        acknowledge (one batch), and duplicates of records collected just before it.
+        """
+        if not self.path.exists():
             return
-        lines = list(_read_lines(self._path))
-        tmp = self._path.with_suffix(".tmp")
+        tail: deque[str] = deque(maxlen=self._seen.min_ids)
+        phases: Counter[str] = Counter()
+        tmp = self.path.with_suffix(".tmp")
         with gzip.open(tmp, "wb") as out:
-            for line in lines:
+            for line in _read_lines(self.path):
+                rec = RequestRecord.from_json(line)
+                tail.append(rec.id)
+                phases[rec.phase] += 1
                 out.write(line + b"\n")
-        os.replace(tmp, self._path)
-        recovered = [RequestRecord.from_json(line) for line in lines]
-        self._seen.update(rec.id for rec in recovered)
-        self._keep(recovered)
+        os.replace(tmp, self.path)
+        self._seen.update(tail)
+        with self._lock:
+            self._phase_counts.update(phases)
+            self._written += phases.total()
 
     # -- reading -------------------------------------------------------------------------
 
@@ -123,12 +194,20 @@ class Collector:
             raise
         self._read_samples()
         self._read_progress()
+        self._maybe_trim()
         return new
 
     def _read_progress(self) -> None:
         progress = {worker: int(begun) for worker, begun in read_hash(self._redis, self.progress_key).items()}
         with self._lock:
             self._begun.update(progress)
+
+    def _maybe_trim(self) -> None:
+        """Every ``trim_every_s``: drop the entries every group has acknowledged (the bridge's too)."""
+        if self.trim_every_s is None or time.monotonic() < self._next_trim:
+            return
+        self._next_trim = time.monotonic() + self.trim_every_s
+        self.trimmed += trim(self._redis, self.records_key, (GROUP,), keep_s=self.trim_keep_s)
 
     def _apply(self, batch: Batch) -> int:
         if not batch.ids:
@@ -144,7 +223,7 @@ class Collector:
             self._file.flush(zlib.Z_SYNC_FLUSH)
         self.reader.ack(batch)
         if fresh:
-            self._keep(fresh)
+            self._count(fresh)
             if self.on_batch is not None:
                 self.on_batch(fresh)
         return len(fresh)
@@ -156,10 +235,10 @@ class Collector:
             fh.write(line + b"\n")
         self.rejected += 1
 
-    def _keep(self, records: list[RequestRecord]) -> None:
-        """Records now in the file: kept for the summary and counted per phase."""
+    def _count(self, records: list[RequestRecord]) -> None:
+        """Records now in the file: counted per phase (phases bounded by a number of requests)."""
         with self._lock:
-            self._records.extend(records)
+            self._written += len(records)
             self._phase_counts.update(rec.phase for rec in records)
             self._worker_counts.update(rec.worker for rec in records)
 
@@ -224,10 +303,6 @@ class Collector:
 
     # -- what others read ----------------------------------------------------------------
 
-    def records(self) -> list[RequestRecord]:
-        with self._lock:
-            return list(self._records)
-
     def samples(self) -> list[WorkerSample]:
         with self._lock:
             return list(self._samples)
@@ -245,11 +320,12 @@ class Collector:
             return self._worker_counts.get(worker, 0)
 
     def lost_by_worker(self) -> dict[str, int]:
-        """Per worker that reported its progress: requests it had begun by its last flush and whose
-        record never arrived (0 for a worker that ended cleanly)."""
+        """Per worker that counted its requests: those it began whose record never arrived (0 for a
+        worker that ended cleanly)."""
         with self._lock:
             return {w: max(0, begun - self._worker_counts.get(w, 0)) for w, begun in self._begun.items()}
 
     def count(self) -> int:
+        """Records in the file (the results read them from :attr:`path`)."""
         with self._lock:
-            return len(self._records)
+            return self._written

@@ -13,9 +13,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
+from coordinator.results.columns import Mask, RecordColumns
 from coordinator.results.summary import PhaseWindow, Summary
-from loadgen import metrics
-from loadgen.records import RequestRecord
 from loadgen.samples import WorkerSample
 
 MAX_POINTS = 5000  # scatter plots are thinned to this many points (evenly), to keep the file small
@@ -36,23 +35,20 @@ def _thin(n: int) -> np.ndarray:
     return np.linspace(0, n - 1, MAX_POINTS).astype(int) if n > MAX_POINTS else np.arange(n)
 
 
-def latency_cdfs(records: Sequence[RequestRecord]) -> str:
-    """Empirical CDFs of TTFT, TPOT, ITL and E2E per workload (successful requests)."""
+def latency_cdfs(cols: RecordColumns, rows: Mask) -> str:
+    """Empirical CDFs of TTFT, TPOT, ITL and E2E per workload (the rows' successful requests)."""
     fig, axes = plt.subplots(1, 4, figsize=(13, 3.2), layout="constrained")
-    by_workload: dict[str, list[RequestRecord]] = {}
-    for rec in records:
-        if rec.ok:
-            by_workload.setdefault(rec.workload, []).append(rec)
+    by_workload = cols.workloads_in(rows & cols.ok)
     for ax, name in zip(axes, ("TTFT", "TPOT", "ITL", "E2E"), strict=True):
-        for workload, recs in sorted(by_workload.items()):
+        for workload, ok in by_workload:
             if name == "ITL":
-                vals = [v for r in recs for v in metrics.itl(r.final)]
+                vals = cols.itl(ok)
             else:
-                fn = {"TTFT": metrics.ttft, "TPOT": metrics.tpot, "E2E": metrics.e2e}[name]
-                vals = [v for v in (fn(r.final) for r in recs) if v is not None]
-            if not vals:
+                vals = cols.values[name.lower()][ok]
+                vals = vals[~np.isnan(vals)]  # undefined (a TPOT of one token)
+            if not vals.size:
                 continue
-            xs = np.sort(np.asarray(vals)) * 1000
+            xs = np.sort(vals) * 1000
             ys = np.arange(1, xs.size + 1) / xs.size
             idx = _thin(xs.size)
             ax.plot(xs[idx], ys[idx], label=workload)
@@ -98,17 +94,17 @@ def _phase_bands(ax: Any, windows: Sequence[PhaseWindow], origin: float, label: 
         )
 
 
-def over_time(records: Sequence[RequestRecord], windows: Sequence[PhaseWindow]) -> str:
+def over_time(cols: RecordColumns, windows: Sequence[PhaseWindow]) -> str:
     """TTFT and median ITL of each successful request against time, phases shaded."""
-    ok = [r for r in records if r.ok and r.attempts]
+    ok = np.flatnonzero(cols.ok)
     fig, axes = plt.subplots(2, 1, figsize=(13, 5), sharex=True, layout="constrained")
-    origin = min([w.start for w in windows] + [r.scheduled for r in ok] or [0.0])
-    if ok:
-        idx = _thin(len(ok))
-        chosen = [ok[i] for i in idx]
-        t = np.array([r.final.sent - origin for r in chosen])
-        ttfts = np.array([metrics.ttft(r.final) or np.nan for r in chosen]) * 1000
-        itls = np.array([np.median(list(metrics.itl(r.final)) or [np.nan]) for r in chosen]) * 1000
+    origin = min([w.start for w in windows] + ([float(cols.scheduled[ok].min())] if ok.size else []) or [0.0])
+    if ok.size:
+        chosen = ok[_thin(ok.size)]
+        t = cols.sent[chosen] - origin
+        ttfts = cols.values["ttft"][chosen] * 1000
+        starts = cols.itl_starts()
+        itls = np.array([_median(cols.itl_of_row(int(i), starts)) for i in chosen]) * 1000
         axes[0].scatter(t, ttfts, s=3, alpha=0.5)
         axes[1].scatter(t, itls, s=3, alpha=0.5, color="C1")
     for ax in axes:
@@ -117,6 +113,10 @@ def over_time(records: Sequence[RequestRecord], windows: Sequence[PhaseWindow]) 
     axes[1].set_ylabel("median ITL (ms)")
     axes[1].set_xlabel("seconds since start (request sent)")
     return to_svg(fig)
+
+
+def _median(values: np.ndarray) -> float:
+    return float(np.median(values)) if values.size else float("nan")
 
 
 def per_phase(summary: Summary) -> str:

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from coordinator import registry
 from coordinator.results import figures
+from coordinator.results.columns import Mask, RecordColumns, as_columns
 from coordinator.results.files import write_atomic
 from coordinator.results.outcome import Outcome
 from coordinator.results.summary import ALL, GroupSummary, LatencyStats, Summary
 from loadgen import metrics
-from loadgen.records import RequestRecord
+from loadgen.records import OK, RequestRecord
 from loadgen.samples import WorkerSample
 
 _CSS = """
@@ -225,16 +226,27 @@ def slo_section(summary: Summary) -> str:
 
 
 def errors_table(summary: Summary) -> str:
+    """Per phase and error class: requests that failed with it, and attempts that did (retried ones too)."""
     rows = []
     for phase in summary.phases_order:
-        for cls, n in summary.phases[phase].errors_by_class.items():
-            rows.append(f'<tr><td class="l">{_e(phase)}</td><td class="l">{_e(cls)}</td><td>{n:,}</td></tr>')
+        group = summary.phases[phase]
+        attempts = group.attempts_by_class  # None in a summary written before attempts were counted
+        classes = set(group.errors_by_class) | {c for c in attempts or () if c != OK}
+        for cls in sorted(classes):
+            tried = "–" if attempts is None else f"{attempts.get(cls, 0):,}"
+            rows.append(
+                f'<tr><td class="l">{_e(phase)}</td><td class="l">{_e(cls)}</td>'
+                f"<td>{group.errors_by_class.get(cls, 0):,}</td><td>{tried}</td></tr>"
+            )
     if not rows:
         return "<p>No failed requests.</p>"
     return (
-        '<table><tr><th class="l">phase</th><th class="l">error class</th><th>requests</th></tr>'
+        '<table><tr><th class="l">phase</th><th class="l">error class</th><th>requests</th>'
+        "<th>attempts</th></tr>"
         + "".join(rows)
         + "</table>"
+        + '<p class="note">requests: failed with this class in the end; attempts: every attempt that did, '
+        "retried ones included (how often the server answered so).</p>"
     )
 
 
@@ -244,19 +256,19 @@ def _figure(svg: str | None, caption: str) -> str:
     return f"<figure>{svg}<figcaption class='note'>{_e(caption)}</figcaption></figure>"
 
 
-def _cdf_records(summary: Summary, records: Sequence[RequestRecord]) -> tuple[list[RequestRecord], str]:
+def _cdf_rows(summary: Summary, cols: RecordColumns) -> tuple[Mask, str]:
     """The CDFs show the same requests as the whole-run percentiles (warm-up left out)."""
     unmeasured = set(summary.unmeasured_phases)
-    measured = [r for r in records if r.phase not in unmeasured]
-    if measured or not records:
+    measured = ~cols.of_phases(unmeasured)
+    if measured.any() or not cols.n:
         note = " Warm-up phases left out, as in the whole-run table." if unmeasured else ""
         return measured, f"Empirical CDF per workload, successful requests.{note}"
-    return list(records), "Empirical CDF per workload, successful requests (warm-up only: nothing else ran)."
+    return cols.everything(), "Empirical CDF per workload, successful requests (warm-up only: nothing else ran)."
 
 
 def render(
     summary: Summary,
-    records: Sequence[RequestRecord],
+    records: RecordColumns | Iterable[RequestRecord],
     samples: Sequence[WorkerSample],
     scenario_yaml: str = "",
     environment: str = "",
@@ -266,7 +278,8 @@ def render(
     windows = run.phases
     title = f"finishline — {run.scenario} — {run.id}"
     extras = run.extras
-    cdf_records, cdf_caption = _cdf_records(summary, records)
+    cols = as_columns(records)
+    cdf_rows, cdf_caption = _cdf_rows(summary, cols)
     parts = [
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>",
         f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>",
@@ -282,14 +295,14 @@ def render(
         _section(
             "latency",
             "Latency distributions",
-            _figure(figures.latency_cdfs(cdf_records), cdf_caption),
+            _figure(figures.latency_cdfs(cols, cdf_rows), cdf_caption),
             f"<h3>{_e(_whole_run(summary).capitalize())}, all percentiles</h3>",
             percentile_table(summary.all),
         ),
         _section(
             "over-time",
             "Over time",
-            _figure(figures.over_time(records, windows), "Each dot is one successful request; phases shaded."),
+            _figure(figures.over_time(cols, windows), "Each dot is one successful request; phases shaded."),
         ),
         _section(
             "per-phase",
@@ -329,11 +342,12 @@ def feature_sections(run_dir: Path) -> list[str]:
 def write_report(
     path: Path,
     summary: Summary,
-    records: Sequence[RequestRecord],
+    records: RecordColumns | Iterable[RequestRecord],
     samples: Sequence[WorkerSample],
     scenario_yaml: str = "",
     environment: str = "",
 ) -> Path:
+    """``records``: the run's columns, or records in hand."""
     page = render(summary, records, samples, scenario_yaml, environment, feature_sections(path.parent))
     return write_atomic(path, page)
 

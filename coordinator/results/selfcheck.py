@@ -8,12 +8,12 @@ past its limit the run's result is marked invalid with the reason, never silentl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from loadgen import metrics
+from coordinator.results.columns import RecordColumns, as_columns
 from loadgen.records import RequestRecord
 from loadgen.samples import WorkerSample
 
@@ -64,9 +64,9 @@ class SelfCheckResult(BaseModel):
 
 
 def evaluate(
-    samples: Sequence[WorkerSample], records: Sequence[RequestRecord], limits: SelfCheckLimits
+    samples: Sequence[WorkerSample], records: RecordColumns | Iterable[RequestRecord], limits: SelfCheckLimits
 ) -> SelfCheckResult:
-    """The verdict with its figures."""
+    """The verdict with its figures; ``records``: the run's columns, or records in hand."""
     reasons: list[str] = []
     by_worker: dict[str, list[WorkerSample]] = {}
     for s in samples:
@@ -95,7 +95,8 @@ def evaluate(
                 f"worker {worker} gevent loop lag p99 {lag_p99:.0f} ms > "
                 f"{limits.loop_lag_ms:.0f} ms: add workers or lower the load"
             )
-    delays = np.array([metrics.dispatch_delay(r) for r in records if r.attempts], dtype=float) * 1000.0
+    cols = as_columns(records)
+    delays = cols.values["dispatch_delay"][cols.attempts > 0] * 1000.0  # loadgen.metrics.dispatch_delay
     dispatch = None
     if delays.size:
         dispatch = DispatchDelay(

@@ -1,19 +1,19 @@
 """Exact summaries of a run: numpy over every record, never averages of per-worker percentiles.
 
-Each record's values are computed once (``loadgen.metrics``), however many groups it belongs
-to (its phase, its workload in that phase, the run, its workload in the run); each group is
-then a few numpy columns. What comes out is a :class:`~coordinator.results.summary.Summary`.
+Each record's values are computed once (``loadgen.metrics``), into the run's columns
+(:mod:`coordinator.results.columns`); each group (its phase, its workload in that phase, the
+run, its workload in the run) is a mask over them. What comes out is a
+:class:`~coordinator.results.summary.Summary`.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
+from coordinator.results.columns import Mask, RecordColumns, as_columns
 from coordinator.results.selfcheck import SelfCheckResult
 from coordinator.results.slo import Slo
 from coordinator.results.status import RunStatus
@@ -36,24 +36,9 @@ from loadgen import metrics
 from loadgen.records import OK, RequestRecord
 
 Floats = npt.NDArray[np.float64]
-
-
-@dataclass(slots=True)
-class _Columns:
-    """Per-request values of one group as numpy arrays, built once."""
-
-    ok: npt.NDArray[np.bool_]
-    values: dict[str, Floats] = field(default_factory=dict)  # per-request metric (s), NaN if undefined
-    itl: Floats = field(default_factory=lambda: np.empty(0))
-    output_tokens: Floats = field(default_factory=lambda: np.empty(0))
-    prompt_tokens: Floats = field(default_factory=lambda: np.empty(0))
-
+Records = RecordColumns | Iterable[RequestRecord]
 
 _PERCENTILE_FIELDS = tuple(percentile_field(p) for p in metrics.PERCENTILES)
-_NAMES = tuple(name for name in metrics.LATENCY_METRICS if name != "itl")
-# Per-record values, computed once per record however many groups it belongs to.
-_Row = tuple[tuple[float, ...], Floats, float, float]
-Cache = dict[int, _Row]
 
 
 def _finite_ms(values_s: Floats) -> Floats:
@@ -73,66 +58,40 @@ def percentile_stats(values_s: Floats) -> LatencyStats:
     return LatencyStats.model_validate(fields)
 
 
-def _row(rec: RequestRecord) -> _Row:
-    if not rec.attempts:
-        return (tuple(np.nan for _ in _NAMES), np.empty(0), 0.0, 0.0)
-    vals = metrics.request_values(rec)
-    row = tuple(np.nan if (v := vals[name]) is None else float(v) for name in _NAMES)
-    itl = np.fromiter(metrics.itl(rec.final), dtype=float) if rec.ok else np.empty(0)
-    return (row, itl, float(metrics.output_tokens(rec)), float(metrics.prompt_tokens(rec)))
-
-
-def _columns(records: Sequence[RequestRecord], cache: Cache | None = None) -> _Columns:
-    cache = {} if cache is None else cache
-    n = len(records)
-    ok = np.fromiter((r.ok for r in records), dtype=bool, count=n)
-    rows = []
-    for rec in records:
-        row = cache.get(id(rec))
-        if row is None:
-            row = cache[id(rec)] = _row(rec)
-        rows.append(row)
-    table = np.array([r[0] for r in rows], dtype=float).reshape(n, len(_NAMES))
-    values = {name: table[:, i] for i, name in enumerate(_NAMES)}
-    itl = np.concatenate([r[1] for r in rows]) if rows else np.empty(0)
-    out_tok = np.array([r[2] for r in rows], dtype=float)
-    in_tok = np.array([r[3] for r in rows], dtype=float)
-    return _Columns(ok=ok, values=values, itl=itl, output_tokens=out_tok, prompt_tokens=in_tok)
-
-
-def summarize_group(
-    records: Sequence[RequestRecord],
-    duration_s: float | None,
-    slo: Slo | None = None,
-    cache: Cache | None = None,
-) -> GroupSummary:
+def summarize_group(records: Records, duration_s: float | None, slo: Slo | None = None) -> GroupSummary:
     """Everything reported for one group of records (a phase, a workload, or the run)."""
-    cols = _columns(records, cache)
-    n = len(records)
-    outcomes = Counter(r.outcome for r in records)
+    cols = as_columns(records)
+    return _group(cols, cols.everything(), duration_s, slo)
+
+
+def _group(cols: RecordColumns, rows: Mask, duration_s: float | None, slo: Slo | None) -> GroupSummary:
+    n = int(rows.sum())
     if duration_s is None or duration_s <= 0:
-        duration_s = _span(records)
-    ok_mask = cols.ok
+        duration_s = _span(cols, rows)
+    ok_mask = cols.ok[rows]
+    values = {name: column[rows] for name, column in cols.values.items()}
     n_ok = int(ok_mask.sum())
-    ok_values = {name: cols.itl if name == "itl" else cols.values[name][ok_mask] for name in metrics.LATENCY_METRICS}
+    ok_values = {name: cols.itl(rows) if name == "itl" else values[name][ok_mask] for name in metrics.LATENCY_METRICS}
     latency = LatencyByMetric.model_validate({name: percentile_stats(v) for name, v in ok_values.items()})
-    good = ok_mask if slo is None else slo.rule().good_all(ok_mask, cols.values)
+    good = ok_mask if slo is None else slo.rule().good_all(ok_mask, values)
     n_good = int(good.sum())
-    out_tokens = float(cols.output_tokens[ok_mask].sum())
+    out_tokens = float(cols.output_tokens[rows][ok_mask].sum())
+    attempts = cols.attempts[rows]
     per_s: Callable[[float], float | None] = (lambda x: x / duration_s) if duration_s else (lambda x: None)
     return GroupSummary(
         count=n,
         ok=n_ok,
         errors=n - n_ok,
-        errors_by_class={k: v for k, v in sorted(outcomes.items()) if k != OK},
-        retries=sum(r.retries for r in records),
-        attempts=sum(len(r.attempts) for r in records),
-        requests_with_retries=sum(1 for r in records if r.retries),
+        errors_by_class={k: v for k, v in cols.outcomes(rows).items() if k != OK},
+        attempts_by_class=cols.attempt_classes(rows),
+        retries=int(np.maximum(attempts - 1, 0).sum()),
+        attempts=int(attempts.sum()),
+        requests_with_retries=int((attempts > 1).sum()),
         duration_s=duration_s,
         requests_per_s=per_s(n),
         ok_requests_per_s=per_s(n_ok),
         output_tokens=int(out_tokens),
-        prompt_tokens=int(cols.prompt_tokens[ok_mask].sum()),
+        prompt_tokens=int(cols.prompt_tokens[rows][ok_mask].sum()),
         output_tokens_per_s=per_s(out_tokens),
         goodput=Goodput(requests=n_good, share=(n_good / n) if n else None, per_s=per_s(n_good)),
         latency_ms=latency,
@@ -160,33 +119,23 @@ def slo_verdict(ok_values: dict[str, Floats], slo: Slo) -> SloVerdict:
     return SloVerdict(checks=checks, met=all(met) if met else None)
 
 
-def _span(records: Sequence[RequestRecord]) -> float | None:
-    if not records:
+def _span(cols: RecordColumns, rows: Mask) -> float | None:
+    if not rows.any():
         return None
-    start = min(r.scheduled for r in records)
-    end = max(r.end for r in records)
+    start = float(cols.scheduled[rows].min())
+    end = float(cols.end[rows].max())
     return max(end - start, 1e-9)
 
 
-def _group_by(records: Iterable[RequestRecord], attr: str) -> dict[str, list[RequestRecord]]:
-    groups: dict[str, list[RequestRecord]] = {}
-    for rec in records:
-        groups.setdefault(getattr(rec, attr), []).append(rec)
-    return groups
-
-
-def _with_workloads(
-    records: Sequence[RequestRecord], duration_s: float | None, slo: Slo | None, cache: Cache
-) -> GroupWithWorkloads:
+def _with_workloads(cols: RecordColumns, rows: Mask, duration_s: float | None, slo: Slo | None) -> GroupWithWorkloads:
     """A group's summary with one summary per workload under ``workloads`` (same duration)."""
-    entry = summarize_group(records, duration_s, slo, cache)
-    by_workload = _group_by(records, "workload")
-    workloads = {w: summarize_group(rs, duration_s, slo, cache) for w, rs in sorted(by_workload.items())}
+    entry = _group(cols, rows, duration_s, slo)
+    workloads = {w: _group(cols, sub, duration_s, slo) for w, sub in cols.workloads_in(rows)}
     return GroupWithWorkloads(**dict(entry), workloads=workloads)
 
 
 def summarize(
-    records: Iterable[RequestRecord],
+    records: Records,
     phases: Sequence[PhaseWindow] = (),
     slo: Slo | None = None,
     *,
@@ -198,28 +147,28 @@ def summarize(
 ) -> Summary:
     """The run's summary: overall, per phase, and per phase and workload.
 
-    Phases in ``unmeasured`` (warm-ups) are summarised on their own but left out of ``all``.
-    Without ``run``, the run's part holds only the phases and the number of records.
+    ``records``: the run's columns (:func:`~coordinator.results.columns.read_columns`), or
+    records in hand. Phases in ``unmeasured`` (warm-ups) are summarised on their own but left
+    out of ``all``. Without ``run``, the run's part holds only the phases and the number of records.
     """
-    recs = list(records)
-    cache: Cache = {}
-    by_phase = _group_by(recs, "phase")
+    cols = as_columns(records)
+    present = set(cols.phases)
     windows = {w.name: w for w in phases}
-    order = [w.name for w in phases if w.name in by_phase] + sorted(set(by_phase) - set(windows))
+    order = [w.name for w in phases if w.name in present] + sorted(present - set(windows))
     phase_out: dict[str, GroupWithWorkloads] = {}
     total_duration = 0.0
     for name in order:
-        group = by_phase[name]
+        rows = cols.of_phase(name)
         win = windows.get(name)
         duration = (win.end - win.start) if win is not None and win.end is not None else None
         if name not in unmeasured:
-            total_duration += duration or (_span(group) or 0.0)
-        phase_out[name] = _with_workloads(group, duration, slo, cache)
-    measured = [r for r in recs if r.phase not in unmeasured]
-    overall = _with_workloads(measured, total_duration or None, slo, cache)
+            total_duration += duration or (_span(cols, rows) or 0.0)
+        phase_out[name] = _with_workloads(cols, rows, duration, slo)
+    measured = ~cols.of_phases(unmeasured)
+    overall = _with_workloads(cols, measured, total_duration or None, slo)
     return Summary(
         version=SUMMARY_VERSION,
-        run=run if run is not None else RunInfo(phases=tuple(phases), records=len(recs)),
+        run=run if run is not None else RunInfo(phases=tuple(phases), records=cols.n),
         status=RunStatus.PARTIAL if partial else RunStatus.COMPLETE,
         partial=partial,
         partial_reason=partial_reason,

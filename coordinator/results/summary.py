@@ -117,6 +117,12 @@ class GroupSummary(_Document):
     ok: int = Field(ge=0)
     errors: int = Field(ge=0)
     errors_by_class: dict[str, int] = Field(description="failed requests per error class (loadgen.records)")
+    attempts_by_class: dict[str, int] | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="every attempt per its own class, retried ones included (ok too): how many 429s the server "
+        "sent; absent from summaries written before it was counted",
+    )
     retries: int = Field(ge=0, description="attempts after the first, over all requests")
     attempts: int = Field(ge=0)
     requests_with_retries: int = Field(ge=0)

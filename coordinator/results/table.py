@@ -1,4 +1,9 @@
-"""``summary.csv``: the summary flattened to one row per (phase, workload), for spreadsheets."""
+"""``summary.csv``: the summary flattened to one row per (phase, workload), for spreadsheets.
+
+The last column, ``attempts_by_class``, is there when the summary counts attempts by class
+(every summary written since it does); a summary written before has none, and its CSV is
+exactly what it was.
+"""
 
 from __future__ import annotations
 
@@ -28,43 +33,57 @@ _COUNT_KEYS = (
 )
 
 
-def header() -> list[str]:
+def header(attempts: bool = True) -> list[str]:
+    """The columns; ``attempts``: with ``attempts_by_class`` (see the module's docstring)."""
     cols = ["phase", "workload", *_COUNT_KEYS, "goodput_requests", "goodput_share", "goodput_per_s"]
     for name in metrics.LATENCY_METRICS:
         cols.extend(f"{name}_{label}_ms" for label, _ in _STATS)
     cols.append("errors_by_class")
+    if attempts:
+        cols.append("attempts_by_class")
     return cols
 
 
-def _row(phase: str, workload: str, group: GroupSummary) -> list[Any]:
+def _classes(counts: dict[str, int]) -> str:
+    return ";".join(f"{k}={v}" for k, v in counts.items())
+
+
+def _counts_attempts(summary: Summary) -> bool:
+    return summary.all.attempts_by_class is not None
+
+
+def _row(phase: str, workload: str, group: GroupSummary, attempts: bool) -> list[Any]:
     good = group.goodput
     row: list[Any] = [phase, workload, *(getattr(group, k) for k in _COUNT_KEYS)]
     row.extend([good.requests, good.share, good.per_s])
     for name in metrics.LATENCY_METRICS:
         stats = group.latency_ms.get(name)
         row.extend(getattr(stats, attr) for _, attr in _STATS)
-    row.append(";".join(f"{k}={v}" for k, v in group.errors_by_class.items()))
+    row.append(_classes(group.errors_by_class))
+    if attempts:
+        row.append(_classes(group.attempts_by_class or {}))
     return ["" if v is None else v for v in row]
 
 
 def rows(summary: Summary) -> list[list[Any]]:
     """Every row: each phase (workload ``all`` then each workload), then the whole run."""
+    attempts = _counts_attempts(summary)
     out: list[list[Any]] = []
     for phase in summary.phases_order:
         group = summary.phases[phase]
-        out.append(_row(phase, ALL, group))
+        out.append(_row(phase, ALL, group, attempts))
         for workload, sub in group.workloads.items():
-            out.append(_row(phase, workload, sub))
+            out.append(_row(phase, workload, sub, attempts))
     overall = summary.all
-    out.append(_row(ALL, ALL, overall))
+    out.append(_row(ALL, ALL, overall, attempts))
     for workload, sub in overall.workloads.items():
-        out.append(_row(ALL, workload, sub))
+        out.append(_row(ALL, workload, sub, attempts))
     return out
 
 
 def write_csv(summary: Summary, path: Path) -> Path:
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(header())
+        writer.writerow(header(_counts_attempts(summary)))
         writer.writerows(rows(summary))
     return path

@@ -1,6 +1,8 @@
 """Write a run's results: ``summary.json``, ``summary.csv`` and ``report.html``, from the records.
 
 The run hands over what it knows as :class:`RunFacts`; nothing here reads the run's own objects.
+The records are read back from the collector's file in one pass into compact columns
+(:mod:`coordinator.results.columns`): the run held none of them while it lasted.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.results.collector import Collector
+from coordinator.results.columns import read_columns
 from coordinator.results.files import write_atomic
 from coordinator.results.losses import Losses
 from coordinator.results.outcome import Checks, judge
@@ -47,8 +50,8 @@ class RunFacts:
 def write_results(
     run_dir: Path, facts: RunFacts, collector: Collector, status: RunStatus, reason: str | None
 ) -> Summary:
-    """Summarise every record the collector wrote; returns the summary."""
-    records = collector.records()
+    """Summarise every record the collector wrote (call after :meth:`Collector.finish`); returns the summary."""
+    records = read_columns(collector.path)
     samples = collector.samples()
     check = evaluate(samples, records, facts.selfcheck)
     run_info = RunInfo(
@@ -57,7 +60,7 @@ def write_results(
         target=facts.target,
         started_wall=facts.started_wall,
         phases=tuple(facts.windows),
-        records=len(records),
+        records=records.n,
         extras=facts.extras,
     )
     summary = summarize(

@@ -42,11 +42,17 @@ class Snapshot:
 
 
 class ProgressModel:
-    """Rolling window and totals, fed by the collector thread, read by the display (locked)."""
+    """Rolling window and totals, fed by the collector thread, read by the display (locked).
+
+    It holds a few numbers per request of the last ``window_s`` only: requests that ended
+    before that, as of the newest one added, leave the window when the next ones come, so a
+    run of hours without a live display (``--no-live`` reads it only at phase ends) stays small.
+    """
 
     def __init__(self, window_s: float = 10.0) -> None:
         self.window_s = window_s
         self._window: deque[tuple[float, float | None, float | None, int]] = deque()  # end, ttft, tpot, tokens
+        self._newest = float("-inf")  # the latest end added
         self.requests = 0
         self.errors = 0
         self.retries = 0
@@ -62,12 +68,18 @@ class ProgressModel:
         for rec in records:
             self.requests += 1
             self.retries += rec.retries
+            self._newest = max(self._newest, rec.end)
             if not rec.ok:
                 self.errors += 1
                 self._window.append((rec.end, None, None, 0))
                 continue
             final = rec.final
             self._window.append((rec.end, metrics.ttft(final), metrics.tpot(final), metrics.output_tokens(rec)))
+        self._drop_before(self._newest - self.window_s)
+
+    def _drop_before(self, cutoff: float) -> None:
+        while self._window and self._window[0][0] < cutoff:
+            self._window.popleft()
 
     def set_phase(self, name: str, started: float) -> None:
         self.phase = name
@@ -76,8 +88,7 @@ class ProgressModel:
     def snapshot(self, samples: dict[str, WorkerSample], now: float | None = None) -> Snapshot:
         now = time.monotonic() if now is None else now
         with self._lock:
-            while self._window and self._window[0][0] < now - self.window_s:
-                self._window.popleft()
+            self._drop_before(now - self.window_s)
             rows = [r for r in self._window if r[0] >= self.phase_started]  # this phase's requests only
         span = min(self.window_s, max(now - self.phase_started, 1e-3))
         ttfts = np.array([r[1] for r in rows if r[1] is not None], dtype=float) * 1000
