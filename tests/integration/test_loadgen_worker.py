@@ -30,7 +30,7 @@ from loadgen.users import USER_CLASSES, OpenLoopDispatcher, PhaseUsersDispatcher
 from tests.fixtures.simulator import run_simulator
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _record(i: int) -> RequestRecord:

@@ -11,7 +11,7 @@ from coordinator.results.slo import Slo
 from coordinator.results.summarize import summarize
 from loadgen import metrics
 from loadgen.records import Attempt, RequestRecord
-from tests.test_results import make_record
+from tests.unit.test_results import make_record
 
 
 def _no_token(t0: float = 100.0) -> RequestRecord:

@@ -31,7 +31,7 @@ from dashboards import build
 from dashboards.names import docker_only
 from loadgen import metrics
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 SIMULATOR = {
     "faults": {"rates": {"503": 0.06, "500": 0.03, "reset": 0.03}, "retry_after_seconds": 0},

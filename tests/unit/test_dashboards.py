@@ -16,7 +16,7 @@ from dashboards import build, rules
 from dashboards import names as n
 from loadgen import metrics
 
-ROOT = Path(__file__).resolve().parents[1] / "dashboards"
+ROOT = Path(__file__).resolve().parents[2] / "dashboards"
 
 
 def _panels(board: dict) -> list[dict]:

@@ -11,7 +11,7 @@ from coordinator.results.slo import Slo
 from coordinator.results.summarize import summarize
 from coordinator.results.summary import PhaseWindow, RunInfo
 from loadgen.samples import WorkerSample
-from tests.test_results import make_record
+from tests.unit.test_results import make_record
 
 
 def _run(tmp_path: Path, partial: bool = False, cpu: float = 10.0) -> str:

@@ -26,7 +26,7 @@ from coordinator.results.status import RunStatus
 from coordinator.results.summary import read_summary
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _scenario(tmp: Path, phases: str, workers: int = 2) -> Path:

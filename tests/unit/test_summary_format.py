@@ -29,9 +29,9 @@ from coordinator.results.summary import (
 from coordinator.results.table import write_csv
 from loadgen import metrics
 from loadgen.errors import UserError
-from tests.test_results import make_record
+from tests.unit.test_results import make_record
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 V1 = ("summary-v1.json", "summary-v1-partial.json")
 

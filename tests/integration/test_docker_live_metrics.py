@@ -32,11 +32,11 @@ from dashboards import build
 from dashboards.names import docker_only
 from loadgen import metrics
 from loadgen.stream import stream_keys
-from tests.test_bridge_live import panel_exprs, substitute
+from tests.integration.test_bridge_live import panel_exprs, substitute
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MEMORY = 384 * 1024 * 1024
 
 

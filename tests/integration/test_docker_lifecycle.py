@@ -128,7 +128,7 @@ def test_owner_interrupted_or_killed_leaves_no_container(docker_clean, base_imag
         stdout=subprocess.PIPE,
         text=True,
         stderr=subprocess.DEVNULL,  # the KeyboardInterrupt traceback of the SIGINT case
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"

@@ -12,7 +12,7 @@ from coordinator.results.collector import GROUP, Collector, read_records
 from coordinator.services.redis_server import RedisServer
 from loadgen.samples import WorkerSample
 from loadgen.stream import RecordWriter, SampleWriter, stream_keys
-from tests.test_results import make_record
+from tests.unit.test_results import make_record
 
 
 def _xadd(client: redis.Redis, run_id: str, records: list) -> None:

@@ -33,7 +33,7 @@ from coordinator.results.summary import read_summary
 from tests.fixtures.browser import VIEWPORT, WatchedPage
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 120.0
 
 

@@ -15,7 +15,7 @@ from coordinator.scenario.schema import schema_json
 from coordinator.scenario.targets import SimulatorTarget, UrlTarget
 from loadgen.errors import UserError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BASE = """\
 name: demo
 target: {kind: simulator}

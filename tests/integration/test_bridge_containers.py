@@ -153,7 +153,7 @@ def test_container_alerts_fire_on_an_oom_kill_and_near_the_limit_only(tmp_path) 
     from dashboards.rules import container_alerts
 
     assert shutil.which("promtool"), "promtool (Debian prometheus) is needed"
-    rules = Path(__file__).resolve().parents[1] / "dashboards" / "prometheus" / "alert_rules.yml"
+    rules = Path(__file__).resolve().parents[2] / "dashboards" / "prometheus" / "alert_rules.yml"
     shutil.copy(rules, tmp_path / "alert_rules.yml")
     text = CONTAINER_ALERT_TESTS
     for alert, tag in zip(container_alerts(), ("OOM", "MEM")):

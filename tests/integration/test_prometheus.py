@@ -23,9 +23,9 @@ from dashboards.rules import alerts
 from loadgen import metrics
 from loadgen.samples import WorkerSample
 from loadgen.stream import SampleWriter, stream_keys
-from tests.test_bridge import make_record, xadd
+from tests.integration.test_bridge_redis import make_record, xadd
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "dashboards" / "prometheus"
 
 

@@ -29,7 +29,7 @@ from coordinator.results.summary import read_summary
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CPUS = 1.5
 WARM_REQUESTS = 16
 
