@@ -16,22 +16,20 @@ import json
 import re
 import signal
 import subprocess
-import sys
 import time
 from bisect import bisect_left
 from pathlib import Path
 from typing import Any
 
 import psutil
-import pytest
 import yaml
 
 from coordinator.results.summary import read_summary
-from dashboards import build
 from dashboards.names import docker_only
 from loadgen import metrics
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.factories import write_scenario
+from tests.fixtures.cli import start_finishline, the_run_dir
+from tests.fixtures.dashboards import panel_queries, rule_queries
 
 SIMULATOR = {
     "faults": {"rates": {"503": 0.06, "500": 0.03, "reset": 0.03}, "retry_after_seconds": 0},
@@ -63,7 +61,7 @@ def scenario(tmp: Path) -> dict[str, Any]:
     }
 
 
-def kill_bridge_once(run: subprocess.Popen[bytes], after_s: float, timeout: float = 60.0) -> bool:
+def kill_bridge_once(run: subprocess.Popen[str], after_s: float, timeout: float = 60.0) -> bool:
     """SIGKILL the run's bridge process ``after_s`` seconds after it first appears."""
     deadline = time.monotonic() + timeout
     seen_at = None
@@ -86,42 +84,11 @@ def kill_bridge_once(run: subprocess.Popen[bytes], after_s: float, timeout: floa
     return False
 
 
-def substitute(expr: str, run_id: str) -> str:
-    """Grafana's variables as Grafana would render them for this run."""
-    for var, value in (
-        ("$__rate_interval", "1m"),
-        ("$__interval", "15s"),
-        ("$__range", "10m"),
-        ("$baseline", run_id),
-        ("$run", run_id),
-        ("$phase", ".*"),
-        ("$workload", ".*"),
-    ):
-        expr = expr.replace(var, value)
-    assert "$" not in expr, expr
-    return expr
-
-
-def panel_exprs(board: dict[str, Any]) -> list[tuple[str, str]]:
-    out = []
-    stack = list(board["panels"])
-    while stack:
-        panel = stack.pop()
-        stack.extend(panel.get("panels", []))
-        for target in panel.get("targets", []) or []:
-            out.append((panel["title"], target["expr"]))
-    return out
-
-
-@pytest.mark.slow
 def test_live_run_prometheus_agrees_with_the_run(tmp_path: Path, prometheus_server) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "sim.yaml").write_text(yaml.safe_dump(SIMULATOR))
-    path = tmp_path / "scenario.yaml"
-    path.write_text(yaml.safe_dump(scenario(tmp_path)))
+    path = write_scenario(tmp_path, scenario(tmp_path))
     log = (tmp_path / "run.log").open("wb")
-    run = subprocess.Popen(
-        [sys.executable, "-m", "coordinator.cli", "run", str(path)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-    )
+    run = start_finishline("run", str(path), stdout=log, stderr=subprocess.STDOUT)
     try:
         killed = kill_bridge_once(run, after_s=7.0)
         rc = run.wait(timeout=240)
@@ -133,7 +100,7 @@ def test_live_run_prometheus_agrees_with_the_run(tmp_path: Path, prometheus_serv
     output = (tmp_path / "run.log").read_text()
     assert rc in (0, 1), output[-3000:]  # 1: the self-check may call a loaded 2-core machine saturated
     assert killed, output[-3000:]
-    (run_dir,) = list((tmp_path / "runs").iterdir())
+    run_dir = the_run_dir(tmp_path)
     summary = read_summary(run_dir / "summary.json")
     live = json.loads((run_dir / "live_metrics.json").read_text())
     run_id = summary.run.id
@@ -175,27 +142,10 @@ def test_live_run_prometheus_agrees_with_the_run(tmp_path: Path, prometheus_serv
     assert abs(bisect_left(buckets, est) - bisect_left(buckets, exact)) <= 1, (est, exact)
 
     # every expression of every dashboard panel, recording rule and alert signal has data
-    empty = []
-    checked = 0
-    for name in build.DASHBOARDS:
-        board = json.loads((ROOT / "dashboards" / "json" / name).read_text())
-        for title, expr in panel_exprs(board):
-            if docker_only(expr):
-                continue  # container series exist only in Docker runs: tests/test_docker_live_metrics.py
-            checked += 1
-            if not prom.query(substitute(expr, run_id), at=at):
-                empty.append(f"{name} / {title}: {expr}")
-    for file_name in ("recording_rules.yml", "alert_rules.yml"):
-        doc = yaml.safe_load((ROOT / "dashboards" / "prometheus" / file_name).read_text())
-        for group in doc["groups"]:
-            for rule in group["rules"]:
-                expr = rule["expr"] if "record" in rule else rule["annotations"]["signal"]
-                if docker_only(expr):
-                    continue
-                checked += 1
-                if not prom.query(expr, at=at):
-                    empty.append(f"{file_name} / {rule.get('record') or rule.get('alert')}: {expr}")
-    assert checked > 60
+    # (container series exist only in Docker runs: tests/integration/test_docker_live_metrics.py)
+    queries = [(where, expr) for where, expr in panel_queries(run_id) + rule_queries() if not docker_only(expr)]
+    empty = [f"{where}: {expr}" for where, expr in queries if not prom.query(expr, at=at)]
+    assert len(queries) > 60
     assert not empty, "\n".join(empty)
     # recorded series were written live during the run (not only computable afterwards)
     assert prom.query(f"run:finishline_ttft_seconds:p50_1m{sel}", at=at)

@@ -18,7 +18,6 @@ import queue
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -30,53 +29,31 @@ import pytest
 
 from coordinator.results.collector import read_records
 from coordinator.results.summary import read_summary
+from tests.factories import simulator_scenario, write_scenario
 from tests.fixtures.browser import VIEWPORT, WatchedPage
+from tests.fixtures.cli import start_finishline, the_run_dir, wait_gone
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser]
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.browser
 RUN_TIMEOUT_S = 120.0
 
 
-def _scenario(tmp: Path, phases: str) -> Path:
+def _scenario(tmp: Path, *phases: dict[str, Any]) -> Path:
     """Two workloads against the built-in simulator, which fails 15% of requests with HTTP 500."""
     (tmp / "simulator.yaml").write_text('faults:\n  rates: {"500": 0.15}\n')
-    path = tmp / "scenario.yaml"
-    path.write_text(f"""\
-name: browser
-target: {{kind: simulator, preset: gpu-8b, config: simulator.yaml}}
-workloads:
-  - name: chat
-    weight: 2
-    prompt: {{kind: synthetic, tokens: {{kind: uniform, min: 50, max: 300}}}}
-    output: {{kind: uniform, min: 8, max: 40}}
-  - name: summarise
-    weight: 1
-    prompt: {{kind: synthetic, tokens: 600}}
-    output: 24
-phases:
-{phases}
-slo: {{ttft_ms: 300, tpot_ms: 40, percentile: 99}}
-workers: 1
-output_dir: {tmp / "runs"}
-drain_timeout: 5
-""")
-    return path
+    scenario = simulator_scenario(
+        tmp,
+        list(phases),
+        name="browser",
+        target={"kind": "simulator", "preset": "gpu-8b", "config": "simulator.yaml"},
+        slo={"ttft_ms": 300, "tpot_ms": 40, "percentile": 99},
+        workers=1,
+        drain_timeout=5,
+    )
+    return write_scenario(tmp, scenario)
 
 
 def _cli(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "coordinator.cli", *args],
-        cwd=ROOT,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def _run_dir(tmp: Path) -> Path:
-    dirs = list((tmp / "runs").iterdir())
-    assert len(dirs) == 1, dirs
-    return dirs[0]
+    return start_finishline(*args, stderr=subprocess.STDOUT)
 
 
 def _tables(page: Any, selector: str) -> list[list[str]]:
@@ -117,15 +94,14 @@ def test_report_opens_offline_with_every_section_and_the_summary_numbers(
 ) -> None:
     scenario = _scenario(
         tmp_path,
-        """\
-  - {name: warmup, kind: warmup, users: 2, duration: 1s}
-  - {name: steady, users: 6, duration: 3s}
-  - {name: poisson, rate: 10, arrival: {kind: poisson}, duration: 2s}""",
+        {"name": "warmup", "kind": "warmup", "users": 2, "duration": "1s"},
+        {"name": "steady", "users": 6, "duration": "3s"},
+        {"name": "poisson", "rate": 10, "arrival": {"kind": "poisson"}, "duration": "2s"},
     )
     proc = _cli("run", str(scenario), "--no-live")
     out, _ = proc.communicate(timeout=RUN_TIMEOUT_S)
     assert proc.returncode == 0, out
-    run_dir = _run_dir(tmp_path)
+    run_dir = the_run_dir(tmp_path)
     summary = read_summary(run_dir / "summary.json")
     report = run_dir / "report.html"
 
@@ -238,7 +214,8 @@ def test_web_ui_runs_the_llm_users_and_sigint_leaves_results_and_no_process(
     # a warm-up first: traffic started from the UI must still be measured, not left out as warm-up
     scenario = _scenario(
         tmp_path,
-        "  - {name: warmup, kind: warmup, users: 2, duration: 5s}\n  - {name: steady, users: 3, duration: 60s}",
+        {"name": "warmup", "kind": "warmup", "users": 2, "duration": "5s"},
+        {"name": "steady", "users": 3, "duration": "60s"},
     )
     proc = _cli("run", str(scenario), "--web", "--no-live")
     seen: list[str] = []
@@ -285,14 +262,12 @@ def test_web_ui_runs_the_llm_users_and_sigint_leaves_results_and_no_process(
                     child.kill()
             raise
 
-    time.sleep(0.5)  # let the kernel reap what the run stopped
+    wait_gone(children)  # what the run stopped, reaped
     while not lines.empty():
         seen.append(lines.get_nowait())
-    alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
-    assert alive == [], [(c.pid, c.name()) for c in alive]
     assert proc.returncode in (0, 130), "".join(seen)
 
-    run_dir = _run_dir(tmp_path)
+    run_dir = the_run_dir(tmp_path)
     records = list(read_records(run_dir / "records.jsonl.gz"))
     summary = read_summary(run_dir / "summary.json")
     assert len(records) == summary.run.records >= stats[("POST", "chat")] + stats[("POST", "summarise")]

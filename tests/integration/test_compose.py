@@ -1,4 +1,9 @@
-"""compose.yaml: valid for Docker Compose, loopback only, and every file it mounts exists."""
+"""compose.yaml as Docker Compose resolves it (``docker-compose config``): valid, loopback only,
+every file it mounts exists, its images are finishline's.
+
+What needs no Compose (the scenario it runs, what its Prometheus scrapes) is in
+``tests/unit/test_compose_files.py``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.paths import ROOT
+
 COMPOSE = ROOT / "compose.yaml"
 SERVICES = {"redis", "prometheus", "grafana", "simulator", "model", "coordinator", "locust-web"}
 
@@ -67,28 +73,6 @@ def test_mounted_files_exist_and_the_model_is_limited(resolved: dict[str, Any]) 
     model = resolved["services"]["model"]
     assert model["image"] == "finishline/llamacpp:latest"
     assert float(model["cpus"]) > 0 and model["mem_limit"]
-
-
-def test_prometheus_scrapes_the_stack_with_the_projects_rules() -> None:
-    config = yaml.safe_load((ROOT / "dashboards/prometheus/compose-prometheus.yml").read_text())
-    targets = {t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
-    assert targets == {"127.0.0.1:9464", "127.0.0.1:8080", "127.0.0.1:8000"}
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.fail("promtool is missing: apt-get install prometheus")
-    for rules in ("recording_rules.yml", "alert_rules.yml"):
-        proc = subprocess.run(
-            [promtool, "check", "rules", str(ROOT / "dashboards/prometheus" / rules)], capture_output=True, text=True
-        )
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-
-
-def test_the_compose_scenario_is_valid() -> None:
-    from coordinator.scenario.loader import validate_file
-
-    scenario, problems = validate_file(ROOT / "targets/images/compose/scenario.yaml")
-    assert problems == [] and scenario is not None
-    assert scenario.target.base_url == "http://127.0.0.1:8080/v1"  # the compose model service
 
 
 def test_images_named_in_compose_and_examples_are_the_ones_finishline_builds(resolved: dict[str, Any]) -> None:

@@ -22,7 +22,7 @@ from coordinator.docker.report import render_container_section
 from coordinator.docker.spec import ColdStartPhase, DockerTargetSpec
 from loadgen.records import RequestRecord
 
-pytestmark = [pytest.mark.slow, pytest.mark.docker]
+pytestmark = pytest.mark.docker
 
 STARTUP_S = 0.8
 
@@ -89,9 +89,11 @@ def test_cold_starts_record_every_step_and_every_refusal(docker_clean, simulator
 def test_oom_start_ends_the_phase_with_a_verdict(docker_clean, simulator_image, tmp_path: Path) -> None:
     spec = DockerTargetSpec(name="sim", image=simulator_image, memory="8m", readiness_timeout_s=60, stop_timeout_s=1)
     records: list[RequestRecord] = []
-    with DockerTarget(spec, f"t-oom-{uuid.uuid4().hex[:8]}", tmp_path, docker_clean) as target:
-        with pytest.raises(TargetFailed) as failed:  # the run ends (partial) with the verdict
-            ColdStartRunner(ColdStartPhase(starts=3), target, target.run_id, records.append).run()
+    with (
+        DockerTarget(spec, f"t-oom-{uuid.uuid4().hex[:8]}", tmp_path, docker_clean) as target,
+        pytest.raises(TargetFailed) as failed,  # the run ends (partial) with the verdict
+    ):
+        ColdStartRunner(ColdStartPhase(starts=3), target, target.run_id, records.append).run()
     assert failed.value.verdict == "oom" and "target.memory" in str(failed.value)
     saved = json.loads((tmp_path / "cold_start.json").read_text())
     assert saved["verdict"] == "oom" and len(saved["starts"]) == 1

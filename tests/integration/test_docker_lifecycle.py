@@ -24,8 +24,10 @@ from coordinator.docker.images import BASE_IMAGE, ensure_image
 from coordinator.docker.lifecycle import DockerTarget, TargetFailed
 from coordinator.docker.spec import DockerTargetSpec, HealthSpec
 from loadgen.errors import UserError
+from tests.fixtures.waiting import wait_for
+from tests.paths import ROOT
 
-pytestmark = [pytest.mark.slow, pytest.mark.docker]
+pytestmark = pytest.mark.docker
 
 HTTP_SERVER = ["python3", "-m", "http.server", "{port}", "--bind", "127.0.0.1"]
 
@@ -37,16 +39,15 @@ def base_image(docker_engine):  # type: ignore[no-untyped-def]
 
 
 def spec(**kw: object) -> DockerTargetSpec:
-    fields: dict[str, object] = dict(
-        image=BASE_IMAGE,
-        command=HTTP_SERVER,
-        health=HealthSpec(endpoint="/"),
-        readiness_timeout_s=20,
-        stop_timeout_s=1,
-        stats_interval_s=0.5,
-    )
-    fields.update(kw)
-    return DockerTargetSpec.model_validate(fields)
+    fields: dict[str, object] = {
+        "image": BASE_IMAGE,
+        "command": HTTP_SERVER,
+        "health": HealthSpec(endpoint="/"),
+        "readiness_timeout_s": 20,
+        "stop_timeout_s": 1,
+        "stats_interval_s": 0.5,
+    }
+    return DockerTargetSpec.model_validate(fields | kw)
 
 
 def test_ready_stats_log_and_removal(docker_clean, base_image, tmp_path: Path) -> None:
@@ -61,7 +62,12 @@ def test_ready_stats_log_and_removal(docker_clean, base_image, tmp_path: Path) -
         assert host["NetworkMode"] == "host"
         assert host["NanoCpus"] == 500_000_000 and host["Memory"] == 256 * 1024 * 1024
         assert container.labels[RUN_LABEL] == run_id
-        time.sleep(1.6)  # a few stats samples
+        stats = tmp_path / "container_stats.jsonl"
+        wait_for(  # a few stats samples of the first container, written as they come
+            lambda: stats.exists() and len(stats.read_text().splitlines()) >= 2,
+            timeout=15,
+            what="two stats samples",
+        )
         second = target.start_container()  # a fresh container replaces the first
         assert second.number == 2
     assert leftover_containers(docker_clean, run_id) == []
@@ -80,9 +86,11 @@ def test_memory_limit_below_need_is_an_oom_verdict(docker_clean, base_image, tmp
     hog = ["python3", "-c", "x = bytearray(256 * 1024 * 1024); import time; time.sleep(60)"]
     run_id = f"t-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
-    with DockerTarget(spec(command=hog, memory="64m"), run_id, tmp_path, docker_clean) as target:
-        with pytest.raises(TargetFailed) as failed:
-            target.start_container()
+    with (
+        DockerTarget(spec(command=hog, memory="64m"), run_id, tmp_path, docker_clean) as target,
+        pytest.raises(TargetFailed) as failed,
+    ):
+        target.start_container()
     assert failed.value.verdict == "oom"
     assert "target.memory" in str(failed.value)
     assert time.monotonic() - started < 15  # a verdict, not a hang until the readiness timeout
@@ -91,14 +99,14 @@ def test_memory_limit_below_need_is_an_oom_verdict(docker_clean, base_image, tmp
 
 
 def test_exit_and_timeout_verdicts(docker_clean, base_image, tmp_path: Path) -> None:
-    with DockerTarget(spec(command=["sh", "-c", "echo broken >&2; exit 3"]), "t-exit", tmp_path, docker_clean) as t:
-        with pytest.raises(TargetFailed) as failed:
-            t.start_container()
+    exits = spec(command=["sh", "-c", "echo broken >&2; exit 3"])
+    with DockerTarget(exits, "t-exit", tmp_path, docker_clean) as t, pytest.raises(TargetFailed) as failed:
+        t.start_container()
     assert failed.value.verdict == "exited" and "code 3" in str(failed.value)
     assert "broken" in (tmp_path / "container.log").read_text()
-    with DockerTarget(spec(command=["sleep", "30"], readiness_timeout_s=1), "t-timeout", tmp_path, docker_clean) as t:
-        with pytest.raises(TargetFailed) as failed:
-            t.start_container()
+    never_ready = spec(command=["sleep", "30"], readiness_timeout_s=1)
+    with DockerTarget(never_ready, "t-timeout", tmp_path, docker_clean) as t, pytest.raises(TargetFailed) as failed:
+        t.start_container()
     assert failed.value.verdict == "timeout"
 
 
@@ -128,7 +136,7 @@ def test_owner_interrupted_or_killed_leaves_no_container(docker_clean, base_imag
         stdout=subprocess.PIPE,
         text=True,
         stderr=subprocess.DEVNULL,  # the KeyboardInterrupt traceback of the SIGINT case
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=ROOT,
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
@@ -160,9 +168,11 @@ def test_image_built_from_the_scenarios_context(docker_clean, base_image, tmp_pa
             assert target.health_ok()
         (context / "Dockerfile").write_text(f"FROM {base_image}\nRUN exit 7\n")
         broken = spec(image=tag + "-broken", build={"context": str(context)})
-        with DockerTarget(broken, "t-build-broken", tmp_path, docker_clean) as target:
-            with pytest.raises(UserError, match="target.build: building .* failed"):
-                target.prepare()
+        with (
+            DockerTarget(broken, "t-build-broken", tmp_path, docker_clean) as target,
+            pytest.raises(UserError, match=r"target\.build: building .* failed"),
+        ):
+            target.prepare()
         assert docker_clean.containers.list(all=True, filters={"ancestor": base_image}) == []  # no build leftovers
     finally:
         docker_clean.images.remove(tag, force=True)

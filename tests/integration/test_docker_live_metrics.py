@@ -4,23 +4,18 @@
   (so the run has two containers) and ``metrics: {prometheus: true}``: Prometheus' container
   series exist, every value it holds is one of the run directory's stats samples, the
   limits and counters agree with ``container.json``, and every dashboard panel and alert
-  signal over container series returns data (``tests/test_bridge_live.py`` skips those).
+  signal over container series returns data (``tests/integration/test_bridge_live.py`` skips those).
 - An OOM kill of a container that was ready reaches the bridge's counter within seconds.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from prometheus_client import generate_latest
 
 from coordinator.bridge.consumer import Bridge, BridgeOptions
 from coordinator.docker.engine import leftover_containers
@@ -28,15 +23,17 @@ from coordinator.docker.images import BASE_IMAGE, SIMULATOR_IMAGE, ensure_image
 from coordinator.docker.lifecycle import DockerTarget
 from coordinator.docker.live import ContainerPublisher
 from coordinator.docker.spec import DockerTargetSpec, HealthSpec
-from dashboards import build
 from dashboards.names import docker_only
 from loadgen import metrics
 from loadgen.stream import stream_keys
-from tests.integration.test_bridge_live import panel_exprs, substitute
+from tests.factories import write_scenario
+from tests.fixtures.cli import finishline, the_run_dir
+from tests.fixtures.dashboards import panel_queries, rule_queries
+from tests.fixtures.services import exposed_series
+from tests.fixtures.waiting import wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.docker]
+pytestmark = pytest.mark.docker
 
-ROOT = Path(__file__).resolve().parents[2]
 MEMORY = 384 * 1024 * 1024
 
 
@@ -79,18 +76,10 @@ def values(result: list[dict[str, Any]]) -> list[float]:
 def test_docker_run_container_series_agree_with_the_stats_file(  # type: ignore[no-untyped-def]
     docker_clean, images, tmp_path: Path, prometheus_server
 ) -> None:
-    path = tmp_path / "scenario.yaml"
-    path.write_text(yaml.safe_dump(scenario(tmp_path)))
-    proc = subprocess.run(
-        [sys.executable, "-m", "coordinator.cli", "run", str(path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = finishline("run", str(write_scenario(tmp_path, scenario(tmp_path))), timeout=300)
     output = proc.stdout + proc.stderr
     assert proc.returncode in (0, 1), output[-3000:]  # 1: the self-check may call a loaded 2-core machine saturated
-    (run_dir,) = list((tmp_path / "runs").iterdir())
+    run_dir = the_run_dir(tmp_path)
     run_id = run_dir.name
     assert leftover_containers(docker_clean, run_id) == []
     live = json.loads((run_dir / "live_metrics.json").read_text())
@@ -131,36 +120,15 @@ def test_docker_run_container_series_agree_with_the_stats_file(  # type: ignore[
         "job",
     }
 
-    # the container panels and alert signals have data in a Docker run
-    empty, checked = [], 0
-    for name in build.DASHBOARDS:
-        board = json.loads((ROOT / "dashboards" / "json" / name).read_text())
-        for title, expr in panel_exprs(board):
-            if docker_only(expr):
-                checked += 1
-                if not prom.query(substitute(expr, run_id), at=at):
-                    empty.append(f"{name} / {title}: {expr}")
-    doc = yaml.safe_load((ROOT / "dashboards" / "prometheus" / "alert_rules.yml").read_text())
-    for group in doc["groups"]:
-        for rule in group["rules"]:
-            if docker_only(rule["annotations"]["signal"]):
-                checked += 1
-                if not prom.query(rule["annotations"]["signal"], at=at):
-                    empty.append(f"alert {rule['alert']}: {rule['annotations']['signal']}")
-    assert checked >= 5
+    # the container panels, rules and alert signals have data in a Docker run
+    queries = [(where, expr) for where, expr in panel_queries(run_id) + rule_queries() if docker_only(expr)]
+    empty = [f"{where}: {expr}" for where, expr in queries if not prom.query(expr, at=at)]
+    assert len(queries) >= 5
     assert not empty, "\n".join(empty)
 
 
 def _exposed(bridge: Bridge) -> dict[str, float]:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    text = generate_latest(bridge.registry).decode()
-    return {
-        s.name: s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name.startswith("finishline_container_")
-    }
+    return {name: value for name, (_, value) in exposed_series(bridge.registry, "finishline_container_").items()}
 
 
 def test_an_oom_kill_after_ready_reaches_the_bridge(docker_clean, images, redis_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -188,14 +156,17 @@ def test_an_oom_kill_after_ready_reaches_the_bridge(docker_clean, images, redis_
         try:
             seen: dict[str, float] = {}
             running_seen = False
-            deadline = time.monotonic() + 25
-            while time.monotonic() < deadline:
+
+            def oom_counted() -> bool:
+                nonlocal seen, running_seen
                 bridge.poll()
                 seen = _exposed(bridge)
                 running_seen |= "finishline_container_memory_bytes" in seen
-                if seen.get("finishline_container_oom_kills_total") == 1.0:
-                    break
-                time.sleep(0.1)
+                return seen.get("finishline_container_oom_kills_total") == 1.0
+
+            wait_for(
+                oom_counted, timeout=25, what=lambda: f"the OOM kill in the bridge's counters: {seen}", interval=0.1
+            )
         finally:
             publisher.stop()
             bridge.close()

@@ -14,30 +14,24 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from coordinator.docker.engine import PID_LABEL, RUN_LABEL
 from coordinator.results.status import RunStatus
 from coordinator.results.summary import read_summary
+from tests.factories import write_scenario
+from tests.fixtures.cli import finishline, start_finishline, the_run_dir
+from tests.fixtures.waiting import wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.docker]
+pytestmark = pytest.mark.docker
 
-ROOT = Path(__file__).resolve().parents[2]
 CPUS = 1.5
 WARM_REQUESTS = 16
-
-
-def finishline(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "coordinator.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
-    )
 
 
 def scenario(tmp_path: Path, starts: int, warm: dict[str, Any], memory: str = "1g") -> Path:
@@ -61,9 +55,7 @@ def scenario(tmp_path: Path, starts: int, warm: dict[str, Any], memory: str = "1
         "workers": 1,
         "output_dir": str(tmp_path / "runs"),
     }
-    path = tmp_path / "scenario.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return write_scenario(tmp_path, data)
 
 
 @pytest.fixture(scope="module")
@@ -90,14 +82,15 @@ def test_cold_starts_then_warm_concurrent_chat(docker_clean, images_built: str, 
     path = scenario(tmp_path, starts=3, warm={"users": 4, "requests": WARM_REQUESTS, "duration": 120})
     proc = finishline("run", str(path), "--no-live")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (run_dir,) = (tmp_path / "runs").iterdir()
+    run_dir = the_run_dir(tmp_path)
 
     cold = json.loads((run_dir / "cold_start.json").read_text())
     assert cold["verdict"] is None and len(cold["starts"]) == 3
     for start in cold["starts"]:
         assert start["steps"]["to_ready"] > 0 and start["steps"]["ready"] > 0
         assert start["steps"]["first_token"] > 0
-    records = [json.loads(line) for line in gzip.open(run_dir / "records.jsonl.gz")]
+    with gzip.open(run_dir / "records.jsonl.gz") as fh:
+        records = [json.loads(line) for line in fh]
     by = lambda phase, workload=None: [  # noqa: E731
         r for r in records if r["phase"] == phase and (workload is None or r["workload"] == workload)
     ]
@@ -142,21 +135,17 @@ def test_cold_starts_then_warm_concurrent_chat(docker_clean, images_built: str, 
 
 def test_interrupted_run_leaves_no_container(docker_clean, images_built: str, tmp_path: Path) -> None:
     path = scenario(tmp_path, starts=6, warm={"users": 2, "duration": 60})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "coordinator.cli", "run", str(path), "--no-live"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_finishline("run", str(path), "--no-live", stdout=subprocess.DEVNULL)
     try:
         ours = {"label": [RUN_LABEL, f"{PID_LABEL}={proc.pid}"]}
-        deadline = time.monotonic() + 120
         seen: set[str] = set()
-        while len(seen) < 3 and time.monotonic() < deadline and proc.poll() is None:  # mid cold-start phase
-            seen |= {c.id for c in docker_clean.containers.list(all=True, filters=ours)}
-            time.sleep(0.2)
-        assert len(seen) >= 3, "the run never reached its second cold start"
+
+        def second_cold_start() -> bool:  # the run's first container, then two cold starts: mid-phase
+            assert proc.poll() is None, "the run ended before its second cold start"
+            seen.update(c.id for c in docker_clean.containers.list(all=True, filters=ours))
+            return len(seen) >= 3
+
+        wait_for(second_cold_start, timeout=120, what="the run's second cold start", interval=0.2)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -165,7 +154,7 @@ def test_interrupted_run_leaves_no_container(docker_clean, images_built: str, tm
             proc.wait()
     assert proc.returncode != 0
     assert docker_clean.containers.list(all=True, filters=ours) == [], err[-2000:]
-    (run_dir,) = (tmp_path / "runs").iterdir()
+    run_dir = the_run_dir(tmp_path)
     assert read_summary(run_dir / "summary.json").status == RunStatus.PARTIAL
     assert (run_dir / "container.log").exists()
     assert os.path.exists(run_dir / "records.jsonl.gz")
@@ -179,7 +168,7 @@ def test_memory_limit_below_the_model_is_an_oom_verdict(docker_clean, images_bui
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
     assert "OOM killer at memory limit 200m; raise target.memory" in last and "Traceback" not in proc.stderr
-    (run_dir,) = (tmp_path / "runs").iterdir()
+    run_dir = the_run_dir(tmp_path)
     assert "Verdict: OOM" in (run_dir / "report.html").read_text()
     (container,) = json.loads((run_dir / "container.json").read_text())
     assert container["oom_killed"] and container["verdict"] == "oom"

@@ -1,22 +1,30 @@
-"""loadgen against the real simulator and its ground-truth trace (same clock: time.monotonic)."""
+"""loadgen against the real simulator and its ground-truth trace (same clock: time.monotonic).
+
+The client against stand-in servers that need no process is ``tests/unit/test_loadgen_client.py``.
+"""
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import time
+import urllib.request
 from typing import Any
 
 import gevent
 import pytest
+from gevent.monkey import get_original
+from prometheus_client.parser import text_string_to_metric_families
 
 from loadgen import metrics
-from loadgen.config import PHASE_MESSAGE, PhaseCommand, WorkerConfig
+from loadgen.client import EndpointClient
+from loadgen.config import PHASE_MESSAGE, PhaseCommand, TargetConfig, WorkerConfig
 from loadgen.local import LocalWorker
 from loadgen.records import RequestRecord
-from tests.fixtures.simulator import run_simulator
-
-pytestmark = pytest.mark.slow
+from loadgen.spec import SamplingParams
+from tests.fixtures.simulator import SimulatorHandle, run_simulator
+from tests.fixtures.waiting import wait_for
 
 
 def worker_config(
@@ -46,6 +54,14 @@ def by_id(trace: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {t["id"]: t for t in trace}
 
 
+def trace_of(sim: SimulatorHandle, records: list[RequestRecord]) -> dict[str, dict[str, Any]]:
+    """The simulator's trace by completion id, once it holds a line for every request that succeeded
+    (the server writes one as it finishes a reply, a moment after the client has it)."""
+    wanted = {r.final.response_id for r in records if r.ok}
+    wait_for(lambda: wanted <= by_id(sim.read_trace()).keys(), timeout=10, what=f"trace lines of {len(wanted)} replies")
+    return by_id(sim.read_trace())
+
+
 def test_ttft_itl_and_tokens_match_the_trace_at_64_streams() -> None:
     with run_simulator(preset="gpu-8b") as sim:
         cfg = worker_config(
@@ -60,8 +76,7 @@ def test_ttft_itl_and_tokens_match_the_trace_at_64_streams() -> None:
             ],
         )
         records, stats = run_closed(cfg, users=64, seconds=6)
-        time.sleep(0.3)
-        trace = by_id(sim.read_trace())
+        trace = trace_of(sim, records)
     ok = [r for r in records if r.ok]
     assert len(ok) >= 150
     # A user's first request also opens its connection (TCP handshake, the server's accept queue
@@ -106,8 +121,7 @@ def test_multi_token_chunks_are_accounted_per_token() -> None:
             ],
         )
         records, _ = run_closed(cfg, users=4, seconds=2)
-        time.sleep(0.2)
-        trace = by_id(sim.read_trace())
+        trace = trace_of(sim, records)
     ok = [r for r in records if r.ok]
     assert ok
     for r in ok:
@@ -195,8 +209,7 @@ def test_session_prompts_grow_turn_by_turn() -> None:
             ],
         )
         records, _ = run_closed(cfg, users=2, seconds=3)
-        time.sleep(0.2)
-        trace = by_id(sim.read_trace())
+        trace = trace_of(sim, records)
     sessions: dict[str, list[RequestRecord]] = {}
     for r in records:
         if r.ok:
@@ -206,8 +219,8 @@ def test_session_prompts_grow_turn_by_turn() -> None:
     for turns in complete:
         turns.sort(key=lambda r: int(r.step or 0))
         prompts = [trace[r.final.response_id]["prompt_tokens"] for r in turns]
-        assert all(b > a + 10 for a, b in zip(prompts, prompts[1:])), prompts  # history + reply + new turn
-        gaps = [b.final.sent - a.final.end for a, b in zip(turns, turns[1:])]
+        assert all(b > a + 10 for a, b in itertools.pairwise(prompts)), prompts  # history + reply + new turn
+        gaps = [b.final.sent - a.final.end for a, b in itertools.pairwise(turns)]
         assert all(g >= 0.05 for g in gaps)  # think time between turns
 
 
@@ -233,8 +246,7 @@ def test_chain_passes_outputs_and_fans_out_concurrently() -> None:
             ],
         )
         records, _ = run_closed(cfg, users=1, seconds=2.5)
-        time.sleep(0.2)
-        trace = by_id(sim.read_trace())
+        trace = trace_of(sim, records)
     chains: dict[str, dict[str, RequestRecord]] = {}
     for r in records:
         if r.ok:
@@ -271,7 +283,7 @@ def test_open_loop_poisson_keeps_its_schedule_when_the_server_cannot() -> None:
         with LocalWorker(cfg, record=records.append) as worker:
             phase = PhaseCommand(name="over", mode="open", rate=12, arrival={"kind": "poisson"}, max_concurrency=512)
             worker.run_phase(phase, 5)
-        trace = by_id(sim.read_trace())
+        trace = trace_of(sim, records)
     assert 35 <= len(records) <= 95  # ~60 expected from a Poisson process at 12/s for 5 s
     delays = sorted(metrics.dispatch_delay(r) for r in records)
     assert delays[len(delays) // 2] < 0.002 and delays[-1] < 0.02
@@ -359,12 +371,11 @@ def test_records_carry_the_phase_they_were_scheduled_in() -> None:
         records: list[RequestRecord] = []
         with LocalWorker(cfg, record=records.append) as worker:
             worker.start(_open_burst("a", 20, 1))
-            gevent.sleep(0.6)
+            # 20/s into one slot (~10/s): units queue in the client; one sending and two waiting
+            wait_for(lambda: len(worker.runtime.open_units) >= 3, timeout=10, what="units queued in the client")
             switch = time.monotonic()
             worker.runner.send_message(PHASE_MESSAGE, _open_burst("b", 0.05, 1).model_dump(mode="json"))
-            deadline = time.monotonic() + 10
-            while len(worker.runtime.open_units) and time.monotonic() < deadline:
-                gevent.sleep(0.05)
+            wait_for(lambda: not len(worker.runtime.open_units), timeout=10, what="phase a's queued units to finish")
             worker.runner.stop()
     assert records and all(r.ok for r in records)
     assert all(r.scheduled < switch for r in records)  # phase b sends its first in 20 s
@@ -392,7 +403,8 @@ def test_open_loop_requests_in_flight_drain_at_a_graceful_stop(stop_timeout: flo
         records: list[RequestRecord] = []
         with LocalWorker(cfg, record=records.append, stop_timeout=stop_timeout) as worker:
             worker.start(_open_burst("open", 10, 64))
-            gevent.sleep(0.75)  # ~7 sent, each streaming for ~0.6 s
+            counters = worker.runtime.requester.counters
+            wait_for(lambda: counters.in_flight >= 5, timeout=10, what="5 requests in flight")  # ~0.6 s each
             stopped = time.monotonic()
             worker.runner.stop()
             assert not len(worker.runtime.open_units)
@@ -404,13 +416,6 @@ def test_open_loop_requests_in_flight_drain_at_a_graceful_stop(stop_timeout: flo
     else:
         assert any(r.outcome == "cancelled" for r in records)
         assert max(r.end for r in records) < stopped + 0.1
-
-
-def _wait_until(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        gevent.sleep(0.02)
 
 
 def test_each_phase_runs_only_its_role_closed_open_closed() -> None:
@@ -444,8 +449,12 @@ def test_each_phase_runs_only_its_role_closed_open_closed() -> None:
             for phase, expected in plan:
                 switches[phase.name] = time.monotonic()
                 worker.start(phase)
-                _wait_until(lambda e=expected: counts() == e, 10, f"{phase.name}: {counts()} != {expected}")
-                gevent.sleep(1.0)
+                wait_for(
+                    lambda e=expected: counts() == e,
+                    timeout=10,
+                    what=lambda p=phase, e=expected: f"{p.name}: {counts()} == {e}",
+                )
+                gevent.sleep(1.0)  # the test: the phase runs a second with nothing changing
                 assert counts() == expected  # and it stays so
             worker.runner.stop()
     by_phase: dict[str, list[RequestRecord]] = {}
@@ -483,16 +492,16 @@ def test_drain_schedules_nothing_new_and_lets_what_is_in_flight_finish(mode: str
         with LocalWorker(cfg, record=records.append, stop_timeout=5.0) as worker:
             phase = _open_burst("last", 10, 64) if mode == "open" else PhaseCommand(name="last", mode="closed", users=4)
             worker.start(phase)
-            gevent.sleep(1.0)  # each request streams for ~0.6 s: some are always in flight
             counters = worker.runtime.requester.counters
-            assert counters.in_flight > 0
+            # each request streams for ~0.6 s: the first ones are still in flight at the drain
+            wait_for(lambda: counters.requests >= 3 and counters.in_flight > 0, timeout=10, what="3 requests sent")
             users = worker.runner.user_count
             drained = time.monotonic()
             worker.drain()
-            _wait_until(lambda: counters.in_flight == 0, 5, "requests in flight did not finish")
+            wait_for(lambda: counters.in_flight == 0, timeout=5, what="the requests in flight to finish")
             finished = time.monotonic()
             sent = counters.requests
-            gevent.sleep(0.5)
+            gevent.sleep(0.5)  # the test: half a second in which nothing new may be sent
             assert counters.requests == sent  # still nothing new
             assert worker.runner.user_count == users  # the users idle; the run stops them
             assert worker.runtime.load_state().target_rate is None
@@ -503,3 +512,41 @@ def test_drain_schedules_nothing_new_and_lets_what_is_in_flight_finish(mode: str
     assert max(r.end for r in records) > drained + 0.1  # they really were in flight
     assert finished - drained < 1.0
     assert {r.phase for r in records} == {"last"}
+
+
+def admitted(sim: SimulatorHandle) -> float:
+    """Requests the simulator has begun (its queue-time histogram counts each at admission)."""
+    with urllib.request.urlopen(sim.base_url + "/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "vllm:request_queue_time_seconds_count"
+    )
+
+
+def test_arrivals_carry_the_kernel_receive_time_not_when_a_busy_loop_read_them() -> None:
+    """The loop is stuck (as under heavy load) while the first token arrives: its stamp is still
+    when the bytes reached this machine, so the client's own lateness is not reported as TTFT."""
+    blocking_sleep = get_original("time", "sleep")
+    with run_simulator({"step_overhead_s": 0.2}, preset="instant") as sim:  # first token ~0.2 s after arrival
+        client = EndpointClient(TargetConfig(base_url=sim.base_url + "/v1", model="sim"))
+        # one token: a read that gets several packets carries the last one's stamp
+        body = client.body("chat", True, [{"role": "user", "content": "hi"}], 1, SamplingParams(ignore_eos=True))
+        try:
+            client.send("chat", body, True)  # a warm pooled connection
+            pending = gevent.spawn(client.send, "chat", body, True)
+            # the server has begun it (queue time observed at admission): the first token is ~0.2 s away
+            wait_for(lambda: admitted(sim) == 2, timeout=5, what="the simulator to admit the request", interval=0.01)
+            blocking_sleep(0.4)  # the loop is stuck while the token arrives
+            result = pending.get(timeout=10)
+        finally:
+            client.close()
+        attempt = result.attempt
+        trace = {t["id"]: t for t in sim.read_trace()}[attempt.response_id]
+    assert attempt.ok and attempt.first_token is not None
+    client_ttft = attempt.first_token - attempt.sent
+    server_ttft = trace["token_times"][0] - trace["arrival"]
+    assert 0.15 < server_ttft < 0.35
+    assert abs(client_ttft - server_ttft) < 0.02, (client_ttft, server_ttft)

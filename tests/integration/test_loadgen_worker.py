@@ -23,39 +23,27 @@ from locust.runners import MasterRunner
 from coordinator.services.ports import free_port
 from coordinator.services.redis_server import RedisServer
 from loadgen.config import DRAIN_MESSAGE, PHASE_MESSAGE, PhaseCommand
-from loadgen.records import Attempt, RequestRecord
+from loadgen.records import RequestRecord
 from loadgen.samples import WorkerSample
 from loadgen.stream import RecordSink, SampleReader, stream_keys
 from loadgen.users import USER_CLASSES, OpenLoopDispatcher, PhaseUsersDispatcher, classes_for
+from tests.factories import record
 from tests.fixtures.simulator import run_simulator
+from tests.fixtures.waiting import wait_for
+from tests.paths import ROOT
 
-pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def _record(i: int) -> RequestRecord:
-    return RequestRecord(
-        id=f"r{i}",
-        run_id="sinktest",
-        worker="w",
-        phase="p",
-        workload="w",
-        api="chat",
-        stream=True,
-        scheduled=1.0,
-        started=1.0,
-        end=2.0,
-        wall_time=0.0,
-        attempts=[Attempt(number=1, sent=1.0, end=2.0, status=200, chunk_us=list(range(50)), chunk_tokens=[1] * 50)],
-    )
+def _records(run_id: str, n: int) -> list[RequestRecord]:
+    return [record(run_id=run_id, record_id=f"r{i}", tokens=50, t0=1.0 + i) for i in range(n)]
 
 
 def test_sink_batches_and_loses_nothing_at_close(redis_server: RedisServer) -> None:
     sink = RecordSink(redis_server.url, "sinktest", batch_size=100, flush_interval=0.05).start()
-    for i in range(1234):
-        sink.add(_record(i))
+    records = _records("sinktest", 1234)
+    for i, rec in enumerate(records):
+        sink.add(rec)
         if i % 300 == 0:
-            gevent.sleep(0)
+            gevent.sleep(0)  # let the sink's greenlet flush now and then, as a busy worker does
     sink.close()  # the last partial batch is flushed here
     client = redis.Redis.from_url(redis_server.url)
     entries = client.xrange(stream_keys("sinktest").records)
@@ -63,17 +51,17 @@ def test_sink_batches_and_loses_nothing_at_close(redis_server: RedisServer) -> N
     ids = [fields[b"id"].decode() for _, fields in entries]
     assert ids == [f"r{i}" for i in range(1234)]  # in order, once each
     back = RequestRecord.from_json(entries[5][1][b"r"])
-    assert back == _record(5)
+    assert back == records[5]
 
 
 def test_sink_keeps_records_while_redis_is_down() -> None:
     with RedisServer() as server:
         port = server.port
         sink = RecordSink(server.url, "down", batch_size=10, flush_interval=0.05).start()
-    for i in range(25):  # redis is gone: these stay queued
-        sink.add(_record(i))
-    gevent.sleep(0.3)
-    assert sink.pending == 25 and sink.failures >= 1
+    for rec in _records("down", 25):  # redis is gone: these stay queued
+        sink.add(rec)
+    wait_for(lambda: sink.failures >= 1, timeout=10, what="the sink to fail a flush")
+    assert sink.pending == 25
     with RedisServer(port=port) as server:
         sink.close(timeout=10)
         assert redis.Redis.from_url(server.url).xlen(stream_keys("down").records) == 25
@@ -128,12 +116,13 @@ def _cluster(config: Path, workers: int, stop_timeout: float = 0.0) -> Iterator[
         for log in logs
     ]
     try:
-        deadline = time.monotonic() + 30
-        while master.worker_count < workers:
+
+        def connected() -> bool:
             for proc, log in zip(procs, logs, strict=True):
                 assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "workers did not connect"
-            gevent.sleep(0.1)
+            return master.worker_count >= workers
+
+        wait_for(connected, timeout=30, what="the workers to connect", interval=0.1)
         yield master
         master.quit()
         for proc in procs:
@@ -171,12 +160,12 @@ def test_locust_worker_process_runs_phases_and_ships_records(redis_server: Redis
         config = _worker_config(tmp_path, redis_server.url, sim.base_url, "e2e", workloads)
         with _cluster(config, workers=1) as master:
             _start(master, PhaseCommand(name="warm", mode="closed", users=4), 4)
-            gevent.sleep(2)
+            gevent.sleep(2)  # the test: two seconds of each phase
             opened = PhaseCommand(name="steady", mode="open", rate=20, arrival={"kind": "poisson"}, worker_count=1)
             _start(master, opened, 1)
             gevent.sleep(2)
-            master.stop()
-            gevent.sleep(0.5)
+            master.stop()  # returns once every worker reports no user; leaving the block quits them
+            # (a worker flushes every record before it exits)
     records, samples = _read(redis_server.url, "e2e")
     phases = {r.phase for r in records}
     assert {"warm", "steady"} <= phases
@@ -240,19 +229,23 @@ def test_phase_changes_leave_one_role_per_phase_on_every_worker_and_drain_ends_s
             for phase, users, expected in plan:
                 began[phase.name] = time.monotonic()
                 _start(master, phase, users)
-                deadline = time.monotonic() + 15
-                while _per_worker(master) != expected:
-                    assert time.monotonic() < deadline, f"{phase.name}: {_per_worker(master)} != {expected}"
-                    gevent.sleep(0.1)
-                gevent.sleep(1.5)
+                wait_for(
+                    lambda e=expected: _per_worker(master) == e,
+                    timeout=15,
+                    what=lambda p=phase, e=expected: f"{p.name}: {_per_worker(master)} == {e}",
+                    interval=0.1,
+                )
+                gevent.sleep(1.5)  # the test: the phase runs 1.5 s (its rate is measured over it)
             drained = time.monotonic()
             master.send_message(DRAIN_MESSAGE)
-            deadline = time.monotonic() + 10
-            while not _drained(redis_server.url, "roles", drained, workers=2):  # as the run waits
-                assert time.monotonic() < deadline, "the workers still report requests in flight"
-                gevent.sleep(0.1)
+            wait_for(  # as the run waits
+                lambda: _drained(redis_server.url, "roles", drained, workers=2),
+                timeout=10,
+                what="the workers to report nothing in flight",
+                interval=0.1,
+            )
             sent = len(_read(redis_server.url, "roles")[0])
-            gevent.sleep(1.0)
+            gevent.sleep(1.0)  # the test: a second in which nothing new may be sent
             assert len(_read(redis_server.url, "roles")[0]) == sent  # nothing new while the users idle
             # the run ends with quit alone, as coordinator.run.master does: after Locust's stop the
             # master forgets each worker for stop_timeout and would not send it the quit

@@ -10,8 +10,6 @@ from __future__ import annotations
 import gzip
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,54 +17,24 @@ from typing import Any
 import numpy as np
 import orjson
 import psutil
-import pytest
 
 from coordinator.results.collector import read_records
 from coordinator.results.status import RunStatus
 from coordinator.results.summary import read_summary
-
-pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _scenario(tmp: Path, phases: str, workers: int = 2) -> Path:
-    path = tmp / "scenario.yaml"
-    path.write_text(f"""\
-name: e2e
-target: {{kind: simulator, preset: gpu-8b}}
-workloads:
-  - name: chat
-    weight: 2
-    prompt: {{kind: synthetic, tokens: {{kind: uniform, min: 50, max: 300}}}}
-    output: {{kind: uniform, min: 8, max: 40}}
-  - name: summarise
-    weight: 1
-    prompt: {{kind: synthetic, tokens: 600}}
-    output: 24
-phases:
-{phases}
-workers: {workers}
-output_dir: {tmp / "runs"}
-drain_timeout: 20
-""")
-    return path
+from tests.factories import simulator_scenario, write_scenario
+from tests.fixtures.cli import descendants, start_finishline, the_run_dir, wait_gone
+from tests.fixtures.waiting import wait_for
 
 
-def _run_dir(tmp: Path) -> Path:
-    dirs = list((tmp / "runs").iterdir())
-    assert len(dirs) == 1, dirs
-    return dirs[0]
+def _scenario(tmp: Path, *phases: dict[str, Any], **fields: Any) -> Path:
+    return write_scenario(tmp, simulator_scenario(tmp, list(phases), **fields))
 
 
-def _cli(args: list[str], **kw: Any) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "coordinator.cli", *args],
-        cwd=ROOT,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        **kw,
-    )
+def _trace_size(tmp: Path) -> int:
+    """Bytes of the simulator's trace so far (one line per finished request)."""
+    runs = tmp / "runs"
+    trace = [d / "simulator_trace.jsonl" for d in runs.iterdir()] if runs.exists() else []
+    return trace[0].stat().st_size if trace and trace[0].exists() else 0
 
 
 def _trace_metrics(trace: list[dict[str, Any]]) -> dict[str, np.ndarray]:
@@ -87,11 +55,11 @@ TOLERANCE_MS = {"ttft": 2.0, "tpot": 2.0, "itl": 2.0, "e2e": 2.0}
 
 
 def test_two_workers_two_workloads_match_the_simulator_trace(tmp_path: Path) -> None:
-    path = _scenario(tmp_path, "  - {name: steady, users: 4, think_time: 0.1, duration: 20s}\n")
-    proc = _cli(["run", str(path), "--no-live"])
-    out, err = proc.communicate(timeout=240)
+    path = _scenario(tmp_path, {"name": "steady", "users": 4, "think_time": 0.1, "duration": "20s"})
+    proc = start_finishline("run", str(path), "--no-live")
+    _, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, err
-    run_dir = _run_dir(tmp_path)
+    run_dir = the_run_dir(tmp_path)
     for name in (
         "records.jsonl.gz",
         "summary.json",
@@ -129,48 +97,29 @@ def test_two_workers_two_workloads_match_the_simulator_trace(tmp_path: Path) -> 
     assert 'src="http' not in report and 'href="http' not in report
 
 
-def _descendants(pid: int) -> list[psutil.Process]:
-    try:
-        return psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-
-
 def test_ctrl_c_mid_run_keeps_records_and_leaves_nothing(tmp_path: Path) -> None:
-    path = _scenario(tmp_path, "  - {name: long, users: 4, duration: 120s}\n")
-    proc = _cli(["run", str(path), "--no-live"])
+    path = _scenario(tmp_path, {"name": "long", "users": 4, "duration": "120s"})
+    proc = start_finishline("run", str(path), "--no-live")
     try:
-        deadline = time.monotonic() + 90
         children: dict[int, psutil.Process] = {}
-        while time.monotonic() < deadline:
-            for child in _descendants(proc.pid):
-                children[child.pid] = child
-            runs = tmp_path / "runs"
-            run_dirs = list(runs.iterdir()) if runs.exists() else []
-            if (
-                run_dirs
-                and (run_dirs[0] / "simulator_trace.jsonl").exists()
-                and (run_dirs[0] / "simulator_trace.jsonl").stat().st_size > 20_000
-            ):
-                break
+
+        def sending() -> bool:  # and every process it started so far, noted
+            children.update((child.pid, child) for child in descendants(proc.pid))
             assert proc.poll() is None, proc.communicate()
-            time.sleep(0.2)
-        else:
-            pytest.fail("the run did not start sending traffic")
-        for child in _descendants(proc.pid):
-            children[child.pid] = child
+            return _trace_size(tmp_path) > 20_000
+
+        wait_for(sending, timeout=90, what="the run to send traffic (trace lines written)", interval=0.2)
+        children.update((child.pid, child) for child in descendants(proc.pid))
         # master, 2 workers, simulator and redis-server at least
         assert len(children) >= 5, [c.cmdline() for c in children.values()]
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, err
-    time.sleep(0.5)
-    alive = [c for c in children.values() if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
-    assert not alive, [c.cmdline() for c in alive]
-    run_dir = _run_dir(tmp_path)
+    wait_gone(list(children.values()))
+    run_dir = the_run_dir(tmp_path)
     records = list(read_records(run_dir / "records.jsonl.gz"))
     assert records
     summary = read_summary(run_dir / "summary.json")
@@ -196,10 +145,10 @@ phases:
 workers: 1
 output_dir: {tmp_path / "runs"}
 """)
-        proc = _cli(["run", str(path), "--no-live"], env={**os.environ, "FL_E2E_KEY": secret})
+        proc = start_finishline("run", str(path), "--no-live", env={**os.environ, "FL_E2E_KEY": secret})
         out, err = proc.communicate(timeout=180)
         assert proc.returncode == 0, err
-    run_dir = _run_dir(tmp_path)
+    run_dir = the_run_dir(tmp_path)
     summary = read_summary(run_dir / "summary.json")
     assert summary.all.count >= 20 and summary.all.errors == 0
     assert secret not in out + err
@@ -212,56 +161,50 @@ output_dir: {tmp_path / "runs"}
 
 
 def test_a_worker_dying_mid_run_ends_it_partial_and_tears_everything_down(tmp_path: Path) -> None:
-    path = _scenario(tmp_path, "  - {name: long, users: 4, duration: 120s}\n")
-    proc = _cli(["run", str(path), "--no-live"])
+    path = _scenario(tmp_path, {"name": "long", "users": 4, "duration": "120s"})
+    proc = start_finishline("run", str(path), "--no-live")
     try:
-        deadline = time.monotonic() + 90
-        workers: list[psutil.Process] = []
-        children: list[psutil.Process] = []
-        while time.monotonic() < deadline and not workers:
-            children = _descendants(proc.pid)
-            workers = [c for c in children if "--worker" in " ".join(c.cmdline())]
-            time.sleep(0.2)
-        assert len(workers) == 2
-        time.sleep(4)  # traffic flowing
-        children = _descendants(proc.pid)
-        workers[0].kill()
-        out, err = proc.communicate(timeout=120)
+
+        def workers() -> list[psutil.Process]:
+            return [c for c in descendants(proc.pid) if "--worker" in " ".join(c.cmdline())]
+
+        both = wait_for(lambda: w if len(w := workers()) == 2 else None, timeout=90, what="two workers", interval=0.2)
+        wait_for(lambda: _trace_size(tmp_path) > 20_000, timeout=60, what="traffic (trace lines written)", interval=0.2)
+        children = descendants(proc.pid)
+        both[0].kill()
+        _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 1, err
     assert "the run failed: ClusterError: Locust worker" in err
     assert "Traceback" not in err
-    time.sleep(0.5)
-    alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
-    assert not alive, [c.cmdline() for c in alive]
-    summary = read_summary(_run_dir(tmp_path) / "summary.json")
+    wait_gone(children)
+    run_dir = the_run_dir(tmp_path)
+    summary = read_summary(run_dir / "summary.json")
     assert summary.partial is True and summary.all.count > 0
-    assert "ClusterError" in (_run_dir(tmp_path) / "logs" / "coordinator.log").read_text()
+    assert "ClusterError" in (run_dir / "logs" / "coordinator.log").read_text()
 
 
 def test_an_unreadable_stream_entry_is_set_aside_and_marks_the_run_partial(tmp_path: Path, redis_server: Any) -> None:
     """Records after a broken entry are still collected; the run says what it could not read."""
     import redis
 
-    path = _scenario(tmp_path, "  - {name: steady, users: 2, duration: 4s}\n", workers=1)
-    path.write_text(path.read_text() + f"redis_url: {redis_server.url}\n")
+    path = _scenario(tmp_path, {"name": "steady", "users": 2, "duration": "4s"}, workers=1, redis_url=redis_server.url)
     client = redis.Redis.from_url(redis_server.url)
-    proc = _cli(["run", str(path), "--no-live"])
+    proc = start_finishline("run", str(path), "--no-live")
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not client.keys("finishline:*:records"):
-            time.sleep(0.1)
-        (key,) = client.keys("finishline:*:records")
+        (key,) = wait_for(
+            lambda: client.keys("finishline:*:records"), timeout=60, what="the run's records stream", interval=0.1
+        )
         client.xadd(key, {"id": "broken", "r": b"{not json"})
-        out, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 1 and "Traceback" not in err, err
     assert "1 unreadable stream entries set aside in rejected.jsonl" in err
-    run_dir = _run_dir(tmp_path)
+    run_dir = the_run_dir(tmp_path)
     summary = read_summary(run_dir / "summary.json")
     assert summary.partial is True and "rejected.jsonl" in (summary.partial_reason or "")
     records = list(read_records(run_dir / "records.jsonl.gz"))
@@ -275,14 +218,14 @@ def test_closed_open_closed_phases_each_run_their_own_role(tmp_path: Path) -> No
     dispatcher per worker, then closed users again; the drain at the end loses nothing."""
     path = _scenario(
         tmp_path,
-        "  - {name: c1, users: 4, duration: 3s}\n"
-        "  - {name: o, rate: 20, duration: 4s}\n"
-        "  - {name: c2, users: 3, duration: 3s}\n",
+        {"name": "c1", "users": 4, "duration": "3s"},
+        {"name": "o", "rate": 20, "duration": "4s"},
+        {"name": "c2", "users": 3, "duration": "3s"},
     )
-    proc = _cli(["run", str(path), "--no-live"])
+    proc = start_finishline("run", str(path), "--no-live")
     _, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, err
-    run_dir = _run_dir(tmp_path)
+    run_dir = the_run_dir(tmp_path)
     records = [r for r in read_records(run_dir / "records.jsonl.gz") if r.phase != "preflight"]
     by_phase: dict[str, list[Any]] = {}
     for r in records:
@@ -305,13 +248,13 @@ def test_web_ui_started_load_in_an_open_phase_is_one_dispatcher_per_worker(tmp_p
     import urllib.parse
     import urllib.request
 
-    path = _scenario(tmp_path, "  - {name: o, rate: 10, duration: 60s}\n")
-    proc = _cli(["run", str(path), "--web", "--no-live"])
+    path = _scenario(tmp_path, {"name": "o", "rate": 10, "duration": "60s"})
+    proc = start_finishline("run", str(path), "--web", "--no-live")
     assert proc.stderr is not None  # where the run's messages go
     try:
         url = ""
         deadline = time.monotonic() + 90
-        while not url:
+        while not url:  # each line as the run writes it (a read that blocks, not a poll)
             assert time.monotonic() < deadline and proc.poll() is None, "no web UI"
             line = proc.stderr.readline()
             if "Locust web UI: " in line:
@@ -321,14 +264,15 @@ def test_web_ui_started_load_in_an_open_phase_is_one_dispatcher_per_worker(tmp_p
             assert json.loads(reply.read())["success"]
         started = time.monotonic()
         counts: dict[str, Any] = {}
-        while time.monotonic() < started + 20:
+
+        def two_dispatchers_running() -> bool:
+            nonlocal counts
             with urllib.request.urlopen(url + "/stats/requests", timeout=10) as reply:
                 counts = json.loads(reply.read())
-            if counts.get("user_count") == 2 and counts.get("state") == "running":
-                break
-            time.sleep(0.2)
-        assert counts.get("user_count") == 2, counts
-        time.sleep(4)
+            return counts.get("user_count") == 2 and counts.get("state") == "running"
+
+        wait_for(two_dispatchers_running, timeout=20, what=lambda: f"2 users running: {counts}", interval=0.2)
+        time.sleep(4)  # the test: four seconds of traffic at the phase's rate
         proc.send_signal(signal.SIGINT)
         stopped = time.monotonic()
         proc.communicate(timeout=120)
@@ -336,7 +280,7 @@ def test_web_ui_started_load_in_an_open_phase_is_one_dispatcher_per_worker(tmp_p
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    records = [r for r in read_records(_run_dir(tmp_path) / "records.jsonl.gz") if r.phase != "preflight"]
+    records = [r for r in read_records(the_run_dir(tmp_path) / "records.jsonl.gz") if r.phase != "preflight"]
     assert records and all(r.user_id is None for r in records)  # dispatchers only
     assert len({r.worker for r in records}) == 2
     assert len(records) <= 10 * (stopped - started) * 1.3  # the phase's rate, not 7 dispatchers' worth

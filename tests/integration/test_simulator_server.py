@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import subprocess
 import sys
 import time
@@ -16,8 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.simulator import SimulatorHandle, run_simulator
-
-pytestmark = pytest.mark.slow
+from tests.fixtures.waiting import wait_for
 
 FAST = {"step_overhead_s": 0.002, "prefill_token_s": 0.0, "decode_seq_s": 0.0, "context_token_s": 0.0}
 
@@ -104,7 +104,7 @@ def test_openai_client_streams_chat_and_completions_with_usage() -> None:
         for r in trace:
             assert r["arrival"] <= r["queue_exit"] <= r["token_times"][0] <= r["finish"]
             assert r["token_times"] == sorted(r["token_times"])
-            assert all(t >= d for t, d in zip(r["token_times"], r["token_due"]))
+            assert all(t >= d for t, d in zip(r["token_times"], r["token_due"], strict=True))
 
 
 def test_continuous_usage_and_tokens_per_chunk() -> None:
@@ -129,8 +129,11 @@ def test_throughput_rises_until_max_num_seqs_then_queue_time_grows() -> None:
         for conc in (1, 2, 4, 8):
             start = len(sim.read_trace())
             asyncio.run(stream_many(sim.base_url, [body(20)] * (conc * 2), conc))
-            time.sleep(0.05)
-            recs = sim.read_trace()[start:]
+            recs = wait_for(  # a trace line follows each reply by a moment
+                lambda s=start, n=conc * 2: len(t := sim.read_trace()) >= s + n and t[s:],
+                timeout=10,
+                what=f"{conc * 2} trace lines",
+            )
             span = max(r["finish"] for r in recs) - min(r["arrival"] for r in recs)
             tput = sum(r["output_tokens"] for r in recs) / span
             queue = max(r["queue_exit"] - r["arrival"] for r in recs)
@@ -233,8 +236,8 @@ def test_each_fault_gives_its_documented_response() -> None:
         status, _, raw = send(sim, "teapot", True)
         assert status == 400 and b"X-Finishline-Fault" in raw
         trace = sim.read_trace()
-    stalled = [r for r in trace if r["fault"] == "stall:0.5"][0]
-    gaps = [b - a for a, b in zip(stalled["token_times"], stalled["token_times"][1:])]
+    stalled = next(r for r in trace if r["fault"] == "stall:0.5")
+    gaps = [b - a for a, b in itertools.pairwise(stalled["token_times"])]
     assert gaps[1] >= 0.5 and max(gaps[:1] + gaps[2:]) < 0.1  # between token 2 and 3
     assert [r["outcome"] for r in trace if r["fault"] in ("reset", "cut")] == ["reset"] * 2 + ["cut"] * 2
     assert sum(r["status"] == 429 for r in trace) == 2
@@ -251,10 +254,12 @@ def test_cold_start_answers_503_loading_model() -> None:
         r = httpx.get(sim.base_url + "/health")
         assert r.status_code == 503 and r.json()["error"]["message"] == "Loading model"
         assert send(sim, None, True)[0] == 503
-        deadline = time.monotonic() + 5
-        while httpx.get(sim.base_url + "/health").status_code != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_for(
+            lambda: httpx.get(sim.base_url + "/health").status_code == 200,
+            timeout=5,
+            what="the model to load",
+            interval=0.1,
+        )
         assert send(sim, None, True)[0] == 200
 
 
@@ -295,10 +300,13 @@ def test_client_leaving_mid_stream_frees_its_slot() -> None:
                 events += line.startswith("data: ")
                 if events == 3:
                     break
-        time.sleep(0.3)
-        m = metrics(sim)
-        assert m["vllm:num_requests_running"] == 0 and m["vllm:kv_cache_usage_perc"] == 0.0
-        (rec,) = sim.read_trace()
+
+        def freed() -> list[dict[str, Any]]:  # the request's trace line once its slot and KV blocks are free
+            m = metrics(sim)
+            free = m["vllm:num_requests_running"] == 0 and m["vllm:kv_cache_usage_perc"] == 0.0
+            return sim.read_trace() if free else []
+
+        (rec,) = wait_for(freed, timeout=10, what="the server to free the slot of the client that left")
         assert rec["outcome"] == "client_gone" and 3 <= rec["output_tokens"] < 100
         assert send(sim, None, True)[0] == 200
         assert "Traceback" not in sim.log()
@@ -309,6 +317,6 @@ def test_gpu_8b_preset_has_h100_like_latencies() -> None:
         httpx.post(sim.base_url + "/v1/completions", json=body(40, prompt="w " * 1000))
         (rec,) = sim.read_trace()
     ttft = rec["token_times"][0] - rec["arrival"]
-    itl = sorted(b - a for a, b in zip(rec["token_times"], rec["token_times"][1:]))
+    itl = sorted(b - a for a, b in itertools.pairwise(rec["token_times"]))
     assert 0.055 < ttft < 0.075  # 9 ms step + 1000 x 50 us prefill
     assert 0.0085 < itl[len(itl) // 2] < 0.0115  # ~9 ms alone, 10-15 ms under load

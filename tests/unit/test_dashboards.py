@@ -1,31 +1,19 @@
 """Dashboards as code: generated JSON is committed and current, well formed, and names only real series.
 
 That every panel's PromQL returns data against a real run is shown by
-``tests/test_bridge_live.py``; here, fast checks that need no services.
+``tests/integration/test_bridge_live.py``; here, fast checks that need no services.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 
 import yaml
 
 from dashboards import build, rules
 from dashboards import names as n
 from loadgen import metrics
-
-ROOT = Path(__file__).resolve().parents[2] / "dashboards"
-
-
-def _panels(board: dict) -> list[dict]:
-    out, stack = [], list(board["panels"])
-    while stack:
-        panel = stack.pop()
-        stack.extend(panel.get("panels", []))
-        out.append(panel)
-    return out
+from tests.fixtures.dashboards import DASHBOARDS, board, panels, rule_queries
 
 
 def known_series() -> set[str]:
@@ -44,17 +32,17 @@ def test_committed_files_are_current() -> None:
 def test_dashboards_are_well_formed() -> None:
     uids = set()
     for name in build.DASHBOARDS:
-        board = json.loads((ROOT / "json" / name).read_text())
-        assert board["uid"] not in uids
-        uids.add(board["uid"])
-        variables = {v["name"]: v for v in board["templating"]["list"]}
+        dashboard = board(name)
+        assert dashboard["uid"] not in uids
+        uids.add(dashboard["uid"])
+        variables = {v["name"]: v for v in dashboard["templating"]["list"]}
         assert variables["datasource"]["type"] == "datasource"
         assert "run" in variables
-        assert board["annotations"]["list"][0]["target"]["tags"] == ["finishline"]
-        panels = [p for p in _panels(board) if p["type"] != "row"]
-        assert len(panels) >= 6
+        assert dashboard["annotations"]["list"][0]["target"]["tags"] == ["finishline"]
+        drawn = [p for p in panels(dashboard) if p["type"] != "row"]
+        assert len(drawn) >= 6
         cells: set[tuple[int, int]] = set()
-        for panel in panels:
+        for panel in drawn:
             pos = panel["gridPos"]
             assert pos["x"] >= 0 and pos["x"] + pos["w"] <= 24, panel["title"]
             for x in range(pos["x"], pos["x"] + pos["w"]):
@@ -70,13 +58,11 @@ def test_dashboards_are_well_formed() -> None:
 def test_every_queried_series_exists() -> None:
     """Each finishline/recorded name a panel or rule uses is exposed by the bridge or recorded."""
     known = known_series()
-    exprs = []
-    for name in build.DASHBOARDS:
-        board = json.loads((ROOT / "json" / name).read_text())
-        exprs += [t["expr"] for p in _panels(board) for t in p.get("targets", []) or []]
+    exprs = [t["expr"] for name in build.DASHBOARDS for p in panels(board(name)) for t in p.get("targets", []) or []]
     for file_name in ("recording_rules.yml", "alert_rules.yml"):
-        for group in yaml.safe_load((ROOT / "prometheus" / file_name).read_text())["groups"]:
+        for group in yaml.safe_load((DASHBOARDS / "prometheus" / file_name).read_text())["groups"]:
             exprs += [r["expr"] for r in group["rules"]]
+    exprs += [expr for _, expr in rule_queries()]  # the alerts' signals too
     used = set()
     for expr in exprs:
         used |= set(
@@ -85,14 +71,14 @@ def test_every_queried_series_exists() -> None:
     unknown = sorted(u for u in used if u not in known)
     assert not unknown, unknown
     # every latency the bridge exposes is on the live dashboard
-    live = (ROOT / "json" / "live-run.json").read_text()
+    live = (DASHBOARDS / "json" / "live-run.json").read_text()
     for name in ("ttft", "tpot", "e2e", "itl", "dispatch_delay"):
         assert n.quantile(name, "p99") in live or metrics.PROM_HISTOGRAMS[name][0] in live
 
 
 def test_provisioning_points_at_the_datasource_and_dashboards() -> None:
-    ds = yaml.safe_load((ROOT / "provisioning" / "datasources" / "finishline.yml").read_text())
+    ds = yaml.safe_load((DASHBOARDS / "provisioning" / "datasources" / "finishline.yml").read_text())
     assert ds["datasources"][0]["type"] == "prometheus"
     assert ds["datasources"][0]["uid"] == build.DATASOURCE_UID
-    prov = yaml.safe_load((ROOT / "provisioning" / "dashboards" / "finishline.yml").read_text())
+    prov = yaml.safe_load((DASHBOARDS / "provisioning" / "dashboards" / "finishline.yml").read_text())
     assert prov["providers"][0]["type"] == "file"

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from click.testing import CliRunner
@@ -28,8 +28,9 @@ TOKEN = "glsa_test_token_value"
 
 
 class Recorder(BaseHTTPRequestHandler):
-    calls: list[dict[str, Any]] = []
-    folders: set[str] = set()
+    # what the server saw, for all its handlers (one per request); the fixture starts them empty
+    calls: ClassVar[list[dict[str, Any]]] = []
+    folders: ClassVar[set[str]] = set()
 
     def _reply(self, status: int, body: Any) -> None:
         data = json.dumps(body).encode()
@@ -76,7 +77,7 @@ def grafana_api() -> Iterator[tuple[str, type[Recorder]]]:
     Recorder.calls = []
     Recorder.folders = set()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}", Recorder
     server.shutdown()

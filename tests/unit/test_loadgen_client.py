@@ -32,7 +32,7 @@ def serve(reply: bytes, split: int = 0, pause: float = 0.0, close_after: float =
         if split:
             for i in range(0, len(reply), split):
                 sock.sendall(reply[i : i + split])
-                gevent.sleep(pause)
+                gevent.sleep(pause)  # a server that writes its reply piece by piece
         else:
             sock.sendall(reply)
         gevent.sleep(close_after)  # a server that closes a moment after answering, reading nothing more
@@ -179,33 +179,3 @@ def test_a_keep_alive_connection_the_server_closes_is_not_an_error() -> None:
         server.stop()
     assert [r.attempt.error for r in results] == [None] * 4
     assert all(r.text == " one two" for r in results)
-
-
-@pytest.mark.slow
-def test_arrivals_carry_the_kernel_receive_time_not_when_a_busy_loop_read_them() -> None:
-    """The loop is stuck (as under heavy load) while the first token arrives: its stamp is still
-    when the bytes reached this machine, so the client's own lateness is not reported as TTFT."""
-    from gevent.monkey import get_original
-
-    from tests.fixtures.simulator import run_simulator
-
-    blocking_sleep = get_original("time", "sleep")
-    with run_simulator({"step_overhead_s": 0.2}, preset="instant") as sim:  # first token ~0.2 s after arrival
-        client = EndpointClient(TargetConfig(base_url=sim.base_url + "/v1", model="sim"))
-        # one token: a read that gets several packets carries the last one's stamp
-        body = client.body("chat", True, [{"role": "user", "content": "hi"}], 1, SamplingParams(ignore_eos=True))
-        try:
-            client.send("chat", body, True)  # a warm pooled connection
-            pending = gevent.spawn(client.send, "chat", body, True)
-            gevent.sleep(0.05)  # sent, headers read: now waiting for the first token
-            blocking_sleep(0.4)  # the loop is stuck while the token arrives
-            result = pending.get(timeout=10)
-        finally:
-            client.close()
-        attempt = result.attempt
-        trace = {t["id"]: t for t in sim.read_trace()}[attempt.response_id]
-    assert attempt.ok and attempt.first_token is not None
-    client_ttft = attempt.first_token - attempt.sent
-    server_ttft = trace["token_times"][0] - trace["arrival"]
-    assert 0.15 < server_ttft < 0.35
-    assert abs(client_ttft - server_ttft) < 0.02, (client_ttft, server_ttft)

@@ -10,18 +10,16 @@ from coordinator.results.selfcheck import SelfCheckLimits, evaluate
 from coordinator.results.slo import Slo
 from coordinator.results.summarize import summarize
 from coordinator.results.summary import PhaseWindow, RunInfo
-from loadgen.samples import WorkerSample
-from tests.unit.test_results import make_record
+from tests.factories import record, worker_samples
 
 
 def _run(tmp_path: Path, partial: bool = False, cpu: float = 10.0) -> str:
-    records = [make_record(phase="warm", t0=5 + i * 0.1) for i in range(20)]
+    records = [record(phase="warm", t0=5 + i * 0.1) for i in range(20)]
     records += [
-        make_record(phase="steady", t0=20 + i * 0.05, ttft=0.02 + (i % 7) / 100, workload="ab"[i % 2])
-        for i in range(200)
+        record(phase="steady", t0=20 + i * 0.05, ttft=0.02 + (i % 7) / 100, workload="ab"[i % 2]) for i in range(200)
     ]
-    records += [make_record(phase="steady", t0=25, error="http_429"), make_record(phase="steady", error="timeout")]
-    samples = [WorkerSample(worker="w:1", time=5.0 + i, cpu_percent=cpu, loop_lag_ms=1.0) for i in range(30)]
+    records += [record(phase="steady", t0=25, error="http_429"), record(phase="steady", error="timeout")]
+    samples = worker_samples(30, cpu=cpu, start=5.0)
     check = evaluate(samples, records, SelfCheckLimits())
     windows = [PhaseWindow(name="warm", start=4.0, end=8.0), PhaseWindow(name="steady", start=19.0, end=31.0)]
     summary = summarize(

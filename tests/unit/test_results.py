@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import random
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -16,73 +15,14 @@ from coordinator.results.status import RunStatus
 from coordinator.results.summarize import percentile_stats, summarize
 from coordinator.results.summary import PhaseWindow
 from coordinator.results.table import header, write_csv
-from loadgen.records import Attempt, RequestRecord
 from loadgen.samples import WorkerSample
-
-
-def make_record(
-    *,
-    phase: str = "steady",
-    workload: str = "chat",
-    t0: float = 100.0,
-    ttft: float = 0.05,
-    itl: float = 0.01,
-    tokens: int = 10,
-    error: str | None = None,
-    retries: int = 0,
-    delay: float = 0.0,
-) -> RequestRecord:
-    attempts = [
-        Attempt(
-            number=i + 1,
-            sent=t0 - 1.0 + i * 0.1,
-            end=t0 - 0.95 + i * 0.1,
-            status=503,
-            error="http_5xx",
-            retry_wait=0.05 if i else 0.0,
-        )
-        for i in range(retries)
-    ]
-    sent = t0
-    chunk_us = [int((ttft + i * itl) * 1e6) for i in range(tokens)] if error is None else []
-    end = sent + ttft + (tokens - 1) * itl + 0.001
-    attempts.append(
-        Attempt(
-            number=retries + 1,
-            sent=sent,
-            end=end if error is None else sent + 0.2,
-            status=200 if error is None else 500,
-            error=error,
-            first_byte=sent + ttft / 2 if error is None else None,
-            first_token=sent + ttft if error is None else None,
-            chunk_us=chunk_us,
-            chunk_tokens=[1] * len(chunk_us),
-            prompt_tokens=100,
-            output_tokens=tokens if error is None else None,
-            retry_wait=0.05 if retries else 0.0,
-        )
-    )
-    first = attempts[0].sent
-    return RequestRecord(
-        id=uuid.uuid4().hex,
-        run_id="r",
-        worker="w:1",
-        phase=phase,
-        workload=workload,
-        api="chat",
-        stream=True,
-        scheduled=first - delay,
-        started=first - delay,
-        end=attempts[-1].end,
-        wall_time=0.0,
-        attempts=attempts,
-    )
+from tests.factories import record, worker_samples
 
 
 def test_percentiles_are_exact_numpy_over_all_records() -> None:
     rng = random.Random(7)
     ttfts = [rng.uniform(0.01, 0.5) for _ in range(1000)]
-    records = [make_record(t0=100 + i * 0.01, ttft=t, workload="ab"[i % 2]) for i, t in enumerate(ttfts)]
+    records = [record(t0=100 + i * 0.01, ttft=t, workload="ab"[i % 2]) for i, t in enumerate(ttfts)]
     summary = summarize(records)
     stats = summary.all.latency_ms.ttft
     expected = np.percentile(np.array(ttfts) * 1000, [50, 90, 95, 99, 99.9])
@@ -96,7 +36,7 @@ def test_percentiles_are_exact_numpy_over_all_records() -> None:
 
 
 def test_tpot_itl_and_e2e_follow_the_metric_definitions() -> None:
-    rec = make_record(ttft=0.1, itl=0.02, tokens=11)
+    rec = record(ttft=0.1, itl=0.02, tokens=11)
     lat = summarize([rec]).all.latency_ms
     assert lat.tpot.p50 == pytest.approx((0.1 + 10 * 0.02 + 0.001 - 0.1) / 10 * 1000)
     assert lat.itl.n == 10 and lat.itl.p50 == pytest.approx(20.0, abs=1e-3)
@@ -104,9 +44,9 @@ def test_tpot_itl_and_e2e_follow_the_metric_definitions() -> None:
 
 
 def test_errors_by_class_and_retries_and_latency_over_successes_only() -> None:
-    records = [make_record(ttft=0.05) for _ in range(8)]
-    records += [make_record(error="http_5xx"), make_record(error="timeout"), make_record(error="timeout")]
-    records += [make_record(ttft=0.05, retries=2)]
+    records = [record(ttft=0.05) for _ in range(8)]
+    records += [record(error="http_5xx"), record(error="timeout"), record(error="timeout")]
+    records += [record(ttft=0.05, retries=2)]
     g = summarize(records).all
     assert g.count == 12 and g.ok == 9 and g.errors == 3
     assert g.errors_by_class == {"http_5xx": 1, "timeout": 2}
@@ -115,7 +55,7 @@ def test_errors_by_class_and_retries_and_latency_over_successes_only() -> None:
 
 
 def test_goodput_counts_requests_meeting_every_slo() -> None:
-    records = [make_record(ttft=t) for t in (0.05, 0.08, 0.2, 0.3)] + [make_record(error="timeout")]
+    records = [record(ttft=t) for t in (0.05, 0.08, 0.2, 0.3)] + [record(error="timeout")]
     slo = Slo(ttft_ms=100, percentile=50)
     g = summarize(records, slo=slo).all
     assert g.goodput.requests == 2
@@ -126,8 +66,8 @@ def test_goodput_counts_requests_meeting_every_slo() -> None:
 
 
 def test_rates_use_the_phase_window_and_warmup_is_left_out_of_totals() -> None:
-    warm = [make_record(phase="warm", t0=10 + i) for i in range(5)]
-    steady = [make_record(phase="steady", t0=20 + i * 0.5, tokens=10) for i in range(20)]
+    warm = [record(phase="warm", t0=10 + i) for i in range(5)]
+    steady = [record(phase="steady", t0=20 + i * 0.5, tokens=10) for i in range(20)]
     windows = [PhaseWindow(name="warm", start=9.0, end=15.0), PhaseWindow(name="steady", start=19.0, end=29.0)]
     s = summarize(warm + steady, windows, unmeasured=frozenset({"warm"}))
     assert s.phases_order == ("warm", "steady")
@@ -147,7 +87,7 @@ def test_partial_and_empty_summaries() -> None:
 
 
 def test_summary_csv_has_a_row_per_phase_and_workload(tmp_path: Path) -> None:
-    records = [make_record(phase=p, workload=w) for p in ("a", "b") for w in ("x", "y")]
+    records = [record(phase=p, workload=w) for p in ("a", "b") for w in ("x", "y")]
     s = summarize(records)
     path = write_csv(s, tmp_path / "summary.csv")
     rows = list(csv.reader(path.open()))
@@ -168,20 +108,16 @@ def test_summary_csv_has_a_row_per_phase_and_workload(tmp_path: Path) -> None:
     assert float(rows[-3][col]) == pytest.approx(s.all.latency_ms.ttft.p50)
 
 
-def _samples(cpu: float, lag: float, n: int = 10) -> list[WorkerSample]:
-    return [WorkerSample(worker="w:1", time=float(i), cpu_percent=cpu, loop_lag_ms=lag) for i in range(n)]
-
-
 def test_selfcheck_marks_a_saturated_client_invalid_with_the_reason() -> None:
-    records = [make_record(delay=0.001) for _ in range(50)]
-    ok = evaluate(_samples(30, 2), records, SelfCheckLimits())
+    records = [record(delay=0.001) for _ in range(50)]
+    ok = evaluate(worker_samples(cpu=30, lag_ms=2), records, SelfCheckLimits())
     assert ok.valid and not ok.reasons
     assert ok.workers["w:1"].samples == 10 and ok.workers["w:1"].cpu_p90 == pytest.approx(30.0)
-    busy = evaluate(_samples(99, 2), records, SelfCheckLimits())
+    busy = evaluate(worker_samples(cpu=99, lag_ms=2), records, SelfCheckLimits())
     assert not busy.valid and "CPU" in busy.reasons[0]
-    lagging = evaluate(_samples(30, 200), records, SelfCheckLimits())
+    lagging = evaluate(worker_samples(cpu=30, lag_ms=200), records, SelfCheckLimits())
     assert not lagging.valid and "loop lag" in lagging.reasons[0]
-    late = evaluate(_samples(30, 2), [make_record(delay=0.3) for _ in range(50)], SelfCheckLimits())
+    late = evaluate(worker_samples(cpu=30, lag_ms=2), [record(delay=0.3) for _ in range(50)], SelfCheckLimits())
     assert not late.valid and "dispatch delay" in late.reasons[0]
     assert late.dispatch_delay is not None and late.dispatch_delay.p99_ms == pytest.approx(300.0)
     s = summarize(records, selfcheck=busy)
@@ -193,8 +129,8 @@ def test_progress_window_follows_the_current_phase() -> None:
 
     model = ProgressModel(window_s=10.0)
     model.set_phase("a", 100.0)
-    model.add([make_record(phase="a", t0=101 + i * 0.1, ttft=0.05) for i in range(20)])
-    model.add([make_record(phase="a", error="timeout", t0=102)])
+    model.add([record(phase="a", t0=101 + i * 0.1, ttft=0.05) for i in range(20)])
+    model.add([record(phase="a", error="timeout", t0=102)])
     snap = model.snapshot({"w": WorkerSample(worker="w", time=104.5, users=3, target_rate=2.0)}, now=105.0)
     assert snap.requests == 21 and snap.errors == 1 and snap.users == 3
     assert snap.ttft_p50_ms == pytest.approx(50.0, abs=0.01)

@@ -14,8 +14,8 @@ from coordinator.scenario.loader import load_scenario, parse, validate_file
 from coordinator.scenario.schema import schema_json
 from coordinator.scenario.targets import SimulatorTarget, UrlTarget
 from loadgen.errors import UserError
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 BASE = """\
 name: demo
 target: {kind: simulator}

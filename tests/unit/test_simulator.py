@@ -7,6 +7,7 @@ performance model is checked exactly.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterator
 
 import pytest
@@ -73,11 +74,11 @@ def test_fault_rates_are_seeded_and_roughly_right() -> None:
 
 # ---- request bodies and output lengths ----------------------------------------------------
 def test_bad_bodies_give_one_line() -> None:
-    with pytest.raises(BadRequest, match="^request body is not valid JSON$"):
+    with pytest.raises(BadRequest, match=r"^request body is not valid JSON$"):
         parse("chat", b"{nope")
-    with pytest.raises(BadRequest, match="^messages: required; add it$"):
+    with pytest.raises(BadRequest, match=r"^messages: required; add it$"):
         parse("chat", b'{"model": "m"}')
-    with pytest.raises(BadRequest, match="^max_tokens: "):
+    with pytest.raises(BadRequest, match=r"^max_tokens: "):
         parse("completions", b'{"prompt": "x", "max_tokens": 0}')
 
 
@@ -92,7 +93,7 @@ def test_output_length_rules() -> None:
     assert planner.plan(req, 1) == (50, 20)
     req = parse("completions", b'{"prompt": "x", "max_tokens": 5}')
     assert planner.plan(req, 1) == (5, 5)
-    with pytest.raises(BadRequest, match="^prompt: empty"):
+    with pytest.raises(BadRequest, match=r"^prompt: empty"):
         planner.plan(parse("completions", b'{"prompt": []}'), 0)
     with pytest.raises(BadRequest, match="maximum context length is 100"):
         planner.plan(parse("completions", b'{"prompt": "x", "max_tokens": 100}'), 1)
@@ -138,15 +139,15 @@ def run(engine: Engine, until_idle: int = 10_000) -> float:
     for _ in range(until_idle):
         if not engine.running and not engine.waiting:
             return t
-        scheduled, cost = engine._schedule(t)
+        scheduled, cost = engine.schedule(t)
         assert scheduled, "engine stuck"
         t += cost
-        engine._complete(scheduled, t)
+        engine.complete(scheduled, t)
     raise AssertionError("did not finish")
 
 
 def test_step_time_model_and_one_token_per_decode_step(loop: asyncio.AbstractEventLoop) -> None:
-    engine, out = make_engine(
+    engine, _ = make_engine(
         step_overhead_s=0.01,
         prefill_token_s=0.001,
         decode_seq_s=0.0001,
@@ -158,12 +159,12 @@ def test_step_time_model_and_one_token_per_decode_step(loop: asyncio.AbstractEve
     run(engine)
     due = a.token_due
     assert due[0] == pytest.approx(0.01 + 0.1)  # prefill of 100 tokens samples token 1
-    assert [round(d2 - d1, 9) for d1, d2 in zip(due, due[1:])] == [0.0101, 0.0101]
+    assert [round(d2 - d1, 9) for d1, d2 in itertools.pairwise(due)] == [0.0101, 0.0101]
     assert a.queue_exit == 0.0 and engine.free_blocks == engine.config.num_kv_blocks
 
 
 def test_max_num_seqs_bounds_the_batch(loop: asyncio.AbstractEventLoop) -> None:
-    engine, out = make_engine(
+    engine, _ = make_engine(
         max_num_seqs=4, step_overhead_s=0.01, prefill_token_s=0.0, decode_seq_s=0.0, context_token_s=0.0
     )
     seqs = [seq(loop, 10, 5, f"s{i}") for i in range(8)]
@@ -198,7 +199,10 @@ def test_kv_exhaustion_preempts_and_recomputes(loop: asyncio.AbstractEventLoop) 
     run(engine)
     assert all(s.out == 100 for s in seqs)
     assert sum(s.preemptions for s in seqs) > 0
-    assert engine.metrics.preemptions._value.get() == sum(s.preemptions for s in seqs)
+    preempted = engine.metrics.registry.get_sample_value(
+        "vllm:num_preemptions_total", {"model_name": engine.config.model}
+    )
+    assert preempted == sum(s.preemptions for s in seqs)
     assert engine.free_blocks == 12
 
 
@@ -226,5 +230,5 @@ def test_jitter_is_seeded(loop: asyncio.AbstractEventLoop) -> None:
     assert step_times(1, 0.2) == step_times(1, 0.2)
     assert step_times(1, 0.2) != step_times(2, 0.2)
     plain = step_times(1, 0.0)
-    gaps = {round(b - a, 9) for a, b in zip(plain, plain[1:])}
+    gaps = {round(b - a, 9) for a, b in itertools.pairwise(plain)}
     assert len(gaps) == 1  # no jitter: every decode step costs the same

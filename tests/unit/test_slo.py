@@ -10,22 +10,19 @@ import pytest
 from coordinator.results.slo import Slo
 from coordinator.results.summarize import summarize
 from loadgen import metrics
-from loadgen.records import Attempt, RequestRecord
-from tests.unit.test_results import make_record
+from loadgen.records import RequestRecord
+from tests.factories import record
 
 
 def _no_token(t0: float = 100.0) -> RequestRecord:
     """A successful request that never produced a token: TTFT and TPOT undefined."""
-    rec = make_record(t0=t0)
-    rec.attempts = [Attempt(number=1, sent=t0, end=t0 + 0.5, status=200, output_tokens=0)]
-    rec.end = t0 + 0.5
-    return rec
+    return record(t0=t0, tokens=0)
 
 
 def test_an_undefined_tpot_meets_the_tpot_slo_and_an_undefined_ttft_misses_the_ttft_slo() -> None:
-    one_token = make_record(tokens=1, ttft=0.05)  # TPOT undefined: one output token
-    slow = make_record(tokens=10, ttft=0.05, itl=0.02)  # TPOT about 20 ms
-    fast = make_record(tokens=10, ttft=0.05, itl=0.005)
+    one_token = record(tokens=1, ttft=0.05)  # TPOT undefined: one output token
+    slow = record(tokens=10, ttft=0.05, itl=0.02)  # TPOT about 20 ms
+    fast = record(tokens=10, ttft=0.05, itl=0.005)
     assert metrics.tpot(one_token.final) is None and metrics.ttft(_no_token().final) is None
     tpot_slo = Slo(tpot_ms=10)
     # the summary (columns) and the bridge (record by record) say the same
@@ -35,8 +32,8 @@ def test_an_undefined_tpot_meets_the_tpot_slo_and_an_undefined_ttft_misses_the_t
     assert summarize([_no_token(), fast], slo=ttft_slo).all.goodput.requests == 1
     assert [ttft_slo.rule().good(r) for r in (_no_token(), fast)] == [False, True]
     # failed requests are never good, whatever the thresholds
-    assert summarize([make_record(error="timeout")], slo=Slo(e2e_ms=1e6)).all.goodput.requests == 0
-    assert summarize([make_record(error="timeout")]).all.goodput.requests == 0
+    assert summarize([record(error="timeout")], slo=Slo(e2e_ms=1e6)).all.goodput.requests == 0
+    assert summarize([record(error="timeout")]).all.goodput.requests == 0
 
 
 @pytest.mark.parametrize("metric", sorted(metrics.SLO_METRICS))
@@ -54,10 +51,9 @@ def test_the_check_of_one_value_and_of_a_column_agree(metric: str) -> None:
 def test_good_and_good_all_agree_over_many_records() -> None:
     rng = random.Random(3)
     records = [
-        make_record(ttft=rng.uniform(0.01, 0.2), itl=rng.uniform(0.001, 0.03), tokens=rng.randint(1, 30))
-        for _ in range(300)
+        record(ttft=rng.uniform(0.01, 0.2), itl=rng.uniform(0.001, 0.03), tokens=rng.randint(1, 30)) for _ in range(300)
     ]
-    records += [make_record(error="timeout") for _ in range(10)] + [_no_token() for _ in range(5)]
+    records += [record(error="timeout") for _ in range(10)] + [_no_token() for _ in range(5)]
     rule = metrics.SloRule(ttft=0.1, tpot=0.015, e2e=0.5)
     values = {
         name: np.array([np.nan if (v := metrics.request_values(r)[name]) is None else v for r in records])
@@ -73,12 +69,12 @@ def test_the_declaration_in_ms_converts_once_to_the_rule_in_seconds() -> None:
     assert Slo(ttft_ms=300, tpot_ms=40).rule() == metrics.SloRule(ttft=0.3, tpot=0.04)
     assert Slo(e2e_ms=1500).limits_ms() == [("e2e", 1500)]
     assert metrics.SloRule.from_ms(None, 25, None) == metrics.SloRule(tpot=0.025)
-    assert Slo().rule().limits() == () and metrics.SloRule().good(make_record())
+    assert Slo().rule().limits() == () and metrics.SloRule().good(record())
 
 
 def test_the_verdict_is_judged_at_the_declared_percentile_even_an_unusual_one() -> None:
     ttfts = [0.01 * i for i in range(1, 101)]
-    records = [make_record(ttft=t) for t in ttfts]
+    records = [record(ttft=t) for t in ttfts]
     verdict = summarize(records, slo=Slo(ttft_ms=970, percentile=97)).all.slo
     assert verdict is not None
     check = verdict.checks["ttft"]
@@ -86,5 +82,5 @@ def test_the_verdict_is_judged_at_the_declared_percentile_even_an_unusual_one() 
     assert check.met is False and verdict.met is False  # 970.3 ms > 970 ms
     at_p99 = summarize(records, slo=Slo(ttft_ms=1000)).all
     assert at_p99.slo is not None and at_p99.slo.checks["ttft"].value_ms == at_p99.latency_ms.ttft.p99
-    empty = summarize([make_record(error="timeout")], slo=Slo(ttft_ms=100)).all.slo
+    empty = summarize([record(error="timeout")], slo=Slo(ttft_ms=100)).all.slo
     assert empty is not None and empty.checks["ttft"].value_ms is None and empty.met is None

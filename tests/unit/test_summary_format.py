@@ -29,10 +29,9 @@ from coordinator.results.summary import (
 from coordinator.results.table import write_csv
 from loadgen import metrics
 from loadgen.errors import UserError
-from tests.unit.test_results import make_record
+from tests.factories import record
+from tests.paths import DATA, ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "tests" / "data"
 V1 = ("summary-v1.json", "summary-v1-partial.json")
 
 
@@ -79,7 +78,7 @@ def test_the_report_shows_a_version_1_summary() -> None:
 
 
 def test_what_summarize_writes_is_what_loads() -> None:
-    records = [make_record(tokens=1), make_record(error="timeout"), make_record(workload="b")]
+    records = [record(tokens=1), record(error="timeout"), record(workload="b")]
     summary = summarize(records)
     text = summary.model_dump_json(indent=2)
     assert Summary.model_validate_json(text) == summary
