@@ -1,4 +1,4 @@
-"""Test data, built one way: request records, worker and container samples, scenarios.
+"""Test data, built one way: request records, worker and container samples, worker configs, scenarios.
 
 Every test module makes its records here, so a test of the summary, of the bridge and of the
 collector look at records of the same shape. ``record`` is exact (each time and token where
@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from loadgen.config import WorkerConfig
 from loadgen.records import Attempt, RequestRecord
 from loadgen.samples import ContainerSample, StatsSample, WorkerSample
 
@@ -169,6 +170,21 @@ def container_sample(
         )
     return ContainerSample(
         target=target, time=now, running=running, oom_kills=oom, restarts=restarts, container=1, stats=stats
+    )
+
+
+def worker_config(base_url: str, workloads: list[dict[str, Any]], retry: dict[str, Any] | None = None) -> WorkerConfig:
+    """What a worker is told (run ``test``, seed 7, model ``sim`` at ``base_url``/v1), for users run
+    in the test's process; the Redis URL is never connected (records go to a callback)."""
+    return WorkerConfig.model_validate(
+        {
+            "run_id": "test",
+            "redis_url": "redis://127.0.0.1:1/0",
+            "seed": 7,
+            "target": {"base_url": base_url + "/v1", "model": "sim"},
+            "workloads": workloads,
+            "retry": retry or {},
+        }
     )
 
 
