@@ -23,33 +23,33 @@ import json
 import os
 import random
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import gevent
+import locust  # noqa: F401 - monkey-patches before anything opens a socket
+import orjson
+import redis
+from locust import FastHttpUser, task
+from locust.env import Environment
+from locust.event import Events
+
+from coordinator.services.ports import free_port
+from coordinator.services.process import http_ok, start_process, stop_process
+from coordinator.services.redis_server import RedisServer
+from loadgen.config import PhaseCommand, WorkerConfig
+from loadgen.corpus import count_tokens
+from loadgen.local import LocalWorker
+from loadgen.prompts import PromptFactory, estimated_prompt_tokens
+from loadgen.records import RequestRecord
+from loadgen.spec import WorkloadSpec
+from loadgen.stream import stream_keys
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import gevent  # noqa: E402
-import locust  # noqa: E402,F401  (monkey-patches before anything opens a socket)
-import orjson  # noqa: E402
-import redis  # noqa: E402
-from locust import FastHttpUser, task  # noqa: E402
-from locust.env import Environment  # noqa: E402
-from locust.event import Events  # noqa: E402
-
-from coordinator.services.ports import free_port  # noqa: E402
-from coordinator.services.redis_server import RedisServer  # noqa: E402
-from loadgen.config import PhaseCommand, WorkerConfig  # noqa: E402
-from loadgen.corpus import count_tokens  # noqa: E402
-from loadgen.local import LocalWorker  # noqa: E402
-from loadgen.prompts import PromptFactory, estimated_prompt_tokens  # noqa: E402
-from loadgen.records import RequestRecord  # noqa: E402
-from loadgen.spec import WorkloadSpec  # noqa: E402
-from loadgen.stream import stream_keys  # noqa: E402
-
 OUTPUT_TOKENS = 128  # mean; lengths vary so that streams do not all end (and restart) in the same step
 
 
@@ -64,13 +64,12 @@ class Simulator:
     def __init__(self, tmp: Path, preset: str, overrides: dict | None = None) -> None:
         self.port = free_port()
         self.trace = tmp / f"trace-{self.port}.jsonl"
-        self.log = open(tmp / f"sim-{self.port}.log", "wb")
         extra: list[str] = []
         if overrides:
             cfg = tmp / f"sim-{self.port}.json"  # JSON is YAML
             cfg.write_bytes(orjson.dumps(overrides))
             extra = ["--config", str(cfg)]
-        self.proc = subprocess.Popen(
+        self.proc = start_process(
             [
                 sys.executable,
                 "-m",
@@ -85,24 +84,12 @@ class Simulator:
                 str(self.trace),
                 *extra,
             ],
-            cwd=ROOT,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
+            ready=lambda: http_ok(f"{self.url}/health"),
+            what="the simulator",
+            timeout=20,
+            log_path=tmp / f"sim-{self.port}.log",
             env=dict(os.environ, PYTHONPATH=str(ROOT)),
         )
-        import urllib.request
-
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("simulator did not start")
-            time.sleep(0.05)
 
     @property
     def url(self) -> str:
@@ -114,9 +101,7 @@ class Simulator:
         return {t["id"]: t for t in map(orjson.loads, self.trace.read_bytes().splitlines()) if t.get("id")}
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self.log.close()
+        stop_process(self.proc)
 
 
 def config(sim: Simulator, redis_url: str, run_id: str) -> WorkerConfig:

@@ -45,8 +45,9 @@ class Stream(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.transport.write(self.request)  # type: ignore[union-attr]
+        assert isinstance(transport, asyncio.Transport)  # a TCP connection's
+        self.transport = transport
+        transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
         buf = self.carry + data
@@ -185,7 +186,7 @@ def run_case(
         traced = 0
         for line in trace.read_bytes().splitlines():
             rec = orjson.loads(line)
-            for t, due in zip(rec["token_times"], rec["token_due"]):
+            for t, due in zip(rec["token_times"], rec["token_due"], strict=True):
                 if result["start"] <= t <= result["end"]:
                     traced += 1
                     lags.append(t - due)

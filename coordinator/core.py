@@ -21,6 +21,8 @@ FEATURE = Feature(
     ),
     commands={
         "run": Ref("coordinator.run.commands:run"),
+        "clean": Ref("coordinator.run.commands:clean"),
+        "recover": Ref("coordinator.run.commands:recover"),
         "validate": Ref("coordinator.scenario.commands:validate"),
         "schema": Ref("coordinator.scenario.commands:schema"),
         "simulate": Ref("targets.simulator.cli:simulate"),

@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 import functools
 import importlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Generic, TypeVar
@@ -84,7 +84,9 @@ class Feature:
     - ``extensions``: ``attach(ctx)`` called before the run starts (``coordinator.run.extensions``);
     - ``report_sections``: ``render(run_dir) -> str`` (an HTML fragment, '' for nothing), appended to
       ``report.html`` in order (``coordinator.results.report``);
-    - ``commands``: CLI command name -> a ``click.Command``.
+    - ``commands``: CLI command name -> a ``click.Command``;
+    - ``cleanups``: ``cleanup() -> int`` removes what killed runs of this feature left behind
+      (containers whose owner is gone) and says how many (``finishline clean``, ``finishline run``).
     """
 
     name: str
@@ -93,6 +95,7 @@ class Feature:
     extensions: tuple[Ref[Any], ...] = ()
     report_sections: tuple[Ref[Any], ...] = ()
     commands: dict[str, Ref[Any]] = field(default_factory=dict)
+    cleanups: tuple[Ref[Any], ...] = ()
 
 
 @functools.cache
@@ -122,20 +125,27 @@ def phase_kinds() -> Iterator[PhaseKind]:
         yield from feature.phases
 
 
-def target_kind(kind: str) -> TargetKind:
-    for entry in target_kinds():
+Kind = TypeVar("Kind", TargetKind, PhaseKind)
+
+
+def _find(kind: str, entries: Iterable[Kind], unavailable: str) -> Kind:
+    """The first entry of ``kind``; else a :class:`UserError`, ``unavailable`` filled in with the
+    kind asked for and the kinds there are."""
+    entries = tuple(entries)
+    for entry in entries:
         if entry.kind == kind:
             return entry
-    names = ", ".join(t.kind for t in target_kinds())
-    raise UserError(f"target.kind: {kind} targets are not available in this build; use one of {names}")
+    raise UserError(unavailable.format(kind=kind, names=", ".join(e.kind for e in entries)))
+
+
+def target_kind(kind: str) -> TargetKind:
+    return _find(
+        kind, target_kinds(), "target.kind: {kind} targets are not available in this build; use one of {names}"
+    )
 
 
 def phase_kind(kind: str) -> PhaseKind:
-    for entry in phase_kinds():
-        if entry.kind == kind:
-            return entry
-    names = ", ".join(p.kind for p in phase_kinds())
-    raise UserError(f"phases: kind {kind} is not available in this build; use one of {names}")
+    return _find(kind, phase_kinds(), "phases: kind {kind} is not available in this build; use one of {names}")
 
 
 def extensions() -> Iterator[Ref[Any]]:
@@ -146,6 +156,11 @@ def extensions() -> Iterator[Ref[Any]]:
 def report_sections() -> Iterator[Ref[Any]]:
     for feature in features():
         yield from feature.report_sections
+
+
+def cleanups() -> Iterator[Ref[Any]]:
+    for feature in features():
+        yield from feature.cleanups
 
 
 def commands() -> dict[str, Ref[Any]]:

@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from grafana_foundation_sdk.builders.dashboard import Dashboard
@@ -44,7 +44,8 @@ COMPOSE_HEADER = (
 
 
 def dashboard_json(build: Callable[[], Dashboard]) -> dict[str, Any]:
-    return json.loads(JSONEncoder(sort_keys=True, indent=2).encode(build().build()))
+    """The dashboard as the JSON object the SDK's encoder writes."""
+    return cast(dict[str, Any], json.loads(JSONEncoder(sort_keys=True, indent=2).encode(build().build())))
 
 
 def provisioning() -> dict[str, dict[str, Any]]:

@@ -16,13 +16,13 @@ UID = "finishline-comparison"
 RUNS = (("run", "$run"), ("baseline", "$baseline"))
 
 
-def _final(series_: str, run: str, extra: str = "") -> str:
-    return f'max_over_time({series_}{{run="{run}"{extra}}}[$__range])'
+def _final(series_: str, run: str) -> str:
+    return f'max_over_time({series_}{{run="{run}"}}[$__range])'
 
 
 def _quantile(name: str, q: float, run: str) -> str:
-    ok = ', outcome="ok"'
-    return f"histogram_quantile({q}, sum by (le) ({_final(n.HIST[name] + '_bucket', run, ok)}))"
+    buckets = n.ok_buckets(name, f'run="{run}"')
+    return f"histogram_quantile({q}, sum by (le) (max_over_time({buckets}[$__range])))"
 
 
 def build() -> dashboard.Dashboard:
@@ -32,7 +32,7 @@ def build() -> dashboard.Dashboard:
         UID,
         "Whole-run figures of a run and a baseline run (both within the time range).",
         "now-24h",
-        [("run", f"label_values({req}, run)", False), ("baseline", f"label_values({req}, run)", False)],
+        [("run", n.request_label_values("run"), False), ("baseline", n.request_label_values("run"), False)],
     )
     g.row("Latency percentiles of successful requests")
     for name, title in (("ttft", "TTFT"), ("tpot", "TPOT"), ("e2e", "E2E"), ("itl", "ITL")):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard
 
 from dashboards import names as n
-from dashboards.panels import Grid, board, series, single
+from dashboards.panels import Grid, board, latency_quantile, series, single
 
 UID = "finishline-live-run"
 SEL = 'run="$run", phase=~"$phase"'
@@ -23,9 +23,9 @@ def build() -> dashboard.Dashboard:
         "A run as it happens: load, client latency (successful requests), errors, the server's own state.",
         "now-30m",
         [
-            ("run", f"label_values({req}, run)", False),
-            ("phase", f'label_values({req}{{run="$run"}}, phase)', True),
-            ("workload", f'label_values({req}{{run="$run"}}, workload)', True),
+            ("run", n.request_label_values("run"), False),
+            ("phase", n.request_label_values("phase", 'run="$run"'), True),
+            ("workload", n.request_label_values("workload", 'run="$run"'), True),
         ],
         refresh="5s",
     )
@@ -66,8 +66,7 @@ def build() -> dashboard.Dashboard:
             "s",
             [
                 (
-                    f"histogram_quantile(0.99, sum by (workload, le) (rate({n.HIST['ttft']}_bucket"
-                    f'{{{SEL}, workload=~"$workload", outcome="ok"}}[$__rate_interval])))',
+                    latency_quantile("ttft", 0.99, f'{SEL}, workload=~"$workload"', "$__rate_interval", by="workload"),
                     "{{workload}}",
                 )
             ],

@@ -17,6 +17,21 @@ QUANTILES: tuple[tuple[str, float], ...] = (("p50", 0.5), ("p95", 0.95), ("p99",
 LATENCY_RULES: tuple[str, ...] = ("ttft", "tpot", "itl", "e2e", "dispatch_delay")
 
 
+OK = 'outcome="ok"'  # successful requests: latencies and token rates count only these, as in the summary
+
+
+def ok_buckets(name: str, selector: str = "") -> str:
+    """The histogram buckets of latency ``name`` of successful requests; ``selector``: more label matchers."""
+    matchers = f"{selector}, {OK}" if selector else OK
+    return f"{HIST[name]}_bucket{{{matchers}}}"
+
+
+def request_label_values(label: str, selector: str = "") -> str:
+    """A dashboard variable's query: the values ``label`` takes on the request counter (``selector``: matchers)."""
+    series = f"{COUNTER['requests']}{{{selector}}}" if selector else COUNTER["requests"]
+    return f"label_values({series}, {label})"
+
+
 def bucket_rate(name: str) -> str:
     """``run:finishline_ttft_seconds_bucket:rate1m`` — successful requests only, as the summary."""
     return f"run:{HIST[name]}_bucket:rate1m"

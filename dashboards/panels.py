@@ -12,6 +12,8 @@ from grafana_foundation_sdk.builders import bargauge, common, dashboard, prometh
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models.dashboard import DataSourceRef, GridPos, VariableRefresh
 
+from dashboards import names as n
+
 DS = DataSourceRef(type_val="prometheus", uid="${datasource}")
 GRAFANA_DS = DataSourceRef(type_val="grafana", uid="-- Grafana --")
 ANNOTATION_TAG = "finishline"  # every annotation finishline writes carries it, plus the run id
@@ -20,6 +22,13 @@ ANNOTATION_TAG = "finishline"  # every annotation finishline writes carries it, 
 def query(expr: str, legend: str = "", ref: str = "A", instant: bool = False) -> prometheus.Dataquery:
     q = prometheus.Dataquery().expr(expr).legend_format(legend or "__auto").ref_id(ref).datasource(DS)
     return q.instant() if instant else q.range()
+
+
+def latency_quantile(name: str, q: float, selector: str, window: str, by: str = "") -> str:
+    """PromQL: quantile ``q`` of latency ``name`` over successful requests, from the buckets' rate
+    over ``window``; ``by``: labels to keep a series for (besides ``le``)."""
+    group = f"{by}, le" if by else "le"
+    return f"histogram_quantile({q}, sum by ({group}) (rate({n.ok_buckets(name, selector)}[{window}])))"
 
 
 P = TypeVar("P", timeseries.Panel, stat.Panel, bargauge.Panel)
@@ -112,11 +121,10 @@ class Grid:
         self.board = self.board.with_row(dashboard.Row(title).grid_pos(GridPos(h=1, w=24, x=0, y=self.y)))
         self.y += 1
 
-    def add(self, panel: object, w: int = 12, h: int = 8) -> None:
+    def add(self, panel: P, w: int = 12, h: int = 8) -> None:
         if self.x + w > 24:
             self._newline()
-        panel.grid_pos(GridPos(h=h, w=w, x=self.x, y=self.y))  # type: ignore[attr-defined]
-        self.board = self.board.with_panel(panel)  # type: ignore[arg-type]
+        self.board = self.board.with_panel(panel.grid_pos(GridPos(h=h, w=w, x=self.x, y=self.y)))
         self.x += w
         self.row_h = max(self.row_h, h)
 

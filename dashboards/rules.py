@@ -16,8 +16,6 @@ from typing import Any
 
 from dashboards import names as n
 
-OK = 'outcome="ok"'
-
 
 def _by(extra: str = "") -> str:
     return f"{n.RUN_BY}, {extra}" if extra else n.RUN_BY
@@ -42,7 +40,7 @@ def recording_rules() -> list[dict[str, str]]:
         rules.append(
             {
                 "record": n.bucket_rate(name),
-                "expr": f"sum by ({_by('le')}) (rate({n.HIST[name]}_bucket{{{OK}}}[1m]))",
+                "expr": f"sum by ({_by('le')}) (rate({n.ok_buckets(name)}[1m]))",
             }
         )
         for label, q in n.QUANTILES:
@@ -50,7 +48,10 @@ def recording_rules() -> list[dict[str, str]]:
     req, err, good = n.COUNTER["requests"], n.COUNTER["errors"], n.COUNTER["good_requests"]
     rules += [
         {"record": n.REQUESTS_RATE, "expr": f"sum by ({_by()}) (rate({req}[1m]))"},
-        {"record": n.OUTPUT_TOKENS_RATE, "expr": f"sum by ({_by()}) (rate({n.COUNTER['output_tokens']}{{{OK}}}[1m]))"},
+        {
+            "record": n.OUTPUT_TOKENS_RATE,
+            "expr": f"sum by ({_by()}) (rate({n.COUNTER['output_tokens']}{{{n.OK}}}[1m]))",
+        },
         {"record": n.ERRORS_RATE, "expr": f"sum by ({_by('outcome')}) (rate({err}[1m]))"},
         {"record": n.RETRIES_RATE, "expr": f"sum by ({_by('outcome')}) (rate({n.COUNTER['retries']}[1m]))"},
         {"record": n.GOODPUT_RATE, "expr": f"sum by ({_by()}) (rate({good}[1m]))"},

@@ -5,14 +5,14 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard
 
 from dashboards import names as n
-from dashboards.panels import board, series
+from dashboards.panels import board, latency_quantile, series
 
 UID = "finishline-soak"
 SEL = 'run="$run"'
 
 
 def _q(name: str, q: float, window: str) -> str:
-    return f'histogram_quantile({q}, sum by (le) (rate({n.HIST[name]}_bucket{{{SEL}, outcome="ok"}}[{window}])))'
+    return latency_quantile(name, q, SEL, window)
 
 
 def build() -> dashboard.Dashboard:
@@ -21,7 +21,7 @@ def build() -> dashboard.Dashboard:
         UID,
         "Long runs: hour-long windows show drift that minute windows hide.",
         "now-24h",
-        [("run", f"label_values({n.COUNTER['requests']}, run)", False)],
+        [("run", n.request_label_values("run"), False)],
         refresh="1m",
     )
     g.row("Latency drift")

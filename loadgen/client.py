@@ -11,18 +11,20 @@ nothing raised here escapes to kill a user.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import errno
 import socket
 import struct
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import gevent
 import gevent.monkey
 import orjson
 from geventhttpclient import HTTPClient
+from geventhttpclient.connectionpool import ConnectionPool
 from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 from geventhttpclient.url import URL
 
@@ -63,8 +65,12 @@ class AttemptResult:
     cancelled: bool = False  # the greenlet was killed mid-attempt; the caller must stop too
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` in seconds: delta-seconds or an HTTP date; None when absent or unreadable."""
+def parse_retry_after(value: str | list[str] | None) -> float | None:
+    """``Retry-After`` in seconds: delta-seconds or an HTTP date; None when absent or unreadable.
+
+    A header sent more than once comes as a list: its first value counts."""
+    if isinstance(value, list):
+        value = value[0] if value else None
     if not value:
         return None
     value = value.strip()
@@ -99,14 +105,14 @@ def exception_error(exc: BaseException, got_response: bool) -> ErrorClass:
         return ErrorClass.RESET
     if isinstance(exc, HTTPParseError):
         return ErrorClass.RESET if got_response else ErrorClass.MALFORMED
-    if isinstance(exc, ConnectionRefusedError) or isinstance(exc, socket.gaierror):
+    if isinstance(exc, (ConnectionRefusedError, socket.gaierror)):
         return ErrorClass.CONNECT
     if isinstance(exc, OSError) and exc.errno in _CONNECT_ERRNOS and not got_response:
         return ErrorClass.CONNECT
     return ErrorClass.RESET
 
 
-class _NoYieldLiveness:
+class _NoYieldLiveness(ConnectionPool):
     """geventhttpclient checks a pooled connection with gevent's ``select(..., 0)``, which yields
     to the hub: under load the request then leaves seconds-of-ms after its ``sent`` stamp. The
     same check with the unpatched ``select`` costs one syscall and never switches greenlets."""
@@ -116,7 +122,7 @@ class _NoYieldLiveness:
     def get_socket(self) -> Any:
         """The pooled socket, and the time it was handed over: the request is written right after,
         so ``sent`` excludes the client's own header building and pool bookkeeping."""
-        sock = super().get_socket()  # type: ignore[misc]
+        sock = super().get_socket()
         self.handed_out[id(gevent.getcurrent())] = time.monotonic()
         return sock
 
@@ -132,10 +138,13 @@ class _NoYieldLiveness:
             return False
 
 
-def _without_yielding_check(pool: Any) -> None:
+def _without_yielding_check(pool: ConnectionPool) -> dict[int, float]:
+    """Give ``pool`` the liveness check of :class:`_NoYieldLiveness`; returns its ``handed_out`` times."""
     base = type(pool)
     pool.__class__ = type(f"NoYield{base.__name__}", (_NoYieldLiveness, base), {})
-    pool.handed_out = {}
+    swapped = cast(_NoYieldLiveness, pool)  # its class now derives from _NoYieldLiveness
+    swapped.handed_out = {}
+    return swapped.handed_out
 
 
 class EndpointClient:
@@ -158,7 +167,7 @@ class EndpointClient:
             network_timeout=target.read_timeout,
             headers=headers,
         )
-        _without_yielding_check(self.http._connection_pool)
+        self._handed_out = _without_yielding_check(self.http._connection_pool)
         self.count_tokens: TokenCounter | None = load_counter(target.tokenizer) if target.tokenizer else None
 
     def close(self) -> None:
@@ -212,7 +221,7 @@ class EndpointClient:
         the attempt, ``timeout`` bounds it, ``want_text`` keeps the reply's text, ``headers`` are
         sent on top of the target's."""
         timer = gevent.Timeout(timeout) if timeout else None
-        handed_out = self.http._connection_pool.handed_out
+        handed_out = self._handed_out
         me = id(gevent.getcurrent())
         sent = time.monotonic()
         attempt = Attempt(number=number, sent=sent, end=sent, retry_wait=retry_wait)
@@ -238,7 +247,7 @@ class EndpointClient:
                 detail = response.read()[:300].decode("utf-8", "replace")
                 attempt.error = failed.value
                 attempt.error_detail = f"HTTP {status}: {' '.join(detail.split())}"[:300]
-                result.retry_after = parse_retry_after(response.get("retry-after"))  # type: ignore[arg-type]
+                result.retry_after = parse_retry_after(response.get("retry-after"))
             elif stream:
                 parser = StreamParser(sent, api == "chat", want_text or self.count_tokens is not None)
                 self._read_stream(response, parser)
@@ -256,7 +265,7 @@ class EndpointClient:
         except (OSError, HTTPParseError) as exc:
             error = exception_error(exc, response is not None)
             self._fail(attempt, error, f"{type(exc).__name__}: {exc}", parser)
-        except Exception as exc:  # anything else a broken peer provokes: recorded, never fatal to the user
+        except Exception as exc:  # noqa: BLE001 - anything else a broken peer provokes: recorded, never fatal to the user
             error = ErrorClass.MALFORMED if response is not None else ErrorClass.CONNECT
             self._fail(attempt, error, f"{type(exc).__name__}: {exc}", parser)
         finally:
@@ -326,10 +335,9 @@ class EndpointClient:
                     del buf[:]
         finally:
             watchdog.close()
-            try:  # the same socket may already be back in the pool: give it its timeout again
+            # The same socket may already be back in the pool: give it its timeout again.
+            with contextlib.suppress(OSError):
                 sock.settimeout(silence)
-            except OSError:
-                pass
 
     @staticmethod
     def _finish_stream(result: AttemptResult, parser: StreamParser, count: TokenCounter | None) -> None:

@@ -1,10 +1,11 @@
-"""What a worker is told: the run's configuration (a JSON file), each phase and the drain (Locust messages).
+"""What a worker is told: the run's configuration, each phase and the drain (Locust messages).
 
-The coordinator writes a ``WorkerConfig`` to a JSON file and passes its path in the
-environment variable ``FINISHLINE_WORKER_CONFIG``; the master broadcasts a ``PhaseCommand``
-as the Locust custom message ``finishline_phase`` before each phase, and ``finishline_drain``
-(no data) after the last one: schedule nothing new, let what was scheduled finish. Secrets
-never travel in any of them: the target names the environment variable that holds its API key.
+The coordinator passes a ``WorkerConfig`` as JSON in the environment variable
+``FINISHLINE_WORKER_CONFIG`` (never in a file: a target header may hold a secret, and a file
+outlives a killed run); the master broadcasts a ``PhaseCommand`` as the Locust custom message
+``finishline_phase`` before each phase, and ``finishline_drain`` (no data) after the last one:
+schedule nothing new, let what was scheduled finish. The API key itself never travels: the
+target names the environment variable that holds it, read where the worker runs.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from typing import Literal
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from loadgen.errors import UserError, describe_validation_error
-from loadgen.spec import ArrivalSpec, RetryPolicy, Spec, WorkloadSpec, readable_file
+from loadgen.spec import ArrivalSpec, RetryPolicy, Spec, WorkloadSpec, check_unique, readable_file
 
 CONFIG_ENV = "FINISHLINE_WORKER_CONFIG"
 PHASE_MESSAGE = "finishline_phase"
 DRAIN_MESSAGE = "finishline_drain"
+REPORT_MESSAGE = "finishline_report"  # master -> workers: say how far you got (no data)
+PROGRESS_MESSAGE = "finishline_progress"  # worker -> master: a WorkerProgress, the answer
 
 
 class TargetConfig(Spec):
@@ -78,27 +81,41 @@ class WorkerConfig(Spec):
 
     @model_validator(mode="after")
     def _unique_names(self) -> WorkerConfig:
-        names = [w.name for w in self.workloads]
-        if len(set(names)) != len(names):
-            raise ValueError(f"workload names must be unique, got {names}")
+        check_unique("workload", [w.name for w in self.workloads])
         return self
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> WorkerConfig:
-        """Read the file named by ``FINISHLINE_WORKER_CONFIG`` (or ``path``); one clear line on error."""
-        if path is None:
-            path = os.environ.get(CONFIG_ENV)
-            if not path:
-                raise UserError(f"{CONFIG_ENV} is not set; the coordinator sets it to the worker config file")
-        path = Path(path)
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise UserError(f"{CONFIG_ENV}: cannot read {path}: {exc.strerror}") from None
+    def load(cls, value: str | Path | None = None) -> WorkerConfig:
+        """The configuration in ``FINISHLINE_WORKER_CONFIG`` (or ``value``): its JSON itself, as the
+        coordinator passes it, or the path of a JSON file. One clear line on error."""
+        if value is None:
+            value = os.environ.get(CONFIG_ENV)
+            if not value:
+                raise UserError(f"{CONFIG_ENV} is not set; the coordinator sets it to the worker configuration")
+        if isinstance(value, str) and value.lstrip().startswith("{"):
+            raw, where = value.encode(), CONFIG_ENV
+        else:
+            path = Path(value)
+            where = str(path)
+            try:
+                raw = path.read_bytes()
+            except OSError as exc:
+                raise UserError(f"{CONFIG_ENV}: cannot read {path}: {exc.strerror}") from None
         try:
             return cls.model_validate_json(raw)
         except ValidationError as exc:
-            raise UserError(f"{path}: {describe_validation_error(exc)}") from None
+            raise UserError(f"{where}: {describe_validation_error(exc)}") from None
+
+
+class WorkerProgress(Spec):
+    """A worker's own account of its records, sent to the master when asked (``finishline_report``):
+    how the run counts what a worker could not deliver when Redis is gone."""
+
+    worker: str
+    begun: int = Field(ge=0, description="logical requests begun (each ends as one record)")
+    sent: int = Field(ge=0, description="records Redis acknowledged")
+    pending: int = Field(ge=0, description="records queued, not yet written")
+    dropped: int = Field(ge=0, description="records dropped: the queue was full while Redis was away")
 
 
 class PhaseCommand(Spec):

@@ -22,9 +22,9 @@ from loadgen.request import LogicalRequest, Requester, Scheduling
 from loadgen.spec import CHAIN_INPUT, TEMPLATE_REF, ChainSpec, ChainStep, SessionSpec
 
 
-def run_unit(requester: Requester, factory: PromptFactory, unit: Scheduling) -> None:
+def run_unit(requester: Requester, factory: PromptFactory, unit: Scheduling) -> bool:
     """Run one unit of ``unit.workload``'s shape (its prompts drawn from ``unit.rng``); records go to
-    the requester's sink.
+    the requester's sink. True when every request of the unit succeeded.
 
     The unit's first request carries ``unit``'s times and phase. Later requests (a session's next
     turn, a chain step that waited for others) are scheduled when they are ready, in the phase
@@ -33,11 +33,11 @@ def run_unit(requester: Requester, factory: PromptFactory, unit: Scheduling) -> 
     conv = factory.conversation(unit.rng)
     workload = unit.workload
     if workload.session is not None:
-        run_session(requester, workload.session, factory, conv, unit)
-    elif workload.chain is not None:
-        run_chain(requester, workload.chain, factory, conv, unit)
-    else:
-        requester.send(unit, LogicalRequest(conv.messages, conv.max_tokens))
+        return run_session(requester, workload.session, factory, conv, unit)
+    if workload.chain is not None:
+        return run_chain(requester, workload.chain, factory, conv, unit)
+    record, _ = requester.send(unit, LogicalRequest(conv.messages, conv.max_tokens))
+    return record.ok
 
 
 def _trim_history(messages: list[Message], limit: int | None) -> None:
@@ -58,7 +58,7 @@ def _later(requester: Requester, unit: Scheduling, rng: random.Random) -> Schedu
 
 def run_session(
     requester: Requester, session: SessionSpec, factory: PromptFactory, conv: Conversation, unit: Scheduling
-) -> None:
+) -> bool:
     rng = unit.rng
     session_id = uuid.uuid4().hex
     turns = max(1, session.turns.sample(rng))
@@ -81,8 +81,9 @@ def run_session(
         request = LogicalRequest(list(messages), max_tokens, session_id=session_id, step=str(turn + 1), want_text=True)
         record, reply = requester.send(turn_unit, request)
         if not record.ok:
-            return
+            return False
         messages.append({"role": "assistant", "content": reply or ""})
+    return True
 
 
 def render(template: str, values: dict[str, str]) -> str:
@@ -92,7 +93,7 @@ def render(template: str, values: dict[str, str]) -> str:
 
 def run_chain(
     requester: Requester, chain: ChainSpec, factory: PromptFactory, conv: Conversation, unit: Scheduling
-) -> None:
+) -> bool:
     session_id = uuid.uuid4().hex
     system = [m for m in conv.messages if m["role"] == "system"]
     outputs: dict[str, str] = {CHAIN_INPUT: conv.messages[-1]["content"]}
@@ -110,7 +111,7 @@ def run_chain(
         else:
             step_unit = Scheduling(unit.workload, step_rng, unit.scheduled, unit.started, unit.user_id, unit.phase)
         max_tokens = step.output.sample(step_rng) if step.output is not None else conv.max_tokens
-        messages = system + [{"role": "user", "content": render(step.prompt, outputs)}]
+        messages = [*system, {"role": "user", "content": render(step.prompt, outputs)}]
         request = LogicalRequest(messages, max_tokens, session_id=session_id, step=step.id, want_text=True)
         try:
             record, reply = requester.send(step_unit, request)
@@ -126,3 +127,4 @@ def run_chain(
         gevent.joinall(greenlets, raise_error=True)
     finally:
         gevent.killall([g for g in greenlets if not g.dead], block=True)
+    return all(result.get() for result in done.values())

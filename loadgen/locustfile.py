@@ -27,7 +27,6 @@ compute_locust_defaults_once()
 __all__ = ["ClosedLoopUser", "OpenLoopDispatcher"]  # what Locust finds here: the user classes
 
 
-@events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, MasterRunner) or runtime_of(environment) is not None:
         return
@@ -35,8 +34,13 @@ def _on_init(environment: Environment, **_: Any) -> None:
     install(environment, WorkerRuntime(config, environment))
 
 
-@events.quitting.add_listener
 def _on_quitting(environment: Environment, **_: Any) -> None:
     runtime = runtime_of(environment)
     if runtime is not None:
         runtime.close()  # flushes every record before the process exits
+
+
+# Registered by a call, not as decorators: Locust's add_listener is unannotated, and as a
+# decorator it would leave the two functions untyped.
+events.init.add_listener(_on_init)
+events.quitting.add_listener(_on_quitting)

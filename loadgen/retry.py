@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import gevent
 import tenacity
@@ -78,3 +79,30 @@ def run_attempts(policy: RetryPolicy, send: SendAttempt, rng: random.Random) -> 
     )
     retrying(attempt_once)
     return results
+
+
+@dataclass(slots=True)
+class FailureBackoff:
+    """A closed-loop user whose units fail fast backs off, so a dead target is not hammered.
+
+    A unit *fails fast* when a request of it failed within ``fast_s`` seconds of the unit's start
+    (connection refused, an error page). After ``after`` such units in a row the user waits
+    ``start`` seconds before its next unit, doubling with each further fast failure up to ``cap``;
+    a unit that succeeds (or fails slowly: the server is there, it is just struggling) resets it.
+    The wait adds to the phase's think time. The run itself ends early when every request keeps
+    failing (``checks.abort_when_down_s``).
+    """
+
+    fast_s: float = 0.5
+    after: int = 2
+    start: float = 0.05
+    cap: float = 2.0
+    streak: int = 0
+
+    def observe(self, ok: bool, seconds: float) -> None:
+        self.streak = self.streak + 1 if not ok and seconds < self.fast_s else 0
+
+    def wait(self) -> float:
+        if self.streak < self.after:
+            return 0.0
+        return float(min(self.cap, self.start * 2 ** (self.streak - self.after)))

@@ -34,6 +34,12 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def check_unique(what: str, names: list[str]) -> None:
+    """A validator's check that no name is given twice (``what``: the kind of thing named)."""
+    if len(set(names)) != len(names):
+        raise ValueError(f"{what} names must be unique, got {names}")
+
+
 # ---------------------------------------------------------------- token-length distributions
 
 
@@ -67,7 +73,7 @@ class _Clamped(Spec):
     max: int | None = Field(default=None, ge=0)
 
     def _clamp(self, value: float) -> int:
-        n = max(self.min, int(round(value)))
+        n = max(self.min, round(value))
         return n if self.max is None else min(self.max, n)
 
 

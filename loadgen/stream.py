@@ -48,12 +48,13 @@ class StreamKeys(NamedTuple):
     samples: str
     state: str
     bridge: str  # prefix of the bridge's keys: {bridge}:state:{consumer}, {bridge}:seen:{window}, ...
+    progress: str  # hash: worker -> logical requests it had begun when it last wrote (see RecordSink)
 
 
 def stream_keys(run_id: str) -> StreamKeys:
     """The only place Redis key names of a run are built (see docs/architecture.md)."""
     base = f"{KEY_PREFIX}:{run_id}"
-    return StreamKeys(f"{base}:records", f"{base}:samples", f"{base}:state", f"{base}:bridge")
+    return StreamKeys(f"{base}:records", f"{base}:samples", f"{base}:state", f"{base}:bridge", f"{base}:progress")
 
 
 def _text(value: object) -> str:
@@ -101,9 +102,16 @@ class RecordWriter:
         self.key = key
         self.maxlen = maxlen
 
-    def write(self, batch: Sequence[tuple[str, bytes]]) -> None:
-        """Send ``(record id, record JSON)`` pairs; raises ``redis.RedisError`` with nothing known written."""
-        pipe = self.client.pipeline(transaction=False)
+    def write(self, batch: Sequence[tuple[str, bytes]], progress: tuple[str, str, int] | None = None) -> None:
+        """Send ``(record id, record JSON)`` pairs; raises ``redis.RedisError`` with nothing known written.
+
+        ``progress`` ``(hash key, worker, begun)``: written in the same transaction as the records,
+        so what a worker said it had begun and the records it had sent by then arrive together.
+        """
+        pipe = self.client.pipeline(transaction=progress is not None)
+        if progress is not None:
+            progress_key, worker, begun = progress
+            pipe.hset(progress_key, worker, begun)
         key = self.key
         if self.maxlen is None:
             for rid, raw in batch:
@@ -123,10 +131,16 @@ class RecordWriter:
 class RecordSink:
     """Records written in batches from a greenlet (inside Locust workers).
 
-    Users hand a finished record to :meth:`add` (no I/O, no waiting); a greenlet ships batches
-    with :class:`RecordWriter`. If Redis is briefly unreachable the batch is kept and sent
-    again, and :meth:`close` flushes whatever is left, so no measured record is lost when the
-    run stops.
+    Users hand a finished record to :meth:`add` (no I/O, no waiting); a greenlet ships what is
+    queued every ``flush_interval`` seconds (100 ms) or as soon as ``batch_size`` records wait,
+    with :class:`RecordWriter`. If Redis is unreachable the records stay queued and are sent
+    again; the queue is bounded (``max_pending``): beyond it the oldest records are dropped and
+    counted in :attr:`dropped`. :meth:`close` flushes whatever is left.
+
+    With ``begun`` (the worker's count of logical requests begun), every flush also writes that
+    count to the run's progress hash in the same transaction as the records, even when no record
+    is queued. The collector then knows, for a worker that died, how many requests it had begun
+    and never recorded: its lost records are counted, not hidden.
     """
 
     def __init__(
@@ -136,18 +150,26 @@ class RecordSink:
         batch_size: int = 256,
         flush_interval: float = 0.1,
         maxlen: int | None = None,
+        *,
+        worker: str = "",
+        begun: Callable[[], int] | None = None,
+        max_pending: int = 200_000,
     ) -> None:
         self.client = redis.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=30)
         self.keys = stream_keys(run_id)
         self.writer = RecordWriter(self.client, self.keys.records, maxlen)
         self.batch_size = batch_size
         self.flush_interval = flush_interval
+        self.worker = worker
+        self.begun = begun
+        self.max_pending = max_pending
         self._pending: list[tuple[str, bytes]] = []
         self._wake = gevent.event.Event()
         self._stopping = False
         self._greenlet: gevent.Greenlet | None = None
         self.sent = 0  # records acknowledged by Redis
         self.failures = 0  # failed flush round trips (each retried)
+        self.dropped = 0  # records dropped because the queue was full while Redis was away
 
     def start(self) -> RecordSink:
         if self._greenlet is None:
@@ -160,6 +182,10 @@ class RecordSink:
         self._pending.append((record.id, record.to_json()))
         if len(self._pending) >= self.batch_size:
             self._wake.set()
+            if len(self._pending) > self.max_pending:  # Redis has been away for long: keep the newest
+                over = len(self._pending) - self.max_pending
+                del self._pending[:over]
+                self.dropped += over
 
     @property
     def pending(self) -> int:
@@ -177,36 +203,50 @@ class RecordSink:
                 gevent.sleep(min(1.0, self.flush_interval * 5))
 
     def flush(self) -> int:
-        """Send everything queued now; on failure the batch goes back to the front of the queue."""
+        """Send everything queued now (and the progress count); on failure the batch goes back to
+        the front of the queue."""
         sent = 0
-        while self._pending:
+        while True:
+            # begun is read before the batch is taken: every request it counts has its record in
+            # this batch, an earlier one, or still in flight
+            progress = (self.keys.progress, self.worker, self.begun()) if self.begun is not None else None
             batch = self._pending[: self.batch_size * 4]
+            if not batch and (progress is None or sent):
+                return sent
             del self._pending[: len(batch)]
             try:
-                self.writer.write(batch)
+                self.writer.write(batch, progress)
             except BaseException:
                 self._pending[:0] = batch
                 raise
             sent += len(batch)
             self.sent += len(batch)
-        return sent
+            if not self._pending:
+                return sent
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Stop the greenlet and flush what is left, retrying until ``timeout``; never drops silently."""
+    def close(self, timeout: float = 30.0, unreachable_timeout: float = 3.0) -> None:
+        """Stop the greenlet and flush what is left, retrying until ``timeout`` (``unreachable_timeout``
+        when Redis refuses connections: it is gone, not slow); what could not be sent is logged with
+        its count and stays in :attr:`pending`."""
         self._stopping = True
         self._wake.set()
         if self._greenlet is not None:
             self._greenlet.join(timeout=timeout)
             self._greenlet = None
-        deadline = time.monotonic() + timeout
-        while self._pending:
+        start = time.monotonic()
+        while True:
             try:
                 self.flush()
+                break
+            except redis.ConnectionError as exc:
+                if time.monotonic() - start > unreachable_timeout:
+                    log.error("record sink: Redis unreachable, %d records not written: %s", len(self._pending), exc)
+                    break
             except redis.RedisError as exc:
-                if time.monotonic() > deadline:
+                if time.monotonic() - start > timeout:
                     log.error("record sink: %d records could not be written: %s", len(self._pending), exc)
                     break
-                gevent.sleep(0.2)
+            gevent.sleep(0.2)
         self.client.close()
 
 

@@ -23,7 +23,7 @@ def load_counter(path: Path, where: str = "target.tokenizer") -> TokenCounter:
         raise UserError(f"{where}: needs the tokenizers package; pip install 'finishline[tokenizer]'") from None
     try:
         tokenizer = Tokenizer.from_file(str(path))
-    except Exception as exc:  # the library raises a bare Exception for unreadable files
+    except Exception as exc:  # noqa: BLE001 - the library raises a bare Exception for unreadable files
         raise UserError(f"{where}: {path} is not a tokenizer.json ({str(exc).splitlines()[0][:120]})") from None
 
     def count(text: str) -> int:

@@ -1,7 +1,8 @@
 """The two roles a Locust user plays in finishline, a class each, and how a phase picks its role.
 
 - ``ClosedLoopUser``: one virtual user of a closed phase. It sends a unit of traffic, waits the
-  phase's think time, sends the next.
+  phase's think time, sends the next; after units that fail fast it backs off
+  (:class:`loadgen.retry.FailureBackoff`), so a dead target is not hammered.
 - ``OpenLoopDispatcher``: one per worker in an open phase. It runs the worker's arrival schedule
   (:meth:`loadgen.worker.WorkerRuntime.dispatch`) and never waits for replies.
 
@@ -31,6 +32,7 @@ from locust import User, task
 from locust.dispatch import UsersDispatcher
 from locust.env import Environment
 
+from loadgen.retry import FailureBackoff
 from loadgen.worker import WorkerRuntime, runtime_of
 
 IDLE_WAIT = 0.1  # seconds between two looks at the phase while a user has nothing to send
@@ -55,15 +57,16 @@ class ClosedLoopUser(User):
         self.runtime = _runtime(environment)
         self.number = next(_user_numbers)  # the records' user_id; seeds the user's prompts
         self.rng = self.runtime.user_rng(self.number)
+        self.backoff = FailureBackoff()
 
     def wait_time(self) -> float:
         phase = self.runtime.sending("closed")
-        return IDLE_WAIT if phase is None else phase.think_time
+        return IDLE_WAIT if phase is None else phase.think_time + self.backoff.wait()
 
     @task
     def send(self) -> None:
         if self.runtime.sending("closed") is not None:
-            self.runtime.closed_iteration(self.rng, self.number)
+            self.backoff.observe(*self.runtime.closed_iteration(self.rng, self.number))
 
 
 class OpenLoopDispatcher(User):
@@ -107,11 +110,19 @@ def classes_for(mode: str, user_classes: Iterable[type[User]] = USER_CLASSES) ->
 
 class PhaseUsersDispatcher(UsersDispatcher):
     """Locust's dispatcher, except that a dispatch naming its user classes replaces the users of
-    every other class in the same step (see the module docstring for why)."""
+    every other class in the same step (see the module docstring for why).
+
+    A start that names no classes (Locust's web UI, the rebalancing after a worker is lost) takes
+    :attr:`phase_classes`, the current phase's role, which the master sets when it announces a
+    phase (one master, one runner: a class attribute is its state)."""
+
+    phase_classes: list[type[User]] | None = None
 
     def new_dispatch(
         self, target_user_count: int, spawn_rate: float, user_classes: list[type[User]] | None = None
     ) -> None:
+        if user_classes is None:
+            user_classes = PhaseUsersDispatcher.phase_classes
         if user_classes is not None:
             keep = {c.__name__ for c in user_classes}
             # The users Locust counts per worker, and the list a ramp-down pops from: without the

@@ -32,7 +32,15 @@ import gevent.pool
 
 from loadgen.arrival import rate_at, schedule
 from loadgen.client import EndpointClient
-from loadgen.config import DRAIN_MESSAGE, PHASE_MESSAGE, PhaseCommand, WorkerConfig
+from loadgen.config import (
+    DRAIN_MESSAGE,
+    PHASE_MESSAGE,
+    PROGRESS_MESSAGE,
+    REPORT_MESSAGE,
+    PhaseCommand,
+    WorkerConfig,
+    WorkerProgress,
+)
 from loadgen.conversation import run_unit
 from loadgen.prompts import PromptFactory
 from loadgen.records import RequestRecord
@@ -64,6 +72,9 @@ def install(environment: Any, runtime: WorkerRuntime) -> WorkerRuntime:
 
         runner.register_message(PHASE_MESSAGE, on_phase)
         runner.register_message(DRAIN_MESSAGE, lambda msg, **_: runtime.drain())
+        runner.register_message(
+            REPORT_MESSAGE, lambda msg, **_: runner.send_message(PROGRESS_MESSAGE, runtime.progress().model_dump())
+        )
     environment.events.test_start.add_listener(lambda **_: runtime.resume())
     environment.events.test_stopping.add_listener(lambda **_: runtime.begin_stop())
     environment.events.test_stop.add_listener(lambda **_: runtime.stop_traffic())
@@ -90,7 +101,13 @@ class WorkerRuntime:
         if record is None:
             opts = config.record
             self.sink = RecordSink(
-                config.redis_url, config.run_id, opts.batch_size, opts.flush_interval, opts.stream_maxlen
+                config.redis_url,
+                config.run_id,
+                opts.batch_size,
+                opts.flush_interval,
+                opts.stream_maxlen,
+                worker=self.worker,
+                begun=lambda: self.requester.counters.requests,  # counted where a logical request begins
             )
             record = self.sink.add
         self.requester = Requester(
@@ -160,6 +177,17 @@ class WorkerRuntime:
             self.open_units.join(timeout=grace)
         self.open_units.kill(block=True, timeout=10)
 
+    def progress(self) -> WorkerProgress:
+        """How far this worker got: requests begun, records sent, queued and dropped."""
+        sink = self.sink
+        return WorkerProgress(
+            worker=self.worker,
+            begun=self.requester.counters.requests,
+            sent=sink.sent if sink is not None else 0,
+            pending=sink.pending if sink is not None else 0,
+            dropped=sink.dropped if sink is not None else 0,
+        )
+
     def close(self) -> None:
         """Stop everything and flush every record to Redis."""
         self.stop_traffic(grace=0.0)
@@ -220,16 +248,18 @@ class WorkerRuntime:
             return None
         return phase
 
-    def closed_iteration(self, rng: random.Random, user_id: int) -> None:
-        """One unit of a closed-loop virtual user: sent as soon as the previous one ended."""
+    def closed_iteration(self, rng: random.Random, user_id: int) -> tuple[bool, float]:
+        """One unit of a closed-loop virtual user: sent as soon as the previous one ended.
+        Returns whether it succeeded and how long it took (seconds)."""
         workload = self.pick(rng)
         now = time.monotonic()
         # the phase it is scheduled in, whatever happens next
-        run_unit(
+        ok = run_unit(
             self.requester,
             self.factories[workload.name],
             Scheduling(workload, rng, now, now, user_id, self.requester.phase),
         )
+        return ok, time.monotonic() - now
 
     def _halted(self, phase: PhaseCommand) -> bool:
         return self.phase is not phase or self._stopping or self._draining

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from grafana_client import GrafanaApi
+from grafana_client.api import GrafanaApi
 from grafana_client.client import GrafanaClientError, GrafanaException
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -61,7 +61,8 @@ class GrafanaSettings(BaseModel):
         token = os.environ.get(self.token_env)
         if not token:
             raise UserError(f"grafana: environment variable {self.token_env} (the API token) is not set; export it")
-        return GrafanaApi.from_url(self.url, credential=token, timeout=10.0)
+        api: GrafanaApi = GrafanaApi.from_url(self.url, credential=token, timeout=10.0)  # from_url is unannotated
+        return api
 
 
 def folder_uid(api: GrafanaApi, title: str) -> str:

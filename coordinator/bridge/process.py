@@ -72,7 +72,8 @@ class BridgeProcess(OwnedService):
 
     def scrape(self) -> str:
         with urllib.request.urlopen(self.url, timeout=5) as resp:
-            return resp.read().decode()
+            body: bytes = resp.read()
+        return body.decode()
 
     def kill(self) -> None:
         """SIGKILL: no chance to finish a batch (what a crash looks like)."""

@@ -26,4 +26,5 @@ FEATURE = Feature(
     extensions=(Ref("coordinator.docker.live:attach"),),
     report_sections=(Ref("coordinator.docker.report:render_container_section"),),
     commands={"images": Ref("coordinator.docker.images:images")},
+    cleanups=(Ref("coordinator.docker.engine:reap_abandoned"),),
 )

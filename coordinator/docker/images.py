@@ -14,6 +14,7 @@ an image is rebuilt only when missing or when its inputs' digest (label
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -70,7 +71,8 @@ def _image_inputs(client: docker.DockerClient, tag: str) -> str | None:
         image = client.images.get(tag)
     except ImageNotFound:
         return None
-    return (image.labels or {}).get(INPUTS_LABEL, "")
+    labels: dict[str, str] = image.labels or {}  # docker has no type information
+    return labels.get(INPUTS_LABEL, "")
 
 
 def _run_script(script: Path, args: list[str], log: Callable[[str], None]) -> None:
@@ -132,10 +134,10 @@ class ImageBuilder:
         except BuildError as exc:
             raise UserError(f"building {tag} failed: {exc.msg}") from exc
         if previous is not None and previous != self.client.images.get(tag).id:
-            try:  # the outdated image is now untagged: do not let rebuilds pile up on disk
+            # The outdated image is now untagged: do not let rebuilds pile up on disk. When a
+            # container still uses it, Docker refuses and keeps it.
+            with contextlib.suppress(APIError):
                 self.client.images.remove(previous)
-            except APIError:
-                pass  # still used by a container; Docker keeps it
         return time.monotonic() - start
 
     def _current(self, tag: str, digest: str) -> bool:

@@ -12,10 +12,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from coordinator.docker.coldstart_result import RESULT_FILE, STEPS, ColdStartResult
-from coordinator.results.figures import plt, to_svg
+from coordinator.results.figures import to_svg  # also sets the backend and style of every figure
 
 STEP_LABELS = {
     "create": "container create",

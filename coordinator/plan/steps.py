@@ -75,21 +75,29 @@ class Plan(BaseModel):
         return total
 
 
+# The phases a plan runs in Locust (the others have a runner of their own).
+LocustPhase = SteadyPhase | WarmupPhase | SoakPhase | RampPhase | LadderPhase
+
+
 def _step(
-    name: str,
-    phase_kind: str,
+    phase: LocustPhase,
     workers: int,
     *,
     users: int | None,
     rate: float | None,
-    duration: float | None,
-    requests: int | None,
-    think_time: float,
-    max_concurrency: int,
     arrival: ArrivalSpec | None,
+    name: str | None = None,
     start_users: int | None = None,
     spawn_rate: float | None = None,
 ) -> LocustStep:
+    """One step of ``phase`` at ``users`` (closed) or ``rate`` (open); a ladder's rung is named ``name``.
+
+    How the step ends and how it paces itself (think time, in-flight limit) are the phase's own."""
+    if isinstance(phase, LadderPhase):
+        duration, requests = phase.step_duration, phase.step_requests
+    else:
+        duration, requests = phase.duration, phase.requests
+    name = name or phase.name
     if rate is not None:
         command = PhaseCommand(
             name=name,
@@ -97,7 +105,7 @@ def _step(
             rate=rate,
             arrival=arrival or POISSON,
             worker_count=workers,
-            max_concurrency=max_concurrency,
+            max_concurrency=phase.max_concurrency,
             duration=duration,
         )
         locust_users = workers  # one dispatcher per worker
@@ -108,22 +116,41 @@ def _step(
             mode="closed",
             users=users,
             worker_count=workers,
-            think_time=think_time,
-            max_concurrency=max_concurrency,
+            think_time=phase.think_time,
+            max_concurrency=phase.max_concurrency,
             duration=duration,
         )
         locust_users = users
     return LocustStep(
         name=name,
-        phase_kind=phase_kind,
+        phase_kind=phase.kind,
         command=command,
         users=locust_users,
         spawn_rate=spawn_rate or FAST_SPAWN,
         start_users=start_users,
         duration=duration,
         requests=requests,
-        measured=phase_kind != "warmup",
+        measured=phase.kind != "warmup",
     )
+
+
+def _ramp_step(phase: RampPhase, workers: int) -> LocustStep:
+    """Closed: users spawn from ``from_users`` at the ramp's pace; open: the arrival rate rises to ``rate``."""
+    if phase.users is not None:
+        spawn_rate = max((phase.users - phase.from_users) / phase.duration, 0.01)
+        return _step(
+            phase,
+            workers,
+            users=phase.users,
+            rate=None,
+            arrival=None,
+            start_users=phase.from_users,
+            spawn_rate=spawn_rate,
+        )
+    assert phase.rate is not None
+    update = {"ramp_seconds": phase.duration, "ramp_from": phase.from_rate / phase.rate}
+    arrival = (phase.arrival or POISSON).model_copy(update=update)
+    return _step(phase, workers, users=None, rate=phase.rate, arrival=ArrivalSpec.model_validate(arrival.model_dump()))
 
 
 def build_plan(scenario: Scenario) -> Plan:
@@ -132,78 +159,17 @@ def build_plan(scenario: Scenario) -> Plan:
     steps: list[LocustStep | ExternalStep] = []
     for phase in scenario.phases:
         if isinstance(phase, SteadyPhase | WarmupPhase | SoakPhase):
-            steps.append(
-                _step(
-                    phase.name,
-                    phase.kind,
-                    workers,
-                    users=phase.users,
-                    rate=phase.rate,
-                    duration=phase.duration,
-                    requests=phase.requests,
-                    think_time=phase.think_time,
-                    max_concurrency=phase.max_concurrency,
-                    arrival=phase.arrival,
-                )
-            )
+            steps.append(_step(phase, workers, users=phase.users, rate=phase.rate, arrival=phase.arrival))
         elif isinstance(phase, RampPhase):
-            if phase.users is not None:
-                steps.append(
-                    _step(
-                        phase.name,
-                        "ramp",
-                        workers,
-                        users=phase.users,
-                        rate=None,
-                        duration=phase.duration,
-                        requests=phase.requests,
-                        think_time=phase.think_time,
-                        max_concurrency=phase.max_concurrency,
-                        arrival=None,
-                        start_users=phase.from_users,
-                        spawn_rate=max((phase.users - phase.from_users) / phase.duration, 0.01),
-                    )
-                )
-            else:
-                assert phase.rate is not None
-                base = phase.arrival or POISSON
-                arrival = base.model_copy(
-                    update={"ramp_seconds": phase.duration, "ramp_from": phase.from_rate / phase.rate}
-                )
-                steps.append(
-                    _step(
-                        phase.name,
-                        "ramp",
-                        workers,
-                        users=None,
-                        rate=phase.rate,
-                        duration=phase.duration,
-                        requests=phase.requests,
-                        think_time=phase.think_time,
-                        max_concurrency=phase.max_concurrency,
-                        arrival=ArrivalSpec.model_validate(arrival.model_dump()),
-                    )
-                )
+            steps.append(_ramp_step(phase, workers))
         elif isinstance(phase, LadderPhase):
             rungs: list[tuple[int | None, float | None]] = (
                 [(u, None) for u in phase.users] if phase.users is not None else [(None, r) for r in phase.rates or []]
             )
             for i, (users, rate) in enumerate(rungs, start=1):
                 label = f"u{users}" if users is not None else f"r{rate:g}"
-                steps.append(
-                    _step(
-                        f"{phase.name}.{i}-{label}",
-                        "ladder",
-                        workers,
-                        users=users,
-                        rate=rate,
-                        duration=phase.step_duration,
-                        requests=phase.step_requests,
-                        think_time=phase.think_time,
-                        max_concurrency=phase.max_concurrency,
-                        arrival=phase.arrival,
-                    )
-                )
+                name = f"{phase.name}.{i}-{label}"
+                steps.append(_step(phase, workers, users=users, rate=rate, arrival=phase.arrival, name=name))
         elif registry.phase_kind(phase.kind).runner is not None:
             steps.append(ExternalStep(name=phase.name, phase_kind=phase.kind, spec=phase.model_dump(mode="json")))
         else:

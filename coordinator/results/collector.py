@@ -25,7 +25,7 @@ import redis
 
 from loadgen.records import RequestRecord
 from loadgen.samples import WorkerSample
-from loadgen.stream import Batch, GroupReader, SampleReader, Unreadable, stream_keys
+from loadgen.stream import Batch, GroupReader, SampleReader, Unreadable, read_hash, stream_keys
 
 GROUP = "collector"
 RECORDS_FILE = "records.jsonl.gz"
@@ -71,12 +71,15 @@ class Collector:
         self.on_batch = on_batch
         keys = stream_keys(run_id)
         self.records_key: str = keys.records
+        self.progress_key: str = keys.progress
         self._redis = redis.Redis.from_url(redis_url)
         self._lock = threading.Lock()
         self._records: list[RequestRecord] = []
         self._samples: list[WorkerSample] = []
         self._latest: dict[str, WorkerSample] = {}  # worker -> its newest sample
         self._phase_counts: Counter[str] = Counter()
+        self._worker_counts: Counter[str] = Counter()  # records received per worker
+        self._begun: dict[str, int] = {}  # worker -> logical requests it said it had begun (its last flush)
         self._seen: set[str] = set()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -119,7 +122,13 @@ class Collector:
             self.reader.reset()  # whatever was delivered and not acknowledged is read again first
             raise
         self._read_samples()
+        self._read_progress()
         return new
+
+    def _read_progress(self) -> None:
+        progress = {worker: int(begun) for worker, begun in read_hash(self._redis, self.progress_key).items()}
+        with self._lock:
+            self._begun.update(progress)
 
     def _apply(self, batch: Batch) -> int:
         if not batch.ids:
@@ -152,6 +161,7 @@ class Collector:
         with self._lock:
             self._records.extend(records)
             self._phase_counts.update(rec.phase for rec in records)
+            self._worker_counts.update(rec.worker for rec in records)
 
     def _read_samples(self) -> None:
         batch = self.sample_reader.read().workers
@@ -229,6 +239,16 @@ class Collector:
     def phase_count(self, phase: str) -> int:
         with self._lock:
             return self._phase_counts.get(phase, 0)
+
+    def received_from(self, worker: str) -> int:
+        with self._lock:
+            return self._worker_counts.get(worker, 0)
+
+    def lost_by_worker(self) -> dict[str, int]:
+        """Per worker that reported its progress: requests it had begun by its last flush and whose
+        record never arrived (0 for a worker that ended cleanly)."""
+        with self._lock:
+            return {w: max(0, begun - self._worker_counts.get(w, 0)) for w, begun in self._begun.items()}
 
     def count(self) -> int:
         with self._lock:

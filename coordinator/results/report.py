@@ -15,6 +15,7 @@ from typing import Any
 from coordinator import registry
 from coordinator.results import figures
 from coordinator.results.files import write_atomic
+from coordinator.results.outcome import Outcome
 from coordinator.results.summary import ALL, GroupSummary, LatencyStats, Summary
 from loadgen import metrics
 from loadgen.records import RequestRecord
@@ -43,8 +44,45 @@ def _num(value: Any, digits: int = 1) -> str:
     return f"{value:,}" if isinstance(value, int) else _e(value)
 
 
+def verdict(summary: Summary) -> str:
+    """The run's outcome first: what the exit code says, with every reason (``coordinator.results.outcome``)."""
+    outcome = summary.outcome
+    if outcome is None:  # a summary written before outcomes existed
+        return ""
+    tone = "ok" if outcome.outcome is Outcome.OK else "bad"
+    reasons = "".join(f"<li>{_e(r)}</li>" for r in outcome.reasons)
+    return (
+        f'<div class="banner verdict {tone}" id="verdict"><b>{_e(outcome.headline)}</b> '
+        f'<span class="note">(exit code {outcome.exit_code})</span>'
+        + (f"<ul>{reasons}</ul>" if len(outcome.reasons) > 1 else "")
+        + "</div>"
+    )
+
+
+def _losses(summary: Summary) -> str:
+    losses = summary.losses
+    if losses is None:
+        return ""
+    rows = "".join(
+        f'<tr><td class="l">{_e(w.worker)}</td><td>{w.lost_after_s:,.1f}</td><td>{_e(w.exit_code)}</td>'
+        f"<td>{_num(w.users)}</td><td>{_num(w.short_for_s)}</td><td>{w.records_lost:,}</td></tr>"
+        for w in losses.workers_lost
+    )
+    table = (
+        '<table><tr><th class="l">worker lost</th><th>after s</th><th>exit code</th><th>users</th>'
+        f"<th>users short for s</th><th>records lost</th></tr>{rows}</table>"
+        if rows
+        else ""
+    )
+    return (
+        f'<div class="banner warn"><b>{losses.records_lost:,} records lost</b>: requests begun whose record '
+        f"never arrived, counted per worker ({_e(', '.join(f'{w}: {n}' for w, n in losses.by_worker.items()) or 'none')}).</div>"
+        + table
+    )
+
+
 def _banners(summary: Summary) -> str:
-    out = []
+    out = [verdict(summary), _losses(summary)]
     records = summary.run.records
     if records and not summary.all.count and summary.unmeasured_phases:
         out.append(
@@ -54,7 +92,9 @@ def _banners(summary: Summary) -> str:
     if summary.partial:
         out.append(
             f'<div class="banner warn"><b>Partial result</b>: {_e(summary.partial_reason or "")}. '
-            "Every record measured before the stop is included.</div>"
+            "Every record that reached the collector is included"
+            + ("; the ones lost are counted above." if summary.losses else ".")
+            + "</div>"
         )
     else:
         out.append('<div class="banner ok"><b>Complete</b>: every phase ran to its end.</div>')

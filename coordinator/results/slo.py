@@ -21,6 +21,11 @@ class Slo(Spec):
     tpot_ms: float | None = Field(default=None, gt=0)
     e2e_ms: float | None = Field(default=None, gt=0)
     percentile: float = Field(default=99.0, gt=0, lt=100, description="percentile the verdict is judged at")
+    enforce: bool = Field(
+        default=False,
+        exclude_if=lambda v: v is False,  # summaries written before it existed stay as they were
+        description="a missed SLO fails the run (exit 5); else it is reported only",
+    )
 
     def rule(self) -> SloRule:
         """Which requests are good, in seconds."""

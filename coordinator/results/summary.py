@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from coordinator.results.losses import Losses
+from coordinator.results.outcome import RunOutcome
 from coordinator.results.selfcheck import SelfCheckResult
 from coordinator.results.slo import Slo
 from coordinator.results.status import RunStatus
@@ -52,7 +54,8 @@ class LatencyStats(_Document):
 
     def at(self, percentile: float) -> float | None:
         """The value at one of ``loadgen.metrics.PERCENTILES``."""
-        return getattr(self, percentile_field(percentile))  # type: ignore[no-any-return]
+        value: float | None = getattr(self, percentile_field(percentile))
+        return value
 
 
 def percentile_field(percentile: float) -> str:
@@ -78,7 +81,8 @@ class LatencyByMetric(_Document):
     def get(self, metric: str) -> LatencyStats:
         if metric not in LatencyByMetric.model_fields:
             raise KeyError(metric)
-        return getattr(self, metric)  # type: ignore[no-any-return]
+        stats: LatencyStats = getattr(self, metric)
+        return stats
 
     def items(self) -> list[tuple[str, LatencyStats]]:
         return [(metric, self.get(metric)) for metric in metrics.LATENCY_METRICS]
@@ -170,6 +174,14 @@ class Summary(_Document):
     unmeasured_phases: tuple[str, ...] = Field(description="warm-ups: in phases, not in all")
     all: GroupWithWorkloads
     phases: dict[str, GroupWithWorkloads]
+    losses: Losses | None = Field(
+        default=None, exclude_if=lambda v: v is None, description="records and workers lost; absent when none were"
+    )
+    outcome: RunOutcome | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="the verdict and exit code of the run (absent in files written before it existed)",
+    )
 
 
 def read_summary(path: Path) -> Summary:

@@ -12,6 +12,8 @@ from typing import Any
 
 from coordinator.results.collector import Collector
 from coordinator.results.files import write_atomic
+from coordinator.results.losses import Losses
+from coordinator.results.outcome import Checks, judge
 from coordinator.results.report import write_report
 from coordinator.results.selfcheck import SelfCheckLimits, evaluate
 from coordinator.results.slo import Slo
@@ -34,6 +36,12 @@ class RunFacts:
     selfcheck: SelfCheckLimits
     unmeasured: frozenset[str] = frozenset()  # the plan's warm-up steps
     extras: dict[str, Any] = field(default_factory=dict)
+    checks: Checks = field(default_factory=Checks)
+    interrupted: str | None = None  # why a signal stopped the run
+    failures: tuple[str, ...] = ()  # parts of the run that failed, records lost
+    target_down: str | None = None  # why the run ended early: every request failed
+    bad_input: str | None = None  # a user mistake found once the run had started
+    losses: Losses | None = None  # records and workers lost (partial when there are any)
 
 
 def write_results(
@@ -56,12 +64,23 @@ def write_results(
         records,
         facts.windows,
         facts.slo,
-        partial=status == RunStatus.PARTIAL,
+        partial=status is not RunStatus.COMPLETE,
         partial_reason=reason,
         selfcheck=check,
         run=run_info,
         unmeasured=facts.unmeasured,
     )
+    losses = facts.losses if facts.losses is not None and facts.losses.reasons() else None
+    outcome = judge(
+        summary,
+        facts.checks,
+        enforce_slo=facts.slo is not None and facts.slo.enforce,
+        interrupted=facts.interrupted,
+        failures=facts.failures + tuple(losses.reasons() if losses is not None else ()),
+        target_down=facts.target_down,
+        bad_input=facts.bad_input,
+    )
+    summary = summary.model_copy(update={"outcome": outcome, "losses": losses, "status": status})
     # fallback: an add-on's extra that JSON cannot hold is written as its str(), not lost with the summary
     write_atomic(run_dir / "summary.json", summary.model_dump_json(indent=2, fallback=str) + "\n")
     write_csv(summary, run_dir / "summary.csv")

@@ -7,24 +7,41 @@ every process dying at once and losing what was in flight.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import queue
+import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from coordinator.plan.steps import LocustStep
 from coordinator.services.ports import free_port
 from coordinator.services.process import stop_process
-from loadgen.config import CONFIG_ENV
+from loadgen.config import CONFIG_ENV, WorkerProgress
+from loadgen.errors import ServiceError
 
 
-class ClusterError(RuntimeError):
+class ClusterError(ServiceError):
     """The master or a worker failed; the message says which and why."""
+
+
+@dataclass
+class WorkerLoss:
+    """A worker that went away mid-run: the run goes on with the others (Locust rebalances users)."""
+
+    worker: str  # the worker's name on its records and samples (host:pid)
+    lost_at: float  # monotonic s: when the coordinator saw it gone
+    exit_code: int | None  # None: a remote worker whose process is not ours
+    users: int | None = None  # the users it ran (its last sample)
+    rebalanced_at: float | None = None  # monotonic s: the master had the other workers run every user again
+    records_lost: int | None = None  # filled in when the run ends: begun minus received
 
 
 def locustfile_path() -> str:
@@ -40,7 +57,7 @@ class LocustCluster:
     def __init__(
         self,
         run_dir: Path,
-        worker_config: Path,
+        worker_config: str,
         workers: int,
         env: dict[str, str],
         web_port: int | None = None,
@@ -50,9 +67,10 @@ class LocustCluster:
     ) -> None:
         self.run_dir = run_dir
         self.host = host  # the target's base URL: what Locust's UI shows as the host under test
-        self.worker_config = worker_config
         self.workers = workers
-        self.env = {**env, CONFIG_ENV: str(worker_config), "PYTHONUNBUFFERED": "1"}
+        # The configuration travels in the workers' environment, never in a file: a target header
+        # may hold a secret, and a file would outlive a killed run.
+        self.env = {**env, CONFIG_ENV: worker_config, "PYTHONUNBUFFERED": "1"}
         self.web_port = web_port
         self.first_users = first_users
         self.stop_timeout = stop_timeout
@@ -60,6 +78,9 @@ class LocustCluster:
         self.master: subprocess.Popen[bytes] | None = None
         self.worker_procs: list[subprocess.Popen[bytes]] = []
         self._events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.lost: list[WorkerLoss] = []  # workers gone mid-run, oldest first
+        self._quitting = False
+        self._host = socket.gethostname()
         self._logs: list[IO[bytes]] = []
         self._reader: threading.Thread | None = None
 
@@ -129,9 +150,15 @@ class LocustCluster:
         assert self.master is not None and self.master.stdout is not None
         for raw in self.master.stdout:
             try:
-                self._events.put(json.loads(raw))
+                msg = json.loads(raw)
             except ValueError:
                 continue
+            if msg.get("event") == "rebalanced":  # unsolicited: a loss's users run again on the others
+                for loss in self.lost:
+                    if loss.rebalanced_at is None and loss.lost_at <= float(msg["t"]) + 5.0:
+                        loss.rebalanced_at = float(msg["t"])
+                continue
+            self._events.put(msg)
         self._events.put({"event": "exited"})
 
     def expect(self, event: str, timeout: float) -> dict[str, Any]:
@@ -153,12 +180,27 @@ class LocustCluster:
             if msg["event"] == "exited":
                 raise ClusterError(f"the Locust master exited{self._tail()}")
 
+    def worker_name(self, index: int) -> str:
+        """The name worker ``index`` (0-based) puts on its records and samples."""
+        return f"{self._host}:{self.worker_procs[index].pid}"
+
     def _check_workers(self) -> None:
+        """A worker that exited mid-run is a loss, not the end: the master rebalances its users
+        onto the others. Only when every worker is gone does the run stop."""
+        if self._quitting:  # workers exit because they were told to
+            return
+        gone = {loss.worker for loss in self.lost}
         for i, proc in enumerate(self.worker_procs):
-            if proc.poll() is not None:
-                raise ClusterError(
-                    f"Locust worker {i + 1} exited with code {proc.returncode}{self._tail(f'worker-{i + 1}.log')}"
+            name = self.worker_name(i)
+            if proc.poll() is not None and name not in gone:
+                self.lost.append(WorkerLoss(worker=name, lost_at=time.monotonic(), exit_code=proc.returncode))
+                print(
+                    f"finishline: Locust worker {i + 1} ({name}) exited with code {proc.returncode}; "
+                    f"the run goes on with the others{self._tail(f'worker-{i + 1}.log')}",
+                    file=sys.stderr,
                 )
+        if self.worker_procs and len(self.lost) >= len(self.worker_procs):
+            raise ClusterError(f"every Locust worker exited (the last with code {self.worker_procs[-1].returncode})")
 
     def _tail(self, name: str = "master.log") -> str:
         for fh in self._logs:
@@ -192,6 +234,21 @@ class LocustCluster:
         self._send({"cmd": "drain"})
         return float(self.expect("draining", timeout)["t"])
 
+    def report(self, timeout: float = 3.0) -> list[WorkerProgress]:
+        """Stop every user at once, then each live worker's own account of its records."""
+        self._send({"cmd": "report", "timeout": timeout})
+        answer = self.expect("progress", timeout=timeout + 15)
+        return [WorkerProgress.model_validate(w) for w in answer.get("workers", [])]
+
+    def hurry(self) -> None:
+        """Make every Locust process stop now (a second Ctrl-C): SIGTERM, which Locust handles by
+        stopping its users and quitting; the workers still flush their records as they exit."""
+        self._quitting = True
+        for proc in [*self.worker_procs, *([self.master] if self.master is not None else [])]:
+            if proc.poll() is None:
+                with contextlib.suppress(OSError):
+                    proc.send_signal(signal.SIGTERM)
+
     def check(self) -> None:
         """Raise if a process died mid-phase."""
         if self.master is not None and self.master.poll() is not None:
@@ -202,6 +259,7 @@ class LocustCluster:
 
     def shutdown(self, force: bool = False, timeout: float = 30.0) -> None:
         """Stop users (``force``: at once), let workers flush and exit, make sure every process is gone."""
+        self._quitting = True
         master = self.master
         if master is not None and master.poll() is None:
             try:

@@ -8,8 +8,25 @@ import click
 
 from coordinator.scenario.commands import checked_scenario
 
+EXIT_CODES_HELP = """
+\b
+Exit codes (the console's last line and the report's verdict say the same):
+  0    the run completed and met what it was asked to check
+  1    a regression against the baseline it was compared with
+  2    bad input: a scenario, option or file is wrong
+  3    partial: records were lost or a part of the run failed (a worker, Redis)
+  4    invalid: the self-check found the load generator saturated
+  5    an SLO was missed and the scenario's slo.enforce is on
+  6    requests failed: every one did, more than checks.max_error_rate, or the target went down
+  130  interrupted (Ctrl-C or SIGTERM); what was measured is kept
 
-@click.command()
+\b
+Example:
+  finishline run examples/quickstart.yaml
+"""
+
+
+@click.command(epilog=EXIT_CODES_HELP)
 @click.argument("scenario_file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--web", is_flag=True, help="Open Locust's web UI on 127.0.0.1 and let it drive the users.")
 @click.option("--output-dir", type=click.Path(path_type=Path, file_okay=False), help="Overrides output_dir.")
@@ -17,26 +34,21 @@ from coordinator.scenario.commands import checked_scenario
 @click.option("--no-live", is_flag=True, help="Plain progress lines instead of the live table.")
 def run(scenario_file: Path, web: bool, output_dir: Path | None, workers: int | None, no_live: bool) -> None:
     """Run a scenario: Locust master and workers, phases in order, results in a run directory."""
-    from coordinator.results.status import RunStatus
+    from coordinator.results.outcome import Outcome
     from coordinator.run.progress import fmt_ms
     from coordinator.run.runner import run_scenario
 
-    scenario = checked_scenario(scenario_file)
-    updates: dict[str, object] = {}
+    overrides: dict[str, object] = {}
     if output_dir is not None:
-        updates["output_dir"] = output_dir
+        overrides["output_dir"] = str(output_dir)
     if workers is not None:
-        updates["workers"] = workers
-    if updates:
-        scenario = scenario.model_copy(update=updates)
+        overrides["workers"] = workers
+    scenario = checked_scenario(scenario_file, overrides)
+    clean_abandoned()
     result = run_scenario(scenario, scenario_file, web=web, live=False if no_live else None)
-    summary = result.summary
+    summary, outcome = result.summary, result.outcome
     click.echo(f"run directory: {result.run_dir}")
-    if result.status == RunStatus.PARTIAL:
-        click.echo(f"partial result ({result.reason}); records so far are kept", err=True)
     if summary is not None:
-        for reason in summary.invalid_reasons:
-            click.echo(f"INVALID: {reason}", err=True)
         overall = summary.all
         ttft = overall.latency_ms.ttft
         click.echo(
@@ -44,8 +56,45 @@ def run(scenario_file: Path, web: bool, output_dir: Path | None, workers: int | 
             f"TTFT p50 {fmt_ms(ttft.p50)} ms p99 {fmt_ms(ttft.p99)} ms, "
             f"{fmt_ms(overall.output_tokens_per_s)} output tok/s; report: {result.run_dir / 'report.html'}"
         )
-    if result.status == RunStatus.PARTIAL:
-        interrupted = (result.reason or "").startswith("interrupted")
-        if not interrupted:
-            click.echo(f"finishline: the run failed: {result.reason} (details in {result.run_dir / 'logs'})", err=True)
-        click.get_current_context().exit(130 if interrupted else 1)
+    assert outcome is not None  # bad input raised before any outcome
+    for reason in outcome.reasons[1:]:
+        click.echo(f"  also: {reason}", err=True)
+    if outcome.outcome is Outcome.PARTIAL:
+        click.echo(f"  (details in {result.run_dir / 'logs'}; records so far are kept)", err=True)
+    click.echo(f"finishline: {outcome.headline} (exit {outcome.exit_code})")
+    click.get_current_context().exit(outcome.exit_code)
+
+
+def clean_abandoned() -> None:
+    """Recover and clean up after killed runs (``finishline run`` does this first, too)."""
+    from coordinator.run.ownership import clean as clean_up
+    from coordinator.run.recover import recover_abandoned
+
+    for line in clean_up(recover=recover_abandoned).lines():
+        click.echo(f"finishline: {line}", err=True)
+
+
+@click.command(epilog="\b\nExample:\n  finishline clean")
+def clean() -> None:
+    """Stop what killed runs left behind (processes, containers, temporary folders), after
+    recovering what they measured into their run directories."""
+    from coordinator.run.ownership import abandoned
+
+    if not abandoned():
+        click.echo("finishline: no killed run left anything behind")
+    clean_abandoned()
+
+
+@click.command(epilog="\b\nExample:\n  finishline recover runs/quickstart-20261201-101500-ab12cd")
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+def recover(run_dir: Path) -> None:
+    """Write the summary and report of a run whose coordinator was killed, from its records file
+    and what its Redis still holds (marked recovered; exit 3)."""
+    from coordinator.run.recover import recover as recover_run
+
+    result = recover_run(run_dir)
+    click.echo(f"finishline: {result.line()}")
+    outcome = result.summary.outcome
+    if outcome is not None:
+        click.echo(f"finishline: {outcome.headline} (exit {outcome.exit_code})")
+        click.get_current_context().exit(outcome.exit_code)

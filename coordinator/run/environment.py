@@ -23,7 +23,7 @@ def _version(package: str) -> str | None:
 
 def environment_info(scenario: Scenario, run_id: str) -> str:
     """JSON text; holds no secret (the target's key is only named, never read here)."""
-    info = {
+    info: dict[str, object] = {
         "run_id": run_id,
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "host": socket.gethostname(),

@@ -15,6 +15,12 @@ carries ``t``, the master's ``time.monotonic()`` when it was sent:
   no new unit) and let what was scheduled finish; answers ``{"event": "draining"}``. Records
   keep the last phase's name. The coordinator watches the workers' samples for ``in_flight == 0``
   (or ``drain_timeout``), then quits.
+- ``{"cmd": "report", "timeout": s}``: stop every user at once, then ask each worker how far it
+  got (``finishline_report``; each answers ``finishline_progress``, a ``WorkerProgress``);
+  answers ``{"event": "progress", "workers": [...]}`` with what came back within ``timeout``.
+  The run asks when its Redis is gone, to count the records workers could not deliver.
+- unsolicited ``{"event": "rebalanced", "users": n, "workers": n}``: after a worker went missing,
+  the others run every user again.
 - ``{"cmd": "quit", "force": bool}``: users stop (gracefully within ``stop_timeout``, the run's
   drain timeout; forced: at once, in-flight requests recorded as cancelled), workers quit
   (flushing their record sinks), the master exits; answers ``{"event": "quit"}``.
@@ -38,11 +44,11 @@ from gevent.fileobject import FileObjectPosix
 from locust import User, events
 from locust.argument_parser import parse_options
 from locust.env import Environment
-from locust.runners import STATE_SPAWNING, MasterRunner
+from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, MasterRunner
 from locust.util.load_locustfile import load_locustfile
 
 from coordinator.plan.steps import FAST_SPAWN, LocustStep
-from loadgen.config import DRAIN_MESSAGE, PHASE_MESSAGE
+from loadgen.config import DRAIN_MESSAGE, PHASE_MESSAGE, PROGRESS_MESSAGE, REPORT_MESSAGE
 from loadgen.users import PhaseUsersDispatcher, classes_for
 
 _out = sys.stdout
@@ -80,6 +86,7 @@ class MasterDriver:
                 "127.0.0.1",
                 "--master-bind-port",
                 str(spec["master_port"]),
+                "--enable-rebalancing",  # a lost worker's users move to the others at once
             ]
         )
         self.env = Environment(
@@ -91,6 +98,8 @@ class MasterDriver:
             dispatcher_class=PhaseUsersDispatcher,  # a phase's users replace the other role's
         )
         self.runner: MasterRunner = self.env.create_master_runner("127.0.0.1", int(spec["master_port"]))
+        self._progress: dict[str, dict[str, Any]] = {}
+        self.runner.register_message(PROGRESS_MESSAGE, self._on_progress)
         self.web_ui = None
         self._spawner: gevent.Greenlet | None = None
         if spec.get("web_port"):
@@ -116,10 +125,9 @@ class MasterDriver:
 
     def announce(self, step: LocustStep) -> None:
         self.runner.send_message(PHASE_MESSAGE, step.command.model_dump(mode="json"))
-        if self.web_ui is not None:
-            # Locust's UI starts users without naming classes, so from the environment's: only
-            # the announced phase's role (the runner builds its dispatcher from them when a test starts).
-            self.env.user_classes = self.classes_for(step.command.mode)
+        # Starts that name no classes (Locust's UI, the rebalancing after a worker is lost) take the
+        # announced phase's role.
+        PhaseUsersDispatcher.phase_classes = self.classes_for(step.command.mode)
 
     def phase(self, step: LocustStep) -> None:
         """Announce, then change users in a greenlet (Locust's start blocks for a whole ramp)."""
@@ -135,6 +143,47 @@ class MasterDriver:
             self.runner.start(step.start_users, spawn_rate=FAST_SPAWN, user_classes=classes)
             self._wait_spawned()
         self.runner.start(step.users, spawn_rate=step.spawn_rate, user_classes=classes)
+
+    def watch_workers(self) -> None:
+        """Report, once per loss, when the users of a worker that went missing run again on the
+        others (``{"event": "rebalanced"}``); the coordinator tells how long users ran short."""
+        known = set(self.runner.clients.keys())
+        short = False
+        while True:
+            gevent.sleep(0.25)
+            active = {cid for cid, client in self.runner.clients.items() if client.state != STATE_MISSING}
+            short = short or bool(known - active)
+            known = active
+            runner = self.runner
+            if short and runner.state == STATE_RUNNING and runner.user_count >= runner.target_user_count:
+                emit("rebalanced", users=runner.user_count, workers=len(active))
+                short = False
+
+    def stop_users(self) -> None:
+        """Stop every user at once (in-flight requests are recorded as cancelled)."""
+        if self._spawner is not None:
+            self._spawner.kill(block=True)
+            self._spawner = None
+        if self.runner.user_count:
+            self.env.stop_timeout = 0.0  # sent with the spawn job: users are killed, in-flight recorded as cancelled
+            self.runner.start(0, spawn_rate=10_000)
+            deadline = time.monotonic() + 10
+            while self.runner.user_count and time.monotonic() < deadline:
+                gevent.sleep(0.05)
+
+    def report(self, timeout: float = 3.0) -> list[dict[str, Any]]:
+        """Ask every worker how far it got (``WorkerProgress``); the answers within ``timeout``."""
+        answers: dict[str, dict[str, Any]] = {}
+        self._progress = answers
+        self.runner.send_message(REPORT_MESSAGE)
+        deadline = time.monotonic() + timeout
+        while len(answers) < self.runner.worker_count and time.monotonic() < deadline:
+            gevent.sleep(0.05)
+        return list(answers.values())
+
+    def _on_progress(self, msg: Any, **_: Any) -> None:
+        data = dict(msg.data)
+        self._progress[str(data.get("worker"))] = data
 
     def drain(self) -> None:
         """No user changes any more (a ramp in progress stops where it is); workers schedule
@@ -152,12 +201,8 @@ class MasterDriver:
         """
         if self._spawner is not None:
             self._spawner.kill(block=True)
-        if force and self.runner.user_count:
-            self.env.stop_timeout = 0.0  # sent with the spawn job: users are killed, in-flight recorded as cancelled
-            self.runner.start(0, spawn_rate=10_000)
-            deadline = time.monotonic() + 10
-            while self.runner.user_count and time.monotonic() < deadline:
-                gevent.sleep(0.05)
+        if force:
+            self.stop_users()
         self.runner.quit()
         if self.web_ui is not None:
             self.web_ui.stop()
@@ -173,6 +218,7 @@ def main(argv: list[str]) -> int:
         driver.quit()
         return 1
     emit("workers_ready", workers=driver.runner.worker_count)
+    gevent.spawn(driver.watch_workers)
     stdin = FileObjectPosix(sys.stdin.fileno(), "rb", close=False)
     while True:
         line = stdin.readline()
@@ -186,6 +232,9 @@ def main(argv: list[str]) -> int:
             elif cmd["cmd"] == "announce":
                 driver.announce(LocustStep.model_validate(cmd["step"]))
                 emit("announced")
+            elif cmd["cmd"] == "report":
+                driver.stop_users()
+                emit("progress", workers=driver.report(float(cmd.get("timeout", 3.0))))
             elif cmd["cmd"] == "drain":
                 driver.drain()
                 emit("draining")

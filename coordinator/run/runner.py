@@ -1,31 +1,37 @@
 """``finishline run``: one scenario, end to end, and everything it started torn down after.
 
 Order of a run: run directory -> target (started, then its pre-flight check) -> Redis
-(private unless ``redis_url``) -> collector -> add-ons (``run_start``) -> Locust master and workers -> phases in order -> stop users ->
-workers flush and exit -> collector drains -> summary, CSV, report -> ``run_end`` ->
-add-ons, target and Redis stopped. Any error or Ctrl-C jumps to "stop users" and the run
-keeps every record measured so far, with the summary marked partial.
+(private unless ``redis_url``) -> collector -> add-ons (``run_start``) -> Locust master and
+workers -> phases in order -> drain -> workers flush and exit -> collector drains -> summary,
+CSV, report -> ``run_end`` -> add-ons, target and Redis stopped.
+
+What can go wrong on the way ends the run early but never costs what was measured: Ctrl-C or
+SIGTERM (interrupted; a second one stops faster), the target failing every request (target
+down), the run's Redis exiting, an error. A Locust worker that dies does not end it: the
+others go on and the loss is counted. Every way out writes the summary and the report, whose
+outcome decides the exit code (``coordinator.results.outcome``).
 """
 
 from __future__ import annotations
 
-import shutil
 import signal
-import tempfile
 import time
 import traceback
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import redis
 import yaml
 from pydantic import ValidationError
 
 from coordinator.plan.steps import ExternalStep, LocustStep, Plan, build_plan
 from coordinator.results.collector import Collector
 from coordinator.results.files import write_atomic
+from coordinator.results.outcome import EXIT_CODES, Outcome, RunOutcome, decide
 from coordinator.results.report import write_failure_report
 from coordinator.results.status import RunStatus
 from coordinator.results.summary import PhaseWindow, Summary
@@ -35,6 +41,8 @@ from coordinator.run.context import RunContext
 from coordinator.run.environment import environment_info
 from coordinator.run.events import PhaseEnded, PhaseStarted, RecordsCollected, RunEnded, RunStarted
 from coordinator.run.extensions import attach_all
+from coordinator.run.health import DownDetector, RedisLost, TargetDown, account_losses, redis_exit
+from coordinator.run.ownership import Ledger
 from coordinator.run.phases import run_external
 from coordinator.run.preflight import PREFLIGHT, preflight
 from coordinator.run.progress import ProgressDisplay
@@ -42,8 +50,8 @@ from coordinator.run.targets import lifecycle_for, loopback_env, target_config
 from coordinator.scenario.models import Scenario
 from coordinator.services.ports import free_port
 from coordinator.services.redis_server import RedisServer
-from loadgen.config import WorkerConfig
-from loadgen.errors import UserError
+from loadgen.config import WorkerConfig, WorkerProgress
+from loadgen.errors import ServiceError, UserError
 from loadgen.records import RequestRecord
 
 
@@ -54,6 +62,33 @@ class RunResult:
     status: RunStatus  # complete or partial
     summary: Summary | None
     reason: str | None = None
+    outcome: RunOutcome | None = None  # decides the exit code; None only for bad input (exit 2)
+
+    @property
+    def exit_code(self) -> int:
+        return self.outcome.exit_code if self.outcome is not None else int(EXIT_CODES[Outcome.BAD_INPUT])
+
+
+@dataclass
+class _Ending:
+    """Why the run ended the way it did, as the run learns it."""
+
+    interrupted: str | None = None  # a signal's name
+    target_down: str | None = None
+    failures: list[str] = field(default_factory=list)  # a part failed (an error, Redis gone, ...)
+    bad_input: str | None = None  # a user mistake found once the run had started (exit 2)
+    redis_lost: bool = False
+
+    @property
+    def status(self) -> RunStatus:
+        early = self.interrupted or self.target_down or self.failures or self.bad_input
+        return RunStatus.PARTIAL if early else RunStatus.COMPLETE
+
+    @property
+    def reason(self) -> str | None:
+        if self.interrupted:
+            return self.interrupted
+        return self.bad_input or self.target_down or (self.failures[0] if self.failures else None)
 
 
 def new_run_id(name: str) -> str:
@@ -89,17 +124,30 @@ class Run:
         self._signals: dict[int, Any] = {}
         self._interrupts = 0
         self._tearing_down = False
-        self._private: Path | None = None
+        self._ending = _Ending()
+        self.ledger: Ledger | None = None
+        self._noted = 0.0  # when the ledger last looked for new child processes
+        self._down = DownDetector(scenario.checks.abort_when_down_s)
         self._preflight: RequestRecord | None = None  # the pre-flight request's record, written once Redis runs
 
     # -- signals -------------------------------------------------------------------------
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        """The first SIGINT or SIGTERM stops the phases (users finish within the drain timeout);
+        a second one makes the teardown hurry (users stopped at once); results are written either way."""
         self._interrupts += 1
         self.ctx.stop_requested.set()
         if self._interrupts == 1 and not self._tearing_down:
             raise _Interrupted(signal.Signals(signum).name)
-        # during teardown (or a second Ctrl-C) only the flag is set: teardown must finish
+        # during teardown (or a second Ctrl-C) nothing is raised: teardown must finish. A second
+        # signal makes it hurry: the workers stop their users now (records of requests in flight
+        # say cancelled) and flush what they have.
+        if self._hurry and self.cluster is not None:
+            self.cluster.hurry()
+
+    @property
+    def _hurry(self) -> bool:
+        return self._interrupts >= 2
 
     def _install_signals(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -112,13 +160,20 @@ class Run:
     # -- the run -------------------------------------------------------------------------
 
     def execute(self) -> RunResult:
-        ctx = self.ctx
-        ctx.run_dir.mkdir(parents=True, exist_ok=True)
-        (ctx.run_dir / "scenario.yaml").write_text(yaml.safe_dump(self.scenario.redacted(), sort_keys=False))
-        (ctx.run_dir / "plan.json").write_text(self.plan.model_dump_json(indent=2))
-        status, reason = RunStatus.COMPLETE, None
+        ctx, ending = self.ctx, self._ending
+        try:
+            ctx.run_dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(ctx.run_dir / "scenario.yaml", yaml.safe_dump(self.scenario.redacted(), sort_keys=False))
+            write_atomic(ctx.run_dir / "plan.json", self.plan.model_dump_json(indent=2))
+            self.ledger = Ledger.begin(ctx.run_id, ctx.run_dir)
+        except OSError as exc:  # nothing started yet: bad output_dir, exit 2
+            raise UserError(
+                f"output_dir: cannot write {exc.filename or ctx.run_dir}: {exc.strerror or exc}; "
+                "free space or choose another output_dir"
+            ) from None
         user_error: Exception | None = None
         summary: Summary | None = None
+        outcome: RunOutcome | None = None
         self._install_signals()
         try:
             with self.display:
@@ -127,40 +182,49 @@ class Run:
                         self._setup()
                         self._drive()
                         self._drain()
-                        if ctx.stop_requested.is_set() and not self.web:
-                            status, reason = RunStatus.PARTIAL, "interrupted"
+                        if ctx.stop_requested.is_set() and not self.web and not ending.interrupted:
+                            ending.interrupted = "interrupted"
                     except _Interrupted as exc:
-                        if not self.web:
-                            status, reason = RunStatus.PARTIAL, f"interrupted ({exc})"
+                        if not self.web:  # with --web, Ctrl-C is how the user ends the run
+                            ending.interrupted = f"interrupted ({exc})"
+                    except TargetDown as exc:
+                        ending.target_down = str(exc)
+                    except RedisLost as exc:
+                        ending.redis_lost = True
+                        ending.failures.append(str(exc))
                     except (UserError, ValidationError) as exc:  # one line for the user, exit 2
-                        status, reason, user_error = RunStatus.PARTIAL, str(exc), exc
+                        ending.bad_input = str(exc)
+                        user_error = exc
                     except Exception as exc:  # noqa: BLE001 - a failed run still keeps what it measured
-                        status, reason = RunStatus.PARTIAL, f"{type(exc).__name__}: {exc}"
+                        ending.failures.append(f"{type(exc).__name__}: {exc}")
                         self._log_error()
                     except BaseException as exc:
-                        status, reason = RunStatus.PARTIAL, type(exc).__name__
+                        ending.failures.append(type(exc).__name__)
                         raise
                 finally:
                     self._tearing_down = True  # from here on a signal only sets the stop flag
-                    summary, status, reason = self._teardown(status, reason)
+                    summary, outcome = self._teardown()
         except _Interrupted:  # arrived between catching an error and starting teardown
-            status, reason = RunStatus.PARTIAL, reason or "interrupted"
+            ending.interrupted = ending.interrupted or "interrupted"
         finally:
             self._restore_signals()
         if user_error is not None:
             raise user_error
-        return RunResult(ctx.run_id, ctx.run_dir, status, summary, reason)
+        return RunResult(ctx.run_id, ctx.run_dir, ending.status, summary, ending.reason, outcome)
 
     def _log_error(self) -> None:
         """The traceback goes to the run's log, the one-line reason to the user."""
         log = self.ctx.run_dir / "logs" / "coordinator.log"
-        log.parent.mkdir(exist_ok=True)
-        with log.open("a") as fh:
-            traceback.print_exc(file=fh)
+        try:
+            log.parent.mkdir(exist_ok=True)
+            with log.open("a") as fh:
+                traceback.print_exc(file=fh)
+        except OSError:
+            pass  # the run directory cannot be written: the reason still reaches the console
 
     def _setup(self) -> None:
         ctx, scenario = self.ctx, self.scenario
-        (ctx.run_dir / "environment.json").write_text(environment_info(scenario, ctx.run_id))
+        write_atomic(ctx.run_dir / "environment.json", environment_info(scenario, ctx.run_id))
         ctx.target = lifecycle_for(scenario.target, ctx.run_id, ctx.run_dir)
         self.display.message(f"starting target {scenario.target.kind} ...")
         base_url = ctx.target.start(ctx.run_dir)
@@ -177,6 +241,7 @@ class Run:
         else:
             self.redis = RedisServer().start()
             ctx.redis_url = self.redis.url
+        self._note(redis_url=ctx.redis_url, private_redis=self.redis is not None)
         config = WorkerConfig(
             run_id=ctx.run_id,
             redis_url=ctx.redis_url,
@@ -185,11 +250,6 @@ class Run:
             retry=scenario.retry,
             seed=scenario.seed,
         )
-        # outside the run directory: headers may carry credentials; removed at teardown
-        self._private = Path(tempfile.mkdtemp(prefix="finishline-run-"))
-        config_path = self._private / "worker_config.json"
-        config_path.write_text(config.model_dump_json(indent=2))
-        config_path.chmod(0o600)
         self.collector = Collector(ctx.redis_url, ctx.run_id, ctx.run_dir, on_batch=self._on_batch).start()
         if self._preflight is not None:
             ctx.windows.append(PhaseWindow(name=PREFLIGHT, start=self._preflight.scheduled, end=self._preflight.end))
@@ -203,7 +263,7 @@ class Run:
         if steps:
             self.cluster = LocustCluster(
                 ctx.run_dir,
-                config_path,
+                config.model_dump_json(),
                 scenario.workers,
                 loopback_env(),
                 web_port=free_port() if self.web else None,
@@ -213,11 +273,27 @@ class Run:
             )
             self.display.message(f"starting Locust master and {scenario.workers} workers ...")
             self.cluster.start()
+            self._note()
             if self.web:
                 self.display.message(f"Locust web UI: http://127.0.0.1:{self.cluster.web_port}")
 
+    def _note(self, **fields: Any) -> None:
+        """Bring the ledger up to date: what the run started so far, its phases, and ``fields``."""
+        if self.ledger is None:
+            return
+        for name, value in fields.items():
+            setattr(self.ledger, name, value)
+        self.ledger.windows = list(self.ctx.windows)
+        self._noted = time.monotonic()
+        try:
+            self.ledger.note_children()
+            self.ledger.save()
+        except OSError as exc:  # a full disk must not stop the run; the collector says so if it matters
+            self.display.message(f"[yellow]cannot update {exc.filename or 'the ledger'}: {exc.strerror}[/yellow]")
+
     def _on_batch(self, records: list[Any]) -> None:
         self.display.model.add(records)
+        self._down.feed(records)
         self.ctx.events.records.fire(RecordsCollected(self.ctx, records))
 
     def _drive(self) -> None:
@@ -236,6 +312,7 @@ class Run:
         ctx = self.ctx
         ctx.current_phase = step.name
         ctx.windows.append(PhaseWindow(name=step.name, start=started))
+        self._note()
         ctx.set_state(phase=step.name)
         self.display.phase_started(step.name, started)
         ctx.events.phase_start.fire(PhaseStarted(ctx, step, started))
@@ -245,6 +322,7 @@ class Run:
         ended = time.monotonic()
         window = ctx.windows[-1]
         ctx.windows[-1] = window.model_copy(update={"end": ended})
+        self._note()
         self.display.phase_ended(step.name)
         ctx.events.phase_end.fire(PhaseEnded(ctx, step, window.start, ended))
 
@@ -272,11 +350,26 @@ class Run:
             self._end(step)
 
     def _watch(self) -> None:
-        """While load runs: a process or the collector that died ends the run; the display follows."""
+        """While load runs: a dead master, Redis or collector ends the run, and so does a target that
+        fails every request; a dead worker is counted and the others go on. The display follows."""
         assert self.cluster is not None and self.collector is not None
+        gone = redis_exit(self.redis.process if self.redis is not None else None)
+        if gone is not None:
+            raise RedisLost(gone)
         self.cluster.check()
-        if self.collector.error is not None:
-            raise RuntimeError(f"collector failed: {self.collector.error}")
+        error = self.collector.error
+        if isinstance(error, OSError) and not isinstance(error, redis.RedisError):  # the run directory
+            where = f" {error.filename}" if error.filename else f" in {self.ctx.run_dir}"
+            raise ServiceError(
+                f"cannot write{where}: {error.strerror or error}; free space or choose another output_dir"
+            )
+        if error is not None:
+            raise RedisLost(f"the collector lost Redis at {self.ctx.redis_url}: {error}")
+        down = self._down.down()
+        if down is not None:
+            raise TargetDown(down)
+        if time.monotonic() - self._noted > 2.0:  # a restarted bridge, say
+            self._note()
         self.display.update(self.collector.latest_samples())
 
     def _drain(self) -> None:
@@ -326,8 +419,20 @@ class Run:
 
     # -- teardown ------------------------------------------------------------------------
 
-    def _facts(self) -> RunFacts:
-        ctx, scenario = self.ctx, self.scenario
+    def _facts(self, progress: list[WorkerProgress]) -> RunFacts:
+        ctx, scenario, ending = self.ctx, self.scenario, self._ending
+        assert self.collector is not None
+        lost = self.collector.lost_by_worker()
+        for answer in progress:  # a worker's own account: all there is when Redis is gone
+            lost[answer.worker] = max(0, answer.begun - self.collector.received_from(answer.worker))
+        losses = account_losses(
+            self.cluster.lost if self.cluster is not None else (),
+            lost,
+            self.collector.latest_samples(),
+            ctx.started,
+            time.monotonic(),
+            dropped=sum(answer.dropped for answer in progress),
+        )
         return RunFacts(
             run_id=ctx.run_id,
             scenario=scenario.name,
@@ -338,54 +443,95 @@ class Run:
             selfcheck=scenario.selfcheck,
             unmeasured=self.plan.unmeasured() | {PREFLIGHT},
             extras=ctx.extras,
+            checks=scenario.checks,
+            interrupted=ending.interrupted,
+            failures=tuple(ending.failures),
+            target_down=ending.target_down,
+            bad_input=ending.bad_input,
+            losses=losses,
         )
 
-    def _teardown(self, status: RunStatus, reason: str | None) -> tuple[Summary | None, RunStatus, str | None]:
-        """Stop everything in order; never raises; returns the summary if one was written, and the
-        status, made partial when the collector could not take every record."""
-        ctx = self.ctx
+    def _teardown(self) -> tuple[Summary | None, RunOutcome]:
+        """Stop everything in order and write the results; never raises. Returns the summary (if
+        one could be written) and the outcome."""
+        ctx, ending = self.ctx, self._ending
         self._tearing_down = True
-        problems: list[str] = []
-        summary = None
         if ctx.windows and ctx.windows[-1].end is None:
-            w = ctx.windows[-1]
-            ctx.windows[-1] = w.model_copy(update={"end": time.monotonic()})
-        problems += _attempt(
-            "locust", lambda: self.cluster and self.cluster.shutdown(force=status == RunStatus.PARTIAL)
-        )
-        lost = _attempt("collector", lambda: self.collector and self.collector.finish())
-        problems += lost
-        if self.collector is not None and status != RunStatus.PARTIAL:  # results short of what was measured
-            if lost:
-                status, reason = RunStatus.PARTIAL, f"records may be missing: {lost[0]}"
-            elif self.collector.rejected:
-                status, reason = (
-                    RunStatus.PARTIAL,
-                    (f"{self.collector.rejected} unreadable stream entries set aside in rejected.jsonl"),
-                )
-        if self.collector is not None:
-            try:
-                summary = write_results(ctx.run_dir, self._facts(), self.collector, status, reason)
-            except Exception as exc:  # noqa: BLE001 - the records file is still there
-                problems.append(f"results: {exc}")
-        elif reason is not None:  # ended before any request was measured: the report says why
-            problems += _attempt("report", lambda: write_failure_report(ctx.run_dir / "report.html", reason))
-        problems += _attempt("state", lambda: ctx.redis_url and ctx.set_state(status=status))
-        ctx.events.run_end.fire(RunEnded(ctx, status, summary))
+            ctx.windows[-1] = ctx.windows[-1].model_copy(update={"end": time.monotonic()})
+        problems: list[str] = []
+        progress = self._stop_load(problems)
+        self._collect(problems)
+        summary, outcome = self._write(progress, problems)
+        if ctx.redis_url and not ending.redis_lost:
+            problems += _attempt("state", lambda: ctx.set_state(status=ending.status))
+        ctx.events.run_end.fire(RunEnded(ctx, ending.status, summary))
         problems += ctx.release_owned()
-        if ctx.target is not None:
-            problems += _attempt("target collect", lambda: ctx.target.collect(ctx.run_dir))
-            problems += _attempt("target", ctx.target.stop)
+        target = ctx.target
+        if target is not None:
+            problems += _attempt("target collect", lambda: target.collect(ctx.run_dir))
+            problems += _attempt("target", target.stop)
         if self.redis is not None:
             problems += _attempt("redis", self.redis.stop)
-        if self._private is not None:
-            shutil.rmtree(self._private, ignore_errors=True)
+        if self.ledger is not None:
+            problems += _attempt("ledger", self.ledger.end)
         for problem in problems:
             self.display.message(f"[yellow]teardown: {problem}[/yellow]")
-        return summary, status, reason
+        return summary, outcome
+
+    def _stop_load(self, problems: list[str]) -> list[WorkerProgress]:
+        """Stop the users and the Locust processes; when Redis is gone, first ask each worker what it
+        could not deliver (its own account is then all there is)."""
+        cluster, ending = self.cluster, self._ending
+        progress: list[WorkerProgress] = []
+        if cluster is None:
+            return progress
+        if ending.redis_lost:
+            problems += _attempt("worker report", lambda: progress.extend(cluster.report()))
+        # an interrupted run lets requests in flight finish (within drain_timeout; a second Ctrl-C
+        # hurries); one that failed stops its users at once
+        force = (ending.status is RunStatus.PARTIAL and not ending.interrupted) or self._hurry
+        problems += _attempt("locust", lambda: cluster.shutdown(force=force))
+        return progress
+
+    def _collect(self, problems: list[str]) -> None:
+        """Read what is left of the stream; a collector that could not is a failure of the run."""
+        collector, ending = self.collector, self._ending
+        if collector is None:
+            return
+        failed = _attempt("collector", lambda: collector.finish(drain_timeout=5.0 if self._hurry else 30.0))
+        problems += failed
+        if ending.redis_lost:  # already a failure, and nothing more could be read
+            return
+        if failed:
+            ending.failures.append(f"records may be missing: {failed[0]}")
+        elif collector.rejected:
+            ending.failures.append(f"{collector.rejected} unreadable stream entries set aside in rejected.jsonl")
+
+    def _write(self, progress: list[WorkerProgress], problems: list[str]) -> tuple[Summary | None, RunOutcome]:
+        """summary.json, summary.csv and report.html with the outcome; without a collector (the run
+        ended before any traffic), a report that says why."""
+        ctx, ending = self.ctx, self._ending
+        if self.collector is not None:
+            try:
+                summary = write_results(
+                    ctx.run_dir, self._facts(progress), self.collector, ending.status, ending.reason
+                )
+                if summary.outcome is not None:
+                    return summary, summary.outcome
+            except Exception as exc:  # noqa: BLE001 - the records file is still there
+                problems.append(f"results: {exc}")
+                ending.failures.append(f"the results could not be written: {exc}")
+        found = {
+            Outcome.BAD_INPUT: [ending.bad_input] if ending.bad_input else [],
+            Outcome.INTERRUPTED: [ending.interrupted] if ending.interrupted else [],
+            Outcome.PARTIAL: list(ending.failures) or ["the run ended before any request was measured"],
+        }
+        outcome = decide(found)
+        problems += _attempt("report", lambda: write_failure_report(ctx.run_dir / "report.html", outcome.headline))
+        return None, outcome
 
 
-def _attempt(name: str, action: Any) -> list[str]:
+def _attempt(name: str, action: Callable[[], object]) -> list[str]:
     try:
         action()
     except Exception as exc:  # noqa: BLE001 - teardown goes on

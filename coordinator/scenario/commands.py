@@ -11,9 +11,10 @@ from coordinator.scenario.loader import validate_file
 from coordinator.scenario.models import Scenario
 
 
-def checked_scenario(path: Path) -> Scenario:
-    """Validate; print every problem on its own line and exit 2 if there is any."""
-    scenario, problems = validate_file(path)
+def checked_scenario(path: Path, overrides: dict[str, object] | None = None) -> Scenario:
+    """Validate (with command-line ``overrides`` of top-level keys); print every problem on its own
+    line and exit 2 if there is any."""
+    scenario, problems = validate_file(path, overrides)
     if problems:
         for problem in problems:
             click.echo(f"finishline: {problem}", err=True)

@@ -143,8 +143,8 @@ def parse(
         data = None if root is None else loader.construct_document(root)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
-        line = None if mark is None else mark.line + 1
-        return None, [Problem(file, line, "", f"not valid YAML: {exc.problem}")], None
+        at = None if mark is None else mark.line + 1
+        return None, [Problem(file, at, "", f"not valid YAML: {exc.problem}")], None
     finally:
         loader.dispose()
     if not isinstance(data, dict):

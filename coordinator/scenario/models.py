@@ -15,19 +15,20 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 from pydantic import BeforeValidator, Field, model_validator
 
 from coordinator import registry
+from coordinator.results.outcome import Checks
 from coordinator.results.selfcheck import SelfCheckLimits
 from coordinator.results.slo import Slo
 from coordinator.scenario.phases import PhaseSpec, default_kind
 from coordinator.scenario.targets import TargetSpec
-from loadgen.spec import RetryPolicy, Spec, WorkloadSpec
+from loadgen.spec import RetryPolicy, Spec, WorkloadSpec, check_unique
 
 if TYPE_CHECKING:  # statically, the base classes; at run time, the union of every registered kind
     Target = TargetSpec
     Phase = PhaseSpec
 else:
-    Target = Annotated[Union[tuple(k.spec for k in registry.target_kinds())], Field(discriminator="kind")]  # noqa: UP007
+    Target = Annotated[Union[tuple(k.spec for k in registry.target_kinds())], Field(discriminator="kind")]  # noqa: UP007 - a union of a runtime tuple has no X | Y spelling
     Phase = Annotated[
-        Annotated[Union[tuple(k.spec for k in registry.phase_kinds())], Field(discriminator="kind")],  # noqa: UP007
+        Annotated[Union[tuple(k.spec for k in registry.phase_kinds())], Field(discriminator="kind")],  # noqa: UP007 - as above
         BeforeValidator(default_kind),
     ]
 
@@ -68,15 +69,12 @@ class Scenario(Spec):
     tags: dict[str, str] = Field(default_factory=dict)
     metrics: MetricsSection = MetricsSection()
     selfcheck: SelfCheckLimits = SelfCheckLimits()
+    checks: Checks = Checks()
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
-        names = [w.name for w in self.workloads]
-        if len(set(names)) != len(names):
-            raise ValueError(f"workload names must be unique, got {names}")
-        phase_names = [p.name for p in self.phases]
-        if len(set(phase_names)) != len(phase_names):
-            raise ValueError(f"phase names must be unique, got {phase_names}")
+        check_unique("workload", [w.name for w in self.workloads])
+        check_unique("phase", [p.name for p in self.phases])
         capabilities = registry.target_kind(self.target.kind).capabilities
         for phase in self.phases:
             missing = registry.phase_kind(phase.kind).requires - capabilities

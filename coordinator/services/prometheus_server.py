@@ -19,10 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import TypeAdapter
 
 from coordinator.services.ports import free_port
 from coordinator.services.process import OwnedService, http_ok, start_process, stop_process
+from coordinator.services.scratch import scratch_dir
 from loadgen.errors import ServiceError, UserError
+
+# The lists the HTTP API answers with (vector elements, targets, rule groups): checked to be a
+# list of JSON objects, the objects read by the caller.
+_OBJECTS: TypeAdapter[list[dict[str, Any]]] = TypeAdapter(list[dict[str, Any]])
 
 
 class PrometheusServer(OwnedService):
@@ -52,7 +58,7 @@ class PrometheusServer(OwnedService):
         path = shutil.which(self.binary)
         if path is None:
             raise UserError(f"{self.binary} not found: install Debian's prometheus or turn Prometheus export off")
-        self._dir = tempfile.TemporaryDirectory(prefix="finishline-prometheus-")
+        self._dir = scratch_dir("prometheus")
         work = Path(self._dir.name)
         config_path = work / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
@@ -95,7 +101,7 @@ class PrometheusServer(OwnedService):
         result = data["result"]
         if data["resultType"] in ("scalar", "string"):
             return [{"metric": {}, "value": result}]
-        return result
+        return _OBJECTS.validate_python(result)
 
     def value(self, expr: str) -> float | None:
         """The single value of ``expr`` (``None`` if empty)."""
@@ -105,10 +111,10 @@ class PrometheusServer(OwnedService):
         return float(result[0]["value"][1])
 
     def targets(self) -> list[dict[str, Any]]:
-        return self._get("/api/v1/targets", {"state": "active"})["activeTargets"]
+        return _OBJECTS.validate_python(self._get("/api/v1/targets", {"state": "active"})["activeTargets"])
 
     def rules(self) -> list[dict[str, Any]]:
-        return self._get("/api/v1/rules", {})["groups"]
+        return _OBJECTS.validate_python(self._get("/api/v1/rules", {})["groups"])
 
     def wait_targets_up(self, timeout: float = 30.0) -> None:
         """Until every configured target has been scraped successfully once."""

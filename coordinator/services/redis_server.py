@@ -14,6 +14,7 @@ import redis
 
 from coordinator.services.ports import free_port
 from coordinator.services.process import OwnedService, start_process, stop_process
+from coordinator.services.scratch import scratch_dir
 from loadgen.errors import UserError
 
 
@@ -34,7 +35,7 @@ class RedisServer(OwnedService):
         path = shutil.which(self.binary)
         if path is None:
             raise UserError(f"{self.binary} not found: install Debian's redis-server or set redis_url in the scenario")
-        self._dir = tempfile.TemporaryDirectory(prefix="finishline-redis-")
+        self._dir = scratch_dir("redis")
         client = redis.Redis(host="127.0.0.1", port=self.port)
         try:
             self.process = start_process(

@@ -95,7 +95,7 @@ class BulkHistogram:
 
     def __init__(self, name: str, doc: str, buckets: tuple[float, ...], model: str) -> None:
         self.name, self.doc, self.model = name, doc, model
-        self.bounds = list(buckets) + [float("inf")]
+        self.bounds = [*buckets, float("inf")]
         self.counts = [0] * len(self.bounds)
         self.sum = 0.0
 
@@ -109,7 +109,7 @@ class BulkHistogram:
     def collect(self) -> list[HistogramMetricFamily]:
         family = HistogramMetricFamily(self.name, self.doc, labels=["model_name"])
         cumulative, running = [], 0
-        for bound, count in zip(self.bounds, self.counts):
+        for bound, count in zip(self.bounds, self.counts, strict=True):
             running += count
             cumulative.append((floatToGoString(bound), running))
         family.add_metric([self.model], cumulative, self.sum)
@@ -125,13 +125,13 @@ class EngineMetrics:
         lbl = ["model_name"]
 
         def gauge(name: str, doc: str) -> Gauge:
-            return Gauge(name, doc, lbl, registry=r).labels(model)  # type: ignore[return-value]
+            return Gauge(name, doc, lbl, registry=r).labels(model)
 
         def counter(name: str, doc: str) -> Counter:
-            return Counter(name, doc, lbl, registry=r).labels(model)  # type: ignore[return-value]
+            return Counter(name, doc, lbl, registry=r).labels(model)
 
         def hist(name: str, doc: str, buckets: tuple[float, ...]) -> Histogram:
-            return Histogram(name, doc, lbl, buckets=buckets, registry=r).labels(model)  # type: ignore[return-value]
+            return Histogram(name, doc, lbl, buckets=buckets, registry=r).labels(model)
 
         self.running = gauge("vllm:num_requests_running", "Requests in the running batch.")
         self.waiting = gauge("vllm:num_requests_waiting", "Requests waiting to be scheduled.")
@@ -141,7 +141,7 @@ class EngineMetrics:
         self.generation_tokens = counter("vllm:generation_tokens", "Generated tokens.")
         self.ttft = hist("vllm:time_to_first_token_seconds", "Time to first token.", TTFT_BUCKETS)
         self.itl = BulkHistogram("vllm:inter_token_latency_seconds", "Inter-token latency.", ITL_BUCKETS, model)
-        r.register(self.itl)  # type: ignore[arg-type]
+        r.register(self.itl)
         self.e2e = hist("vllm:e2e_request_latency_seconds", "End-to-end request latency.", REQUEST_BUCKETS)
         self.queue = hist("vllm:request_queue_time_seconds", "Time spent waiting in the queue.", REQUEST_BUCKETS)
         self._success = Counter(

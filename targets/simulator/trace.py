@@ -26,7 +26,7 @@ class TraceWriter:
     """Appends lines unbuffered-per-line so a reader sees every finished request at once."""
 
     def __init__(self, path: Path | None) -> None:
-        self._file: IO[bytes] | None = open(path, "ab") if path is not None else None
+        self._file: IO[bytes] | None = open(path, "ab") if path is not None else None  # noqa: SIM115 - open for the server's life; close() at the app's cleanup
 
     @property
     def enabled(self) -> bool:

@@ -160,32 +160,6 @@ output_dir: {tmp_path / "runs"}
             assert secret.encode() not in data, file
 
 
-def test_a_worker_dying_mid_run_ends_it_partial_and_tears_everything_down(tmp_path: Path) -> None:
-    path = _scenario(tmp_path, {"name": "long", "users": 4, "duration": "120s"})
-    proc = start_finishline("run", str(path), "--no-live")
-    try:
-
-        def workers() -> list[psutil.Process]:
-            return [c for c in descendants(proc.pid) if "--worker" in " ".join(c.cmdline())]
-
-        both = wait_for(lambda: w if len(w := workers()) == 2 else None, timeout=90, what="two workers", interval=0.2)
-        wait_for(lambda: _trace_size(tmp_path) > 20_000, timeout=60, what="traffic (trace lines written)", interval=0.2)
-        children = descendants(proc.pid)
-        both[0].kill()
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 1, err
-    assert "the run failed: ClusterError: Locust worker" in err
-    assert "Traceback" not in err
-    wait_gone(children)
-    run_dir = the_run_dir(tmp_path)
-    summary = read_summary(run_dir / "summary.json")
-    assert summary.partial is True and summary.all.count > 0
-    assert "ClusterError" in (run_dir / "logs" / "coordinator.log").read_text()
-
-
 def test_an_unreadable_stream_entry_is_set_aside_and_marks_the_run_partial(tmp_path: Path, redis_server: Any) -> None:
     """Records after a broken entry are still collected; the run says what it could not read."""
     import redis
@@ -198,12 +172,12 @@ def test_an_unreadable_stream_entry_is_set_aside_and_marks_the_run_partial(tmp_p
             lambda: client.keys("finishline:*:records"), timeout=60, what="the run's records stream", interval=0.1
         )
         client.xadd(key, {"id": "broken", "r": b"{not json"})
-        _, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 1 and "Traceback" not in err, err
-    assert "1 unreadable stream entries set aside in rejected.jsonl" in err
+    assert proc.returncode == 3 and "Traceback" not in err, err  # partial
+    assert "1 unreadable stream entries set aside in rejected.jsonl" in out.strip().splitlines()[-1]  # the outcome
     run_dir = the_run_dir(tmp_path)
     summary = read_summary(run_dir / "summary.json")
     assert summary.partial is True and "rejected.jsonl" in (summary.partial_reason or "")
