@@ -12,7 +12,6 @@ import gzip
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -24,8 +23,9 @@ import psutil
 import pytest
 
 from coordinator.results.summary import Summary, read_summary
+from tests.fixtures.cli import descendants, start_finishline, still_running, the_run_dir, wait_gone
 from tests.fixtures.simulator import run_simulator
-from tests.paths import ROOT
+from tests.fixtures.waiting import wait_for
 
 SECRET = "s3cr3t-header-value-7f1c"
 WORKLOAD = """\
@@ -45,26 +45,10 @@ def _write(tmp: Path, target: str, phases: str, extra: str = "", workers: int = 
     return path
 
 
-def _run(args: list[str], **kw: Any) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "coordinator.cli", *args],
-        cwd=ROOT,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        **kw,
-    )
-
-
 def _finish(proc: subprocess.Popen[str], timeout: float = 180) -> tuple[int, str]:
     """The exit code, and stderr then stdout: the last line is the console's last (the outcome)."""
     out, err = proc.communicate(timeout=timeout)
     return proc.returncode, err + out
-
-
-def _run_dir(tmp: Path) -> Path:
-    (run_dir,) = list((tmp / "runs").iterdir())
-    return run_dir
 
 
 def _records(run_dir: Path) -> list[dict[str, Any]]:
@@ -82,25 +66,8 @@ def _missing(run_dir: Path) -> list[dict[str, Any]]:
     return [t for t in _trace(run_dir) if t["id"] not in seen]
 
 
-def _wait_for(what: str, condition: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _tree(pid: int) -> list[psutil.Process]:
-    try:
-        return psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-
-
 def _workers(pid: int) -> list[psutil.Process]:
-    return [c for c in _tree(pid) if "--worker" in " ".join(c.cmdline())]
+    return [c for c in descendants(pid) if "--worker" in " ".join(c.cmdline())]
 
 
 def _records_so_far(tmp: Path, at_least: int) -> bool:
@@ -112,11 +79,11 @@ def _records_so_far(tmp: Path, at_least: int) -> bool:
 
 
 def _alive(processes: list[psutil.Process]) -> list[str]:
+    """The command lines (their start) of those of ``processes`` still running."""
     out = []
-    for p in processes:
+    for p in still_running(processes):
         try:
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(" ".join(p.cmdline()[:4]))
+            out.append(" ".join(p.cmdline()[:4]))
         except psutil.NoSuchProcess:
             continue
     return out
@@ -155,17 +122,15 @@ def test_a_dead_target_is_one_line_and_exit_2_and_without_preflight_ends_early_w
 ) -> None:
     port = _free_closed_port()
     code, out = _finish(
-        _run(
-            [
-                "run",
-                str(
-                    _write(
-                        tmp_path,
-                        f'{{kind: url, base_url: "http://127.0.0.1:{port}/v1", model: m}}',
-                        "  - {name: p, users: 4, duration: 60s}",
-                    )
-                ),
-            ]
+        start_finishline(
+            "run",
+            str(
+                _write(
+                    tmp_path,
+                    f'{{kind: url, base_url: "http://127.0.0.1:{port}/v1", model: m}}',
+                    "  - {name: p, users: 4, duration: 60s}",
+                )
+            ),
         )
     )
     assert code == 2, out
@@ -176,16 +141,14 @@ def test_a_dead_target_is_one_line_and_exit_2_and_without_preflight_ends_early_w
     target = f'{{kind: url, base_url: "http://127.0.0.1:{port}/v1", model: m, preflight: false}}'
     started = time.monotonic()
     code, out = _finish(
-        _run(
-            [
-                "run",
-                str(_write(tmp, target, "  - {name: p, users: 4, duration: 60s}", "checks: {abort_when_down_s: 3}\n")),
-            ]
+        start_finishline(
+            "run",
+            str(_write(tmp, target, "  - {name: p, users: 4, duration: 60s}", "checks: {abort_when_down_s: 3}\n")),
         )
     )
     assert code == 6, out
     assert time.monotonic() - started < 40  # ended early, not after the phase's 60 s
-    summary = _summary(_run_dir(tmp))
+    summary = _summary(the_run_dir(tmp))
     assert summary.outcome is not None and summary.outcome.exit_code == 6
     assert "target down" in out.strip().splitlines()[-1]
     # closed users back off: a few dozen attempts, not thousands a second
@@ -219,17 +182,15 @@ def test_a_web_page_and_a_base_url_without_v1_are_refused_before_any_load(tmp_pa
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/v1"
         code, out = _finish(
-            _run(
-                [
-                    "run",
-                    str(
-                        _write(
-                            tmp_path,
-                            f'{{kind: url, base_url: "{url}", model: m}}',
-                            "  - {name: p, users: 1, duration: 5s}",
-                        )
-                    ),
-                ]
+            start_finishline(
+                "run",
+                str(
+                    _write(
+                        tmp_path,
+                        f'{{kind: url, base_url: "{url}", model: m}}',
+                        "  - {name: p, users: 1, duration: 5s}",
+                    )
+                ),
             )
         )
     finally:
@@ -240,17 +201,15 @@ def test_a_web_page_and_a_base_url_without_v1_are_refused_before_any_load(tmp_pa
         tmp = tmp_path / "no-v1"
         tmp.mkdir()
         code, out = _finish(
-            _run(
-                [
-                    "run",
-                    str(
-                        _write(
-                            tmp,
-                            f'{{kind: url, base_url: "{sim.base_url}", model: finishline-sim}}',
-                            "  - {name: p, users: 1, duration: 5s}",
-                        )
-                    ),
-                ]
+            start_finishline(
+                "run",
+                str(
+                    _write(
+                        tmp,
+                        f'{{kind: url, base_url: "{sim.base_url}", model: finishline-sim}}',
+                        "  - {name: p, users: 1, duration: 5s}",
+                    )
+                ),
             )
         )
     assert code == 2 and "should end in /v1" in out, out
@@ -259,35 +218,35 @@ def test_a_web_page_and_a_base_url_without_v1_are_refused_before_any_load(tmp_pa
 def test_an_invalid_self_check_and_a_missed_enforced_slo_have_their_own_codes(tmp_path: Path, state_dir: Path) -> None:
     phases = "  - {name: p, users: 2, duration: 4s}"
     code, out = _finish(
-        _run(
-            [
-                "run",
-                str(_write(tmp_path, "{kind: simulator}", phases, "selfcheck: {cpu_percent: 0.01, min_samples: 1}\n")),
-            ]
+        start_finishline(
+            "run",
+            str(_write(tmp_path, "{kind: simulator}", phases, "selfcheck: {cpu_percent: 0.01, min_samples: 1}\n")),
         )
     )
     assert code == 4, out
     assert out.strip().splitlines()[-1].startswith("finishline: INVALID:")
-    summary = _summary(_run_dir(tmp_path))
+    summary = _summary(the_run_dir(tmp_path))
     assert summary.outcome is not None and summary.outcome.exit_code == 4 and not summary.valid
-    report = (_run_dir(tmp_path) / "report.html").read_text()
+    report = (the_run_dir(tmp_path) / "report.html").read_text()
     assert "INVALID" in report and "exit code 4" in report
 
     tmp = tmp_path / "slo"
     tmp.mkdir()
     code, out = _finish(
-        _run(["run", str(_write(tmp, "{kind: simulator}", phases, "slo: {ttft_ms: 0.001, enforce: true}\n"))])
+        start_finishline("run", str(_write(tmp, "{kind: simulator}", phases, "slo: {ttft_ms: 0.001, enforce: true}\n")))
     )
     assert code == 5, out
-    summary = _summary(_run_dir(tmp))
+    summary = _summary(the_run_dir(tmp))
     assert summary.outcome is not None and summary.outcome.slo_met is False
     assert summary.all.slo is not None and summary.all.slo.checks["ttft"].met is False
 
     tmp = tmp_path / "slo-reported"
     tmp.mkdir()
-    code, out = _finish(_run(["run", str(_write(tmp, "{kind: simulator}", phases, "slo: {ttft_ms: 0.001}\n"))]))
+    code, out = _finish(
+        start_finishline("run", str(_write(tmp, "{kind: simulator}", phases, "slo: {ttft_ms: 0.001}\n")))
+    )
     assert code == 0, out  # missed, but not enforced: reported only
-    assert _summary(_run_dir(tmp)).outcome.slo_met is False  # type: ignore[union-attr]
+    assert _summary(the_run_dir(tmp)).outcome.slo_met is False  # type: ignore[union-attr]
 
 
 def test_a_bad_dataset_line_is_exit_2_before_anything_starts(tmp_path: Path, state_dir: Path) -> None:
@@ -300,7 +259,7 @@ def test_a_bad_dataset_line_is_exit_2_before_anything_starts(tmp_path: Path, sta
         f"phases:\n  - {{name: p, users: 1, duration: 5s}}\noutput_dir: {tmp_path / 'runs'}\n"
     )
     for command in ("validate", "run"):
-        code, out = _finish(_run([command, str(path)]))
+        code, out = _finish(start_finishline(command, str(path)))
         assert code == 2, out
         assert "line 50 is not valid JSON" in out and "Traceback" not in out
     assert not (tmp_path / "runs").exists()  # nothing was started
@@ -317,7 +276,7 @@ def test_a_full_disk_is_one_line_naming_the_path_exit_3_and_no_complete_summary(
     try:
         path = _write(tmp_path, "{kind: simulator, trace: false}", "  - {name: p, users: 8, duration: 30s}")
         path.write_text(path.read_text().replace(f"output_dir: {tmp_path / 'runs'}", f"output_dir: {mount}"))
-        code, out = _finish(_run(["run", str(path)]))
+        code, out = _finish(start_finishline("run", str(path)))
         assert code == 3, out
         last = out.strip().splitlines()[-1]
         assert "No space left on device" in last and str(mount) in last, last
@@ -340,12 +299,14 @@ def _secret_target(sim_url: str) -> str:
 
 def test_killing_one_of_three_workers_goes_on_and_counts_exactly_what_was_lost(tmp_path: Path, state_dir: Path) -> None:
     path = _write(tmp_path, "{kind: simulator}", "  - {name: p, users: 6, duration: 16s}", workers=3)
-    proc = _run(["run", str(path), "--no-live"])
+    proc = start_finishline("run", str(path), "--no-live")
     children: list[psutil.Process] = []
     try:
-        workers = _wait_for("three workers", lambda: (w := _workers(proc.pid)) and len(w) == 3 and w)
-        _wait_for("traffic", lambda: _records_so_far(tmp_path, 40))
-        children = _tree(proc.pid)
+        workers = wait_for(
+            lambda: w if len(w := _workers(proc.pid)) == 3 else None, timeout=60, what="three workers", interval=0.1
+        )
+        wait_for(lambda: _records_so_far(tmp_path, 40), timeout=60, what="traffic", interval=0.1)
+        children = descendants(proc.pid)
         victim = workers[0]
         victim.kill()
         killed_at = time.monotonic()
@@ -355,7 +316,7 @@ def test_killing_one_of_three_workers_goes_on_and_counts_exactly_what_was_lost(t
             proc.kill()
     assert code == 3, out
     assert "Traceback" not in out
-    run_dir = _run_dir(tmp_path)
+    run_dir = the_run_dir(tmp_path)
     summary = _summary(run_dir)
     assert summary.losses is not None
     (lost,) = summary.losses.workers_lost
@@ -367,8 +328,7 @@ def test_killing_one_of_three_workers_goes_on_and_counts_exactly_what_was_lost(t
     assert all(t["finish"] >= killed_at - 0.1 - 0.05 for t in missing), [killed_at - t["finish"] for t in missing]
     # the others went on: traffic after the loss
     assert max(r["end"] for r in _records(run_dir)) > killed_at + 3
-    time.sleep(0.5)
-    assert _alive(children) == []
+    wait_gone(children)
 
 
 def test_killing_redis_is_said_at_once_and_what_workers_could_not_send_is_counted(
@@ -376,10 +336,10 @@ def test_killing_redis_is_said_at_once_and_what_workers_could_not_send_is_counte
 ) -> None:
     with run_simulator(preset="gpu-8b") as sim:
         path = _write(tmp_path, _secret_target(sim.base_url), "  - {name: p, users: 4, duration: 60s}")
-        proc = _run(["run", str(path), "--no-live"])
+        proc = start_finishline("run", str(path), "--no-live")
         try:
-            _wait_for("traffic", lambda: len(sim.read_trace()) >= 30)
-            children = _tree(proc.pid)
+            wait_for(lambda: len(sim.read_trace()) >= 30, timeout=60, what="traffic", interval=0.1)
+            children = descendants(proc.pid)
             (redis_server,) = [c for c in children if "redis-server" in c.name()]
             redis_server.kill()
             killed_at = time.monotonic()
@@ -392,25 +352,26 @@ def test_killing_redis_is_said_at_once_and_what_workers_could_not_send_is_counte
     assert code == 3, out
     assert took < 20, took  # told within seconds, not after a hang
     assert "redis-server exited (killed by SIGKILL)" in out and "Traceback" not in out
-    run_dir = _run_dir(tmp_path)
+    run_dir = the_run_dir(tmp_path)
     summary = _summary(run_dir)
     seen = {r["attempts"][-1]["response_id"] for r in _records(run_dir) if r["attempts"]}
     missing = [t for t in trace if t["id"] not in seen]
     assert summary.losses is not None and len(missing) == summary.losses.records_lost > 0
-    time.sleep(0.5)
-    assert _alive(children) == []
+    wait_gone(children)
     _no_secret(run_dir)
 
 
 def test_two_quick_ctrl_c_to_the_process_group_stop_fast_and_lose_nothing(tmp_path: Path, state_dir: Path) -> None:
     with run_simulator(preset="gpu-8b") as sim:
         path = _write(tmp_path, _secret_target(sim.base_url), "  - {name: p, users: 6, duration: 120s}")
-        proc = _run(["run", str(path), "--no-live"], start_new_session=True)  # its own group, as a terminal's job
+        proc = start_finishline(
+            "run", str(path), "--no-live", start_new_session=True
+        )  # its own group, as a terminal's job
         try:
-            _wait_for("traffic", lambda: len(sim.read_trace()) >= 30)
-            children = _tree(proc.pid)
+            wait_for(lambda: len(sim.read_trace()) >= 30, timeout=60, what="traffic", interval=0.1)
+            children = descendants(proc.pid)
             os.killpg(proc.pid, signal.SIGINT)
-            time.sleep(0.3)
+            time.sleep(0.3)  # the test: a second Ctrl-C 0.3 s after the first
             os.killpg(proc.pid, signal.SIGINT)
             stopped = time.monotonic()
             code, out = _finish(proc, timeout=60)
@@ -422,12 +383,11 @@ def test_two_quick_ctrl_c_to_the_process_group_stop_fast_and_lose_nothing(tmp_pa
     assert code == 130, out
     assert took < 15, took
     assert "Traceback" not in out and "ConnectionError" not in out
-    run_dir = _run_dir(tmp_path)
+    run_dir = the_run_dir(tmp_path)
     seen = {r["attempts"][-1]["response_id"] for r in _records(run_dir) if r["attempts"]}
     assert [t for t in trace if t["id"] not in seen] == []  # nothing lost
     assert _summary(run_dir).outcome.exit_code == 130  # type: ignore[union-attr]
-    time.sleep(0.5)
-    assert _alive(children) == []
+    wait_gone(children)
     _no_secret(run_dir)
 
 
@@ -436,21 +396,21 @@ def test_killing_the_coordinator_then_recover_writes_every_answered_request_and_
 ) -> None:
     with run_simulator(preset="gpu-8b") as sim:
         path = _write(tmp_path, _secret_target(sim.base_url), "  - {name: p, users: 4, duration: 120s}")
-        proc = _run(["run", str(path), "--no-live"])
+        proc = start_finishline("run", str(path), "--no-live")
         try:
-            _wait_for("traffic", lambda: len(sim.read_trace()) >= 30)
-            _wait_for("the ledger", lambda: list(state_dir.glob("*.json")))
-            children = _tree(proc.pid)
+            wait_for(lambda: len(sim.read_trace()) >= 30, timeout=60, what="traffic", interval=0.1)
+            wait_for(lambda: list(state_dir.glob("*.json")), timeout=60, what="the ledger", interval=0.1)
+            children = descendants(proc.pid)
             proc.kill()
             proc.communicate(timeout=30)
         finally:
             if proc.poll() is None:
                 proc.kill()
-        left = _wait_for("Locust to stop", lambda: _orphans_settled(children))
+        left = wait_for(lambda: _orphans_settled(children), timeout=60, what="Locust to stop", interval=0.1)
         assert any("redis-server" in name for name in left), left  # the run's redis-server is orphaned, still up
-        run_dir = _run_dir(tmp_path)
+        run_dir = the_run_dir(tmp_path)
         assert not (run_dir / "summary.json").exists()
-        code, out = _finish(_run(["recover", str(run_dir)]))
+        code, out = _finish(start_finishline("recover", str(run_dir)))
         assert code == 3, out
         assert "recovered" in out
         summary = _summary(run_dir)
@@ -464,10 +424,9 @@ def test_killing_the_coordinator_then_recover_writes_every_answered_request_and_
         }
         assert answered == recorded_ok
         assert summary.all.ok + summary.phases["preflight"].ok == len(answered)
-        code, out = _finish(_run(["clean"]))
+        code, out = _finish(start_finishline("clean"))
         assert code == 0, out
-        time.sleep(0.5)
-        assert _alive(children) == []
+        wait_gone(children)
         assert not list(Path(tempfile.gettempdir()).glob(f"finishline-*-{proc.pid}-*"))
         _no_secret(run_dir)
 
