@@ -142,7 +142,8 @@ def test_interrupted_run_leaves_no_container(docker_clean, images_built: str, tm
 
         def second_cold_start() -> bool:  # the run's first container, then two cold starts: mid-phase
             assert proc.poll() is None, "the run ended before its second cold start"
-            seen.update(c.id for c in docker_clean.containers.list(all=True, filters=ours))
+            # the low-level list: containers.list() inspects each, and one removed meanwhile is a 404
+            seen.update(c["Id"] for c in docker_clean.api.containers(all=True, filters=ours))
             return len(seen) >= 3
 
         wait_for(second_cold_start, timeout=120, what="the run's second cold start", interval=0.2)
