@@ -164,7 +164,7 @@ class Bridge:
         now = time.monotonic()
         if now >= self._next_second:
             self._next_second = now + 1.0
-            self._chores(now)
+            self.chores(now)
         self._publish()
         return counted
 
@@ -175,7 +175,10 @@ class Bridge:
         except redis.RedisError:
             pass
 
-    def _chores(self, now: float) -> None:
+    def chores(self, now: float) -> None:
+        """The once-a-second work :meth:`poll` does: read the samples stream, renew the gauge lease,
+        set the backlog gauge, and trim the stream when ``now`` (``time.monotonic()``) is past the
+        next trim. Public so that a caller (a test) can have it done at once, on a clock it advances."""
         samples = self.samples.read()
         for sample in samples.workers:
             self.gauges.add(sample)

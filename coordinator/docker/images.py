@@ -49,8 +49,9 @@ INPUTS_LABEL = "finishline.inputs"
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 
 
-def _digest(files: Iterable[Path], extra: Iterable[str] = ()) -> str:
-    """Digest of build inputs: contents of small files, size and mtime of big ones (a model)."""
+def inputs_digest(files: Iterable[Path], extra: Iterable[str] = ()) -> str:
+    """Digest of build inputs (an image is rebuilt when it changes): contents of small files, size
+    and mtime of big ones (a model), then ``extra`` (e.g. the base image id)."""
     h = hashlib.sha256()
     for path in sorted(files):
         stat = path.stat()
@@ -151,7 +152,7 @@ class ImageBuilder:
         start = time.monotonic()
         if not rootfs.exists():
             _run_script(script, [str(rootfs)], self.log)
-        digest = _digest([script], [str(rootfs.stat().st_size)])
+        digest = inputs_digest([script], [str(rootfs.stat().st_size)])
         with rootfs.open("rb") as data:
             repo, tag = self.base.split(":", 1)
             self.client.api.import_image_from_stream(
@@ -188,7 +189,7 @@ class ImageBuilder:
         binary = self.llama_server()
         model = Path(assemble())
         sources = [here / "Dockerfile", here / "entrypoint.sh"]
-        digest = _digest([*sources, binary, model], [self._base_id()])
+        digest = inputs_digest([*sources, binary, model], [self._base_id()])
         if self._current(LLAMACPP_IMAGE, digest):
             return None
         with tempfile.TemporaryDirectory(prefix="finishline-llamacpp-", dir=self.cache) as tmp:
@@ -207,7 +208,7 @@ class ImageBuilder:
         package = IMAGES_DIR.parent
         code = [p for p in package.rglob("*.py") if "__pycache__" not in p.parts]
         sources = [here / "Dockerfile", here / "requirements.txt"]
-        digest = _digest([*sources, *code], [self._base_id()])
+        digest = inputs_digest([*sources, *code], [self._base_id()])
         if self._current(SIMULATOR_IMAGE, digest):
             return None
         start = time.monotonic()

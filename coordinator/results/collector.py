@@ -315,6 +315,11 @@ class Collector:
         with self._lock:
             return self._phase_counts.get(phase, 0)
 
+    @property
+    def recent_ids(self) -> RecentIds:
+        """The record ids remembered for de-duplication (a bounded window, not every id)."""
+        return self._seen
+
     def received_from(self, worker: str) -> int:
         with self._lock:
             return self._worker_counts.get(worker, 0)

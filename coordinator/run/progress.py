@@ -60,6 +60,12 @@ class ProgressModel:
         self.phase_started = time.monotonic()
         self._lock = threading.Lock()
 
+    @property
+    def held(self) -> int:
+        """Requests in the sliding window (the model keeps nothing else per request)."""
+        with self._lock:
+            return len(self._window)
+
     def add(self, records: list[RequestRecord]) -> None:
         with self._lock:
             self._add(records)

@@ -76,17 +76,17 @@ class Engine:
             # than a step (the model runs ahead of the CPU work, as with async scheduling);
             # later than that, the engine was idle or is CPU-bound and the schedule slips.
             start = prev_end if 0.0 <= now - prev_end <= max(CATCH_UP_S, prev_cost) else now
-            scheduled, cost = self._schedule(start)
+            scheduled, cost = self.schedule(start)
             if not scheduled and start < now and self.waiting:  # only requests newer than start
                 start = now
-                scheduled, cost = self._schedule(start)
+                scheduled, cost = self.schedule(start)
             if not scheduled:  # everything left is stalled: wait for a stall to end or news
                 await self._idle_until_stall_ends(now)
                 prev_end = 0.0
                 continue
             end = start + cost
             await self._sleep_until(end, precise=cost >= PRECISE_MIN_S)
-            self._complete(scheduled, end)
+            self.complete(scheduled, end)
             prev_end, prev_cost = end, cost
             self.steps += 1
 
@@ -142,7 +142,9 @@ class Engine:
         bs = self.config.block_size
         return min(hits * bs, ((seq.prompt_len - 1) // bs) * bs)
 
-    def _schedule(self, start: float) -> tuple[list[tuple[Sequence, int]], float]:
+    def schedule(self, start: float) -> tuple[list[tuple[Sequence, int]], float]:
+        """Plan one step beginning at ``start``: the (sequence, tokens) it computes and its cost in s.
+        The loop sleeps the cost and then calls :meth:`complete`; a test drives both on a virtual clock."""
         cfg = self.config
         budget = cfg.max_num_batched_tokens
         scheduled: list[tuple[Sequence, int]] = []
@@ -223,7 +225,8 @@ class Engine:
         return scheduled, cost
 
     # ---- step completion ----------------------------------------------------------------
-    def _complete(self, scheduled: list[tuple[Sequence, int]], end: float) -> None:
+    def complete(self, scheduled: list[tuple[Sequence, int]], end: float) -> None:
+        """Finish the step :meth:`schedule` planned, at ``end``: tokens out, finished sequences freed."""
         produced: list[Sequence] = []
         any_finished = False
         metrics = self.metrics

@@ -1,0 +1,171 @@
+"""The results in compact columns: one pass over the records file, exact, and bounded in memory (no services)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import random
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from coordinator.results.collector import RecentIds
+from coordinator.results.columns import read_columns
+from coordinator.results.report import errors_table
+from coordinator.results.summarize import summarize
+from coordinator.results.table import write_csv
+from coordinator.run.progress import ProgressModel
+from loadgen import metrics
+from loadgen.records import Attempt, RequestRecord
+from tests.factories import record as make_record
+
+
+def _attempt(rng: random.Random, number: int, sent: float, error: str | None) -> Attempt:
+    n = rng.randint(0, 12) if error is None else rng.randint(0, 3)
+    offsets = sorted(rng.randint(1_000, 900_000) for _ in range(n))
+    counts = [rng.choice([1, 1, 1, 2, 3, 0]) for _ in range(n)]
+    if rng.random() < 0.2:  # counts missing or extra, as a broken or older writer might leave them
+        counts = counts[: rng.randint(0, n)] if rng.random() < 0.5 else [*counts, 5]
+    tokens = sum(max(c, 1) for c in counts) if error is None else None
+    return Attempt(
+        number=number,
+        sent=sent,
+        end=sent + rng.uniform(0.1, 1.0),
+        status=200 if error is None else 429,
+        error=error,
+        first_token=sent + offsets[0] / 1e6 if offsets and rng.random() < 0.95 else None,
+        chunk_us=offsets,
+        chunk_tokens=counts,
+        prompt_tokens=rng.randint(10, 500),
+        output_tokens=tokens,
+        retry_wait=rng.uniform(0, 0.1) if number > 1 else 0.0,
+    )
+
+
+def random_records(n: int, seed: int = 1) -> list[RequestRecord]:
+    """Several phases and workloads, retries, failures of several classes, a request without attempts."""
+    rng = random.Random(seed)
+    records = []
+    for i in range(n):
+        t0 = 100.0 + i * 0.01
+        attempts = []
+        for k in range(rng.choice([1, 1, 1, 2, 3])):
+            error = rng.choice([None, None, None, "http_429", "http_5xx", "timeout"])
+            attempts.append(_attempt(rng, k + 1, t0 + 0.001 + k * 0.2, error))
+            if error is None:
+                break
+        if rng.random() < 0.01:
+            attempts = []  # cancelled before it was sent
+        records.append(
+            RequestRecord(
+                id=uuid.uuid4().hex,
+                run_id="r",
+                worker="w:1",
+                phase=rng.choice(["warm", "steady", "burst"]),
+                workload=rng.choice(["chat", "rag", "code"]),
+                api="chat",
+                stream=True,
+                scheduled=t0,
+                started=t0 + rng.uniform(0, 0.001),
+                end=attempts[-1].end if attempts else t0,
+                wall_time=0.0,
+                attempts=attempts,
+            )
+        )
+    return records
+
+
+def test_itl_over_many_attempts_is_itl_value_for_value() -> None:
+    records = random_records(400)
+    attempts = [r.final for r in records if r.attempts]
+    offsets = np.array([us for a in attempts for us in a.chunk_us], dtype=np.int64)
+    padded = [(list(a.chunk_tokens) + [0] * len(a.chunk_us))[: len(a.chunk_us)] for a in attempts]
+    tokens = np.array([c for row in padded for c in row], dtype=np.int64)
+    first = np.zeros(offsets.size, dtype=bool)
+    at = 0
+    for a in attempts:
+        if a.chunk_us:
+            first[at] = True
+        at += len(a.chunk_us)
+    gaps, weights = metrics.itl_of_chunks(offsets, tokens, first)
+    expected = [v for a in attempts for v in metrics.itl(a)]
+    assert len(expected) > 1000
+    assert np.repeat(gaps, weights).tolist() == expected  # the same floats, not close ones
+
+
+def test_the_summary_over_the_columns_is_numpy_over_the_records(tmp_path: Path) -> None:
+    records = random_records(3000)
+    path = tmp_path / "records.jsonl.gz"
+    with gzip.open(path, "wb") as fh:
+        for rec in records:
+            fh.write(rec.to_json() + b"\n")
+    cols = read_columns(path)
+    assert cols.n == len(records)
+    s = summarize(cols, unmeasured=frozenset({"warm"}))
+    assert s == summarize(records, unmeasured=frozenset({"warm"}))  # the file, or the records in hand
+
+    def check(group_records: list[RequestRecord], got: object) -> None:
+        ok = [r for r in group_records if r.ok]
+        expected = {
+            "ttft": [metrics.ttft(r.final) for r in ok],
+            "tpot": [metrics.tpot(r.final) for r in ok],
+            "e2e": [metrics.e2e(r.final) for r in ok],
+            "dispatch_delay": [metrics.dispatch_delay(r) for r in ok],
+            "user_latency": [metrics.user_latency(r) for r in ok],
+            "itl": [v for r in ok for v in metrics.itl(r.final)],
+        }
+        for name, values in expected.items():
+            ms = np.array([v for v in values if v is not None], dtype=float) * 1000.0
+            stats = got.latency_ms.get(name)  # type: ignore[attr-defined]
+            assert stats.n == ms.size, name
+            assert [stats.at(p) for p in metrics.PERCENTILES] == np.percentile(ms, metrics.PERCENTILES).tolist(), name
+            assert stats.mean == float(ms.mean()), name
+        assert got.errors_by_class == dict(sorted(Counter(r.outcome for r in group_records if not r.ok).items()))  # type: ignore[attr-defined]
+        every_attempt = Counter(a.error or "ok" for r in group_records for a in r.attempts)
+        assert got.attempts_by_class == dict(sorted(every_attempt.items()))  # type: ignore[attr-defined]
+        assert got.attempts == sum(len(r.attempts) for r in group_records)  # type: ignore[attr-defined]
+        assert got.retries == sum(r.retries for r in group_records)  # type: ignore[attr-defined]
+        assert got.output_tokens == sum(metrics.output_tokens(r) for r in ok)  # type: ignore[attr-defined]
+
+    measured = [r for r in records if r.phase != "warm"]
+    check(measured, s.all)
+    check([r for r in measured if r.workload == "rag"], s.all.workloads["rag"])
+    check([r for r in records if r.phase == "warm" and r.workload == "code"], s.phases["warm"].workloads["code"])
+    assert (
+        s.all.attempts_by_class is not None and s.all.attempts_by_class["http_429"] > s.all.errors_by_class["http_429"]
+    )
+
+
+def test_a_retried_429_is_counted_as_an_attempt_in_the_csv_and_the_report(tmp_path: Path) -> None:
+    records = [make_record(), make_record(retries=2)]  # two 503s (http_5xx), then success
+    s = summarize(records)
+    assert s.all.errors_by_class == {} and s.all.attempts_by_class == {"http_5xx": 2, "ok": 2}
+    rows = list(csv.reader(write_csv(s, tmp_path / "summary.csv").open()))
+    assert rows[0][-1] == "attempts_by_class" and rows[-1][-1] == "http_5xx=2;ok=2"
+    table = errors_table(s)
+    assert "<td>0</td><td>2</td>" in table and "attempts" in table  # no request failed, two attempts did
+
+
+def test_recent_ids_are_known_for_at_least_the_bound_and_held_at_most_twice() -> None:
+    ids = RecentIds(min_ids=100, min_s=0.0)
+    for i in range(1000):
+        ids.add(str(i))
+        assert len(ids) <= 200
+        assert all(str(j) in ids for j in range(max(0, i - 99), i + 1))
+    assert "0" not in ids
+    slow = RecentIds(min_ids=10, min_s=60.0)  # a minute not passed: nothing forgotten, whatever the count
+    slow.update(str(i) for i in range(500))
+    assert all(str(i) in slow for i in range(500))
+
+
+def test_the_progress_model_holds_only_its_window() -> None:
+    model = ProgressModel(window_s=10.0)
+    model.set_phase("soak", 0.0)
+    for second in range(600):  # ten minutes at 50 requests/s, never displayed (--no-live)
+        model.add([make_record(phase="soak", t0=second + i / 50) for i in range(50)])
+        assert model.held <= 50 * 12
+    assert model.requests == 30_000
+    assert model.snapshot({}, now=time.monotonic()).requests == 30_000
