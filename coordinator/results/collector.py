@@ -155,7 +155,7 @@ class Collector:
             self._redis, keys.records, GROUP, consumer, on_unreadable=self._reject, count=2000, claim_idle_s=0.0
         )
         self.sample_reader = SampleReader(self._redis, keys.samples)
-        self._file = gzip.open(self.path, "ab")  # last: nothing above can leave it open
+        self._file = gzip.open(self.path, "ab")  # noqa: SIM115 - open for the collector's life (close()); last: nothing above can leave it open
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -272,7 +272,7 @@ class Collector:
         try:
             while not self._stop.is_set():
                 self.poll(block_ms=200)
-        except BaseException as exc:  # surfaced by finish(); the run keeps what it has
+        except BaseException as exc:  # noqa: BLE001 - surfaced by finish(); the run keeps what it has
             self.error = exc
 
     def stop_thread(self) -> None:

@@ -14,6 +14,7 @@ starts; ``finishline clean`` does only this.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -142,16 +143,12 @@ def stop_owned(ledger: Ledger, timeout: float = 5.0) -> int:
     """SIGTERM, then SIGKILL, every process of the ledger that still runs; how many there were."""
     alive = [p for p in (owned.running() for owned in ledger.processes) if p is not None]
     for process in alive:
-        try:
+        with contextlib.suppress(psutil.Error):
             process.send_signal(signal.SIGTERM)
-        except psutil.Error:
-            pass
     _, left = psutil.wait_procs(alive, timeout=timeout)
     for process in left:
-        try:
+        with contextlib.suppress(psutil.Error):
             process.kill()
-        except psutil.Error:
-            pass
     psutil.wait_procs(left, timeout=timeout)
     return len(alive)
 
