@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 import gevent
 import gevent.event
+import gevent.lock
 import redis
 from redis.typing import EncodableT, FieldT
 
@@ -138,10 +139,9 @@ class RecordSink:
     counted in :attr:`dropped`. :meth:`close` flushes whatever is left.
 
     Before each logical request is sent, :meth:`begin` counts it in the run's progress hash
-    (``HINCRBY``, one round trip on loopback). The count reaches Redis before the request reaches
-    the server, so for a worker that dies, the requests it began and never recorded are exactly
-    its count minus its records received: lost records are counted, not hidden. When Redis does
-    not answer, the count is kept and added at the next that succeeds.
+    (:class:`BegunCounter`). The count is in the kernel's hands before the request is, so for a
+    worker that dies, the requests it began and never recorded are exactly its count minus its
+    records received: lost records are counted, not hidden.
     """
 
     def __init__(
@@ -163,7 +163,7 @@ class RecordSink:
         self.worker = worker
         self.max_pending = max_pending
         self.begun = 0  # logical requests begun
-        self._unreported = 0  # begun but not yet counted in Redis (it did not answer)
+        self._begun_counter = BegunCounter(redis_url, self.keys.progress, worker)
         self._pending: list[tuple[str, bytes]] = []
         self._wake = gevent.event.Event()
         self._stopping = False
@@ -193,19 +193,15 @@ class RecordSink:
         return len(self._pending)
 
     def begin(self) -> None:
-        """Count one logical request about to be sent, in Redis, now (see the class docstring)."""
+        """Count one logical request about to be sent (see the class docstring)."""
         self.begun += 1
-        count, self._unreported = self._unreported + 1, 0
-        try:
-            self.client.hincrby(self.keys.progress, self.worker, count)
-        except redis.RedisError:  # not counted: at the next begin that reaches Redis
-            self._unreported = count
-        # any other exception (the user stopped mid-call) leaves it counted: the command was sent
+        self._begun_counter.begin()
 
     def _run(self) -> None:
         while not self._stopping:
             self._wake.wait(self.flush_interval)
             self._wake.clear()
+            self._begun_counter.drain()
             try:
                 self.flush()
             except redis.RedisError as exc:
@@ -251,7 +247,51 @@ class RecordSink:
                     log.error("record sink: %d records could not be written: %s", len(self._pending), exc)
                     break
             gevent.sleep(0.2)
+        self._begun_counter.close()
         self.client.close()
+
+
+class BegunCounter:
+    """A worker's count of logical requests begun, in Redis, without waiting for Redis.
+
+    Each :meth:`begin` writes ``HINCRBY progress worker n`` on a connection of its own and does
+    not wait for the reply: the bytes are in the kernel's socket buffer before the request they
+    count is written to the endpoint, so even a worker killed right after has its count
+    delivered, and a request never waits a round trip. Replies are read and dropped by
+    :meth:`drain` (the sink's greenlet, every flush interval), so neither side's buffers grow.
+    A count that could not be written (Redis away) is added to the next one that can.
+    """
+
+    def __init__(self, redis_url: str, key: str, worker: str) -> None:
+        self._conn = redis.ConnectionPool.from_url(redis_url, socket_connect_timeout=5).make_connection()
+        self.key = key
+        self.worker = worker
+        self.unreported = 0  # begun, not yet written to Redis
+        self._lock = gevent.lock.Semaphore()  # one command at a time on the socket
+
+    def begin(self) -> None:
+        with self._lock:
+            count, self.unreported = self.unreported + 1, 0
+            try:
+                self._conn.send_command("HINCRBY", self.key, self.worker, count)
+            except BaseException as exc:  # a command cut short is not executed: count it again
+                self.unreported = count
+                self._conn.disconnect()
+                if not isinstance(exc, redis.RedisError | OSError):
+                    raise
+
+    def drain(self) -> None:
+        """Read the replies that have arrived (each the new count); never waits."""
+        with self._lock:
+            try:
+                while self._conn.can_read(timeout=0):
+                    self._conn.read_response()
+            except (redis.RedisError, OSError):
+                self._conn.disconnect()
+
+    def close(self) -> None:
+        self.drain()
+        self._conn.disconnect()
 
 
 # -- records: reading through a consumer group ------------------------------------------------

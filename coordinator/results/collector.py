@@ -25,17 +25,20 @@ import time
 import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 import redis
 
+from coordinator.results.files import write_atomic
 from loadgen.records import RequestRecord
 from loadgen.samples import WorkerSample
 from loadgen.stream import Batch, GroupReader, SampleReader, Unreadable, read_hash, stream_keys, trim
 
 GROUP = "collector"
 RECORDS_FILE = "records.jsonl.gz"
+PARTIAL = ".partial"  # the records file's name while it is being written
 SAMPLES_FILE = "samples.jsonl.gz"
 REJECTED_FILE = "rejected.jsonl"  # entries no record could be read from, kept as they came, with why
 # A duplicate is a batch a worker's sink sent again because the reply to its first write was
@@ -106,6 +109,53 @@ class RecentIds:
             self.add(rid)
 
 
+@dataclass
+class Found:
+    """What a records file already held: counts, and the ids of its last records."""
+
+    tail: deque[str]
+    phases: Counter[str] = field(default_factory=Counter)
+    workers: Counter[str] = field(default_factory=Counter)
+
+
+def rewrite_whole(path: Path, keep_ids: int) -> Found | None:
+    """Rewrite a records file a crash may have cut (its unfinished tail dropped), one line at a
+    time; what it holds, or None when there is no such file."""
+    if not path.exists():
+        return None
+    found = Found(tail=deque(maxlen=keep_ids))
+    tmp = path.with_suffix(".tmp")
+    with gzip.open(tmp, "wb") as out:
+        for line in _read_lines(path):
+            rec = RequestRecord.from_json(line)
+            found.tail.append(rec.id)
+            found.phases[rec.phase] += 1
+            found.workers[rec.worker] += 1
+            out.write(line + b"\n")
+    os.replace(tmp, path)
+    return found
+
+
+@dataclass
+class FileCollection:
+    """A run's records file finished without Redis (its Redis is gone): what results are written from."""
+
+    path: Path
+
+    @classmethod
+    def finish(cls, run_dir: Path) -> FileCollection:
+        final, partial = run_dir / RECORDS_FILE, run_dir / (RECORDS_FILE + PARTIAL)
+        if rewrite_whole(partial, 0) is not None:
+            os.replace(partial, final)
+        return cls(final)
+
+    def samples(self) -> list[WorkerSample]:
+        path = self.path.parent / SAMPLES_FILE
+        if not path.exists():
+            return []
+        return [WorkerSample.from_json(line) for line in _read_lines(path)]
+
+
 class Collector:
     """Reads records and samples of one run; call :meth:`start` (thread) or :meth:`poll` yourself."""
 
@@ -147,7 +197,11 @@ class Collector:
         self.error: BaseException | None = None
         self.rejected = 0  # unreadable entries set aside in REJECTED_FILE
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        # written as records.jsonl.gz.partial and renamed when finished: a file of that name is whole
         self.path = self.run_dir / RECORDS_FILE
+        self._partial = self.run_dir / (RECORDS_FILE + PARTIAL)
+        if self.path.exists() and not self._partial.exists():  # a finished file collected into again
+            os.replace(self.path, self._partial)
         self._recover_file()
         # Only one collector reads a run: any entry pending on another consumer name is a dead
         # collector's, claimed at the first read.
@@ -155,33 +209,24 @@ class Collector:
             self._redis, keys.records, GROUP, consumer, on_unreadable=self._reject, count=2000, claim_idle_s=0.0
         )
         self.sample_reader = SampleReader(self._redis, keys.samples)
-        self._file = gzip.open(self.path, "ab")  # noqa: SIM115 - open for the collector's life (close()); last: nothing above can leave it open
+        self._file = gzip.open(self._partial, "ab")  # noqa: SIM115 - open for the collector's life (close()); last: nothing above can leave it open
 
     # -- setup ---------------------------------------------------------------------------
 
     def _recover_file(self) -> None:
-        """Count what is already written, note its last ids, and rewrite the file whole (a crash
-        may have cut its tail), one line at a time.
+        """Count what is already written and note its last ids (:func:`rewrite_whole`).
 
         Only the tail's ids can come again: the entries an earlier collector wrote but did not
         acknowledge (one batch), and duplicates of records collected just before it.
         """
-        if not self.path.exists():
+        found = rewrite_whole(self._partial, self._seen.min_ids)
+        if found is None:
             return
-        tail: deque[str] = deque(maxlen=self._seen.min_ids)
-        phases: Counter[str] = Counter()
-        tmp = self.path.with_suffix(".tmp")
-        with gzip.open(tmp, "wb") as out:
-            for line in _read_lines(self.path):
-                rec = RequestRecord.from_json(line)
-                tail.append(rec.id)
-                phases[rec.phase] += 1
-                out.write(line + b"\n")
-        os.replace(tmp, self.path)
-        self._seen.update(tail)
+        self._seen.update(found.tail)
         with self._lock:
-            self._phase_counts.update(phases)
-            self._written += phases.total()
+            self._phase_counts.update(found.phases)
+            self._worker_counts.update(found.workers)
+            self._written += found.phases.total()
 
     # -- reading -------------------------------------------------------------------------
 
@@ -292,13 +337,13 @@ class Collector:
             self.close()
 
     def close(self) -> None:
+        """Finish the records file (renamed whole to records.jsonl.gz) and write the samples."""
         if not self._file.closed:
             self._file.close()
+            os.replace(self._partial, self.path)
         with self._lock:
             samples = list(self._samples)
-        with gzip.open(self.run_dir / SAMPLES_FILE, "wb") as fh:
-            for s in samples:
-                fh.write(s.to_json() + b"\n")
+        write_atomic(self.run_dir / SAMPLES_FILE, gzip.compress(b"".join(s.to_json() + b"\n" for s in samples)))
         self._redis.close()
 
     # -- what others read ----------------------------------------------------------------

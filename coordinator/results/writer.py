@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from coordinator.results.collector import Collector
-from coordinator.results.columns import read_columns
+from coordinator.results.columns import RecordColumns, read_columns
 from coordinator.results.files import write_atomic
 from coordinator.results.losses import Losses
 from coordinator.results.outcome import Checks, judge
@@ -24,6 +23,7 @@ from coordinator.results.status import RunStatus
 from coordinator.results.summarize import summarize
 from coordinator.results.summary import PhaseWindow, RunInfo, Summary
 from coordinator.results.table import write_csv
+from loadgen.samples import WorkerSample
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,17 @@ class RunFacts:
     losses: Losses | None = None  # records and workers lost (partial when there are any)
 
 
+class Collected(Protocol):
+    """Where a run's records and samples are: a finished :class:`Collector`, or a records file alone."""
+
+    @property
+    def path(self) -> Path: ...
+
+    def samples(self) -> list[WorkerSample]: ...
+
+
 def write_results(
-    run_dir: Path, facts: RunFacts, collector: Collector, status: RunStatus, reason: str | None
+    run_dir: Path, facts: RunFacts, collector: Collected, status: RunStatus, reason: str | None
 ) -> Summary:
     """Summarise every record the collector wrote (call after :meth:`Collector.finish`); returns the summary."""
     records = read_columns(collector.path)
@@ -74,19 +83,43 @@ def write_results(
         unmeasured=facts.unmeasured,
     )
     losses = facts.losses if facts.losses is not None and facts.losses.reasons() else None
-    outcome = judge(
-        summary,
-        facts.checks,
-        enforce_slo=facts.slo is not None and facts.slo.enforce,
-        interrupted=facts.interrupted,
-        failures=facts.failures + tuple(losses.reasons() if losses is not None else ()),
-        target_down=facts.target_down,
-        bad_input=facts.bad_input,
-    )
-    summary = summary.model_copy(update={"outcome": outcome, "losses": losses, "status": status})
+    failures = facts.failures + tuple(losses.reasons() if losses is not None else ())
+
+    def judged(failures: tuple[str, ...]) -> Summary:
+        outcome = judge(
+            summary,
+            facts.checks,
+            enforce_slo=facts.slo is not None and facts.slo.enforce,
+            interrupted=facts.interrupted,
+            failures=failures,
+            target_down=facts.target_down,
+            bad_input=facts.bad_input,
+        )
+        final = RunStatus.PARTIAL if status is RunStatus.COMPLETE and failures else status
+        return summary.model_copy(
+            update={"outcome": outcome, "losses": losses, "status": final, "partial": final is not RunStatus.COMPLETE}
+        )
+
+    result = judged(failures)
+    # The CSV and the report first: if one cannot be written, the summary says so (partial)
+    # rather than calling a run complete beside a missing report.
+    written: list[str] = []
+    for name, write in (
+        ("summary.csv", lambda s: write_csv(s, run_dir / "summary.csv")),
+        ("report.html", lambda s: _report(run_dir, s, records, samples)),
+    ):
+        try:
+            write(result)
+        except OSError as exc:
+            written.append(f"cannot write {exc.filename or run_dir / name}: {exc.strerror or exc}")
+    if written:
+        result = judged(failures + tuple(written))
     # fallback: an add-on's extra that JSON cannot hold is written as its str(), not lost with the summary
-    write_atomic(run_dir / "summary.json", summary.model_dump_json(indent=2, fallback=str) + "\n")
-    write_csv(summary, run_dir / "summary.csv")
+    write_atomic(run_dir / "summary.json", result.model_dump_json(indent=2, fallback=str) + "\n")
+    return result
+
+
+def _report(run_dir: Path, summary: Summary, records: RecordColumns, samples: list[WorkerSample]) -> None:
     write_report(
         run_dir / "report.html",
         summary,
@@ -95,7 +128,6 @@ def write_results(
         scenario_yaml=_read(run_dir / "scenario.yaml"),
         environment=_read(run_dir / "environment.json"),
     )
-    return summary
 
 
 def _read(path: Path) -> str:

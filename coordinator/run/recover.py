@@ -1,6 +1,6 @@
 """``finishline recover RUN_DIR``: finish a run whose coordinator was killed before it wrote results.
 
-A run killed that way leaves its records in two places: ``records.jsonl.gz`` (what the collector
+A run killed that way leaves its records in two places: ``records.jsonl.gz.partial`` (what the collector
 had written) and the run's Redis, which keeps running (its owner is gone, not it) with every
 record the workers flushed as they stopped. Recovery drains that Redis through the collector's
 group (entries already in the file are not written twice), then writes ``summary.json`` and
@@ -18,19 +18,20 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from coordinator.plan.steps import Plan
-from coordinator.results.collector import Collector
+from coordinator.results.collector import Collector, FileCollection
 from coordinator.results.outcome import Checks
 from coordinator.results.selfcheck import SelfCheckLimits
 from coordinator.results.slo import Slo
 from coordinator.results.status import RunStatus
 from coordinator.results.summary import Summary
-from coordinator.results.writer import RunFacts, write_results
+from coordinator.results.writer import Collected, RunFacts, write_results
 from coordinator.run.health import account_losses
 from coordinator.run.ownership import Ledger, ledger_of
 from coordinator.run.preflight import PREFLIGHT
 from loadgen.errors import UserError
 
 REASON = "recovered: the coordinator ended without writing results"
+REASON_FILE = f"{REASON}; its Redis was gone too, so records not yet in the file are missing and uncounted"
 
 
 class Recovered(BaseModel):
@@ -89,13 +90,17 @@ def recover(run_dir: Path, ledger: Ledger | None = None) -> Recovered:
     if (run_dir / "summary.json").exists() and ledger.ended:
         raise UserError(f"{run_dir}: this run ended normally and has its summary; nothing to recover")
     name, slo, limits, checks = _scenario_sections(run_dir)
-    from_redis = _reachable(ledger.redis_url)
-    if not from_redis or ledger.redis_url is None:
-        raise UserError(f"{run_dir}: the run's Redis ({ledger.redis_url}) is gone; nothing left to recover from it")
-    collector = Collector(ledger.redis_url, ledger.run_id, run_dir)
-    collector.drain(timeout=60.0)
-    collector.close()
-    losses = account_losses((), collector.lost_by_worker(), collector.latest_samples(), 0.0, 0.0)
+    collected: Collected
+    losses = None
+    from_redis = ledger.redis_url is not None and _reachable(ledger.redis_url)
+    if from_redis and ledger.redis_url is not None:
+        collector = Collector(ledger.redis_url, ledger.run_id, run_dir)
+        collector.drain(timeout=60.0)
+        collector.close()
+        losses = account_losses((), collector.lost_by_worker(), collector.latest_samples(), 0.0, 0.0)
+        collected = collector
+    else:  # only the file is left: what it holds is what can be summarised
+        collected = FileCollection.finish(run_dir)
     facts = RunFacts(
         run_id=ledger.run_id,
         scenario=name,
@@ -106,10 +111,10 @@ def recover(run_dir: Path, ledger: Ledger | None = None) -> Recovered:
         selfcheck=limits,
         unmeasured=_unmeasured(run_dir),
         checks=checks,
-        failures=(REASON,),
+        failures=(REASON if from_redis else REASON_FILE,),
         losses=losses,
     )
-    summary = write_results(run_dir, facts, collector, RunStatus.RECOVERED, REASON)
+    summary = write_results(run_dir, facts, collected, RunStatus.RECOVERED, REASON if from_redis else REASON_FILE)
     ledger.recovered = True
     ledger.save()
     return Recovered(run_dir=run_dir, records=summary.run.records, from_redis=from_redis, summary=summary)

@@ -50,7 +50,7 @@ def scenario(tmp: Path) -> dict[str, Any]:
             "kind": "docker",
             "name": "sim",
             "image": SIMULATOR_IMAGE,
-            "model": "sim",
+            "model": "finishline-sim",  # what the simulator image serves (the pre-flight check asks)
             "command": ["--preset", "gpu-8b"],
             "cpus": 1.0,
             "memory": MEMORY,
