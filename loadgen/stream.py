@@ -362,8 +362,11 @@ class GroupReader:
         self.next_claim = 0.0  # monotonic time of the next claim pass
         self._own_pending = True
         self._cursor = "0-0"
+        self._ensure_group()
+
+    def _ensure_group(self) -> None:
         try:
-            client.xgroup_create(stream, group, id="0", mkstream=True)
+            self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -373,6 +376,18 @@ class GroupReader:
         self._own_pending = True
 
     def read(self, block_ms: int | None = None) -> Batch:
+        try:
+            return self._read(block_ms)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # Redis came back without the stream (it restarted empty): what the workers send again
+            # is read from the start of the new stream
+            self._ensure_group()
+            self._own_pending, self._cursor = True, "0-0"
+            return Batch()
+
+    def _read(self, block_ms: int | None) -> Batch:
         batch = Batch()
         if self._own_pending:
             entries = _entries(self.client.xreadgroup(self.group, self.consumer, {self.stream: "0"}, count=self.count))

@@ -39,6 +39,7 @@ from loadgen.stream import Batch, GroupReader, SampleReader, Unreadable, read_ha
 GROUP = "collector"
 RECORDS_FILE = "records.jsonl.gz"
 PARTIAL = ".partial"  # the records file's name while it is being written
+REDIS_GRACE_S = 10.0  # how long Redis may be unreachable before the collector gives up
 SAMPLES_FILE = "samples.jsonl.gz"
 REJECTED_FILE = "rejected.jsonl"  # entries no record could be read from, kept as they came, with why
 # A duplicate is a batch a worker's sink sent again because the reply to its first write was
@@ -171,8 +172,10 @@ class Collector:
         trim_keep_s: float = TRIM_KEEP_S,
         dedup_ids: int = DEDUP_IDS,
         dedup_s: float = DEDUP_SECONDS,
+        redis_grace_s: float = REDIS_GRACE_S,
     ) -> None:
         self.run_id = run_id
+        self.redis_grace_s = redis_grace_s
         self.run_dir = Path(run_dir)
         self.consumer = consumer
         self.on_batch = on_batch
@@ -314,9 +317,21 @@ class Collector:
         return self
 
     def _loop(self) -> None:
+        """Read until stopped. Redis unreachable for a while (a restart, a network blip) is waited
+        out for ``redis_grace_s``, the workers' sinks holding their records meanwhile; longer, and
+        the run is told (``error``)."""
+        unreachable_since: float | None = None
         try:
             while not self._stop.is_set():
-                self.poll(block_ms=200)
+                try:
+                    self.poll(block_ms=200)
+                    unreachable_since = None
+                except redis.ConnectionError:
+                    now = time.monotonic()
+                    unreachable_since = unreachable_since or now
+                    if now - unreachable_since > self.redis_grace_s:
+                        raise
+                    self._stop.wait(0.5)
         except BaseException as exc:  # noqa: BLE001 - surfaced by finish(); the run keeps what it has
             self.error = exc
 

@@ -479,13 +479,16 @@ class Run:
         return summary, outcome
 
     def _stop_load(self, problems: list[str]) -> list[WorkerProgress]:
-        """Stop the users and the Locust processes; when Redis is gone, first ask each worker what it
-        could not deliver (its own account is then all there is)."""
+        """Stop the users and the Locust processes, after asking each worker how many requests it began
+        (when Redis is gone, its own account is all there is)."""
         cluster, ending = self.cluster, self._ending
         progress: list[WorkerProgress] = []
         if cluster is None:
             return progress
-        if ending.redis_lost:
+        # Each worker's own count of what it began: exact even when Redis lost what it held (it
+        # died, or restarted empty). Asked once the load is over (stopping the users is harmless
+        # then), not on the first Ctrl-C: requests in flight get to finish.
+        if ending.redis_lost or (not ending.interrupted and not self._hurry and self.cluster is not None):
             problems += _attempt("worker report", lambda: progress.extend(cluster.report()))
         # an interrupted run lets requests in flight finish (within drain_timeout; a second Ctrl-C
         # hurries); one that failed stops its users at once
