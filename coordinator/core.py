@@ -23,6 +23,7 @@ FEATURE = Feature(
         "run": Ref("coordinator.run.commands:run"),
         "clean": Ref("coordinator.run.commands:clean"),
         "recover": Ref("coordinator.run.commands:recover"),
+        "baseline": Ref("coordinator.baselines.commands:baseline"),
         "validate": Ref("coordinator.scenario.commands:validate"),
         "schema": Ref("coordinator.scenario.commands:schema"),
         "simulate": Ref("targets.simulator.cli:simulate"),

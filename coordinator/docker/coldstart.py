@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from coordinator.docker.coldstart_result import RESULT_FILE, ColdStartResult, StartResult
 from coordinator.docker.lifecycle import DockerTarget, TargetFailed
 from coordinator.docker.spec import ColdStartPhase
 from coordinator.plan.steps import ExternalStep
+from coordinator.results.coldstart import RESULT_FILE, ColdStartResult, StartResult
 from coordinator.results.files import write_atomic
 from coordinator.run.context import RunContext
 from loadgen.client import EndpointClient

@@ -15,7 +15,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from coordinator.docker.coldstart_result import RESULT_FILE, STEPS, ColdStartResult
+from coordinator.results.coldstart import RESULT_FILE, STEPS, ColdStartResult
 from coordinator.results.figures import to_svg  # also sets the backend and style of every figure
 
 STEP_LABELS = {

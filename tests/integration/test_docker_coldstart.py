@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from coordinator.docker.coldstart import ColdStartRunner
-from coordinator.docker.coldstart_result import STEPS
+from coordinator.results.coldstart import STEPS
 from coordinator.docker.engine import leftover_containers
 from coordinator.docker.images import SIMULATOR_IMAGE, ensure_image
 from coordinator.docker.lifecycle import DockerTarget, TargetFailed

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from coordinator.docker.coldstart_result import ColdStartResult, StartResult
+from coordinator.results.coldstart import ColdStartResult, StartResult
 from coordinator.docker.spec import ColdStartPhase, DockerTargetSpec, parse_memory
 from coordinator.docker.stats import parse_sample
 from loadgen.errors import describe_validation_error

@@ -1,7 +1,9 @@
-"""What a cold-start phase measured (``cold_start.json``), read by the report and the summary.
+"""What a cold-start phase measured (``cold_start.json``): a result, read by the report, the
+summary's extras and baselines.
 
-A leaf module: the phase that writes it (``coordinator.docker.coldstart``) and the report
-section that reads it (``coordinator.docker.report``) both import this, never each other.
+The phase that writes it (``coordinator.docker.coldstart``) and the report section that reads
+it (``coordinator.docker.report``) both import this, never each other; baselines and
+comparisons read it without importing the Docker feature.
 """
 
 from __future__ import annotations

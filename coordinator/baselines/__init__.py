@@ -1,0 +1,1 @@
+"""Baselines: a run (or another tool's published result) kept to compare later runs with."""

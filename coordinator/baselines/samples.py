@@ -1,0 +1,98 @@
+"""Per-request values of one step, in finishline's definitions: what comparisons bootstrap over.
+
+For a finishline run they come from its records file (:func:`from_columns`, a phase and a
+workload); for another tool's file that has per-request data they are computed by its importer
+and kept in the baseline as ``requests.npz`` (:func:`save_npz`, :func:`load_npz`), one set of
+arrays per step under the step's ``samples_key``.
+
+Latencies are milliseconds over *successful* requests only (NaN where a request's value is
+undefined, as a one-token reply's TPOT); ITL is one value per token; ``ok`` and the output
+tokens cover every request, so error rates and throughput resample with the latencies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from coordinator.results.columns import Mask, RecordColumns
+
+Floats = npt.NDArray[np.float64]
+
+LATENCIES: tuple[str, ...] = ("ttft", "tpot", "e2e")  # one value per request; ITL apart (one per token)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class StepSamples:
+    """One step's requests: every request in ``ok``/``output_tokens``, latencies of the successful ones."""
+
+    ttft: Floats  # ms, successful requests (NaN where undefined)
+    tpot: Floats
+    e2e: Floats
+    itl: Floats  # ms, one per token of the successful requests
+    ok: npt.NDArray[np.bool_]  # every request
+    output_tokens: Floats  # every request (0 for a failed one)
+    duration_s: float | None  # what rates divide by
+
+    @property
+    def requests(self) -> int:
+        return int(self.ok.size)
+
+    def latency(self, metric: str) -> Floats:
+        values: Floats = getattr(self, metric)
+        return values
+
+
+def from_columns(columns: RecordColumns, rows: Mask, duration_s: float | None) -> StepSamples:
+    """A finishline step's samples, from the run's columns (``rows``: the step's records)."""
+    ok = columns.ok[rows]
+    good = rows & columns.ok
+
+    def ms(metric: str) -> Floats:
+        return np.asarray(columns.values[metric][good], dtype=np.float64) * 1000.0
+
+    return StepSamples(
+        ttft=ms("ttft"),
+        tpot=ms("tpot"),
+        e2e=ms("e2e"),
+        itl=columns.itl(good) * 1000.0,
+        ok=ok,
+        output_tokens=np.where(ok, columns.output_tokens[rows], 0).astype(np.float64),
+        duration_s=duration_s,
+    )
+
+
+_FIELDS = ("ttft", "tpot", "e2e", "itl", "ok", "output_tokens")
+
+
+def save_npz(path: Path, steps: dict[str, StepSamples]) -> Path:
+    """Every step's arrays in one compressed file (``{key}/{field}``, durations in ``{key}/duration_s``)."""
+    arrays: dict[str, npt.NDArray[np.generic]] = {}
+    for key, samples in steps.items():
+        for name in _FIELDS:
+            arrays[f"{key}/{name}"] = getattr(samples, name)
+        arrays[f"{key}/duration_s"] = np.array([np.nan if samples.duration_s is None else samples.duration_s])
+    with path.open("wb") as fh:
+        np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
+    return path
+
+
+def load_npz(path: Path) -> dict[str, StepSamples]:
+    out: dict[str, StepSamples] = {}
+    with np.load(path) as data:
+        keys = {name.rsplit("/", 1)[0] for name in data.files}
+        for key in sorted(keys):
+            duration = float(data[f"{key}/duration_s"][0])
+            out[key] = StepSamples(
+                ttft=data[f"{key}/ttft"].astype(np.float64),
+                tpot=data[f"{key}/tpot"].astype(np.float64),
+                e2e=data[f"{key}/e2e"].astype(np.float64),
+                itl=data[f"{key}/itl"].astype(np.float64),
+                ok=data[f"{key}/ok"].astype(bool),
+                output_tokens=data[f"{key}/output_tokens"].astype(np.float64),
+                duration_s=None if np.isnan(duration) else duration,
+            )
+    return out
