@@ -8,6 +8,7 @@ the records), per-request values from the records file, so comparisons bootstrap
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -162,10 +163,8 @@ def _json(path: Path) -> Any:
 def target_info(run_dir: Path) -> TargetInfo:
     """What the run's target was, from what the run directory kept."""
     scenario: dict[str, Any] = {}
-    try:
+    with contextlib.suppress(OSError, yaml.YAMLError):
         scenario = yaml.safe_load((run_dir / "scenario.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        pass
     target: dict[str, Any] = scenario.get("target") or {}
     identity = _json(run_dir / "target.json") or {}
     containers = _json(run_dir / "container.json") or []

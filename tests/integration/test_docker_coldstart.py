@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from coordinator.docker.coldstart import ColdStartRunner
-from coordinator.results.coldstart import STEPS
 from coordinator.docker.engine import leftover_containers
 from coordinator.docker.images import SIMULATOR_IMAGE, ensure_image
 from coordinator.docker.lifecycle import DockerTarget, TargetFailed
 from coordinator.docker.report import render_container_section
 from coordinator.docker.spec import ColdStartPhase, DockerTargetSpec
+from coordinator.results.coldstart import STEPS
 from loadgen.records import RequestRecord
 
 pytestmark = pytest.mark.docker

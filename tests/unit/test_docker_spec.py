@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from coordinator.results.coldstart import ColdStartResult, StartResult
 from coordinator.docker.spec import ColdStartPhase, DockerTargetSpec, parse_memory
 from coordinator.docker.stats import parse_sample
+from coordinator.results.coldstart import ColdStartResult, StartResult
 from loadgen.errors import describe_validation_error
 
 
