@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from coordinator.registry import Feature, PhaseKind, Ref, TargetKind
-from coordinator.scenario.phases import LadderPhase, RampPhase, SoakPhase, SteadyPhase, WarmupPhase
+from coordinator.scenario.phases import LadderPhase, RampPhase, SoakPhase, SteadyPhase, SweepPhase, WarmupPhase
 from coordinator.scenario.targets import SimulatorTarget, UrlTarget
 
 FEATURE = Feature(
@@ -18,7 +18,10 @@ FEATURE = Feature(
         PhaseKind("soak", SoakPhase),
         PhaseKind("ramp", RampPhase),
         PhaseKind("ladder", LadderPhase),
+        # run in the coordinator: each level a Locust step, chosen from the levels before
+        PhaseKind("sweep", SweepPhase, runner=Ref("coordinator.run.sweep:run_sweep"), drives_locust=True),
     ),
+    report_sections=(Ref("coordinator.results.sweep:render_section"),),
     commands={
         "run": Ref("coordinator.run.commands:run"),
         "clean": Ref("coordinator.run.commands:clean"),

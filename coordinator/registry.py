@@ -75,6 +75,7 @@ class PhaseKind:
     spec: type[Any]
     runner: Ref[Any] | None = None
     requires: frozenset[Capability] = frozenset()
+    drives_locust: bool = False  # its runner runs Locust steps (``ctx.locust``): the workers are started
 
 
 @dataclass(frozen=True, slots=True)

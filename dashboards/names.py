@@ -55,6 +55,13 @@ SLO_BURN_1H = "run:finishline_slo_burn:rate1h"
 SERVER_WAITING = "server:finishline_requests_waiting"
 SERVER_RUNNING = "server:finishline_requests_running"
 SERVER_KV_USAGE = "server:finishline_kv_cache_usage_ratio"
+# The model servers' own gauges behind those common names (vLLM and the simulator, llama.cpp, TGI):
+# the recording rules map them, and a sweep reads them from the target's /metrics at each step.
+SERVER_GAUGES: dict[str, tuple[str, ...]] = {
+    "waiting": ("vllm:num_requests_waiting", "llamacpp:requests_deferred", "tgi_queue_size"),
+    "running": ("vllm:num_requests_running", "llamacpp:requests_processing", "tgi_batch_current_size"),
+    "kv_usage": ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc", "llamacpp:kv_cache_usage_ratio"),
+}
 SERVER_TOKENS_RATE = "server:finishline_generated_tokens:rate1m"
 
 # the bridge's own health (coordinator/bridge/consumer.py)

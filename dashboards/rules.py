@@ -71,15 +71,15 @@ def recording_rules() -> list[dict[str, str]]:
     rules += [
         {
             "record": n.SERVER_WAITING,
-            "expr": _server(["vllm:num_requests_waiting", "llamacpp:requests_deferred", "tgi_queue_size"]),
+            "expr": _server(list(n.SERVER_GAUGES["waiting"])),
         },
         {
             "record": n.SERVER_RUNNING,
-            "expr": _server(["vllm:num_requests_running", "llamacpp:requests_processing", "tgi_batch_current_size"]),
+            "expr": _server(list(n.SERVER_GAUGES["running"])),
         },
         {
             "record": n.SERVER_KV_USAGE,
-            "expr": _server(["vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc", "llamacpp:kv_cache_usage_ratio"]),
+            "expr": _server(list(n.SERVER_GAUGES["kv_usage"])),
         },
         {
             "record": n.SERVER_TOKENS_RATE,

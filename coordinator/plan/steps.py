@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from coordinator import registry
 from coordinator.scenario.models import Scenario
-from coordinator.scenario.phases import LadderPhase, RampPhase, SoakPhase, SteadyPhase, WarmupPhase
+from coordinator.scenario.phases import LadderPhase, RampPhase, SoakPhase, SteadyPhase, SweepPhase, WarmupPhase
 from loadgen.config import PhaseCommand
 from loadgen.spec import ArrivalSpec
 
@@ -62,6 +62,10 @@ class Plan(BaseModel):
     def locust_steps(self) -> list[LocustStep]:
         return [s for s in self.steps if isinstance(s, LocustStep)]
 
+    def drives_locust(self) -> bool:
+        """A step outside Locust's plan drives Locust steps of its own (a sweep): the workers must run."""
+        return any(isinstance(s, ExternalStep) and registry.phase_kind(s.phase_kind).drives_locust for s in self.steps)
+
     def unmeasured(self) -> frozenset[str]:
         """Names of the steps left out of the run's totals (warm-ups)."""
         return frozenset(s.name for s in self.steps if not s.measured)
@@ -76,7 +80,7 @@ class Plan(BaseModel):
 
 
 # The phases a plan runs in Locust (the others have a runner of their own).
-LocustPhase = SteadyPhase | WarmupPhase | SoakPhase | RampPhase | LadderPhase
+LocustPhase = SteadyPhase | WarmupPhase | SoakPhase | RampPhase | LadderPhase | SweepPhase
 
 
 def _step(
@@ -93,7 +97,7 @@ def _step(
     """One step of ``phase`` at ``users`` (closed) or ``rate`` (open); a ladder's rung is named ``name``.
 
     How the step ends and how it paces itself (think time, in-flight limit) are the phase's own."""
-    if isinstance(phase, LadderPhase):
+    if isinstance(phase, LadderPhase | SweepPhase):
         duration, requests = phase.step_duration, phase.step_requests
     else:
         duration, requests = phase.duration, phase.requests
@@ -151,6 +155,16 @@ def _ramp_step(phase: RampPhase, workers: int) -> LocustStep:
     update = {"ramp_seconds": phase.duration, "ramp_from": phase.from_rate / phase.rate}
     arrival = (phase.arrival or POISSON).model_copy(update=update)
     return _step(phase, workers, users=None, rate=phase.rate, arrival=ArrivalSpec.model_validate(arrival.model_dump()))
+
+
+def sweep_step(phase: SweepPhase, workers: int, level: float, index: int) -> LocustStep:
+    """Level ``index`` (1-based, in the order they run) of a sweep: ``{name}.{index}-u{N}`` or ``-r{R}``."""
+    if phase.open_loop:
+        return _step(
+            phase, workers, users=None, rate=level, arrival=phase.arrival, name=f"{phase.name}.{index}-r{level:g}"
+        )
+    users = round(level)
+    return _step(phase, workers, users=users, rate=None, arrival=None, name=f"{phase.name}.{index}-u{users}")
 
 
 def build_plan(scenario: Scenario) -> Plan:

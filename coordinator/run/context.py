@@ -14,10 +14,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 
+from coordinator.plan.steps import LocustStep
 from coordinator.results.status import RunStatus
 from coordinator.results.summary import PhaseWindow
 from coordinator.run.events import RunEvents
@@ -26,6 +27,12 @@ from coordinator.scenario.models import Scenario
 from loadgen.config import TargetConfig
 from loadgen.records import RequestRecord
 from loadgen.stream import RecordWriter, StreamKeys, stream_keys, write_hash
+
+
+class LocustDriver(Protocol):
+    """Runs one Locust step to its end (its duration or requests), as the run's own phases run."""
+
+    def run(self, step: LocustStep) -> PhaseWindow: ...
 
 
 @dataclass
@@ -44,6 +51,7 @@ class RunContext:
     started_wall: float = field(default_factory=time.time)
     started: float = field(default_factory=time.monotonic)
     extras: dict[str, Any] = field(default_factory=dict)  # add-ons' results, shown in summary.json
+    locust: LocustDriver | None = None  # set once the Locust processes run (phases that drive steps)
     _owned: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
     _client: redis.Redis | None = field(default=None, repr=False)
     _writer: RecordWriter | None = field(default=None, repr=False)

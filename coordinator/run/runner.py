@@ -260,20 +260,21 @@ class Run:
         attach_all(ctx)
         ctx.events.run_start.fire(RunStarted(ctx))
         steps = self.plan.locust_steps()
-        if steps:
+        if steps or self.plan.drives_locust():
             self.cluster = LocustCluster(
                 ctx.run_dir,
                 config.model_dump_json(),
                 scenario.workers,
                 loopback_env(),
                 web_port=free_port() if self.web else None,
-                first_users=(self._web_step() if self.web else steps[0]).users,
+                first_users=(self._web_step() if self.web else steps[0]).users if steps else 1,
                 stop_timeout=scenario.drain_timeout,
                 host=ctx.target_config.base_url,
             )
             self.display.message(f"starting Locust master and {scenario.workers} workers ...")
             self.cluster.start()
             self._note()
+            ctx.locust = self
             if self.web:
                 self.display.message(f"Locust web UI: http://127.0.0.1:{self.cluster.web_port}")
 
@@ -320,8 +321,10 @@ class Run:
     def _end(self, step: LocustStep | ExternalStep) -> None:
         ctx = self.ctx
         ended = time.monotonic()
-        window = ctx.windows[-1]
-        ctx.windows[-1] = window.model_copy(update={"end": ended})
+        # this step's window: the last, unless the step ran steps of its own (a sweep's levels)
+        i = max(j for j, w in enumerate(ctx.windows) if w.name == step.name)
+        window = ctx.windows[i]
+        ctx.windows[i] = window.model_copy(update={"end": ended})
         self._note()
         self.display.phase_ended(step.name)
         ctx.events.phase_end.fire(PhaseEnded(ctx, step, window.start, ended))
@@ -333,7 +336,8 @@ class Run:
         finally:
             self._end(step)
 
-    def _locust(self, step: LocustStep) -> None:
+    def _locust(self, step: LocustStep) -> PhaseWindow:
+        """Start a Locust step and wait for its end (duration, requests, or a stop); its window."""
         assert self.cluster is not None and self.collector is not None
         started = self.cluster.phase(step)
         self._begin(step, started)
@@ -348,6 +352,11 @@ class Run:
                 time.sleep(0.1)
         finally:
             self._end(step)
+        return self.ctx.windows[-1]
+
+    def run(self, step: LocustStep) -> PhaseWindow:
+        """The run as a :class:`~coordinator.run.context.LocustDriver` (a sweep's levels)."""
+        return self._locust(step)
 
     def _watch(self) -> None:
         """While load runs: a dead master, Redis or collector ends the run, and so does a target that
@@ -456,8 +465,8 @@ class Run:
         one could be written) and the outcome."""
         ctx, ending = self.ctx, self._ending
         self._tearing_down = True
-        if ctx.windows and ctx.windows[-1].end is None:
-            ctx.windows[-1] = ctx.windows[-1].model_copy(update={"end": time.monotonic()})
+        now = time.monotonic()
+        ctx.windows[:] = [w if w.end is not None else w.model_copy(update={"end": now}) for w in ctx.windows]
         problems: list[str] = []
         progress = self._stop_load(problems)
         self._collect(problems)

@@ -149,3 +149,59 @@ def default_kind(value: Any) -> Any:
     if isinstance(value, dict) and "kind" not in value:
         return {**value, "kind": "steady"}
     return value
+
+
+class SweepPhase(PhaseSpec):
+    """Raise the load step by step to find the knee and the capacity under the SLO.
+
+    ``users`` (closed loop) or ``rates`` (open loop): the levels as a list, or ``auto``: from
+    ``start``, each level ``factor`` times the last, until throughput stops growing with the load
+    (past the knee) and, when the scenario has SLOs, the SLO attainment falls below
+    ``slo_target``; then ``bisect`` more levels between the last two of each, to place the knee
+    and the capacity more exactly (``docs/sweeps.md`` defines both).
+    """
+
+    kind: Literal["sweep"]
+    users: list[Annotated[int, Field(ge=1)]] | Literal["auto"] | None = Field(
+        default=None, description="concurrency levels, or auto"
+    )
+    rates: list[Annotated[float, Field(gt=0)]] | Literal["auto"] | None = Field(
+        default=None, description="request rates, or auto"
+    )
+    start: float = Field(default=1.0, gt=0, description="auto: the first level")
+    factor: float = Field(default=2.0, gt=1, le=10, description="auto: each level this many times the last")
+    max_level: float = Field(default=1024.0, gt=0, description="auto: never beyond this level")
+    step_duration: Duration | None = None
+    step_requests: int | None = Field(default=None, ge=1)
+    knee_gain: float = Field(
+        default=0.5, gt=0, lt=1, description="elasticity of throughput to load below which the knee is passed"
+    )
+    bisect: int = Field(
+        default=3, ge=0, le=10, description="levels tried between the last two, for the knee and the capacity"
+    )
+    slo_target: float | None = Field(
+        default=None, gt=0, le=1, description="SLO attainment the capacity must keep (default: slo.percentile / 100)"
+    )
+    think_time: float = Field(default=0.0, ge=0)
+    max_concurrency: int = Field(default=1024, ge=1)
+    arrival: ArrivalSpec | None = None
+
+    @model_validator(mode="after")
+    def _valid(self) -> SweepPhase:
+        if (self.users is None) == (self.rates is None):
+            raise ValueError("give exactly one of users (concurrency sweep) or rates (rate sweep)")
+        if self.step_duration is None and self.step_requests is None:
+            raise ValueError("give step_duration and/or step_requests so each step ends")
+        _check_arrival(self.rates is not None, self.arrival)
+        levels = self.users if self.users is not None else self.rates
+        if isinstance(levels, list) and levels != sorted(set(levels)):
+            raise ValueError("levels must rise, each once")
+        return self
+
+    @property
+    def open_loop(self) -> bool:
+        return self.rates is not None
+
+    @property
+    def auto(self) -> bool:
+        return self.users == "auto" or self.rates == "auto"
