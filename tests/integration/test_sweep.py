@@ -11,7 +11,6 @@ from coordinator.results.sweep import RESULT_FILE, SweepResult
 from tests.factories import synthetic_workload, write_scenario
 from tests.fixtures.cli import finishline
 
-
 # 8 slots: up to 8 users every request runs at once; beyond, requests queue and their TTFT grows.
 SLOTS = 8
 SLO = {"ttft_ms": 200, "percentile": 95}  # the capacity keeps 95% of requests under 200 ms
