@@ -358,3 +358,35 @@ def test_docs_table_lists_every_mapping() -> None:
         kept = item.provenance.value if item.provenance else "—"
         row = f"| {item.tool.value} | `{item.field}` | {item.metric or '—'} | {kept} | {item.rule} |"
         assert row in doc, f"docs/baselines.md lacks: {row}"
+
+
+def test_guidellm_with_a_sample_of_its_requests_uses_its_aggregates(tmp_path: Path) -> None:
+    raw = guidellm_raw()
+    raw["benchmarks"][0]["requests"]["successful"] = raw["benchmarks"][0]["requests"]["successful"][:50]
+    path = tmp_path / "sampled.json"
+    path.write_text(json.dumps(raw))
+    imported = import_file(path)
+    step = only_step(imported)
+    assert not step.has_samples and step.requests == 300
+    assert step.metrics["ttft"].provenance is Provenance.SUMMARY
+    assert any("keeps 50 of its 300 requests" in w for w in imported.baseline.warnings)
+
+
+def test_itl_is_left_out_when_a_chunk_carried_several_tokens(tmp_path: Path) -> None:
+    raw = json.loads(VLLM_DETAILED.read_text())
+    gaps = raw["itls"][0]
+    raw["itls"][0] = [gaps[0] + gaps[1], *gaps[2:]]  # two tokens in one chunk: 127 tokens after the first, 126 gaps
+    path = tmp_path / "merged.json"
+    path.write_text(json.dumps(raw))
+    imported = import_file(path)
+    step = only_step(imported)
+    assert "itl" not in step.metrics and imported.samples[step.name].itl.size == 0
+    assert "tpot" in step.metrics
+    assert any("ITL left out: 1 request had chunks carrying several tokens" in w for w in imported.baseline.warnings)
+
+
+def test_the_cli_offers_every_registered_format() -> None:
+    from coordinator.baselines.commands import import_
+
+    choices = next(p for p in import_.params if p.name == "fmt").type
+    assert sorted(getattr(choices, "choices", ())) == sorted(formats())

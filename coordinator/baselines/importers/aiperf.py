@@ -174,7 +174,11 @@ def _times(path: Path, records: list[Record], duration_s: float | None) -> Reque
     errors: dict[str, int] = {}
     for r, good in zip(records, ok, strict=True):
         if not good:
-            cls = ErrorClass.CANCELLED.value if r.metadata.was_cancelled else error_class(r.error.code if r.error else None)
+            cls = (
+                ErrorClass.CANCELLED.value
+                if r.metadata.was_cancelled
+                else error_class(r.error.code if r.error else None)
+            )
             errors[cls] = errors.get(cls, 0) + 1
     if duration_s is None:
         starts = [r.metadata.request_start_ns for r in records if r.metadata.request_start_ns is not None]
