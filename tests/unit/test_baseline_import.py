@@ -390,3 +390,14 @@ def test_the_cli_offers_every_registered_format() -> None:
 
     choices = next(p for p in import_.params if p.name == "fmt").type
     assert sorted(getattr(choices, "choices", ())) == sorted(formats())
+
+
+def test_records_of_another_run_or_format_are_refused(tmp_path: Path) -> None:
+    short = tmp_path / "other-run.jsonl"
+    short.write_text("\n".join(AIPERF_RECORDS.read_text().splitlines()[:10]) + "\n")
+    with pytest.raises(UserError, match=r"other-run\.jsonl: 10 profiling records, but .* counts 300 requests"):
+        import_file(AIPERF, records=short)
+    with pytest.raises(
+        UserError, match=r"--records: .*guidellm-concurrent16-gpu8b\.json is a GuideLLM benchmarks\.json"
+    ):
+        import_file(GUIDELLM, records=AIPERF_RECORDS)

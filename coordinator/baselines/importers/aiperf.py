@@ -241,6 +241,7 @@ class AiperfImporter(Importer):
     format = "aiperf"
     tool = Tool.AIPERF
     describes = "an AIPerf profile_export_aiperf.json"
+    takes_records = True
 
     @classmethod
     def detect(cls, doc: Document) -> bool:
@@ -253,16 +254,12 @@ class AiperfImporter(Importer):
     def read(self, doc: Document, name: str, records: Path | None) -> Imported:
         summary = doc.validate(AiperfSummary, self.describes)
         step_name, load = load_of(summary.input_config)
-        duration = summary.benchmark_duration.avg if summary.benchmark_duration else None
-        if duration is not None:
-            duration *= (
-                _scale(
-                    doc.path,
-                    "benchmark_duration",
-                    summary.benchmark_duration.unit if summary.benchmark_duration else None,
-                )
-                / 1000.0
-            )
+        span = summary.benchmark_duration
+        duration = None
+        if span is not None and span.avg is not None:
+            duration = span.avg * _scale(doc.path, "benchmark_duration", span.unit) / 1000.0
+        errors = sum(e.count for e in summary.error_summary)
+        ok = int(summary.request_count.avg or 0) if summary.request_count else 0
         if records is None and (doc.path.parent / RECORDS_BESIDE).is_file():
             records = doc.path.parent / RECORDS_BESIDE
         sources = {f"source-{doc.path.name}": doc.path}
@@ -271,6 +268,11 @@ class AiperfImporter(Importer):
         step: Step
         kept = read_records(records) if records is not None else []
         if records is not None and kept:
+            if summary.request_count is not None and len(kept) not in (ok, ok + errors):
+                raise UserError(
+                    f"{records}: {len(kept)} profiling records, but {doc.path} counts {ok} requests and "
+                    f"{errors} errors; give the per-request file of the same run"
+                )
             times = _times(records, kept, duration)
             figures = samples_of(times, self.tool)
             step = records_step(step_name, load, figures, dict(times.errors_by_class))
@@ -278,12 +280,12 @@ class AiperfImporter(Importer):
             warnings += [f"step {step_name}: {w}" for w in figures.warnings]
             sources[f"source-{records.name}"] = records
         else:
-            errors = sum(e.count for e in summary.error_summary)
-            ok = int(summary.request_count.avg or 0) if summary.request_count else 0
-            warnings.append(
-                f"step {step_name}: no per-request file ({RECORDS_BESIDE} beside it, or --records); AIPerf's "
-                "aggregates only, and its per-chunk ITL is left out"
+            missing = (
+                f"{records} has no profiling records"
+                if records is not None
+                else f"no per-request file ({RECORDS_BESIDE} beside it, or --records)"
             )
+            warnings.append(f"step {step_name}: {missing}; AIPerf's aggregates only, and its per-chunk ITL is left out")
             step = summary_step(
                 step_name,
                 load,

@@ -42,6 +42,7 @@ class Importer(ABC):
     format: ClassVar[str]
     tool: ClassVar[Tool]
     describes: ClassVar[str]  # "a GuideLLM benchmarks.json", for messages
+    takes_records: ClassVar[bool] = False  # whether its per-request data may be a file of its own (--records)
     registered: ClassVar[dict[str, type[Importer]]] = {}
 
     @classmethod
@@ -165,4 +166,6 @@ def import_file(path: Path, fmt: str | None = None, records: Path | None = None,
         raise UserError(f"--records: {records} is not a file")
     doc = read_document(path)
     importer = Importer.registered[fmt] if fmt is not None else _detect(doc)
+    if records is not None and not importer.takes_records:
+        raise UserError(f"--records: {path} is {importer.describes}, which keeps its per-request data in itself")
     return importer().read(doc, name or default_name(path), records)

@@ -2,7 +2,7 @@
 
 No real vLLM result is among the peer files: ``vllm bench serve`` needs an install of vLLM
 (and torch) that this project's machines cannot run. So these files are laid out key for key as
-``vllm/benchmarks/serve.py`` (vLLM 0.33) writes them with ``--save-result``, its figures computed
+``vllm/benchmarks/serve.py`` (vLLM's main branch, late 2026) writes them with ``--save-result``, its figures computed
 with its own formulas (``calculate_metrics``: numpy mean, median, std and linear percentiles of
 seconds, times 1000), from per-request timings that are real: the first requests of the AIPerf
 run beside them (``aiperf-concurrency16-gpu8b.records.jsonl``, the same simulator and load), one
