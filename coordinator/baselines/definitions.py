@@ -234,8 +234,8 @@ def samples_of(times: RequestTimes, tool: Tool) -> Recomputed:
         )
     elif bad:
         warnings.append(
-            f"ITL left out: {bad} request{'s' if bad != 1 else ''} had chunks carrying several tokens and "
-            f"{tool.value}'s file does not say how many each, so finishline's per-token ITL cannot be computed"
+            f"ITL left out: for {bad} request{'s' if bad != 1 else ''} {tool.value}'s file does not show one token "
+            "per chunk, and finishline's per-token ITL needs to know how many tokens each chunk carried"
         )
     samples = StepSamples(
         ttft=ttft,

@@ -156,10 +156,12 @@ def load_of(config: BenchmarkConfig) -> tuple[str, Load]:
     if kind == "synchronous":
         return "synchronous", Load(kind=LoadKind.SYNCHRONOUS, value=1.0, label=label)
     if kind == "concurrent":
-        value = float(s.streams) if s.streams is not None else None
-        return f"concurrent-{s.streams}", Load(kind=LoadKind.CONCURRENCY, value=value, label=label)
+        if s.streams is None:
+            return "concurrent", Load(kind=LoadKind.CONCURRENCY, label=label)
+        return f"concurrent-{s.streams}", Load(kind=LoadKind.CONCURRENCY, value=float(s.streams), label=label)
     if kind in ("constant", "poisson"):
-        return f"{kind}-{s.rate:g}", Load(kind=LoadKind.RATE, value=s.rate, label=label)
+        name = kind if s.rate is None else f"{kind}-{s.rate:g}"
+        return name, Load(kind=LoadKind.RATE, value=s.rate, label=label)
     if kind == "throughput":
         value = float(s.max_concurrency) if s.max_concurrency is not None else None
         return "throughput", Load(kind=LoadKind.THROUGHPUT, value=value, label=label)

@@ -139,6 +139,8 @@ def _times(r: VllmResult) -> RequestTimes | None:
 
 def _summary_metrics(r: VllmResult) -> dict[str, MetricStats | None]:
     def latency(metric: str, field: str) -> MetricStats | None:
+        if not r.completed:  # vLLM writes 0 for the latencies of a run in which every request failed
+            return None
         mean = getattr(r, f"mean_{metric}_ms")
         stats = r.percentiles(metric)
         if mean is None and not stats:
@@ -167,6 +169,8 @@ def _summary_metrics(r: VllmResult) -> dict[str, MetricStats | None]:
 
 def _results(doc: Document) -> list[VllmResult]:
     values = doc.data if isinstance(doc.data, list) else [doc.data]
+    if not values:
+        raise UserError(f"{doc.path}: not a vllm bench serve result (an empty list; expected one result object)")
     out = []
     for i, value in enumerate(values):
         try:
