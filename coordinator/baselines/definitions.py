@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
 
 import numpy as np
 import numpy.typing as npt
@@ -121,10 +122,15 @@ def mapped_note(item: FieldMapping) -> str:
 _STATUS = re.compile(r"\b([45]\d\d)\b")
 
 
+_PHRASES = {status.phrase.lower(): status.value for status in HTTPStatus}
+
+
 def error_class_of_text(message: str | None) -> str:
-    """:func:`error_class` of an error message that may name an HTTP status (``500 Internal Server Error``)."""
-    found = _STATUS.search(message or "")
-    return error_class(int(found.group(1)) if found else None)
+    """:func:`error_class` of an error message that names an HTTP status by number (``500 Internal
+    Server Error``) or is its reason phrase alone (``Too Many Requests``, as vLLM's benchmark writes)."""
+    text = (message or "").strip()
+    found = _STATUS.search(text)
+    return error_class(int(found.group(1)) if found else _PHRASES.get(text.lower()))
 
 
 def error_class(status: int | None) -> str:

@@ -1,8 +1,7 @@
 """Other tools' results import in finishline's definitions: each importer against the real files.
 
-tests/data/peer-results/ holds what GuideLLM 0.8.1 and AIPerf 0.13.0 wrote against finishline's
-simulator (its README) and two ``vllm bench serve`` files laid out from vLLM's source
-(make_vllm_files.py says how). Every expected figure here is computed from the raw file by the
+tests/data/peer-results/ holds what GuideLLM 0.8.1, AIPerf 0.13.0 and ``vllm bench serve`` (vLLM
+0.33.0's own benchmark code) wrote against finishline's simulator (its README says how). Every expected figure here is computed from the raw file by the
 test itself, with plain numpy, never read back from the importer's own helpers.
 """
 
@@ -223,22 +222,33 @@ def test_vllm_detailed_recomputes_from_per_request_arrays() -> None:
     e2e = np.array(raw["latencies"])[ok] * 1000
     lens = np.array(raw["output_lens"], dtype=float)[ok]
     itl = np.concatenate([np.array(g) * 1000 for g, good in zip(raw["itls"], ok, strict=True) if good])
+    n = raw["completed"] + raw["failed"]
+    assert raw["failed"] == 4 and sorted(e for e in raw["errors"] if e) == [
+        "Internal Server Error",
+        "Too Many Requests",
+        "Too Many Requests",
+        "Too Many Requests",
+    ]
 
     imported = import_file(VLLM_DETAILED)
     step = only_step(imported)
     assert step.name == "concurrency-16" and step.load is not None and step.load.kind is LoadKind.CONCURRENCY
-    assert (step.requests, step.errors, step.errors_by_class) == (32, raw["failed"], {"http_5xx": 1})
+    assert (step.requests, step.errors, step.errors_by_class) == (n, 4, {"http_429": 3, "http_5xx": 1})
     m = step.metrics
     assert_stats(m["ttft"], ttft)
     assert_stats(m["e2e"], e2e)
     assert_stats(m["tpot"], (e2e - ttft) / (lens - 1))
-    assert_stats(m["itl"], itl)
-    assert m["ttft"].mean == pytest.approx(raw["mean_ttft_ms"], rel=1e-9)  # vLLM's TTFT is finishline's
-    assert m["requests_per_s"].mean == pytest.approx(32 / raw["duration"], rel=1e-9)  # failed ones count
+    assert_stats(m["itl"], itl)  # the simulator sends one token per chunk: vLLM's per-chunk ITL is per token
+    # vLLM's own aggregates of the same requests agree: its TTFT and TPOT are finishline's
+    assert m["ttft"].mean == pytest.approx(raw["mean_ttft_ms"], rel=1e-9)
+    assert m["ttft"].p90 == pytest.approx(raw["p90_ttft_ms"], rel=1e-9)
+    assert m["tpot"].p99 == pytest.approx(raw["p99_tpot_ms"], rel=1e-9)
+    assert m["requests_per_s"].mean == pytest.approx(n / raw["duration"], rel=1e-9)  # failed ones count too
+    assert m["requests_per_s"].mean != pytest.approx(raw["request_throughput"])  # vLLM's counts completed only
     assert m["output_tokens_per_s"].mean == pytest.approx(raw["output_throughput"], rel=1e-9)
-    assert m["error_rate"].mean == pytest.approx(1 / 32)
+    assert m["error_rate"].mean == pytest.approx(4 / n)
     samples = imported.samples["concurrency-16"]
-    assert samples.requests == 32 and int(samples.ok.sum()) == 31
+    assert samples.requests == n and int(samples.ok.sum()) == raw["completed"]
 
 
 def test_vllm_append_result_lines_keep_only_the_percentiles_asked_for() -> None:
@@ -260,7 +270,11 @@ def test_vllm_append_result_lines_keep_only_the_percentiles_asked_for() -> None:
     assert "itl" not in first.metrics and "itl" not in second.metrics  # per chunk: not finishline's ITL
     assert second.metrics["e2e"].p99_9 == lines[1]["p99.9_e2el_ms"]
     assert second.metrics["tpot"].p50 == lines[1]["p50_tpot_ms"]
-    assert first.metrics["requests_per_s"].mean == lines[0]["request_throughput"]
+    # vLLM's request_throughput counts completed requests only; finishline's every request
+    n = lines[0]["completed"] + lines[0]["failed"]
+    assert lines[0]["failed"] > 0 and first.metrics["requests_per_s"].provenance is Provenance.CONVERTED
+    assert first.metrics["requests_per_s"].mean == pytest.approx(n / lines[0]["duration"], rel=1e-12)
+    assert first.metrics["error_rate"].mean == pytest.approx(lines[0]["failed"] / n)
 
 
 # --- cards ---
