@@ -345,6 +345,27 @@ def test_killing_one_of_three_workers_goes_on_and_counts_exactly_what_was_lost(t
     wait_gone(children)
 
 
+def test_a_worker_killed_in_a_requests_phase_ends_the_phase_when_the_others_spent_their_shares(
+    tmp_path: Path, state_dir: Path
+) -> None:
+    # Each worker sends its share of 300 requests; the dead one's share is never sent, so the phase
+    # ends when the two left have spent theirs and nothing is in flight, not at a count never reached.
+    path = _write(tmp_path, "{kind: simulator}", "  - {name: p, users: 6, requests: 300}", workers=3)
+    with running_finishline("run", str(path), "--no-live") as proc:
+        workers = wait_for(
+            lambda: w if len(w := _workers(proc.pid)) == 3 else None, timeout=60, what="three workers", interval=0.1
+        )
+        wait_for(lambda: _records_so_far(tmp_path, 20), timeout=60, what="traffic", interval=0.1)
+        workers[0].kill()
+        code, out = _finish(proc, timeout=120)
+    assert code == 3, out
+    summary = _summary(run_dir := the_run_dir(tmp_path))
+    assert summary.losses is not None
+    sent = summary.phases["p"].count
+    assert 200 <= sent < 300  # the two shares of 100, and what the dead worker sent before
+    assert len(_trace(run_dir)) - summary.phases["preflight"].count <= sent + summary.losses.records_lost
+
+
 def test_killing_redis_is_said_at_once_and_what_workers_could_not_send_is_counted(
     tmp_path: Path, state_dir: Path
 ) -> None:
