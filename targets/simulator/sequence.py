@@ -43,6 +43,7 @@ class Sequence:
         "preemptions",
         "prompt_len",
         "queue_exit",
+        "received",
         "stall_seconds",
         "stall_until",
         "status",
@@ -72,6 +73,7 @@ class Sequence:
         target: int,
         arrival: float,
         done: asyncio.Future[Any],
+        received: float | None = None,
     ) -> None:
         self.id = id
         self.api = api  # "chat" | "completions"
@@ -89,7 +91,8 @@ class Sequence:
         self.blocks = 0  # KV blocks held
         self.cached_tokens = 0  # prompt tokens served by the prefix cache (first admission)
         self.admitted = False
-        self.arrival = arrival
+        self.arrival = arrival  # the handler got it: the engine's queue starts here
+        self.received = arrival if received is None else received  # the kernel got its first bytes (<= arrival)
         self.queue_exit: float | None = None
         self.token_due: list[float] = []  # model schedule: end of the step that made each token
         self.token_times: list[float] = []  # when each token was written to the socket

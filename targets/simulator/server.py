@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -29,6 +30,7 @@ from targets.simulator.protocol import (
 )
 from targets.simulator.sequence import Sequence
 from targets.simulator.sse import StreamWriter, abort_with_reset, prepare_templates
+from targets.simulator.stamps import Stamps
 from targets.simulator.trace import TraceWriter
 
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
@@ -59,6 +61,7 @@ class Simulator:
         self.planner = OutputPlanner(config)
         self.created = int(time.time())
         self.ready_at = time.monotonic() + config.startup_seconds
+        self.stamps = Stamps()  # the kernel's receive time of each request's first bytes
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
@@ -105,13 +108,15 @@ class Simulator:
 
     # ---- generation -----------------------------------------------------------------------
     async def _generate(self, request: web.Request, api: str) -> web.StreamResponse:
-        arrival = time.monotonic()
+        arrival = time.monotonic()  # the handler's: the engine's queue starts here
         rid = ("chatcmpl-" if api == "chat" else "cmpl-") + uuid.uuid4().hex
         path = request.path
-        if self.loading:
-            self.trace.rejected(rid, path, None, arrival, time.monotonic(), 503, None)
-            return loading_response()
         raw = await request.read()
+        stamp = self.stamps.take(request.transport)  # once the whole body is read: the next request's is its own
+        received = arrival if stamp is None or stamp > arrival else stamp
+        if self.loading:
+            self.trace.rejected(rid, path, None, received, arrival, time.monotonic(), 503, None)
+            return loading_response()
         cfg = self.config
         try:
             fault, stall = self.faults.pick(request.headers.get(HEADER))
@@ -119,12 +124,12 @@ class Simulator:
             toks = prompt_tokens(req, cfg)
             max_tokens, target = self.planner.plan(req, len(toks))
         except (BadRequest, FaultError) as exc:
-            self.trace.rejected(rid, path, None, arrival, time.monotonic(), 400, None)
+            self.trace.rejected(rid, path, None, received, arrival, time.monotonic(), 400, None)
             return json_error(400, str(exc), "BadRequestError")
         if fault in IMMEDIATE:
             status, kind, message = IMMEDIATE_RESPONSES[fault]
             headers = {"Retry-After": str(cfg.faults.retry_after_seconds)} if status == 429 else None
-            self.trace.rejected(rid, path, req.stream, arrival, time.monotonic(), status, fault, len(toks))
+            self.trace.rejected(rid, path, req.stream, received, arrival, time.monotonic(), status, fault, len(toks))
             return json_error(status, message, kind, headers)
         loop = asyncio.get_running_loop()
         seq = Sequence(
@@ -139,6 +144,7 @@ class Simulator:
             max_tokens=max_tokens,
             target=target,
             arrival=arrival,
+            received=received,
             done=loop.create_future(),
         )
         seq.fault = fault
@@ -220,19 +226,25 @@ async def serve(config: SimulatorConfig, host: str, port: int, trace_path: Path 
     sim = Simulator(config, trace_path)
     runner = web.AppRunner(sim.app(), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=4096)
     try:
-        await site.start()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.create_server((host, port), family=family, backlog=4096)
     except OSError as exc:
         await runner.cleanup()
         raise OSError(f"--port: cannot listen on {host}:{port} ({exc.strerror}); choose another port") from None
+    # Connections are accepted here, not by aiohttp's site, so that each reads through a socket
+    # that keeps the kernel's receive times (targets/simulator/stamps.py).
+    assert runner.server is not None
+    accepting = asyncio.create_task(sim.stamps.serve(listener, runner.server))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    bound = runner.addresses[0][1] if runner.addresses else port  # --port 0: the OS picked one
+    bound = listener.getsockname()[1]  # --port 0: the OS picked one
     print(f"finishline simulator: model {config.model} on http://{host}:{bound}", flush=True)
     try:
         await stop.wait()
     finally:
+        accepting.cancel()
+        listener.close()
         await runner.cleanup()

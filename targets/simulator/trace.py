@@ -3,7 +3,9 @@
 Clock: every time is ``time.monotonic()`` in seconds (Linux ``CLOCK_MONOTONIC``, shared by
 all processes on the machine), the same clock as the load generator's records.
 
-Fields: ``id``, ``path``, ``stream``, ``arrival`` (handler got the request), ``queue_exit``
+Fields: ``id``, ``path``, ``stream``, ``arrival`` (the kernel received the request's first bytes:
+``SO_TIMESTAMPNS``, targets/simulator/stamps.py; the handler's time where there is no stamp),
+``handler`` (the handler got the request, after the event loop and HTTP parser), ``queue_exit``
 (first scheduled; null if never), ``token_times`` (when each output token was written to the
 socket; a chunk of k tokens gives k equal entries), ``token_due`` (end of the engine step that
 made each token: the model's schedule), ``finish`` (last byte written or the request ended),
@@ -43,7 +45,8 @@ class TraceWriter:
                 "id": seq.id,
                 "path": seq.path,
                 "stream": seq.stream,
-                "arrival": seq.arrival,
+                "arrival": seq.received,
+                "handler": seq.arrival,
                 "queue_exit": seq.queue_exit,
                 "token_times": seq.token_times,
                 "token_due": seq.token_due[: len(seq.token_times)],
@@ -64,6 +67,7 @@ class TraceWriter:
         rid: str,
         path: str,
         stream: bool | None,
+        received: float,
         arrival: float,
         finish: float,
         status: int,
@@ -78,7 +82,8 @@ class TraceWriter:
                 "id": rid,
                 "path": path,
                 "stream": stream,
-                "arrival": arrival,
+                "arrival": received,
+                "handler": arrival,
                 "queue_exit": None,
                 "token_times": [],
                 "token_due": [],
