@@ -110,11 +110,14 @@ class Run:
         web: bool = False,
         live: bool | None = None,
         run_id: str | None = None,
+        run_dir: Path | None = None,
     ) -> None:
+        """``run_dir``: where its results go (default ``output_dir/run_id``; a matrix's variants go
+        under the matrix's directory)."""
         self.scenario = scenario
         self.web = web
         run_id = run_id or new_run_id(scenario.name)
-        run_dir = Path(scenario.output_dir) / run_id
+        run_dir = run_dir or Path(scenario.output_dir) / run_id
         self.ctx = RunContext(run_id=run_id, scenario=scenario, scenario_path=scenario_path, run_dir=run_dir)
         self.plan: Plan = build_plan(scenario)
         self.display = ProgressDisplay(f"finishline {scenario.name} ({run_id})", live=live)

@@ -26,9 +26,17 @@ def checked_scenario(path: Path, overrides: dict[str, object] | None = None) -> 
 @click.command()
 @click.argument("scenario_file", type=click.Path(path_type=Path, dir_okay=False))
 def validate(scenario_file: Path) -> None:
-    """Check a scenario file; print every problem with its line and field (exit 2)."""
+    """Check a scenario file; print every problem with its line and field (exit 2), and the
+    variants of its matrix."""
+    from coordinator.scenario.matrix import variants
+
     scenario = checked_scenario(scenario_file)
     click.echo(f"{scenario_file}: valid ({scenario.name})")
+    found = variants(scenario)
+    if found:
+        click.echo(f"matrix: {len(found)} variants, each a run of its own:")
+        for variant in found:
+            click.echo(f"  {variant.name}")
 
 
 @click.command()
