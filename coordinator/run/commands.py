@@ -34,7 +34,8 @@ Example:
 @click.option("--workers", type=click.IntRange(1, 64), help="Overrides the number of Locust workers.")
 @click.option("--no-live", is_flag=True, help="Plain progress lines instead of the live table.")
 def run(scenario_file: Path, web: bool, output_dir: Path | None, workers: int | None, no_live: bool) -> None:
-    """Run a scenario: Locust master and workers, phases in order, results in a run directory."""
+    """Run a scenario: Locust master and workers, phases in order, results in a run directory. A
+    scenario with a matrix: one such run per variant, then the variants side by side."""
     from coordinator.results.outcome import Outcome
     from coordinator.run.progress import fmt_ms
     from coordinator.run.runner import run_scenario

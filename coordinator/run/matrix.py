@@ -115,9 +115,9 @@ def run_matrix(
             if stop.reason is not None:
                 break
             notify(f"variant {i}/{len(found)}: {variant.name}")
-            entry = _run_variant(variant, scenario_path, matrix_dir, f"{run_id}-{i}", live)
+            entry, signalled = _run_variant(variant, scenario_path, matrix_dir, f"{run_id}-{i}", live)
             done.append(entry)
-            if entry.outcome is not None and entry.outcome.outcome is Outcome.INTERRUPTED:
+            if signalled or (entry.outcome is not None and entry.outcome.outcome is Outcome.INTERRUPTED):
                 stop.reason = stop.reason or "interrupted"
             if len(done) < len(found):
                 write("not run yet")
@@ -131,20 +131,21 @@ def _not_run(variant: Variant) -> VariantResult:
 
 def _run_variant(
     variant: Variant, scenario_path: Path, matrix_dir: Path, run_id: str, live: bool | None
-) -> VariantResult:
-    """One variant as a whole run; a mistake found once it started (an image that is not there)
-    ends that variant (exit 2), not the matrix."""
+) -> tuple[VariantResult, bool]:
+    """One variant as a whole run, and whether a signal arrived while it ran; a mistake found once
+    it started (an image that is not there) ends that variant (exit 2), not the matrix."""
     relative = f"{VARIANTS_DIR}/{variant.name}"
     run_dir = matrix_dir / relative
     summary: Summary | None
     outcome: RunOutcome | None
+    run = Run(variant.scenario, scenario_path, live=live, run_id=run_id, run_dir=run_dir)
     try:
-        result = Run(variant.scenario, scenario_path, live=live, run_id=run_id, run_dir=run_dir).execute()
-        summary, outcome = result.summary, result.outcome
+        result = run.execute()
+        summary, outcome, signalled = result.summary, result.outcome, result.signalled
     except (UserError, ValidationError) as exc:
         outcome = decide({Outcome.BAD_INPUT: [str(exc)]})
-        summary = _summary_of(run_dir)
-    return variant_result(variant.name, variant.values, relative, run_id, outcome, summary)
+        summary, signalled = _summary_of(run_dir), run.ctx.stop_requested.is_set()
+    return variant_result(variant.name, variant.values, relative, run_id, outcome, summary), signalled
 
 
 def _summary_of(run_dir: Path) -> Summary | None:

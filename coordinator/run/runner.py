@@ -63,6 +63,7 @@ class RunResult:
     summary: Summary | None
     reason: str | None = None
     outcome: RunOutcome | None = None  # decides the exit code; None only for bad input (exit 2)
+    signalled: bool = False  # SIGINT or SIGTERM arrived, even during teardown (a matrix starts no more runs)
 
     @property
     def exit_code(self) -> int:
@@ -213,7 +214,9 @@ class Run:
             self._restore_signals()
         if user_error is not None:
             raise user_error
-        return RunResult(ctx.run_id, ctx.run_dir, ending.status, summary, ending.reason, outcome)
+        return RunResult(
+            ctx.run_id, ctx.run_dir, ending.status, summary, ending.reason, outcome, signalled=self._interrupts > 0
+        )
 
     def _log_error(self) -> None:
         """The traceback goes to the run's log, the one-line reason to the user."""
