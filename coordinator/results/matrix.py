@@ -90,6 +90,14 @@ class MatrixResult(_Model):
     variants: list[VariantResult] = Field(description="in the order they ran (the first axis varies slowest)")
     outcome: RunOutcome = Field(description="the most serious of the variants' outcomes decides the exit code")
 
+    @property
+    def headline(self) -> str:
+        """One line for the console and the report: the outcome and its first reason."""
+        if self.outcome.outcome is Outcome.OK:
+            every = "the variant" if len(self.variants) == 1 else f"all {len(self.variants)} variants"
+            return f"OK: {every} completed" + (" and met their SLOs" if self.outcome.slo_met else "")
+        return self.outcome.headline
+
     def phase_names(self) -> list[str]:
         """The phases to show: ``all`` then every phase any variant measured, in the order they ran;
         ``all`` left out where a single phase was measured (it would repeat that phase)."""
@@ -130,7 +138,10 @@ def matrix_outcome(variants: Sequence[VariantResult], not_run_because: str | Non
         found.setdefault(Outcome.INTERRUPTED, []).append(
             f"{not_run_because or 'stopped'}: {len(left)} variant{'s' if len(left) > 1 else ''} not run ({', '.join(left)})"
         )
-    return decide(found)
+    met = [v.outcome.slo_met for v in variants if v.outcome is not None]
+    slo_met = False if False in met else (True if met and all(m is True for m in met) else None)
+    enforced = any(v.outcome.slo_enforced for v in variants if v.outcome is not None)
+    return decide(found, slo_met=slo_met, slo_enforced=enforced)
 
 
 # (heading, unit, the figure) of each column of the tables

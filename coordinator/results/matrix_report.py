@@ -42,17 +42,24 @@ def html_table(result: MatrixResult, phase: str) -> str:
     return f"<div class='wrap'><table>{head}{''.join(rows)}</table></div>"
 
 
+_FIGURES: tuple[tuple[str, str], ...] = (
+    ("output_tokens_per_s", "output tokens/s"),
+    ("ttft_p50_ms", "TTFT p50 ms"),
+    ("tpot_p50_ms", "TPOT p50 ms"),
+)
+
+
 def figure(result: MatrixResult) -> str | None:
-    """Output tokens/s (left) and TPOT p50 (right) of each variant, per measured phase."""
+    """Output tokens/s, TTFT p50 and TPOT p50 of each variant, per measured phase."""
     phases = [p for p in result.phase_names() if p != ALL] or [ALL]
     ran = [v for v in result.variants if v.ran]
     if not ran:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2), layout="constrained")
+    fig, axes = plt.subplots(1, len(_FIGURES), figsize=(13, 3.2), layout="constrained")
     x = np.arange(len(phases))
     width = 0.8 / len(ran)
     for i, variant in enumerate(ran):
-        for ax, attr in zip(axes, ("output_tokens_per_s", "tpot_p50_ms"), strict=True):
+        for ax, (attr, _) in zip(axes, _FIGURES, strict=True):
             ys = [getattr(variant.phases[p], attr) if p in variant.phases else None for p in phases]
             ax.bar(
                 x + (i - (len(ran) - 1) / 2) * width,
@@ -60,11 +67,10 @@ def figure(result: MatrixResult) -> str | None:
                 width,
                 label=variant.name,
             )
-    axes[0].set_ylabel("output tokens/s")
-    axes[1].set_ylabel("TPOT p50 ms")
-    for ax in axes:
+    for ax, (_, label) in zip(axes, _FIGURES, strict=True):
+        ax.set_ylabel(label)
         ax.set_xticks(x, phases, fontsize=8)
-    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return to_svg(fig)
 
 
@@ -79,7 +85,7 @@ def render(result: MatrixResult) -> str:
     )
     return html_page(
         f"finishline — {result.scenario} — matrix {result.id}",
-        verdict_banner(result.outcome),
+        verdict_banner(result.outcome, result.headline),
         f"<p>{len(result.variants)} variants, each a run of its own in a fresh target, axes:</p><ul>{axes}</ul>",
         "<section id='variants'><h2>Variants side by side</h2>"
         + (f"<figure>{svg}<figcaption class='note'>Per measured phase.</figcaption></figure>" if svg else "")

@@ -53,12 +53,13 @@ def verdict(summary: Summary) -> str:
     return verdict_banner(outcome)
 
 
-def verdict_banner(outcome: RunOutcome) -> str:
-    """An outcome's banner: its headline, its exit code, and every reason when there are several."""
+def verdict_banner(outcome: RunOutcome, headline: str | None = None) -> str:
+    """An outcome's banner: its headline (or ``headline``), its exit code, and every reason when
+    there are several."""
     tone = "ok" if outcome.outcome is Outcome.OK else "bad"
     reasons = "".join(f"<li>{_e(r)}</li>" for r in outcome.reasons)
     return (
-        f'<div class="banner verdict {tone}" id="verdict"><b>{_e(outcome.headline)}</b> '
+        f'<div class="banner verdict {tone}" id="verdict"><b>{_e(headline or outcome.headline)}</b> '
         f'<span class="note">(exit code {outcome.exit_code})</span>'
         + (f"<ul>{reasons}</ul>" if len(outcome.reasons) > 1 else "")
         + "</div>"

@@ -84,7 +84,7 @@ def run_variants(scenario: Scenario, scenario_file: Path, live: bool | None) -> 
     click.echo(f"matrix directory: {done.matrix_dir} ({MATRIX_FILE}; report: {done.matrix_dir / 'report.html'})")
     for reason in result.outcome.reasons[1:]:
         click.echo(f"  also: {reason}", err=True)
-    click.echo(f"finishline: {result.outcome.headline} (exit {result.outcome.exit_code})")
+    click.echo(f"finishline: {result.headline} (exit {result.outcome.exit_code})")
     click.get_current_context().exit(result.outcome.exit_code)
 
 

@@ -192,6 +192,10 @@ def test_matrix_result_side_by_side_and_its_verdict(tmp_path: Path) -> None:
     assert stopped.exit_code == 130
     assert "interrupted (SIGINT): 1 variant not run (seqs=64)" in stopped.reasons
     assert matrix_outcome([fast]).exit_code == 0
+    both = MatrixResult(
+        id="m", scenario="m", axes={"seqs": [32]}, variants=[fast, fast], outcome=matrix_outcome([fast])
+    )
+    assert both.headline == "OK: all 2 variants completed"
 
     result = MatrixResult(
         id="m-1", scenario="m", axes={"seqs": [32, 8, 64]}, variants=[fast, slow, pending], outcome=stopped
@@ -206,6 +210,7 @@ def test_matrix_result_side_by_side_and_its_verdict(tmp_path: Path) -> None:
     write_matrix(tmp_path, result)
     assert read_matrix(tmp_path / "matrix.json") == result
     page = (tmp_path / "report.html").read_text()
-    assert "<svg" in page and "INTERRUPTED" in page and "exit code 130" in page
+    assert "<svg" in page and "exit code 130" in page and "variant seqs=8: 60.0% of requests failed" in page
+    assert result.headline in page
     assert "href='variants/seqs=32/report.html'" in page and "variants/seqs=64/report.html" not in page
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
