@@ -10,6 +10,7 @@ figures here are copied from each variant's summary, never recomputed: the whole
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -22,6 +23,7 @@ from coordinator.results.summary import ALL, GroupSummary, Summary
 MATRIX_FILE = "matrix.json"
 VARIANTS_DIR = "variants"
 MATRIX_VERSION: Literal[1] = 1
+SCHEMA_ID = "https://finishline.dev/matrix.schema.json"
 
 MatrixValue = str | int | float | bool  # what a matrix axis lists (coordinator.scenario.matrix)
 
@@ -193,3 +195,12 @@ def text_table(result: MatrixResult) -> str:
 def read_matrix(path: Path) -> MatrixResult:
     """A matrix's ``matrix.json``."""
     return MatrixResult.model_validate_json(path.read_bytes())
+
+
+def schema_json() -> str:
+    """``docs/matrix.schema.json`` (``finishline schema --matrix``)."""
+    schema = MatrixResult.model_json_schema(mode="validation")
+    return (
+        json.dumps({"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}, indent=2)
+        + "\n"
+    )

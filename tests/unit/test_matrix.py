@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 import yaml
 
-from coordinator.results.matrix import MatrixResult, PhaseFigures, matrix_outcome, read_matrix, text_table
+from coordinator.results.matrix import (
+    MatrixResult,
+    PhaseFigures,
+    matrix_outcome,
+    read_matrix,
+    schema_json,
+    text_table,
+)
 from coordinator.results.matrix_report import write_matrix
 from coordinator.results.outcome import Outcome, decide
 from coordinator.results.summarize import summarize
@@ -22,6 +29,7 @@ from coordinator.scenario.matrix import MAX_VARIANTS, variant_names, variants
 from coordinator.scenario.models import Scenario
 from coordinator.scenario.targets import SimulatorTarget
 from tests.factories import record, simulator_scenario, write_scenario
+from tests.paths import ROOT
 
 
 def _scenario(tmp_path: Path, matrix: dict[str, list[Any]], **fields: Any) -> tuple[Scenario | None, list[str]]:
@@ -214,3 +222,8 @@ def test_matrix_result_side_by_side_and_its_verdict(tmp_path: Path) -> None:
     assert result.headline in page
     assert "href='variants/seqs=32/report.html'" in page and "variants/seqs=64/report.html" not in page
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
+
+
+def test_exported_matrix_schema_is_current() -> None:
+    committed = (ROOT / "docs" / "matrix.schema.json").read_text()
+    assert committed == schema_json(), "run: finishline schema --matrix --output docs/matrix.schema.json"
