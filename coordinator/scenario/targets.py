@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, create_model, field_validator, model_validator
 
 from loadgen.spec import Spec, readable_file
-from targets.simulator.config import SimulatorConfig, build_config, load_overrides
+from targets.simulator.config import SimulatorConfig, build_config, load_overrides, merge
 
 TOKENIZER_HELP = (
     "the model's tokenizer.json (relative to the scenario file): counts tokens when the server reports no usage"
@@ -127,5 +127,5 @@ class SimulatorTarget(TargetSpec):
         """What this target changes of its preset: the config file's keys, then ``settings``'s over them."""
         out = load_overrides(self.config) if self.config is not None else {}
         if self.settings is not None:
-            out.update(self.settings.model_dump(mode="json", exclude_unset=True))
+            out = merge(out, self.settings.model_dump(mode="json", exclude_unset=True))
         return out

@@ -146,15 +146,17 @@ def test_names_are_safe_directory_names_and_unique() -> None:
 
 def test_simulator_settings_are_checked_with_the_preset_and_written_for_the_simulator(tmp_path: Path) -> None:
     config = tmp_path / "sim.yaml"
-    config.write_text("max_num_seqs: 4\nstep_overhead_s: 0.02\n")
-    target = SimulatorTarget(kind="simulator", preset="cpu-small", config=config, settings={"max_num_seqs": 8})
-    assert target.overrides() == {"max_num_seqs": 8, "step_overhead_s": 0.02}  # the settings over the file
+    config.write_text("max_num_seqs: 4\nstep_overhead_s: 0.02\nfaults: {rates: {'429': 0.1}, after_tokens: 3}\n")
+    settings = {"max_num_seqs": 8, "faults": {"after_tokens": 5}}
+    target = SimulatorTarget(kind="simulator", preset="cpu-small", config=config, settings=settings)
+    expected = {"max_num_seqs": 8, "step_overhead_s": 0.02, "faults": {"rates": {"429": 0.1}, "after_tokens": 5}}
+    assert target.overrides() == expected  # the settings over the file, mapping by mapping
     process = SimulatorProcess(target)
     process.port = 1
     command = process.command(tmp_path)
     written = tmp_path / SimulatorProcess.CONFIG_FILE
     assert command[command.index("--config") + 1] == str(written)
-    assert yaml.safe_load(written.read_text()) == {"max_num_seqs": 8, "step_overhead_s": 0.02}
+    assert yaml.safe_load(written.read_text()) == expected
     assert command[command.index("--preset") + 1] == "cpu-small"
     with pytest.raises(ValueError, match=r"output_tokens\.min must not exceed"):
         SimulatorTarget(kind="simulator", settings={"output_tokens": {"min": 10, "max": 5}})
