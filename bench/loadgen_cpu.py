@@ -38,6 +38,7 @@ from locust import FastHttpUser, task
 from locust.env import Environment
 from locust.event import Events
 
+from coordinator.run.targets import simulator_command
 from coordinator.services.ports import free_port
 from coordinator.services.process import http_ok, start_process, stop_process
 from coordinator.services.redis_server import RedisServer
@@ -64,26 +65,11 @@ class Simulator:
     def __init__(self, tmp: Path, preset: str, overrides: dict | None = None) -> None:
         self.port = free_port()
         self.trace = tmp / f"trace-{self.port}.jsonl"
-        extra: list[str] = []
-        if overrides:
-            cfg = tmp / f"sim-{self.port}.json"  # JSON is YAML
+        cfg = tmp / f"sim-{self.port}.json" if overrides else None  # JSON is YAML
+        if cfg is not None:
             cfg.write_bytes(orjson.dumps(overrides))
-            extra = ["--config", str(cfg)]
         self.proc = start_process(
-            [
-                sys.executable,
-                "-m",
-                "targets.simulator",
-                "--preset",
-                preset,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--trace",
-                str(self.trace),
-                *extra,
-            ],
+            simulator_command(self.port, preset=preset, config=cfg, trace=self.trace),
             ready=lambda: http_ok(f"{self.url}/health"),
             what="the simulator",
             timeout=20,

@@ -137,6 +137,11 @@ class PhaseCommand(Spec):
     think_time: float = Field(default=0.0, ge=0)
     max_concurrency: int = Field(default=1024, ge=1)
     duration: float | None = Field(default=None, gt=0)  # informational; the master ends phases
+    requests: int | None = Field(
+        default=None,
+        ge=0,
+        description="this worker's share of the phase's requests: it begins no more (loadgen.budget); None: no limit",
+    )
 
     @model_validator(mode="after")
     def _mode_fields(self) -> PhaseCommand:

@@ -21,7 +21,8 @@ Client-side and user-visible timings that vLLM's benchmark does not have:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import math
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -152,6 +153,37 @@ class SloLimit:
     def meets_all(self, values: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
         """The same rule over a column of values, NaN where undefined."""
         return np.where(np.isnan(values), self.undefined_meets, values <= self.limit)
+
+
+# Failure-aware percentiles (AIPerf's ``adj_p*``): a request that failed counts as an infinitely
+# slow one, so a run that fails fast cannot look faster than one that answers slowly. Over these
+# metrics; a request the client cancelled (the run stopped) is left out, it says nothing of the server.
+FAILURE_AWARE_METRICS: tuple[str, ...] = ("ttft", "tpot", "e2e")
+
+
+def failure_aware_percentiles(
+    ok_values: npt.NDArray[np.float64], failed: int, percentiles: Sequence[float] = PERCENTILES
+) -> list[float]:
+    """The ``percentiles`` of the successful requests' values (NaN: undefined, left out) together
+    with ``failed`` values of +inf, by numpy's linear method: ``inf`` where a percentile reaches
+    the failures, NaN without any request. Without failures, exactly ``numpy.percentile``'s."""
+    finite = np.sort(ok_values[np.isfinite(ok_values)])
+    if failed == 0:
+        return (
+            [float(q) for q in np.percentile(finite, list(percentiles))]
+            if finite.size
+            else [math.nan] * len(percentiles)
+        )
+    n = finite.size + failed
+    out = []
+    for q in percentiles:
+        position = q / 100.0 * (n - 1)
+        lo, hi = math.floor(position), math.ceil(position)
+        if hi >= finite.size:
+            out.append(math.inf)
+        else:
+            out.append(float(finite[lo] + (finite[hi] - finite[lo]) * (position - lo)))
+    return out
 
 
 # The metrics an SLO may set, and whether an undefined value meets the threshold: an undefined

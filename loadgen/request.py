@@ -20,6 +20,7 @@ from typing import Any
 
 import gevent
 
+from loadgen.budget import PhaseBudgets
 from loadgen.client import AttemptResult, EndpointClient
 from loadgen.prompts import Message, as_completion_prompt, estimated_prompt_tokens
 from loadgen.records import Attempt, ErrorClass, RequestRecord
@@ -58,6 +59,7 @@ class Scheduling:
     started: float
     user_id: int | None  # the closed-loop user; None for open-loop units
     phase: str
+    ticketed: bool = False  # its ticket of the phase's requests was taken when it was scheduled (loadgen.budget)
 
 
 @dataclass(slots=True)
@@ -85,9 +87,18 @@ class Requester:
     phase: str = ""  # the current phase: what units scheduled now belong to
     counters: RequestCounters = field(default_factory=RequestCounters)
     begin: Callable[[], None] | None = None  # told before each logical request is sent (the sink counts it)
+    budget: PhaseBudgets = field(default_factory=PhaseBudgets)  # requests each phase may still begin
+
+    def admit(self, unit: Scheduling) -> None:
+        """Take ``unit``'s ticket of its phase's requests, unless it has one; :class:`BudgetSpent` when none is left."""
+        if not unit.ticketed:
+            self.budget.take(unit.phase)
+            unit.ticketed = True
 
     def send(self, unit: Scheduling, request: LogicalRequest) -> tuple[RequestRecord, str | None]:
-        """Send with retries, record, tell Locust; returns the record and (if asked) the reply text."""
+        """Send with retries, record, tell Locust; returns the record and (if asked) the reply text.
+        :class:`~loadgen.budget.BudgetSpent`, before anything is sent, when the phase's requests are spent."""
+        self.admit(unit)
         workload = unit.workload
         wall = time.time() - (time.monotonic() - unit.scheduled)
         messages = request.messages

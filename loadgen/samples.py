@@ -44,6 +44,7 @@ class WorkerSample:
     achieved_rate: float = 0.0  # logical requests begun per second since the previous sample
     in_flight: int = 0
     phase: str = ""
+    budget_left: int | None = None  # requests ``phase`` may still begin on this worker; None: no limit
 
     def to_json(self) -> bytes:
         return orjson.dumps(self)

@@ -38,6 +38,7 @@ class LoadState:
     target_rate: float | None = None  # requests/s this worker should send (open phases)
     dispatched: int = 0  # logical requests begun since start (monotone counter)
     in_flight: int = 0
+    budget_left: int | None = None  # requests the phase may still begin here (loadgen.budget); None: no limit
 
 
 class WorkerSampler:
@@ -92,6 +93,7 @@ class WorkerSampler:
                 achieved_rate=achieved,
                 in_flight=snap.in_flight,
                 phase=snap.phase,
+                budget_left=snap.budget_left,
             )
             try:
                 self.writer.write(sample)

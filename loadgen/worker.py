@@ -31,6 +31,7 @@ import gevent.lock
 import gevent.pool
 
 from loadgen.arrival import rate_at, schedule
+from loadgen.budget import BudgetSpent
 from loadgen.client import EndpointClient
 from loadgen.config import (
     DRAIN_MESSAGE,
@@ -204,6 +205,7 @@ class WorkerRuntime:
         self._stopping = False
         self._draining = False
         self.requester.phase = phase.name
+        self.requester.budget.set(phase.name, phase.requests)
         log.info("worker %s: phase %s (%s)", self.worker, phase.name, phase.mode)
 
     def load_state(self) -> LoadState:
@@ -220,6 +222,7 @@ class WorkerRuntime:
             target_rate=target,
             dispatched=counters.units,
             in_flight=counters.in_flight,
+            budget_left=self.requester.budget.left(phase.name) if phase is not None else None,
         )
 
     # -------------------------------------------------------------- traffic
@@ -246,6 +249,8 @@ class WorkerRuntime:
         phase = self.phase
         if phase is None or phase.mode != mode or self._draining or self._stopping:
             return None
+        if self.requester.budget.left(phase.name) == 0:  # its share of requests is spent: idle
+            return None
         return phase
 
     def closed_iteration(self, rng: random.Random, user_id: int) -> tuple[bool, float]:
@@ -254,11 +259,14 @@ class WorkerRuntime:
         workload = self.pick(rng)
         now = time.monotonic()
         # the phase it is scheduled in, whatever happens next
-        ok = run_unit(
-            self.requester,
-            self.factories[workload.name],
-            Scheduling(workload, rng, now, now, user_id, self.requester.phase),
-        )
+        try:
+            ok = run_unit(
+                self.requester,
+                self.factories[workload.name],
+                Scheduling(workload, rng, now, now, user_id, self.requester.phase),
+            )
+        except BudgetSpent:  # another user took the phase's last ticket (or a session's next turn found none)
+            return True, 0.0
         return ok, time.monotonic() - now
 
     def _halted(self, phase: PhaseCommand) -> bool:
@@ -281,6 +289,10 @@ class WorkerRuntime:
                 delay = when - time.monotonic()
             workload = self.pick(rng)
             unit = Scheduling(workload, random.Random(rng.random()), when, when, None, phase.name)
+            try:
+                self.requester.admit(unit)  # a ticket now: the schedule stops where the phase's share ends
+            except BudgetSpent:
+                return
             self.open_units.spawn(self._open_unit, unit, slots)
 
     def _open_unit(self, unit: Scheduling, slots: gevent.lock.BoundedSemaphore) -> None:
@@ -292,5 +304,7 @@ class WorkerRuntime:
                 run_unit(self.requester, self.factories[unit.workload.name], unit)
             except gevent.GreenletExit:
                 raise
+            except BudgetSpent:  # a session's later turn or a chain's later step found none left
+                pass
             except Exception:  # a bug must not stop the schedule; it is logged with its traceback
                 log.exception("open-loop unit of %s failed", unit.workload.name)

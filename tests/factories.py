@@ -1,8 +1,10 @@
-"""Test data, built one way: request records, worker and container samples, worker configs, scenarios.
+"""Test data, built one way: request records, worker and container samples, workloads and worker configs,
+scenarios, a Prometheus plan.
 
 Every test module makes its records here, so a test of the summary, of the bridge and of the
 collector look at records of the same shape. ``record`` is exact (each time and token where
-the arguments put it); ``random_record`` draws the arguments, for tests that need a crowd.
+the arguments put it); ``random_record`` draws the arguments, for tests that need a crowd;
+``varied_records`` draws attempts and chunks directly, awkward ones too, for tests of readers.
 Scenarios are plain data (what a user writes), written as YAML by ``write_scenario``.
 """
 
@@ -17,9 +19,11 @@ from typing import Any
 
 import yaml
 
+from dashboards.prometheus_config import PrometheusPlan, ScrapeTarget
 from loadgen.config import WorkerConfig
 from loadgen.records import Attempt, RequestRecord
 from loadgen.samples import ContainerSample, StatsSample, WorkerSample
+from tests.paths import RULES
 
 # The HTTP status an error class comes with, where it has one (a timeout or a reset has none).
 ERROR_STATUS = {"http_429": 429, "http_4xx": 400, "http_5xx": 500}
@@ -144,6 +148,75 @@ def random_record(
     )
 
 
+def _varied_attempt(rng: random.Random, number: int, sent: float, error: str | None) -> Attempt:
+    n = rng.randint(0, 12) if error is None else rng.randint(0, 3)
+    offsets = sorted(rng.randint(1_000, 900_000) for _ in range(n))
+    counts = [rng.choice([1, 1, 1, 2, 3, 0]) for _ in range(n)]
+    if rng.random() < 0.2:  # counts missing or extra, as a broken or older writer might leave them
+        counts = counts[: rng.randint(0, n)] if rng.random() < 0.5 else [*counts, 5]
+    tokens = sum(max(c, 1) for c in counts) if error is None else None
+    return Attempt(
+        number=number,
+        sent=sent,
+        end=sent + rng.uniform(0.1, 1.0),
+        status=200 if error is None else 429,
+        error=error,
+        first_token=sent + offsets[0] / 1e6 if offsets and rng.random() < 0.95 else None,
+        chunk_us=offsets,
+        chunk_tokens=counts,
+        prompt_tokens=rng.randint(10, 500),
+        output_tokens=tokens,
+        retry_wait=rng.uniform(0, 0.1) if number > 1 else 0.0,
+    )
+
+
+def varied_records(n: int, seed: int = 1) -> list[RequestRecord]:
+    """``n`` records drawn from ``seed``, of the shapes a reader of records must take: several phases and
+    workloads, up to three attempts (429, 5xx, timeout), chunks of 0-3 tokens, chunk counts missing
+    or extra (as a broken or older writer might leave them), a request without attempts."""
+    rng = random.Random(seed)
+    records = []
+    for i in range(n):
+        t0 = 100.0 + i * 0.01
+        attempts = []
+        for k in range(rng.choice([1, 1, 1, 2, 3])):
+            error = rng.choice([None, None, None, "http_429", "http_5xx", "timeout"])
+            attempts.append(_varied_attempt(rng, k + 1, t0 + 0.001 + k * 0.2, error))
+            if error is None:
+                break
+        if rng.random() < 0.01:
+            attempts = []  # cancelled before it was sent
+        records.append(
+            RequestRecord(
+                id=uuid.uuid4().hex,
+                run_id="r",
+                worker="w:1",
+                phase=rng.choice(["warm", "steady", "burst"]),
+                workload=rng.choice(["chat", "rag", "code"]),
+                api="chat",
+                stream=True,
+                scheduled=t0,
+                started=t0 + rng.uniform(0, 0.001),
+                end=attempts[-1].end if attempts else t0,
+                wall_time=0.0,
+                attempts=attempts,
+            )
+        )
+    return records
+
+
+def prometheus_plan() -> PrometheusPlan:
+    """What a run of target ``sim`` (run ``r1``) has Prometheus scrape: two bridges (ports 9001 and
+    9002) and a vLLM server at 127.0.0.1:8000, with the recording rules. Nothing listens there."""
+    return PrometheusPlan(
+        run_id="r1",
+        target="sim",
+        bridges=["127.0.0.1:9001", "127.0.0.1:9002"],
+        servers=[ScrapeTarget(base_url="http://127.0.0.1:8000", kind="vllm")],
+        rule_files=[str(RULES / "recording_rules.yml")],
+    )
+
+
 def worker_samples(
     n: int = 10, *, cpu: float = 10.0, lag_ms: float = 1.0, worker: str = "w:1", start: float = 0.0
 ) -> list[WorkerSample]:
@@ -171,6 +244,18 @@ def container_sample(
     return ContainerSample(
         target=target, time=now, running=running, oom_kills=oom, restarts=restarts, container=1, stats=stats
     )
+
+
+def synthetic_workload(
+    name: str, tokens: int, output: int | dict[str, Any], *, ignore_eos: bool = True, **fields: Any
+) -> dict[str, Any]:
+    """A workload of synthetic prompts of ``tokens`` tokens asking for ``output`` tokens (a number or a
+    distribution); ``ignore_eos``: the server answers exactly that many. ``fields`` add keys
+    (``headers``, ``session``, ``chain``, ...)."""
+    workload: dict[str, Any] = {"name": name, "prompt": {"kind": "synthetic", "tokens": tokens}, "output": output}
+    if ignore_eos:
+        workload["sampling"] = {"ignore_eos": True}
+    return workload | fields
 
 
 def worker_config(base_url: str, workloads: list[dict[str, Any]], retry: dict[str, Any] | None = None) -> WorkerConfig:

@@ -31,6 +31,8 @@ from coordinator.plan.steps import LocustStep, Plan
 from coordinator.results.coldstart import RESULT_FILE as COLD_START_FILE
 from coordinator.results.coldstart import ColdStartResult
 from coordinator.results.summary import GroupSummary, LatencyStats, Summary, read_summary
+from coordinator.results.sweep import RESULT_FILE as SWEEP_FILE
+from coordinator.results.sweep import SweepResult
 from loadgen.errors import UserError
 
 LATENCY_METRICS: tuple[str, ...] = ("ttft", "tpot", "itl", "e2e")
@@ -83,6 +85,12 @@ def _loads(run_dir: Path) -> dict[str, Load]:
                 out[step.name] = Load(kind=LoadKind.RATE, value=command.rate, label=step.phase_kind)
             else:
                 out[step.name] = Load(kind=LoadKind.CONCURRENCY, value=float(command.users), label=step.phase_kind)
+    sweep = run_dir / SWEEP_FILE  # a sweep's levels are chosen as it runs: they are in its result, not the plan
+    if sweep.exists():
+        result = SweepResult.model_validate_json(sweep.read_bytes())
+        kind = LoadKind.RATE if result.mode == "rate" else LoadKind.CONCURRENCY
+        for level in result.levels:
+            out[level.phase] = Load(kind=kind, value=level.level, label="sweep")
     return out
 
 

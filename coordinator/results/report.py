@@ -210,7 +210,22 @@ def percentile_table(group: GroupSummary) -> str:
             + "".join(f"<td>{_num(value(stats), 2)}</td>" for _, value in _STATS)
             + "</tr>"
         )
-    return f"<table>{head}{''.join(rows)}</table>"
+    adjusted = group.latency_ms_failure_aware
+    shown = adjusted.items() if adjusted is not None and adjusted.e2e.failed else []  # the same as above without
+    for name, fa in shown:
+        cells = [("∞" if fa.at(p) is None and fa.failed else _num(fa.at(p), 2)) for p in metrics.PERCENTILES]
+        rows.append(
+            f'<tr><td class="l">{_e(name)}, failures as ∞</td>'
+            + "".join(f"<td>{c}</td>" for c in cells)
+            + f"<td>–</td><td>–</td><td>–</td><td>{fa.n}</td></tr>"
+        )
+    note = (
+        '<p class="note">"failures as ∞": percentiles over successful and failed requests, a failed one counted as '
+        "infinitely slow (docs/metrics.md), so failing fast cannot look fast.</p>"
+        if shown
+        else ""
+    )
+    return f"<table>{head}{''.join(rows)}</table>{note}"
 
 
 def slo_section(summary: Summary) -> str:

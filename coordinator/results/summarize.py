@@ -20,6 +20,8 @@ from coordinator.results.status import RunStatus
 from coordinator.results.summary import (
     LATENCY_NOTE,
     SUMMARY_VERSION,
+    FailureAwareByMetric,
+    FailureAwareStats,
     Goodput,
     GroupSummary,
     GroupWithWorkloads,
@@ -33,7 +35,7 @@ from coordinator.results.summary import (
     percentile_field,
 )
 from loadgen import metrics
-from loadgen.records import OK, RequestRecord
+from loadgen.records import OK, ErrorClass, RequestRecord
 
 Floats = npt.NDArray[np.float64]
 Records = RecordColumns | Iterable[RequestRecord]
@@ -58,6 +60,17 @@ def percentile_stats(values_s: Floats) -> LatencyStats:
     return LatencyStats.model_validate(fields)
 
 
+def failure_aware_stats(ok_values_s: Floats, failed: int) -> FailureAwareStats:
+    """The failure-aware percentiles in ms (``None`` where they reach the failures)."""
+    finite = _finite_ms(ok_values_s)  # in ms before the percentiles, as percentile_stats: the same values
+    qs = metrics.failure_aware_percentiles(finite, failed)
+    fields: dict[str, float | int | None] = {
+        name: (q if np.isfinite(q) else None) for name, q in zip(_PERCENTILE_FIELDS, qs, strict=True)
+    }
+    fields.update(n=int(finite.size) + failed, failed=failed)
+    return FailureAwareStats.model_validate(fields)
+
+
 def summarize_group(records: Records, duration_s: float | None, slo: Slo | None = None) -> GroupSummary:
     """Everything reported for one group of records (a phase, a workload, or the run)."""
     cols = as_columns(records)
@@ -73,6 +86,10 @@ def _group(cols: RecordColumns, rows: Mask, duration_s: float | None, slo: Slo |
     n_ok = int(ok_mask.sum())
     ok_values = {name: cols.itl(rows) if name == "itl" else values[name][ok_mask] for name in metrics.LATENCY_METRICS}
     latency = LatencyByMetric.model_validate({name: percentile_stats(v) for name, v in ok_values.items()})
+    failed = n - n_ok - cols.outcomes(rows).get(ErrorClass.CANCELLED.value, 0)
+    failure_aware = FailureAwareByMetric.model_validate(
+        {name: failure_aware_stats(ok_values[name], failed) for name in metrics.FAILURE_AWARE_METRICS}
+    )
     good = ok_mask if slo is None else slo.rule().good_all(ok_mask, values)
     n_good = int(good.sum())
     out_tokens = float(cols.output_tokens[rows][ok_mask].sum())
@@ -95,6 +112,7 @@ def _group(cols: RecordColumns, rows: Mask, duration_s: float | None, slo: Slo |
         output_tokens_per_s=per_s(out_tokens),
         goodput=Goodput(requests=n_good, share=(n_good / n) if n else None, per_s=per_s(n_good)),
         latency_ms=latency,
+        latency_ms_failure_aware=failure_aware,
         slo=None if slo is None else slo_verdict(ok_values, slo),
     )
 

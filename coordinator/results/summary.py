@@ -88,6 +88,37 @@ class LatencyByMetric(_Document):
         return [(metric, self.get(metric)) for metric in metrics.LATENCY_METRICS]
 
 
+class FailureAwareStats(_Document):
+    """One metric's percentiles in ms over successful *and* failed requests, a failure counted as an
+    infinitely slow request (``loadgen.metrics.failure_aware_percentiles``): ``None`` at a
+    percentile that reaches the failures (or without any request)."""
+
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
+
+    n: int = Field(ge=0, description="requests counted: successful ones with the metric defined, and failed ones")
+    failed: int = Field(ge=0, description="failed requests, counted as infinitely slow (cancelled ones are left out)")
+    p50: float | None
+    p90: float | None
+    p95: float | None
+    p99: float | None
+    p99_9: float | None = Field(alias="p99.9")
+
+    def at(self, percentile: float) -> float | None:
+        value: float | None = getattr(self, percentile_field(percentile))
+        return value
+
+
+class FailureAwareByMetric(_Document):
+    """Every metric of ``loadgen.metrics.FAILURE_AWARE_METRICS``."""
+
+    ttft: FailureAwareStats
+    tpot: FailureAwareStats
+    e2e: FailureAwareStats
+
+    def items(self) -> list[tuple[str, FailureAwareStats]]:
+        return [(metric, getattr(self, metric)) for metric in metrics.FAILURE_AWARE_METRICS]
+
+
 class Goodput(_Document):
     """Requests that succeeded and met every SLO threshold (every successful one without SLOs)."""
 
@@ -134,6 +165,11 @@ class GroupSummary(_Document):
     output_tokens_per_s: float | None
     goodput: Goodput
     latency_ms: LatencyByMetric
+    latency_ms_failure_aware: FailureAwareByMetric | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="percentiles counting failed requests as infinitely slow; absent from summaries written before",
+    )
     slo: SloVerdict | None = Field(default=None, exclude_if=lambda v: v is None, description="only with SLOs")
 
 

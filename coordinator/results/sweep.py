@@ -208,7 +208,8 @@ def sweep_figure(result: SweepResult) -> str | None:
             right.plot(x, [float("nan") if y is None else y for y in ys], marker=".", label=name)
     right.set_xlabel(left.get_xlabel())
     right.set_ylabel("ms")
-    right.legend(fontsize=7)
+    if right.get_legend_handles_labels()[0]:
+        right.legend(fontsize=7)
     for ax in (left, right):
         ax.set_xscale("log", base=2)
     return to_svg(fig)

@@ -60,6 +60,12 @@ def emit(event: str, **fields: Any) -> None:
     _out.flush()
 
 
+def shares(total: int, workers: int) -> list[int]:
+    """``total`` split over ``workers`` as evenly as whole numbers allow (the first ones get one more)."""
+    base, extra = divmod(total, max(workers, 1))
+    return [base + (1 if i < extra else 0) for i in range(workers)]
+
+
 class MasterDriver:
     """Owns the ``MasterRunner``; applies the coordinator's commands in order."""
 
@@ -124,7 +130,13 @@ class MasterDriver:
             gevent.sleep(0.02)
 
     def announce(self, step: LocustStep) -> None:
-        self.runner.send_message(PHASE_MESSAGE, step.command.model_dump(mode="json"))
+        if step.requests is None:
+            self.runner.send_message(PHASE_MESSAGE, step.command.model_dump(mode="json"))
+        else:  # each worker its share of the requests, so that together they send exactly that many
+            active = sorted(cid for cid, client in self.runner.clients.items() if client.state != STATE_MISSING)
+            for cid, share in zip(active, shares(step.requests, len(active)), strict=True):
+                command = step.command.model_copy(update={"requests": share})
+                self.runner.send_message(PHASE_MESSAGE, command.model_dump(mode="json"), client_id=cid)
         # Starts that name no classes (Locust's UI, the rebalancing after a worker is lost) take the
         # announced phase's role.
         PhaseUsersDispatcher.phase_classes = self.classes_for(step.command.mode)

@@ -352,13 +352,25 @@ class Run:
                 now = time.monotonic()
                 if step.duration is not None and now - started >= step.duration:
                     break
-                if step.requests is not None and self.collector.phase_count(step.name) >= step.requests:
+                if step.requests is not None and self._requests_done(step, started):
                     break
                 self._watch()
                 time.sleep(0.1)
         finally:
             self._end(step)
         return self.ctx.windows[-1]
+
+    def _requests_done(self, step: LocustStep, started: float) -> bool:
+        """Whether a ``requests: N`` step has its N records, or, when a worker was lost during it (its
+        share with it), every worker left has spent its share and has nothing in flight."""
+        assert self.cluster is not None and self.collector is not None and step.requests is not None
+        if self.collector.phase_count(step.name) >= step.requests:
+            return True
+        if not any(loss.lost_at >= started for loss in self.cluster.lost):
+            return False
+        recent = time.monotonic() - 3.0  # a lost worker's last sample is older
+        samples = [s for s in self.collector.latest_samples().values() if s.time > max(started, recent)]
+        return bool(samples) and all(s.phase == step.name and s.budget_left == 0 and s.in_flight == 0 for s in samples)
 
     def run(self, step: LocustStep) -> PhaseWindow:
         """The run as a :class:`~coordinator.run.context.LocustDriver` (a sweep's levels)."""

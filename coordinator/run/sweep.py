@@ -200,12 +200,13 @@ def run_sweep(ctx: RunContext, step: ExternalStep) -> None:
             _bisect(measured, phase, target, whole, run_level, ctx)
     finally:
         ctx.events.records.remove_listener(meter.feed)
+        ran = [lv.phase for lv in measured]
         result = SweepResult(
             phase=phase.name,
             mode="rate" if phase.open_loop else "concurrency",
             knee_gain=phase.knee_gain,
             slo_target=target,
-            levels=annotate(measured),
+            levels=sorted(annotate(measured), key=lambda lv: ran.index(lv.phase)),
             knee=knee_of(measured, phase.knee_gain),
             capacity=capacity_of(measured, target),
             stopped=stopped,

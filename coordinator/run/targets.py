@@ -61,6 +61,23 @@ class ExistingEndpoint:
         return None
 
 
+def simulator_command(
+    port: int,
+    *,
+    preset: str | None = None,
+    config: Path | None = None,
+    trace: Path | None = None,
+    model: str | None = None,
+) -> list[str]:
+    """``python -m targets.simulator`` on ``127.0.0.1:port`` (this Python): the run's simulator, the
+    tests' and the benchmarks'. ``None`` leaves an option to the simulator's default."""
+    cmd = [sys.executable, "-m", "targets.simulator", "--host", "127.0.0.1", "--port", str(port)]
+    for option, value in (("--preset", preset), ("--config", config), ("--trace", trace), ("--model", model)):
+        if value is not None:
+            cmd += [option, str(value)]
+    return cmd
+
+
 class SimulatorProcess:
     """The built-in simulator as a child process on a free 127.0.0.1 port; its trace goes to the run dir."""
 
@@ -79,19 +96,18 @@ class SimulatorProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def command(self, run_dir: Path) -> list[str]:
-        cmd = [sys.executable, "-m", "targets.simulator", "--host", "127.0.0.1", "--port", str(self.port)]
-        cmd += ["--model", self.spec.model]  # it serves the name the requests carry
-        if self.spec.preset:
-            cmd += ["--preset", self.spec.preset]
+        assert self.port is not None, "start() chooses the port"
+        config = self.spec.config
         if self.spec.settings is not None:  # one file: the config file's keys with the settings over them
             config = run_dir / self.CONFIG_FILE
             write_atomic(config, yaml.safe_dump(self.spec.overrides(), sort_keys=False))
-            cmd += ["--config", str(config)]
-        elif self.spec.config is not None:
-            cmd += ["--config", str(self.spec.config)]
-        if self.spec.trace:
-            cmd += ["--trace", str(run_dir / self.TRACE_FILE)]
-        return cmd
+        return simulator_command(
+            self.port,
+            preset=self.spec.preset or None,
+            config=config,
+            trace=run_dir / self.TRACE_FILE if self.spec.trace else None,
+            model=self.spec.model,  # it serves the name the requests carry
+        )
 
     def start(self, run_dir: Path) -> str:
         self.port = free_port()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, create_model, field_validator, model_validator
 
 from loadgen.spec import Spec, readable_file
-from targets.simulator.config import SimulatorConfig, build_config, load_overrides, merge
+from targets.simulator.config import PRESETS, SimulatorConfig, build_config, load_overrides, merge
 
 TOKENIZER_HELP = (
     "the model's tokenizer.json (relative to the scenario file): counts tokens when the server reports no usage"
@@ -103,6 +103,13 @@ class SimulatorTarget(TargetSpec):
     )
     model: str = Field(default="simulator", min_length=1, description="the model name it serves and requests carry")
     trace: bool = Field(default=True, description="keep the simulator's request trace in the run directory")
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, value: str | None) -> str | None:
+        if value is not None and value not in PRESETS:
+            raise ValueError(f"no simulator preset {value!r}; use one of {', '.join(PRESETS)}")
+        return value
 
     @field_validator("config")
     @classmethod

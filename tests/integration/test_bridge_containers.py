@@ -24,7 +24,7 @@ from loadgen.samples import ContainerSample, WorkerSample
 from loadgen.stream import CONTAINER_SAMPLE, SampleWriter, stream_keys
 from tests.factories import container_sample
 from tests.fixtures.services import exposed_series, promtool
-from tests.paths import ROOT
+from tests.paths import RULES
 
 
 def exposed(bridge: Bridge) -> dict[str, tuple[dict[str, str], float]]:
@@ -113,7 +113,7 @@ tests:
 
 
 def test_container_alerts_fire_on_an_oom_kill_and_near_the_limit_only(tmp_path: Path) -> None:
-    shutil.copy(ROOT / "dashboards" / "prometheus" / "alert_rules.yml", tmp_path / "alert_rules.yml")
+    shutil.copy(RULES / "alert_rules.yml", tmp_path / "alert_rules.yml")
     text = CONTAINER_ALERT_TESTS
     for alert, tag in zip(container_alerts(), ("OOM", "MEM"), strict=True):
         text = text.replace(f"SUMMARY_{tag}", alert.summary).replace(f"SIGNAL_{tag}", alert.signal)

@@ -2,74 +2,17 @@
 
 from __future__ import annotations
 
-import random
 import tracemalloc
-import uuid
 from pathlib import Path
 
 import redis
 
 from coordinator.results.collector import GROUP, Collector, read_records
 from coordinator.services.redis_server import RedisServer
-from loadgen.records import Attempt, RequestRecord
+from loadgen.records import RequestRecord
 from loadgen.stream import stream_keys
 from tests.factories import record as make_record
 from tests.fixtures.services import write_records
-
-
-def _attempt(rng: random.Random, number: int, sent: float, error: str | None) -> Attempt:
-    n = rng.randint(0, 12) if error is None else rng.randint(0, 3)
-    offsets = sorted(rng.randint(1_000, 900_000) for _ in range(n))
-    counts = [rng.choice([1, 1, 1, 2, 3, 0]) for _ in range(n)]
-    if rng.random() < 0.2:  # counts missing or extra, as a broken or older writer might leave them
-        counts = counts[: rng.randint(0, n)] if rng.random() < 0.5 else [*counts, 5]
-    tokens = sum(max(c, 1) for c in counts) if error is None else None
-    return Attempt(
-        number=number,
-        sent=sent,
-        end=sent + rng.uniform(0.1, 1.0),
-        status=200 if error is None else 429,
-        error=error,
-        first_token=sent + offsets[0] / 1e6 if offsets and rng.random() < 0.95 else None,
-        chunk_us=offsets,
-        chunk_tokens=counts,
-        prompt_tokens=rng.randint(10, 500),
-        output_tokens=tokens,
-        retry_wait=rng.uniform(0, 0.1) if number > 1 else 0.0,
-    )
-
-
-def random_records(n: int, seed: int = 1) -> list[RequestRecord]:
-    """Several phases and workloads, retries, failures of several classes, a request without attempts."""
-    rng = random.Random(seed)
-    records = []
-    for i in range(n):
-        t0 = 100.0 + i * 0.01
-        attempts = []
-        for k in range(rng.choice([1, 1, 1, 2, 3])):
-            error = rng.choice([None, None, None, "http_429", "http_5xx", "timeout"])
-            attempts.append(_attempt(rng, k + 1, t0 + 0.001 + k * 0.2, error))
-            if error is None:
-                break
-        if rng.random() < 0.01:
-            attempts = []  # cancelled before it was sent
-        records.append(
-            RequestRecord(
-                id=uuid.uuid4().hex,
-                run_id="r",
-                worker="w:1",
-                phase=rng.choice(["warm", "steady", "burst"]),
-                workload=rng.choice(["chat", "rag", "code"]),
-                api="chat",
-                stream=True,
-                scheduled=t0,
-                started=t0 + rng.uniform(0, 0.001),
-                end=attempts[-1].end if attempts else t0,
-                wall_time=0.0,
-                attempts=attempts,
-            )
-        )
-    return records
 
 
 def test_the_collector_holds_nothing_per_record(redis_server: RedisServer, tmp_path: Path) -> None:

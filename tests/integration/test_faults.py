@@ -8,6 +8,7 @@ run directory or of finishline's temporary folders.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import signal
@@ -23,8 +24,8 @@ import psutil
 import pytest
 
 from coordinator.results.summary import Summary, read_summary
-from tests.fixtures.cli import descendants, start_finishline, still_running, the_run_dir, wait_gone
-from tests.fixtures.simulator import run_simulator
+from tests.fixtures.cli import descendants, running_finishline, start_finishline, still_running, the_run_dir, wait_gone
+from tests.fixtures.simulator import SimulatorHandle, run_simulator
 from tests.fixtures.waiting import wait_for
 
 SECRET = "s3cr3t-header-value-7f1c"
@@ -60,14 +61,19 @@ def _trace(run_dir: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in (run_dir / "simulator_trace.jsonl").read_bytes().splitlines() if line]
 
 
-def _missing(run_dir: Path) -> list[dict[str, Any]]:
-    """Requests the simulator saw that have no record."""
+def _missing(run_dir: Path, trace: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Requests of the simulator's ``trace`` that have no record."""
     seen = {r["attempts"][-1]["response_id"] for r in _records(run_dir) if r["attempts"]}
-    return [t for t in _trace(run_dir) if t["id"] not in seen]
+    return [t for t in trace if t["id"] not in seen]
 
 
 def _workers(pid: int) -> list[psutil.Process]:
     return [c for c in descendants(pid) if "--worker" in " ".join(c.cmdline())]
+
+
+def _traffic(sim: SimulatorHandle) -> None:
+    """Until the simulator has answered 30 requests: the run is under way."""
+    wait_for(lambda: len(sim.read_trace()) >= 30, timeout=60, what="traffic", interval=0.1)
 
 
 def _records_so_far(tmp: Path, at_least: int) -> bool:
@@ -297,11 +303,22 @@ def _secret_target(sim_url: str) -> str:
     return f'{{kind: url, base_url: "{sim_url}/v1", model: finishline-sim, headers: {{X-Secret: {SECRET}}}}}'
 
 
+@contextlib.contextmanager
+def _run_under_way(
+    tmp: Path, users: int, duration: str, start_new_session: bool = False
+) -> Iterator[tuple[SimulatorHandle, subprocess.Popen[str]]]:
+    """``finishline run`` of one phase against a simulator of this process (its trace is the truth,
+    and it outlives the run), every request carrying the secret header; yielded once traffic flows."""
+    with run_simulator(preset="gpu-8b") as sim:
+        path = _write(tmp, _secret_target(sim.base_url), f"  - {{name: p, users: {users}, duration: {duration}}}")
+        with running_finishline("run", str(path), "--no-live", start_new_session=start_new_session) as proc:
+            _traffic(sim)
+            yield sim, proc
+
+
 def test_killing_one_of_three_workers_goes_on_and_counts_exactly_what_was_lost(tmp_path: Path, state_dir: Path) -> None:
     path = _write(tmp_path, "{kind: simulator}", "  - {name: p, users: 6, duration: 16s}", workers=3)
-    proc = start_finishline("run", str(path), "--no-live")
-    children: list[psutil.Process] = []
-    try:
+    with running_finishline("run", str(path), "--no-live") as proc:
         workers = wait_for(
             lambda: w if len(w := _workers(proc.pid)) == 3 else None, timeout=60, what="three workers", interval=0.1
         )
@@ -311,9 +328,6 @@ def test_killing_one_of_three_workers_goes_on_and_counts_exactly_what_was_lost(t
         victim.kill()
         killed_at = time.monotonic()
         code, out = _finish(proc)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert code == 3, out
     assert "Traceback" not in out
     run_dir = the_run_dir(tmp_path)
@@ -322,7 +336,7 @@ def test_killing_one_of_three_workers_goes_on_and_counts_exactly_what_was_lost(t
     (lost,) = summary.losses.workers_lost
     assert lost.worker.endswith(f":{victim.pid}") and lost.exit_code == -signal.SIGKILL
     assert lost.users and lost.short_for_s is not None and lost.short_for_s < 15
-    missing = _missing(run_dir)
+    missing = _missing(run_dir, _trace(run_dir))
     assert len(missing) == summary.losses.records_lost == summary.losses.by_worker.get(lost.worker, 0)
     # what was lost is what the dead worker had not flushed: within its last flush interval (100 ms)
     assert all(t["finish"] >= killed_at - 0.1 - 0.05 for t in missing), [killed_at - t["finish"] for t in missing]
@@ -331,31 +345,44 @@ def test_killing_one_of_three_workers_goes_on_and_counts_exactly_what_was_lost(t
     wait_gone(children)
 
 
+def test_a_worker_killed_in_a_requests_phase_ends_the_phase_when_the_others_spent_their_shares(
+    tmp_path: Path, state_dir: Path
+) -> None:
+    # Each worker sends its share of 300 requests; the dead one's share is never sent, so the phase
+    # ends when the two left have spent theirs and nothing is in flight, not at a count never reached.
+    path = _write(tmp_path, "{kind: simulator}", "  - {name: p, users: 6, requests: 300}", workers=3)
+    with running_finishline("run", str(path), "--no-live") as proc:
+        workers = wait_for(
+            lambda: w if len(w := _workers(proc.pid)) == 3 else None, timeout=60, what="three workers", interval=0.1
+        )
+        wait_for(lambda: _records_so_far(tmp_path, 20), timeout=60, what="traffic", interval=0.1)
+        workers[0].kill()
+        code, out = _finish(proc, timeout=120)
+    assert code == 3, out
+    summary = _summary(run_dir := the_run_dir(tmp_path))
+    assert summary.losses is not None
+    sent = summary.phases["p"].count
+    assert 200 <= sent < 300  # the two shares of 100, and what the dead worker sent before
+    assert len(_trace(run_dir)) - summary.phases["preflight"].count <= sent + summary.losses.records_lost
+
+
 def test_killing_redis_is_said_at_once_and_what_workers_could_not_send_is_counted(
     tmp_path: Path, state_dir: Path
 ) -> None:
-    with run_simulator(preset="gpu-8b") as sim:
-        path = _write(tmp_path, _secret_target(sim.base_url), "  - {name: p, users: 4, duration: 60s}")
-        proc = start_finishline("run", str(path), "--no-live")
-        try:
-            wait_for(lambda: len(sim.read_trace()) >= 30, timeout=60, what="traffic", interval=0.1)
-            children = descendants(proc.pid)
-            (redis_server,) = [c for c in children if "redis-server" in c.name()]
-            redis_server.kill()
-            killed_at = time.monotonic()
-            code, out = _finish(proc, timeout=90)
-            took = time.monotonic() - killed_at
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+    with _run_under_way(tmp_path, 4, "60s") as (sim, proc):
+        children = descendants(proc.pid)
+        (redis_server,) = [c for c in children if "redis-server" in c.name()]
+        redis_server.kill()
+        killed_at = time.monotonic()
+        code, out = _finish(proc, timeout=90)
+        took = time.monotonic() - killed_at
         trace = sim.read_trace()
     assert code == 3, out
     assert took < 20, took  # told within seconds, not after a hang
     assert "redis-server exited (killed by SIGKILL)" in out and "Traceback" not in out
     run_dir = the_run_dir(tmp_path)
     summary = _summary(run_dir)
-    seen = {r["attempts"][-1]["response_id"] for r in _records(run_dir) if r["attempts"]}
-    missing = [t for t in trace if t["id"] not in seen]
+    missing = _missing(run_dir, trace)
     assert summary.losses is not None
     # every request the server saw without a record is counted; the count may also hold requests
     # stopped before they were sent (their cancelled records could not reach Redis either)
@@ -383,16 +410,12 @@ def test_an_external_redis_restarting_mid_run_is_waited_out_and_what_it_lost_is_
                 "  - {name: p, users: 4, duration: 14s}",
                 f"redis_url: {first.url}\n",
             )
-            proc = start_finishline("run", str(path), "--no-live")
-            try:
-                wait_for(lambda: len(sim.read_trace()) >= 30, timeout=60, what="traffic", interval=0.1)
+            with running_finishline("run", str(path), "--no-live") as proc:
+                _traffic(sim)
                 first.stop()
                 time.sleep(2.0)  # the test: Redis away for two seconds
                 second = RedisServer(port=port).start()
                 code, out = _finish(proc, timeout=120)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
             trace = sim.read_trace()
     finally:
         first.stop()
@@ -402,8 +425,7 @@ def test_an_external_redis_restarting_mid_run_is_waited_out_and_what_it_lost_is_
     assert "Traceback" not in out
     run_dir = the_run_dir(tmp_path)
     summary = _summary(run_dir)
-    seen = {r["attempts"][-1]["response_id"] for r in _records(run_dir) if r["attempts"]}
-    missing = [t for t in trace if t["id"] not in seen]
+    missing = _missing(run_dir, trace)
     lost = summary.losses.records_lost if summary.losses is not None else 0
     assert len(missing) <= lost <= len(missing) + 4, (len(missing), lost)  # nothing lost uncounted
     assert (code == 3) == (lost > 0)
@@ -411,30 +433,21 @@ def test_an_external_redis_restarting_mid_run_is_waited_out_and_what_it_lost_is_
 
 
 def test_two_quick_ctrl_c_to_the_process_group_stop_fast_and_lose_nothing(tmp_path: Path, state_dir: Path) -> None:
-    with run_simulator(preset="gpu-8b") as sim:
-        path = _write(tmp_path, _secret_target(sim.base_url), "  - {name: p, users: 6, duration: 120s}")
-        proc = start_finishline(
-            "run", str(path), "--no-live", start_new_session=True
-        )  # its own group, as a terminal's job
-        try:
-            wait_for(lambda: len(sim.read_trace()) >= 30, timeout=60, what="traffic", interval=0.1)
-            children = descendants(proc.pid)
-            os.killpg(proc.pid, signal.SIGINT)
-            time.sleep(0.3)  # the test: a second Ctrl-C 0.3 s after the first
-            os.killpg(proc.pid, signal.SIGINT)
-            stopped = time.monotonic()
-            code, out = _finish(proc, timeout=60)
-            took = time.monotonic() - stopped
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+    # the run in its own process group, as a terminal's job: Ctrl-C reaches all of it
+    with _run_under_way(tmp_path, 6, "120s", start_new_session=True) as (sim, proc):
+        children = descendants(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.3)  # the test: a second Ctrl-C 0.3 s after the first
+        os.killpg(proc.pid, signal.SIGINT)
+        stopped = time.monotonic()
+        code, out = _finish(proc, timeout=60)
+        took = time.monotonic() - stopped
         trace = sim.read_trace()
     assert code == 130, out
     assert took < 15, took
     assert "Traceback" not in out and "ConnectionError" not in out
     run_dir = the_run_dir(tmp_path)
-    seen = {r["attempts"][-1]["response_id"] for r in _records(run_dir) if r["attempts"]}
-    assert [t for t in trace if t["id"] not in seen] == []  # nothing lost
+    assert _missing(run_dir, trace) == []  # nothing lost
     assert _summary(run_dir).outcome.exit_code == 130  # type: ignore[union-attr]
     wait_gone(children)
     _no_secret(run_dir)
@@ -443,18 +456,11 @@ def test_two_quick_ctrl_c_to_the_process_group_stop_fast_and_lose_nothing(tmp_pa
 def test_killing_the_coordinator_then_recover_writes_every_answered_request_and_clean_leaves_nothing(
     tmp_path: Path, state_dir: Path
 ) -> None:
-    with run_simulator(preset="gpu-8b") as sim:
-        path = _write(tmp_path, _secret_target(sim.base_url), "  - {name: p, users: 4, duration: 120s}")
-        proc = start_finishline("run", str(path), "--no-live")
-        try:
-            wait_for(lambda: len(sim.read_trace()) >= 30, timeout=60, what="traffic", interval=0.1)
-            wait_for(lambda: list(state_dir.glob("*.json")), timeout=60, what="the ledger", interval=0.1)
-            children = descendants(proc.pid)
-            proc.kill()
-            proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+    with _run_under_way(tmp_path, 4, "120s") as (sim, proc):
+        wait_for(lambda: list(state_dir.glob("*.json")), timeout=60, what="the ledger", interval=0.1)
+        children = descendants(proc.pid)
+        proc.kill()
+        proc.communicate(timeout=30)
         left = wait_for(lambda: _orphans_settled(children), timeout=60, what="Locust to stop", interval=0.1)
         assert any("redis-server" in name for name in left), left  # the run's redis-server is orphaned, still up
         run_dir = the_run_dir(tmp_path)

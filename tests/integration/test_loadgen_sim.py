@@ -23,7 +23,7 @@ from loadgen.config import PhaseCommand, TargetConfig, WorkerConfig
 from loadgen.local import LocalWorker
 from loadgen.records import RequestRecord
 from loadgen.spec import SamplingParams
-from tests.factories import worker_config
+from tests.factories import synthetic_workload, worker_config
 from tests.fixtures.simulator import SimulatorHandle, run_simulator
 from tests.fixtures.waiting import wait_for
 
@@ -50,17 +50,7 @@ def trace_of(sim: SimulatorHandle, records: list[RequestRecord]) -> dict[str, di
 
 def test_ttft_itl_and_tokens_match_the_trace_at_64_streams() -> None:
     with run_simulator(preset="gpu-8b") as sim:
-        cfg = worker_config(
-            sim.base_url,
-            [
-                {
-                    "name": "chat",
-                    "prompt": {"kind": "synthetic", "tokens": 200},
-                    "output": {"kind": "uniform", "min": 16, "max": 112},
-                    "sampling": {"ignore_eos": True},
-                }
-            ],
-        )
+        cfg = worker_config(sim.base_url, [synthetic_workload("chat", 200, {"kind": "uniform", "min": 16, "max": 112})])
         records, stats = run_closed(cfg, users=64, seconds=6)
         trace = trace_of(sim, records)
     ok = [r for r in records if r.ok]
@@ -95,17 +85,7 @@ def test_ttft_itl_and_tokens_match_the_trace_at_64_streams() -> None:
 
 def test_multi_token_chunks_are_accounted_per_token() -> None:
     with run_simulator(config={"tokens_per_chunk": 4}, preset="gpu-8b") as sim:
-        cfg = worker_config(
-            sim.base_url,
-            [
-                {
-                    "name": "chunky",
-                    "prompt": {"kind": "synthetic", "tokens": 50},
-                    "output": 30,
-                    "sampling": {"ignore_eos": True},
-                }
-            ],
-        )
+        cfg = worker_config(sim.base_url, [synthetic_workload("chunky", 50, 30)])
         records, _ = run_closed(cfg, users=4, seconds=2)
         trace = trace_of(sim, records)
     ok = [r for r in records if r.ok]
@@ -126,13 +106,8 @@ def test_retry_after_is_honoured_and_exhausted_retries_fail_with_their_class() -
         cfg = worker_config(
             sim.base_url,
             [
-                {"name": "flaky", "prompt": {"kind": "synthetic", "tokens": 20}, "output": 5},
-                {
-                    "name": "always429",
-                    "prompt": {"kind": "synthetic", "tokens": 20},
-                    "output": 5,
-                    "headers": {"X-Finishline-Fault": "429"},
-                },
+                synthetic_workload("flaky", 20, 5, ignore_eos=False),
+                synthetic_workload("always429", 20, 5, ignore_eos=False, headers={"X-Finishline-Fault": "429"}),
             ],
             retry={"max_attempts": 3, "backoff_initial": 0.05, "jitter": 0.5},
         )
@@ -156,16 +131,7 @@ def test_retry_after_is_honoured_and_exhausted_retries_fail_with_their_class() -
 def test_error_classes_are_recorded_and_users_survive() -> None:
     faults = {"reset": 0.15, "malformed": 0.15, "cut": 0.15, "500": 0.15}
     with run_simulator(config={"faults": {"rates": faults, "after_tokens": 2}, "seed": 1}, preset="gpu-8b") as sim:
-        cfg = worker_config(
-            sim.base_url,
-            [
-                {
-                    "name": "faulty",
-                    "prompt": {"kind": "synthetic", "tokens": 20},
-                    "output": 8,
-                }
-            ],
-        )
+        cfg = worker_config(sim.base_url, [synthetic_workload("faulty", 20, 8, ignore_eos=False)])
         records: list[RequestRecord] = []
         with LocalWorker(cfg, record=records.append) as worker:
             worker.run_phase(PhaseCommand(name="p", mode="closed", users=8), 3)
@@ -182,18 +148,8 @@ def test_error_classes_are_recorded_and_users_survive() -> None:
 
 def test_session_prompts_grow_turn_by_turn() -> None:
     with run_simulator(preset="gpu-8b") as sim:
-        cfg = worker_config(
-            sim.base_url,
-            [
-                {
-                    "name": "chat",
-                    "prompt": {"kind": "synthetic", "tokens": 30},
-                    "output": 10,
-                    "sampling": {"ignore_eos": True},
-                    "session": {"turns": 4, "think_time": {"min": 0.05, "max": 0.1}},
-                }
-            ],
-        )
+        session = {"turns": 4, "think_time": {"min": 0.05, "max": 0.1}}
+        cfg = worker_config(sim.base_url, [synthetic_workload("chat", 30, 10, session=session)])
         records, _ = run_closed(cfg, users=2, seconds=3)
         trace = trace_of(sim, records)
     sessions: dict[str, list[RequestRecord]] = {}
@@ -212,25 +168,13 @@ def test_session_prompts_grow_turn_by_turn() -> None:
 
 def test_chain_passes_outputs_and_fans_out_concurrently() -> None:
     with run_simulator(preset="gpu-8b") as sim:
-        cfg = worker_config(
-            sim.base_url,
-            [
-                {
-                    "name": "agent",
-                    "prompt": {"kind": "synthetic", "tokens": 20},
-                    "output": 12,
-                    "sampling": {"ignore_eos": True},
-                    "chain": {
-                        "steps": [
-                            {"id": "plan", "prompt": "Plan for: {{input}}"},
-                            {"id": "left", "prompt": "Do the left part of {{plan}}", "output": 20},
-                            {"id": "right", "prompt": "Do the right part of {{plan}}", "output": 20},
-                            {"id": "merge", "prompt": "Merge {{left}} with {{right}}"},
-                        ]
-                    },
-                }
-            ],
-        )
+        steps = [
+            {"id": "plan", "prompt": "Plan for: {{input}}"},
+            {"id": "left", "prompt": "Do the left part of {{plan}}", "output": 20},
+            {"id": "right", "prompt": "Do the right part of {{plan}}", "output": 20},
+            {"id": "merge", "prompt": "Merge {{left}} with {{right}}"},
+        ]
+        cfg = worker_config(sim.base_url, [synthetic_workload("agent", 20, 12, chain={"steps": steps})])
         records, _ = run_closed(cfg, users=1, seconds=2.5)
         trace = trace_of(sim, records)
     chains: dict[str, dict[str, RequestRecord]] = {}
@@ -254,17 +198,7 @@ def test_chain_passes_outputs_and_fans_out_concurrently() -> None:
 
 def test_open_loop_poisson_keeps_its_schedule_when_the_server_cannot() -> None:
     with run_simulator(preset="cpu-small") as sim:  # 4 slots at ~70 tok/s: far below 12 req/s x 16 tokens
-        cfg = worker_config(
-            sim.base_url,
-            [
-                {
-                    "name": "burst",
-                    "prompt": {"kind": "synthetic", "tokens": 20},
-                    "output": 16,
-                    "sampling": {"ignore_eos": True},
-                }
-            ],
-        )
+        cfg = worker_config(sim.base_url, [synthetic_workload("burst", 20, 16)])
         records: list[RequestRecord] = []
         with LocalWorker(cfg, record=records.append) as worker:
             phase = PhaseCommand(name="over", mode="open", rate=12, arrival={"kind": "poisson"}, max_concurrency=512)
@@ -285,17 +219,12 @@ def test_open_loop_poisson_keeps_its_schedule_when_the_server_cannot() -> None:
 def test_timeouts_and_connect_errors_are_classified() -> None:
     from coordinator.services.ports import free_port
 
+    # every stream pauses a second: each attempt ends at its timeout
+    stalled = synthetic_workload("stalled", 10, 20, ignore_eos=False, headers={"X-Finishline-Fault": "stall:1"})
     with run_simulator(preset="gpu-8b") as sim:
         cfg = worker_config(
             sim.base_url,
-            [
-                {
-                    "name": "stalled",
-                    "prompt": {"kind": "synthetic", "tokens": 10},
-                    "output": 20,
-                    "headers": {"X-Finishline-Fault": "stall:1"},
-                }
-            ],
+            [stalled],
             retry={"attempt_timeout": 0.3, "max_attempts": 2, "backoff_initial": 0.01},
         )
         records, _ = run_closed(cfg, users=2, seconds=1.5)
@@ -305,14 +234,7 @@ def test_timeouts_and_connect_errors_are_classified() -> None:
         # the overall deadline stops retrying and shortens the last attempt
         cfg = worker_config(
             sim.base_url,
-            [
-                {
-                    "name": "stalled",
-                    "prompt": {"kind": "synthetic", "tokens": 10},
-                    "output": 20,
-                    "headers": {"X-Finishline-Fault": "stall:1"},
-                }
-            ],
+            [stalled],
             retry={"attempt_timeout": 0.3, "max_attempts": 10, "backoff_initial": 0.05, "jitter": 0, "deadline": 0.5},
         )
         records, _ = run_closed(cfg, users=1, seconds=1.5)
@@ -322,7 +244,7 @@ def test_timeouts_and_connect_errors_are_classified() -> None:
     nobody = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     cfg = worker_config(
         nobody,
-        [{"name": "void", "prompt": {"kind": "synthetic", "tokens": 10}, "output": 5}],
+        [synthetic_workload("void", 10, 5, ignore_eos=False)],
         retry={"max_attempts": 2, "backoff_initial": 0.01},
     )
     records, stats = run_closed(cfg, users=1, seconds=0.5)

@@ -20,27 +20,19 @@ from prometheus_client import start_http_server
 from coordinator.bridge.consumer import Bridge, BridgeOptions
 from coordinator.services.redis_server import RedisServer
 from dashboards import names as n
-from dashboards.prometheus_config import PrometheusPlan, ScrapeTarget, build_config, write_config
+from dashboards.prometheus_config import PrometheusPlan, build_config, write_config
 from dashboards.rules import alerts
 from loadgen import metrics
 from loadgen.samples import WorkerSample
 from loadgen.stream import SampleWriter, stream_keys
-from tests.factories import random_record
+from tests.factories import prometheus_plan, random_record
 from tests.fixtures.services import promtool, write_records
 from tests.fixtures.waiting import wait_for
-from tests.paths import ROOT
-
-RULES = ROOT / "dashboards" / "prometheus"
+from tests.paths import RULES
 
 
 def test_a_generated_config_passes_promtool_check(tmp_path: Path) -> None:
-    plan = PrometheusPlan(
-        run_id="r1",
-        target="sim",
-        bridges=["127.0.0.1:9001", "127.0.0.1:9002"],
-        servers=[ScrapeTarget(base_url="http://127.0.0.1:8000", kind="vllm")],
-        rule_files=[str(RULES / "recording_rules.yml")],
-    )
+    plan = prometheus_plan()
     path = write_config(plan, tmp_path / "prometheus.yml")
     result = promtool("check", "config", str(path))
     assert result.returncode == 0, result.stdout + result.stderr

@@ -9,9 +9,7 @@ from pathlib import Path
 import yaml
 
 from coordinator.scenario.loader import validate_file
-from tests.paths import ROOT
-
-RULES = ROOT / "dashboards" / "prometheus"
+from tests.paths import ROOT, RULES
 
 
 def test_prometheus_scrapes_the_stack_with_the_projects_rules() -> None:

@@ -160,7 +160,7 @@ def test_simulator_settings_are_checked_with_the_preset_and_written_for_the_simu
     assert command[command.index("--preset") + 1] == "cpu-small"
     with pytest.raises(ValueError, match=r"output_tokens\.min must not exceed"):
         SimulatorTarget(kind="simulator", settings={"output_tokens": {"min": 10, "max": 5}})
-    with pytest.raises(ValueError, match="unknown preset 'fast'"):
+    with pytest.raises(ValueError, match="no simulator preset 'fast'"):
         SimulatorTarget(kind="simulator", preset="fast")
     without = SimulatorProcess(SimulatorTarget(kind="simulator", config=config))
     without.port = 1

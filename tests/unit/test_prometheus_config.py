@@ -6,20 +6,13 @@ That promtool accepts it, and a real prometheus scraping through it, are in
 
 from __future__ import annotations
 
-from dashboards.prometheus_config import PrometheusPlan, ScrapeTarget, build_config
-from tests.paths import ROOT
-
-RULES = ROOT / "dashboards" / "prometheus"
+from dashboards.prometheus_config import build_config
+from tests.factories import prometheus_plan
+from tests.paths import RULES
 
 
 def test_config_labels_every_target_with_run_and_target() -> None:
-    plan = PrometheusPlan(
-        run_id="r1",
-        target="sim",
-        bridges=["127.0.0.1:9001", "127.0.0.1:9002"],
-        servers=[ScrapeTarget(base_url="http://127.0.0.1:8000", kind="vllm")],
-        rule_files=[str(RULES / "recording_rules.yml")],
-    )
+    plan = prometheus_plan()
     config = build_config(plan)
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}
     assert jobs["finishline-bridge"]["static_configs"][0]["targets"] == ["127.0.0.1:9001", "127.0.0.1:9002"]

@@ -54,6 +54,29 @@ def test_errors_by_class_and_retries_and_latency_over_successes_only() -> None:
     assert g.latency_ms.ttft.n == 9  # failed requests have no latency
 
 
+def test_failure_aware_percentiles_count_a_failure_as_infinitely_slow() -> None:
+    rng = random.Random(3)
+    ttfts = [rng.uniform(0.01, 0.5) for _ in range(950)]
+    ok = [record(t0=100 + i * 0.01, ttft=t) for i, t in enumerate(ttfts)]
+    failed = [record(t0=200 + i * 0.01, error=rng.choice(["timeout", "http_5xx"])) for i in range(50)]  # 5%
+    cancelled = [record(t0=300, error="cancelled")]  # the run stopped: not the server's failure
+    g = summarize([*ok, *failed, *cancelled]).all
+    adjusted, plain = g.latency_ms_failure_aware, g.latency_ms
+    assert adjusted is not None and adjusted.ttft.n == 1000 and adjusted.ttft.failed == 50
+    # numpy over the successes and 50 values of +inf, independently
+    expected = np.percentile(np.array(ttfts + [np.inf] * 50) * 1000, [50, 90])
+    assert adjusted.ttft.p50 == pytest.approx(expected[0]) and adjusted.ttft.p90 == pytest.approx(expected[1])
+    assert adjusted.ttft.p90 > plain.ttft.p90  # type: ignore[operator]
+    assert adjusted.ttft.p99 is None and plain.ttft.p99 is not None  # p99 falls among the failures
+
+    none_failed = summarize(ok).all
+    assert none_failed.latency_ms_failure_aware is not None
+    for metric, stats in none_failed.latency_ms_failure_aware.items():
+        assert stats.failed == 0
+        for q in (50, 90, 95, 99, 99.9):
+            assert stats.at(q) == none_failed.latency_ms.get(metric).at(q)
+
+
 def test_goodput_counts_requests_meeting_every_slo() -> None:
     records = [record(ttft=t) for t in (0.05, 0.08, 0.2, 0.3)] + [record(error="timeout")]
     slo = Slo(ttft_ms=100, percentile=50)

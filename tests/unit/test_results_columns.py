@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
-import random
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -19,67 +17,13 @@ from coordinator.results.summarize import summarize
 from coordinator.results.table import write_csv
 from coordinator.run.progress import ProgressModel
 from loadgen import metrics
-from loadgen.records import Attempt, RequestRecord
+from loadgen.records import RequestRecord
 from tests.factories import record as make_record
-
-
-def _attempt(rng: random.Random, number: int, sent: float, error: str | None) -> Attempt:
-    n = rng.randint(0, 12) if error is None else rng.randint(0, 3)
-    offsets = sorted(rng.randint(1_000, 900_000) for _ in range(n))
-    counts = [rng.choice([1, 1, 1, 2, 3, 0]) for _ in range(n)]
-    if rng.random() < 0.2:  # counts missing or extra, as a broken or older writer might leave them
-        counts = counts[: rng.randint(0, n)] if rng.random() < 0.5 else [*counts, 5]
-    tokens = sum(max(c, 1) for c in counts) if error is None else None
-    return Attempt(
-        number=number,
-        sent=sent,
-        end=sent + rng.uniform(0.1, 1.0),
-        status=200 if error is None else 429,
-        error=error,
-        first_token=sent + offsets[0] / 1e6 if offsets and rng.random() < 0.95 else None,
-        chunk_us=offsets,
-        chunk_tokens=counts,
-        prompt_tokens=rng.randint(10, 500),
-        output_tokens=tokens,
-        retry_wait=rng.uniform(0, 0.1) if number > 1 else 0.0,
-    )
-
-
-def random_records(n: int, seed: int = 1) -> list[RequestRecord]:
-    """Several phases and workloads, retries, failures of several classes, a request without attempts."""
-    rng = random.Random(seed)
-    records = []
-    for i in range(n):
-        t0 = 100.0 + i * 0.01
-        attempts = []
-        for k in range(rng.choice([1, 1, 1, 2, 3])):
-            error = rng.choice([None, None, None, "http_429", "http_5xx", "timeout"])
-            attempts.append(_attempt(rng, k + 1, t0 + 0.001 + k * 0.2, error))
-            if error is None:
-                break
-        if rng.random() < 0.01:
-            attempts = []  # cancelled before it was sent
-        records.append(
-            RequestRecord(
-                id=uuid.uuid4().hex,
-                run_id="r",
-                worker="w:1",
-                phase=rng.choice(["warm", "steady", "burst"]),
-                workload=rng.choice(["chat", "rag", "code"]),
-                api="chat",
-                stream=True,
-                scheduled=t0,
-                started=t0 + rng.uniform(0, 0.001),
-                end=attempts[-1].end if attempts else t0,
-                wall_time=0.0,
-                attempts=attempts,
-            )
-        )
-    return records
+from tests.factories import varied_records
 
 
 def test_itl_over_many_attempts_is_itl_value_for_value() -> None:
-    records = random_records(400)
+    records = varied_records(400)
     attempts = [r.final for r in records if r.attempts]
     offsets = np.array([us for a in attempts for us in a.chunk_us], dtype=np.int64)
     padded = [(list(a.chunk_tokens) + [0] * len(a.chunk_us))[: len(a.chunk_us)] for a in attempts]
@@ -97,7 +41,7 @@ def test_itl_over_many_attempts_is_itl_value_for_value() -> None:
 
 
 def test_the_summary_over_the_columns_is_numpy_over_the_records(tmp_path: Path) -> None:
-    records = random_records(3000)
+    records = varied_records(3000)
     path = tmp_path / "records.jsonl.gz"
     with gzip.open(path, "wb") as fh:
         for rec in records:

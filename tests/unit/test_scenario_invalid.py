@@ -30,6 +30,12 @@ CASES: list[tuple[str, str, str, str]] = [
     ("empty phases", edited_scenario("phases", []), "phases", "at least 1"),
     ("unknown target kind", edited_scenario("target.kind", "ftp"), "target.kind", "unknown kind 'ftp'"),
     (
+        "unknown simulator preset",
+        edited_scenario("target", {"kind": "simulator", "preset": "gpu-80b"}),
+        "target.preset",
+        "no simulator preset 'gpu-80b'; use one of gpu-8b, cpu-small, instant",
+    ),
+    (
         "phase without end",
         edited_scenario("phases.0", {"name": "s", "users": 2}),
         "phases[0]",

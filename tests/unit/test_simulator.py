@@ -107,6 +107,10 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
     loop.close()
 
 
+# Every step takes 10 ms whatever it holds: the time of a schedule is its number of steps.
+TEN_MS_STEPS = {"step_overhead_s": 0.01, "prefill_token_s": 0.0, "decode_seq_s": 0.0, "context_token_s": 0.0}
+
+
 def make_engine(**overrides: object) -> tuple[Engine, list[tuple[float, Sequence]]]:
     cfg = build_config("gpu-8b", overrides)
     out: list[tuple[float, Sequence]] = []
@@ -164,9 +168,7 @@ def test_step_time_model_and_one_token_per_decode_step(loop: asyncio.AbstractEve
 
 
 def test_max_num_seqs_bounds_the_batch(loop: asyncio.AbstractEventLoop) -> None:
-    engine, _ = make_engine(
-        max_num_seqs=4, step_overhead_s=0.01, prefill_token_s=0.0, decode_seq_s=0.0, context_token_s=0.0
-    )
+    engine, _ = make_engine(max_num_seqs=4, **TEN_MS_STEPS)
     seqs = [seq(loop, 10, 5, f"s{i}") for i in range(8)]
     for s in seqs:
         engine.submit(s)
@@ -177,14 +179,7 @@ def test_max_num_seqs_bounds_the_batch(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def test_chunked_prefill_spreads_a_long_prompt(loop: asyncio.AbstractEventLoop) -> None:
-    engine, _ = make_engine(
-        max_num_batched_tokens=64,
-        step_overhead_s=0.01,
-        prefill_token_s=0.0,
-        decode_seq_s=0.0,
-        context_token_s=0.0,
-        enable_prefix_caching=False,
-    )
+    engine, _ = make_engine(max_num_batched_tokens=64, enable_prefix_caching=False, **TEN_MS_STEPS)
     a = seq(loop, 200, 1)
     engine.submit(a)
     run(engine)
