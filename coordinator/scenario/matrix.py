@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from coordinator.results.matrix import MatrixValue
-from loadgen.errors import field_problems
+from loadgen.errors import field_path, field_problems
 
 if TYPE_CHECKING:  # a variant is a scenario; the scenario's matrix field is checked here
     from coordinator.scenario.models import Scenario
@@ -133,9 +133,9 @@ def set_path(data: dict[str, Any], axis: str, value: MatrixValue) -> None:
             raise MatrixError(axis, f"{here} is a value ({node!r}), not a mapping or a list; shorten the path")
 
 
-def _data_path(data: Any, loc: tuple[int | str, ...]) -> tuple[str, ...]:
+def _data_path(data: Any, loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     """pydantic's location as a path in ``data``: the union tags and validator names it adds left out."""
-    out: list[str] = []
+    out: list[int | str] = []
     node = data
     for part in loc:
         inside = isinstance(node, dict) and part in node
@@ -144,16 +144,17 @@ def _data_path(data: Any, loc: tuple[int | str, ...]) -> tuple[str, ...]:
         elif isinstance(node, dict) and node.get("kind") == part:  # a union's tag, not in the file
             continue
         elif isinstance(node, dict | list):  # a missing key, or one pydantic named
-            out.append(str(part))
+            out.append(part)
             break
         else:
             break
-        out.append(str(part))
+        out.append(part)
     return tuple(out)
 
 
-def _blame(axes: Sequence[str], path: tuple[str, ...]) -> str | None:
-    """The axis a problem at ``path`` comes from: the one leading to it or lying under it."""
+def _blame(axes: Sequence[str], loc: tuple[int | str, ...]) -> str | None:
+    """The axis a problem at ``loc`` (a path in the data) comes from: the one leading to it or lying under it."""
+    path = tuple(str(part) for part in loc)
     for axis in axes:
         parts = tuple(axis.split("."))
         if path[: len(parts)] == parts or parts[: len(path)] == path:
@@ -180,7 +181,7 @@ def variants(scenario: Scenario) -> list[Variant]:
             problem = field_problems(exc)[0]
             path = _data_path(data, problem.loc)
             blamed = _blame(list(values), path)
-            shown = ".".join(path) or "(top level)"
+            shown = field_path(path)
             said = problem.message if ";" in problem.message else f"{problem.message}; change the value or the path"
             if blamed is None:
                 raise MatrixError(None, f"variant {name} gives {shown}: {said}") from None
