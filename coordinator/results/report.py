@@ -16,7 +16,7 @@ from coordinator import registry
 from coordinator.results import figures
 from coordinator.results.columns import Mask, RecordColumns, as_columns
 from coordinator.results.files import write_atomic
-from coordinator.results.outcome import Outcome
+from coordinator.results.outcome import Outcome, RunOutcome
 from coordinator.results.summary import ALL, GroupSummary, LatencyStats, Summary
 from loadgen import metrics
 from loadgen.records import OK, RequestRecord
@@ -50,10 +50,16 @@ def verdict(summary: Summary) -> str:
     outcome = summary.outcome
     if outcome is None:  # a summary written before outcomes existed
         return ""
+    return verdict_banner(outcome)
+
+
+def verdict_banner(outcome: RunOutcome, headline: str | None = None) -> str:
+    """An outcome's banner: its headline (or ``headline``), its exit code, and every reason when
+    there are several."""
     tone = "ok" if outcome.outcome is Outcome.OK else "bad"
     reasons = "".join(f"<li>{_e(r)}</li>" for r in outcome.reasons)
     return (
-        f'<div class="banner verdict {tone}" id="verdict"><b>{_e(outcome.headline)}</b> '
+        f'<div class="banner verdict {tone}" id="verdict"><b>{_e(headline or outcome.headline)}</b> '
         f'<span class="note">(exit code {outcome.exit_code})</span>'
         + (f"<ul>{reasons}</ul>" if len(outcome.reasons) > 1 else "")
         + "</div>"
@@ -378,3 +384,11 @@ def write_failure_report(path: Path, reason: str) -> Path:
         + "</body></html>"
     )
     return write_atomic(path, page)
+
+
+def html_page(title: str, *body: str) -> str:
+    """A whole self-contained page in the report's style, ``body`` in order (a matrix's report)."""
+    return (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
+        f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>\n" + "\n".join(b for b in body if b) + "</body></html>"
+    )

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from coordinator.scenario.commands import checked_scenario
+from coordinator.scenario.models import Scenario
 
 EXIT_CODES_HELP = """
 \b
@@ -33,7 +34,8 @@ Example:
 @click.option("--workers", type=click.IntRange(1, 64), help="Overrides the number of Locust workers.")
 @click.option("--no-live", is_flag=True, help="Plain progress lines instead of the live table.")
 def run(scenario_file: Path, web: bool, output_dir: Path | None, workers: int | None, no_live: bool) -> None:
-    """Run a scenario: Locust master and workers, phases in order, results in a run directory."""
+    """Run a scenario: Locust master and workers, phases in order, results in a run directory. A
+    scenario with a matrix: one such run per variant, then the variants side by side."""
     from coordinator.results.outcome import Outcome
     from coordinator.run.progress import fmt_ms
     from coordinator.run.runner import run_scenario
@@ -44,6 +46,12 @@ def run(scenario_file: Path, web: bool, output_dir: Path | None, workers: int | 
     if workers is not None:
         overrides["workers"] = workers
     scenario = checked_scenario(scenario_file, overrides)
+    if scenario.matrix:
+        if web:
+            raise click.UsageError("--web drives one run; a scenario with a matrix runs one per variant")
+        clean_abandoned()
+        run_variants(scenario, scenario_file, live=False if no_live else None)
+        return
     clean_abandoned()
     result = run_scenario(scenario, scenario_file, web=web, live=False if no_live else None)
     summary, outcome = result.summary, result.outcome
@@ -63,6 +71,21 @@ def run(scenario_file: Path, web: bool, output_dir: Path | None, workers: int | 
         click.echo(f"  (details in {result.run_dir / 'logs'}; records so far are kept)", err=True)
     click.echo(f"finishline: {outcome.headline} (exit {outcome.exit_code})")
     click.get_current_context().exit(outcome.exit_code)
+
+
+def run_variants(scenario: Scenario, scenario_file: Path, live: bool | None) -> None:
+    """Every variant of the matrix, then the variants side by side and the worst one's exit code."""
+    from coordinator.results.matrix import MATRIX_FILE, text_table
+    from coordinator.run.matrix import run_matrix
+
+    done = run_matrix(scenario, scenario_file, live=live, notify=lambda line: click.echo(f"finishline: {line}"))
+    result = done.result
+    click.echo(text_table(result))
+    click.echo(f"matrix directory: {done.matrix_dir} ({MATRIX_FILE}; report: {done.matrix_dir / 'report.html'})")
+    for reason in result.outcome.reasons[1:]:
+        click.echo(f"  also: {reason}", err=True)
+    click.echo(f"finishline: {result.headline} (exit {result.outcome.exit_code})")
+    click.get_current_context().exit(result.outcome.exit_code)
 
 
 def clean_abandoned() -> None:

@@ -63,6 +63,7 @@ class RunResult:
     summary: Summary | None
     reason: str | None = None
     outcome: RunOutcome | None = None  # decides the exit code; None only for bad input (exit 2)
+    signalled: bool = False  # SIGINT or SIGTERM arrived, even during teardown (a matrix starts no more runs)
 
     @property
     def exit_code(self) -> int:
@@ -110,11 +111,14 @@ class Run:
         web: bool = False,
         live: bool | None = None,
         run_id: str | None = None,
+        run_dir: Path | None = None,
     ) -> None:
+        """``run_dir``: where its results go (default ``output_dir/run_id``; a matrix's variants go
+        under the matrix's directory)."""
         self.scenario = scenario
         self.web = web
         run_id = run_id or new_run_id(scenario.name)
-        run_dir = Path(scenario.output_dir) / run_id
+        run_dir = run_dir or Path(scenario.output_dir) / run_id
         self.ctx = RunContext(run_id=run_id, scenario=scenario, scenario_path=scenario_path, run_dir=run_dir)
         self.plan: Plan = build_plan(scenario)
         self.display = ProgressDisplay(f"finishline {scenario.name} ({run_id})", live=live)
@@ -210,7 +214,9 @@ class Run:
             self._restore_signals()
         if user_error is not None:
             raise user_error
-        return RunResult(ctx.run_id, ctx.run_dir, ending.status, summary, ending.reason, outcome)
+        return RunResult(
+            ctx.run_id, ctx.run_dir, ending.status, summary, ending.reason, outcome, signalled=self._interrupts > 0
+        )
 
     def _log_error(self) -> None:
         """The traceback goes to the run's log, the one-line reason to the user."""

@@ -15,7 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import yaml
+
 from coordinator import registry
+from coordinator.results.files import write_atomic
 from coordinator.scenario.targets import SimulatorTarget, TargetSpec, UrlTarget
 from coordinator.services.ports import free_port
 from coordinator.services.process import NotReady, http_ok, start_process, stop_process
@@ -80,6 +83,7 @@ class SimulatorProcess:
 
     TRACE_FILE = "simulator_trace.jsonl"
     LOG_FILE = "simulator.log"
+    CONFIG_FILE = "simulator_config.yaml"  # the config file and the inline settings, merged, as it ran
 
     def __init__(
         self, spec: SimulatorTarget, run_id: str = "", run_dir: Path | None = None, startup_timeout: float = 30.0
@@ -93,10 +97,14 @@ class SimulatorProcess:
 
     def command(self, run_dir: Path) -> list[str]:
         assert self.port is not None, "start() chooses the port"
+        config = self.spec.config
+        if self.spec.settings is not None:  # one file: the config file's keys with the settings over them
+            config = run_dir / self.CONFIG_FILE
+            write_atomic(config, yaml.safe_dump(self.spec.overrides(), sort_keys=False))
         return simulator_command(
             self.port,
             preset=self.spec.preset or None,
-            config=self.spec.config,
+            config=config,
             trace=run_dir / self.TRACE_FILE if self.spec.trace else None,
             model=self.spec.model,  # it serves the name the requests carry
         )

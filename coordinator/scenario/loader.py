@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from coordinator.scenario.matrix import MatrixError, variants
 from coordinator.scenario.models import Scenario
 from loadgen.errors import UserError, field_problems
 from loadgen.prompts import load_source
@@ -78,19 +79,36 @@ def problems_from_validation(exc: ValidationError, root: yaml.Node | None, file:
     return out
 
 
+def _resolved(value: Any, base: Path) -> Any:
+    if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+        return str(base / value)
+    return value
+
+
 def _resolve_paths(data: Any, base: Path) -> Any:
     """Make relative file paths relative to the scenario file's directory (not the shell's)."""
     if isinstance(data, dict):
-        out = {}
-        for key, value in data.items():
-            if key in _PATH_KEYS and isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
-                out[key] = str(base / value)
-            else:
-                out[key] = _resolve_paths(value, base)
-        return out
+        return {
+            key: _resolved(value, base) if key in _PATH_KEYS and isinstance(value, str) else _resolve_paths(value, base)
+            for key, value in data.items()
+        }
     if isinstance(data, list):
         return [_resolve_paths(v, base) for v in data]
     return data
+
+
+def _resolve_matrix(data: dict[Any, Any], base: Path) -> dict[Any, Any]:
+    """The matrix's values of an axis ending in a path key (``target.config``), resolved the same way."""
+    matrix = data.get("matrix")
+    if not isinstance(matrix, dict):
+        return data
+    resolved = {
+        axis: [_resolved(v, base) for v in values]
+        if isinstance(axis, str) and axis.rsplit(".", 1)[-1] in _PATH_KEYS and isinstance(values, list)
+        else values
+        for axis, values in matrix.items()
+    }
+    return {**data, "matrix": resolved}
 
 
 def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
@@ -150,11 +168,22 @@ def parse(
     if not isinstance(data, dict):
         return None, [Problem(file, 1, "", "a scenario is a mapping of keys (name, target, workloads, phases)")], data
     try:
-        scenario = Scenario.model_validate({**_resolve_paths(data, base), **(overrides or {})})
+        scenario = Scenario.model_validate({**_resolve_matrix(_resolve_paths(data, base), base), **(overrides or {})})
     except ValidationError as exc:
         return None, problems_from_validation(exc, root, file), data
-    problems = data_problems(scenario, root, file)
+    problems = data_problems(scenario, root, file) or matrix_problems(scenario, root, file)
     return (None if problems else scenario), problems, data
+
+
+def matrix_problems(scenario: Scenario, root: yaml.Node | None, file: str) -> list[Problem]:
+    """The first variant of the matrix that is not a valid scenario, at its axis's line."""
+    try:
+        variants(scenario)
+    except MatrixError as exc:
+        loc: tuple[str, ...] = ("matrix",) if exc.axis is None else ("matrix", exc.axis)
+        field = "matrix" if exc.axis is None else f"matrix.{exc.axis}"
+        return [Problem(file, _line_of(root, loc), field, exc.message)]
+    return []
 
 
 def validate_file(path: str | Path, overrides: dict[str, Any] | None = None) -> tuple[Scenario | None, list[Problem]]:

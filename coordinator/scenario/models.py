@@ -12,12 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from coordinator import registry
+from coordinator.results.matrix import MatrixValue
 from coordinator.results.outcome import Checks
 from coordinator.results.selfcheck import SelfCheckLimits
 from coordinator.results.slo import Slo
+from coordinator.scenario.matrix import check_axes
 from coordinator.scenario.phases import PhaseSpec, default_kind
 from coordinator.scenario.targets import TargetSpec
 from loadgen.spec import RetryPolicy, Spec, WorkloadSpec, check_unique
@@ -70,6 +72,18 @@ class Scenario(Spec):
     metrics: MetricsSection = MetricsSection()
     selfcheck: SelfCheckLimits = SelfCheckLimits()
     checks: Checks = Checks()
+    matrix: dict[str, Annotated[list[MatrixValue], Field(min_length=1)]] = Field(
+        default_factory=dict,
+        description="run the workloads and phases against each variant of the target: dotted paths into this "
+        "scenario (target.settings.max_num_seqs, target.environment.LLAMA_PARALLEL, target.memory, phases.0.users) "
+        "to the values each takes; every combination is a run of its own (docs/scenario.md, Matrix)",
+    )
+
+    @field_validator("matrix")
+    @classmethod
+    def _axes(cls, matrix: dict[str, list[MatrixValue]]) -> dict[str, list[MatrixValue]]:
+        check_axes(matrix)
+        return matrix
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
@@ -86,6 +100,8 @@ class Scenario(Spec):
     def redacted(self) -> dict[str, Any]:
         """The scenario as run, for the run directory: never holds a secret (keys stay in the env)."""
         data = self.model_dump(mode="json", exclude_none=True)
+        if not data.get("matrix"):  # most scenarios have none: say nothing about it
+            data.pop("matrix", None)
         headers = data.get("target", {}).get("headers")
         if headers:
             data["target"]["headers"] = dict.fromkeys(headers, "<redacted>")

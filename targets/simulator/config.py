@@ -119,11 +119,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override``'s keys over it, mapping by mapping (a fault rate set leaves the others)."""
     out = dict(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = merge(out[key], value)
         else:
             out[key] = value
     return out
@@ -133,7 +134,7 @@ def build_config(preset: str = "gpu-8b", overrides: dict[str, Any] | None = None
     """The preset's values overridden by ``overrides`` (raises ValueError / ValidationError)."""
     if preset not in PRESETS:
         raise ValueError(f"--preset: unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
-    return SimulatorConfig.model_validate(_merge(PRESETS[preset], overrides or {}))
+    return SimulatorConfig.model_validate(merge(PRESETS[preset], overrides or {}))
 
 
 def load_overrides(path: Path) -> dict[str, Any]:

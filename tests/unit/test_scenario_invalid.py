@@ -108,6 +108,27 @@ CASES: list[tuple[str, str, str, str]] = [
         "phases[0]",
         "step_duration and/or step_requests",
     ),
+    # a matrix: each variant is validated as a whole scenario, the problem named at its axis
+    (
+        "matrix value out of range",
+        VALID_SCENARIO + "matrix: {target.read_timeout: [5, 0]}\n",
+        "matrix.target.read_timeout",
+        "0 gives target.read_timeout: Input should be greater than 0",
+    ),
+    (
+        "matrix path to an unknown key",
+        VALID_SCENARIO + "matrix: {target.read_timeot: [5]}\n",
+        "matrix.target.read_timeot",
+        "unknown key",
+    ),
+    (
+        "matrix index past the list",
+        VALID_SCENARIO + "matrix: {phases.1.users: [1, 2]}\n",
+        "matrix.phases.1.users",
+        "phases is a list of 1",
+    ),
+    ("matrix of the name", VALID_SCENARIO + "matrix: {name: [a, b]}\n", "matrix", "cannot vary the scenario's name"),
+    ("matrix axis without values", VALID_SCENARIO + "matrix: {workers: []}\n", "matrix.workers", "at least 1"),
     ("not a mapping", "- just\n- a list\n", "", "mapping of keys"),
     ("broken YAML", "name: [unclosed\n", "", "not valid YAML"),
 ]
