@@ -191,7 +191,8 @@ def report(samples: list[Sample], args: argparse.Namespace, load_ends: float | N
     print("    t   records    xlen redis_used " + " ".join(f"{x[:9]:>9}" for x in labels) + "  load")
     for s in samples:
         print(_row(s, labels))
-    loaded = [s for s in samples if load_ends is None or s.t <= load_ends + 1]
+    # while the master is up: a sample taken as the run winds down has no workers left to compare
+    loaded = [s for s in samples if (load_ends is None or s.t <= load_ends + 1) and "master" in s.rss]
     after = [s for s in loaded if s.t >= args.warmup]
     if len(after) < 2:
         print("too few samples after the warm-up to measure growth")

@@ -29,7 +29,7 @@ from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 from geventhttpclient.url import URL
 
 from loadgen.config import TargetConfig
-from loadgen.corpus import estimate_tokens
+from loadgen.corpus import count_tokens
 from loadgen.records import Attempt, ErrorClass
 from loadgen.spec import SamplingParams
 from loadgen.sse import StreamParser
@@ -389,7 +389,7 @@ class EndpointClient:
         attempt.output_tokens = usage.get("completion_tokens")
         attempt.cached_tokens = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
         if attempt.output_tokens is None:
-            attempt.output_tokens = count(text) if count is not None else estimate_tokens(text)
+            attempt.output_tokens = count(text) if count is not None else count_tokens(text)
             attempt.tokens_estimated = count is None
         if not text:
             attempt.error = ErrorClass.EMPTY.value

@@ -16,8 +16,8 @@ import uuid
 import gevent
 import gevent.event
 
-from loadgen.corpus import estimate_tokens
-from loadgen.prompts import Conversation, Message, PromptFactory, estimated_prompt_tokens
+from loadgen.corpus import count_tokens, estimate_tokens
+from loadgen.prompts import Conversation, Message, PromptFactory
 from loadgen.request import LogicalRequest, Requester, Scheduling
 from loadgen.spec import CHAIN_INPUT, TEMPLATE_REF, ChainSpec, ChainStep, SessionSpec
 
@@ -40,14 +40,16 @@ def run_unit(requester: Requester, factory: PromptFactory, unit: Scheduling) -> 
     return record.ok
 
 
-def _trim_history(messages: list[Message], limit: int | None) -> None:
-    """Drop the oldest turns (never the system message or the newest user turn) beyond ``limit`` tokens."""
+def _trim_history(messages: list[Message], counts: list[int], limit: int | None) -> None:
+    """Drop the oldest turns (never the system message or the newest user turn) beyond ``limit`` tokens;
+    ``counts`` holds each message's estimated tokens and loses the same entries."""
     if limit is None:
         return
     first = 1 if messages and messages[0]["role"] == "system" else 0
-    total = estimated_prompt_tokens(messages)
+    total = sum(counts)
     while len(messages) - first > 1 and total > limit:
-        total -= estimate_tokens(messages.pop(first)["content"])
+        messages.pop(first)
+        total -= counts.pop(first)
 
 
 def _later(requester: Requester, unit: Scheduling, rng: random.Random) -> Scheduling:
@@ -65,6 +67,10 @@ def run_session(
     if factory.items is not None and factory.source.kind == "sharegpt":
         turns = min(turns, 1 + len(conv.followups))  # replay the recorded conversation, no more
     messages = conv.messages
+    # Each message's count, taken once when it joins the history: the estimate of every turn's
+    # prompt sums them, rather than counting the whole history again (loadgen.corpus remembers
+    # only recent texts).
+    counts = [estimate_tokens(m["content"]) for m in messages]
     max_tokens = conv.max_tokens
     turn_unit = unit
     for turn in range(turns):
@@ -75,14 +81,23 @@ def run_session(
             else:
                 text, reference = factory.user_turn(rng), None
             messages.append({"role": "user", "content": text})
-            _trim_history(messages, session.max_history_tokens)
+            counts.append(estimate_tokens(text))
+            _trim_history(messages, counts, session.max_history_tokens)
             max_tokens = factory.max_tokens(rng, reference)
             turn_unit = _later(requester, unit, rng)
-        request = LogicalRequest(list(messages), max_tokens, session_id=session_id, step=str(turn + 1), want_text=True)
+        request = LogicalRequest(
+            list(messages),
+            max_tokens,
+            session_id=session_id,
+            step=str(turn + 1),
+            want_text=True,
+            estimated_tokens=sum(counts),
+        )
         record, reply = requester.send(turn_unit, request)
         if not record.ok:
             return False
         messages.append({"role": "assistant", "content": reply or ""})
+        counts.append(count_tokens(reply or ""))
     return True
 
 

@@ -17,6 +17,7 @@ import functools
 import random
 import re
 from array import array
+from collections import OrderedDict
 from pathlib import Path
 
 DEFAULT_CORPUS = Path(__file__).with_name("data") / "corpus.txt"
@@ -24,25 +25,38 @@ _TOKEN = re.compile(r"[^\W_]+|[^\w\s]|_")
 
 
 class _KnownCounts:
-    """Texts whose count is already known (generated, or counted once), bounded by total size:
-    long prompts would otherwise keep gigabytes alive."""
+    """Token counts of texts already counted (made from pieces of known counts, or scanned once),
+    least recently used first out, bounded by the texts' total size.
 
-    def __init__(self, max_chars: int = 64_000_000) -> None:
+    Every synthetic prompt is a new string, and remembering it keeps it alive after its request
+    ended: without a tight bound each worker of a long run grows by every prompt it sent. Counts are
+    looked up when a request is sent, right after its prompt was made, and shared texts (system
+    prefixes, a dataset's prompts) are looked up again each time they are sent, so a few megabytes
+    hold what is still in use. A text that fell out is scanned again: it costs time, never a wrong
+    count."""
+
+    def __init__(self, max_chars: int = 4_000_000) -> None:
         self.max_chars = max_chars
-        self.counts: dict[str, int] = {}
+        self.counts: OrderedDict[str, int] = OrderedDict()
         self.chars = 0
 
     def get(self, text: str) -> int | None:
-        return self.counts.get(text)
+        tokens = self.counts.get(text)
+        if tokens is not None:
+            self.counts.move_to_end(text)
+        return tokens
 
     def remember(self, text: str, tokens: int) -> None:
         if text in self.counts:
+            self.counts.move_to_end(text)
             return
-        if self.chars + len(text) > self.max_chars:
-            self.counts.clear()
-            self.chars = 0
+        if len(text) > self.max_chars:  # it would push out everything else
+            return
         self.counts[text] = tokens
         self.chars += len(text)
+        while self.chars > self.max_chars:
+            oldest, _ = self.counts.popitem(last=False)
+            self.chars -= len(oldest)
 
 
 _KNOWN = _KnownCounts()

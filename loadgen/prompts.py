@@ -102,7 +102,7 @@ def _sharegpt_items(source: ShareGPTPrompt, where: str) -> list[Conversation]:
                 continue
             reply = turns[i + 1] if i + 1 < len(turns) and isinstance(turns[i + 1], dict) else {}
             reply_text = reply.get("value") if reply.get("from") in ("gpt", "assistant") else None
-            length = estimate_tokens(reply_text) if source.reference_output and isinstance(reply_text, str) else None
+            length = count_tokens(reply_text) if source.reference_output and isinstance(reply_text, str) else None
             humans.append((text, max(1, length) if length is not None else None))
         if humans:
             first, first_len = humans[0]

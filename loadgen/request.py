@@ -71,6 +71,7 @@ class LogicalRequest:
     session_id: str | None = None  # the multi-turn conversation or chain it belongs to
     step: str | None = None  # turn number or chain step id
     want_text: bool = False  # the caller needs the reply (next turn, dependent step)
+    estimated_tokens: int | None = None  # the messages' estimated token count, when the caller keeps it
 
 
 @dataclass
@@ -105,6 +106,11 @@ class Requester:
         prompt: list[Message] | str = messages if workload.api == "chat" else as_completion_prompt(messages)
         body = self.client.body(workload.api, workload.stream, prompt, request.max_tokens, workload.sampling)
         headers = workload.headers or None
+        # Counted now, right after the prompt was made, while its count is surely still known
+        # (loadgen.corpus keeps only recent ones); by the time the record is written it may not be.
+        estimated = request.estimated_tokens
+        if estimated is None:
+            estimated = estimated_prompt_tokens(messages)
         results: list[AttemptResult] = []
 
         def one(number: int, waited: float, timeout: float | None) -> AttemptResult:
@@ -142,13 +148,13 @@ class Requester:
             results.append(AttemptResult(never_sent, cancelled=True))
         finally:
             self.counters.in_flight -= 1
-        record = self._record(unit, request, results, wall)
+        record = self._record(unit, request, results, wall, estimated)
         if results[-1].cancelled:
             raise gevent.GreenletExit
         return record, results[-1].text
 
     def _record(
-        self, unit: Scheduling, request: LogicalRequest, results: list[AttemptResult], wall: float
+        self, unit: Scheduling, request: LogicalRequest, results: list[AttemptResult], wall: float, estimated: int
     ) -> RequestRecord:
         attempts = [r.attempt for r in results]
         messages = request.messages
@@ -178,7 +184,7 @@ class Requester:
             step=request.step,
             user_id=unit.user_id,
             target=self.target,
-            estimated_prompt_tokens=estimated_prompt_tokens(messages),
+            estimated_prompt_tokens=estimated,
         )
         self.record(record)
         return record

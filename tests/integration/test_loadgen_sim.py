@@ -167,6 +167,8 @@ def test_session_prompts_grow_turn_by_turn() -> None:
         turns.sort(key=lambda r: int(r.step or 0))
         prompts = [trace[r.final.response_id]["prompt_tokens"] for r in turns]
         assert all(b > a + 10 for a, b in itertools.pairwise(prompts)), prompts  # history + reply + new turn
+        for k, r in enumerate(turns, 1):  # the estimate sums the counts the session keeps of its history
+            assert r.estimated_prompt_tokens == prompts[k - 1] - 4 * (2 * k - 1) - 3  # less the chat overhead
         gaps = [b.final.sent - a.final.end for a, b in itertools.pairwise(turns)]
         assert all(g >= 0.05 for g in gaps)  # think time between turns
 

@@ -13,9 +13,11 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
+from loadgen import corpus as corpus_module
 from loadgen.client import AttemptResult, parse_retry_after
 from loadgen.config import PhaseCommand, TargetConfig, WorkerConfig
-from loadgen.corpus import Corpus, estimate_tokens
+from loadgen.conversation import _trim_history
+from loadgen.corpus import Corpus, _KnownCounts, estimate_tokens
 from loadgen.errors import UserError, describe_validation_error
 from loadgen.prompts import PromptFactory, estimated_prompt_tokens
 from loadgen.records import Attempt
@@ -191,6 +193,53 @@ def test_long_context_prompts_cost_a_fraction_of_one_scan_and_count_exactly() ->
     corpus = Corpus.load()
     for start in (0, len(corpus) - 3, len(corpus) // 2):  # wrapped windows keep their count too
         assert len(_SCAN.findall(corpus.window(2 * len(corpus) + 5, start))) == 2 * len(corpus) + 5
+
+
+def test_remembered_token_counts_stay_bounded_and_keep_the_texts_in_use() -> None:
+    """Every synthetic prompt is a new string and its count is remembered when it is made: over a
+    long run what is remembered (and so kept alive) stays within the bound, least recently used
+    out first, while a shared prefix looked up by every request stays known."""
+    known = _KnownCounts(max_chars=50_000)
+    corpus = Corpus.load()
+    rng = random.Random(3)
+    prefix = corpus.sample(300, rng)
+    known.remember(prefix, 300)
+    made = 0
+    for _ in range(3000):
+        text = corpus.sample(rng.randint(50, 200), rng)
+        known.remember(text, 7)
+        made += len(text)
+        assert known.get(prefix) == 300  # a hit makes it the most recently used again
+        assert known.get(text) == 7
+        assert known.chars <= known.max_chars
+    assert made > 30 * known.max_chars
+    assert known.chars == sum(len(t) for t in known.counts)
+    known.remember(corpus.text, 1)  # larger than the whole bound: not remembered, nothing pushed out
+    assert known.get(corpus.text) is None and known.get(prefix) == 300
+
+
+def test_prompt_counts_are_exact_after_the_cache_forgot_them() -> None:
+    """A worker's prompts outgrow the module's cache of counts within minutes: the cache stays within
+    its bound, and a prompt whose count it dropped is counted again, to the same number."""
+    w = WorkloadSpec(name="lc", prompt={"kind": "long_context", "tokens": 2000, "question": "Why?"}, output=8)
+    factory = PromptFactory(w, seed=1)
+    rng = random.Random(2)
+    first = factory.conversation(rng).messages
+    made = 0
+    while made < 2 * corpus_module._KNOWN.max_chars:
+        made += len(factory.conversation(rng).messages[-1]["content"])
+        assert corpus_module._KNOWN.chars <= corpus_module._KNOWN.max_chars
+    assert corpus_module._KNOWN.get(first[-1]["content"]) is None
+    assert estimated_prompt_tokens(first) == len(_SCAN.findall(first[-1]["content"])) == 2000 + 2
+
+
+def test_session_history_is_trimmed_by_the_counts_kept_beside_it() -> None:
+    messages = [{"role": "system", "content": "s"}] + [{"role": r, "content": str(i)} for i, r in enumerate("uaua")]
+    counts = [5, 10, 20, 30, 40]
+    _trim_history(messages, counts, 80)
+    assert [m["content"] for m in messages] == ["s", "2", "3"] and counts == [5, 30, 40]
+    _trim_history(messages, counts, 1)  # never the system message nor the newest turn
+    assert [m["content"] for m in messages] == ["s", "3"] and counts == [5, 40]
 
 
 # ---------------------------------------------------------------- chains, phases, config
