@@ -61,6 +61,9 @@ class SimulatorConfig(Strict):
     block_size: int = Field(16, ge=1)
     max_model_len: int = Field(32768, ge=2)
     enable_prefix_caching: bool = True
+    # blocks the prefix cache remembers (default num_kv_blocks, as vLLM's cache lives in the KV
+    # blocks); a smaller number bounds the simulator's memory when num_kv_blocks is huge ("instant")
+    prefix_cache_blocks: int | None = Field(None, ge=1)
     # step time = step_overhead_s + prefill_token_s * prefill tokens
     #           + decode_seq_s * decoding sequences + context_token_s * context tokens in the batch
     step_overhead_s: float = Field(0.009, ge=0)
@@ -111,6 +114,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_num_batched_tokens": 1_000_000,
         "num_kv_blocks": 4_000_000,
         "max_model_len": 1_000_000,
+        "prefix_cache_blocks": 100_000,  # ~15 MB: an hours-long soak does not grow to 600 MB of cache
         "step_overhead_s": 0.0005,
         "prefill_token_s": 0.0,
         "decode_seq_s": 0.0,

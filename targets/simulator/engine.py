@@ -271,5 +271,6 @@ class Engine:
         for h in seq.block_hashes:
             cache[h] = None
             cache.move_to_end(h)
-        while len(cache) > self.config.num_kv_blocks:
+        limit = self.config.prefix_cache_blocks or self.config.num_kv_blocks
+        while len(cache) > limit:
             cache.popitem(last=False)

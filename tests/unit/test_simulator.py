@@ -214,6 +214,18 @@ def test_prefix_cache_skips_prefill_of_a_repeated_prompt(loop: asyncio.AbstractE
     assert second.token_due[0] == pytest.approx(0.004)  # only 4 tokens prefilled
 
 
+def test_the_prefix_cache_remembers_at_most_prefix_cache_blocks(loop: asyncio.AbstractEventLoop) -> None:
+    engine, _ = make_engine(prefix_cache_blocks=10)
+    for i in range(20):  # 20 distinct prompts of 6 full blocks each
+        engine.submit(seq(loop, 100, 1, f"p{i}", block_hashes([f"{i}:{t}" for t in range(100)], 16)))
+        run(engine)
+    assert len(engine.prefix_cache) == 10  # the most recent blocks, however many prompts came
+    again = seq(loop, 100, 1, "last", block_hashes([f"19:{t}" for t in range(100)], 16))
+    engine.submit(again)
+    run(engine)
+    assert again.cached_tokens == 96  # the latest prompt is still cached
+
+
 def test_jitter_is_seeded(loop: asyncio.AbstractEventLoop) -> None:
     def step_times(seed: int, jitter: float) -> list[float]:
         engine, _ = make_engine(jitter=jitter, seed=seed, step_overhead_s=0.01, context_token_s=0.0)
