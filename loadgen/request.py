@@ -24,7 +24,7 @@ from loadgen.client import AttemptResult, EndpointClient
 from loadgen.prompts import Message, as_completion_prompt, estimated_prompt_tokens
 from loadgen.records import Attempt, ErrorClass, RequestRecord
 from loadgen.retry import run_attempts
-from loadgen.spec import RetryPolicy, WorkloadSpec
+from loadgen.spec import RetryPolicy, Tool, WorkloadSpec, tools_body
 
 E2E_TYPE = "POST"
 TTFT_TYPE = "TTFT"
@@ -69,6 +69,20 @@ class LogicalRequest:
     session_id: str | None = None  # the multi-turn conversation or chain it belongs to
     step: str | None = None  # turn number or chain step id
     want_text: bool = False  # the caller needs the reply (next turn, dependent step)
+    tools: list[Tool] | None = None  # sent instead of the workload's (a chain step's own)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the endpoint answered, for a caller that asked (``want_text``): the content's text and
+    each tool call's arguments (JSON text)."""
+
+    text: str = ""
+    tool_arguments: tuple[str, ...] = ()
+
+    def as_input(self) -> str:
+        """The reply as a later step's prompt gets it: the text, then each call's arguments, one a line."""
+        return "\n".join(part for part in (self.text, *self.tool_arguments) if part)
 
 
 @dataclass
@@ -86,13 +100,14 @@ class Requester:
     counters: RequestCounters = field(default_factory=RequestCounters)
     begin: Callable[[], None] | None = None  # told before each logical request is sent (the sink counts it)
 
-    def send(self, unit: Scheduling, request: LogicalRequest) -> tuple[RequestRecord, str | None]:
-        """Send with retries, record, tell Locust; returns the record and (if asked) the reply text."""
+    def send(self, unit: Scheduling, request: LogicalRequest) -> tuple[RequestRecord, Reply | None]:
+        """Send with retries, record, tell Locust; returns the record and (if asked) the reply."""
         workload = unit.workload
         wall = time.time() - (time.monotonic() - unit.scheduled)
         messages = request.messages
         prompt: list[Message] | str = messages if workload.api == "chat" else as_completion_prompt(messages)
-        body = self.client.body(workload.api, workload.stream, prompt, request.max_tokens, workload.sampling)
+        tools = tools_body(request.tools if request.tools is not None else workload.tools)
+        body = self.client.body(workload.api, workload.stream, prompt, request.max_tokens, workload.sampling, tools)
         headers = workload.headers or None
         results: list[AttemptResult] = []
 
@@ -134,7 +149,10 @@ class Requester:
         record = self._record(unit, request, results, wall)
         if results[-1].cancelled:
             raise gevent.GreenletExit
-        return record, results[-1].text
+        last = results[-1]
+        if last.text is None and not last.tool_arguments:
+            return record, None
+        return record, Reply(last.text or "", last.tool_arguments)
 
     def _record(
         self, unit: Scheduling, request: LogicalRequest, results: list[AttemptResult], wall: float
