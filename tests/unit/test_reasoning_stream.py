@@ -6,6 +6,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from coordinator.results.report import percentile_table
+from coordinator.results.summarize import summarize
 from loadgen import metrics
 from loadgen.records import Attempt, RequestRecord
 from loadgen.request import Reply
@@ -176,3 +178,31 @@ def test_tools_in_a_workload_and_a_chain_step_and_a_reply_as_the_next_input() ->
         ChainSpec.model_validate({"steps": [{"id": "a", "prompt": "x", "tools": [{"type": "function"}]}]})
     assert Reply("text", ('{"q": 1}',)).as_input() == 'text\n{"q": 1}'
     assert Reply("", ('{"q": 1}', "{}")).as_input() == '{"q": 1}\n{}'
+
+
+def test_the_summary_and_report_show_the_answer_apart_from_the_reasoning() -> None:
+    thinking = [record(t0=100.0 + i, ttft=0.05, itl=0.01, tokens=10, reasoning=4) for i in range(5)]
+    plain = record(t0=200.0, ttft=0.05, itl=0.01, tokens=10)
+    group = summarize([*thinking, plain]).all
+    assert group.reasoning_tokens == 20 and group.answer_tokens == 40 and group.output_tokens == 60
+    answer = group.latency_ms_answer
+    assert answer is not None
+    ttfot = sorted(1000 * (metrics.ttfot(r.final) or 0) for r in [*thinking, plain])
+    assert answer.ttfot.n == 6 and answer.ttfot.min == pytest.approx(ttfot[0]) == pytest.approx(50.0)
+    assert answer.ttfot.max == pytest.approx(90.0)  # 4 reasoning tokens 10 ms apart before the answer
+    assert group.latency_ms.ttft.max == pytest.approx(50.0)  # TTFT: the first token of any kind
+    itl = [g for r in [*thinking, plain] for g in metrics.itl_answer(r.final)]
+    assert answer.itl_answer.n == len(itl) == 5 * 5 + 9 and group.latency_ms.itl.n == 6 * 9
+    tpot = [1000 * (metrics.tpot_answer(r.final) or 0) for r in [*thinking, plain]]
+    assert (answer.tpot_answer.min, answer.tpot_answer.max) == pytest.approx((min(tpot), max(tpot)))
+    assert answer.tpot_answer.max == pytest.approx((141 - 90) / 5)  # E2E 141 ms, TTFOT 90 ms, 6 answer tokens
+    table = percentile_table(group)
+    assert "ttfot" in table and "itl_answer" in table and "Reasoning: 20 of 60 output tokens" in table
+    without = summarize([plain]).all
+    assert without.reasoning_tokens == 0 and "ttfot" not in percentile_table(without)
+    data = orjson.loads(plain.to_json())
+    for attempt in data["attempts"]:
+        del attempt["first_answer"], attempt["answer_chunk"], attempt["reasoning_tokens"]
+    old = summarize([RequestRecord.from_dict(data)]).all
+    assert old.latency_ms_answer is not None and old.latency_ms_answer.ttfot.n == 0
+    assert old.latency_ms_answer.itl_answer.n == 0 and old.latency_ms.itl.n == 9
