@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
+from coordinator.bridge.aggregate import record_increments
+from coordinator.bridge.exposition import BridgeCollector, Snapshot
 from coordinator.results.report import percentile_table
 from coordinator.results.summarize import summarize
+from dashboards import names
 from loadgen import metrics
 from loadgen.records import Attempt, RequestRecord
 from loadgen.request import Reply
@@ -206,3 +211,26 @@ def test_the_summary_and_report_show_the_answer_apart_from_the_reasoning() -> No
     old = summarize([RequestRecord.from_dict(data)]).all
     assert old.latency_ms_answer is not None and old.latency_ms_answer.ttfot.n == 0
     assert old.latency_ms_answer.itl_answer.n == 0 and old.latency_ms.itl.n == 9
+
+
+def test_the_bridge_exposes_ttfot_and_reasoning_tokens() -> None:
+    thinking = [record(t0=100.0 + i, ttft=0.05, itl=0.01, tokens=10, reasoning=4) for i in range(3)]
+    plain = record(t0=200.0, ttft=0.05, itl=0.01, tokens=10)
+    inc: dict[str, float] = {}
+    for r in [*thinking, plain]:
+        record_increments(r, "scn", metrics.SloRule(), inc)
+    collector = BridgeCollector("run", "scn", "sim")
+    collector.update(Snapshot(aggregate=inc))
+    registry = CollectorRegistry()
+    registry.register(collector)
+    samples = {
+        (s.name, s.labels.get("le")): s.value
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in family.samples
+    }
+    family = names.HIST["ttfot"]
+    assert samples[(f"{family}_count", None)] == 4
+    assert samples[(f"{family}_sum", None)] == pytest.approx(3 * 0.09 + 0.05)
+    assert samples[(f"{family}_bucket", "0.075")] == 1 and samples[(f"{family}_bucket", "0.1")] == 4
+    assert samples[(names.COUNTER["reasoning_tokens"], None)] == 12
+    assert samples[(names.COUNTER["output_tokens"], None)] == 40
