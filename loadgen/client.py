@@ -353,8 +353,13 @@ class EndpointClient:
             result.text = parser.text()
             if parser.tool_pieces:
                 result.tool_arguments = tuple(parser.tool_arguments())
-            if count is not None and attempt.tokens_estimated:
-                attempt.output_tokens = count(result.text)
+            if count is None:
+                return
+            if parser.reasoning_tokens is None and not parser.continuous and parser.reasoning_pieces:
+                attempt.reasoning_tokens = count(parser.reasoning_text())  # not one per reasoning event
+            if attempt.tokens_estimated:
+                answer = count(result.text) + sum(count(arguments) for arguments in result.tool_arguments)
+                attempt.output_tokens = answer + (attempt.reasoning_tokens or 0)
                 attempt.tokens_estimated = False
 
     @staticmethod

@@ -6,7 +6,8 @@ was scheduled) and a ``LogicalRequest`` (what it asks for), so call sites name w
 The record goes to the sink whatever happened — success, exhausted retries, or the run
 stopping mid-flight (``cancelled``) — so nothing measured is lost. Locust's own ``request``
 event fires per attempt (E2E as the response time, under the workload's name) and once more
-for the TTFT (request type ``TTFT``), so its web UI and CSV show both.
+for the TTFT (request type ``TTFT``), so its web UI and CSV show both; a reasoning reply fires
+a third for its TTFOT (``TTFOT``: the first answer token came after the first token).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from loadgen.spec import RetryPolicy, Tool, WorkloadSpec, tools_body
 
 E2E_TYPE = "POST"
 TTFT_TYPE = "TTFT"
+TTFOT_TYPE = "TTFOT"
 
 
 class LLMRequestError(Exception):
@@ -211,6 +213,15 @@ class Requester:
                 request_type=TTFT_TYPE,
                 name=workload.name,
                 response_time=(attempt.first_token - attempt.sent) * 1000.0,
+                response_length=0,
+                exception=None,
+                context={"attempt": attempt.number},
+            )
+        if attempt.first_answer is not None and attempt.first_answer != attempt.first_token:
+            fire(
+                request_type=TTFOT_TYPE,
+                name=workload.name,
+                response_time=(attempt.first_answer - attempt.sent) * 1000.0,
                 response_length=0,
                 exception=None,
                 context={"attempt": attempt.number},

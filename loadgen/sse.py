@@ -92,6 +92,7 @@ class StreamParser:
         "pieces",
         "prompt_tokens",
         "reasoning_counted",
+        "reasoning_pieces",
         "reasoning_tokens",
         "response_id",
         "sent",
@@ -114,6 +115,7 @@ class StreamParser:
         self.answer_chunk: int | None = None  # its index in chunk_us
         self.reasoning_counted = 0  # tokens of the reasoning chunks (as chunk_tokens counts them)
         self.reasoning_tokens: int | None = None  # from the final usage's completion_tokens_details
+        self.reasoning_pieces: list[bytes] = []  # raw JSON strings of the reasoning, kept as pieces are
         self.tool_pieces: dict[int, list[bytes]] = {}  # tool call index -> raw JSON strings of its arguments
         self.chunk_us: list[int] = []
         self.chunk_tokens: list[int] = []
@@ -182,6 +184,12 @@ class StreamParser:
                     q = _skip_spaces(buf, k + len(rkey), end)
                     if buf[q] == _QUOTE and buf[q + 1] != _QUOTE:
                         text = True
+                        if self.want_text:
+                            e = _string_end(buf, q, end)
+                            if e < 0:
+                                self._fail(ErrorClass.MALFORMED, "unterminated string in event")
+                                return
+                            self.reasoning_pieces.append(buf[q : e + 1])
                         break
             if not text:
                 k = buf.find(_TOOL_CALLS, p, end)
@@ -297,6 +305,10 @@ class StreamParser:
     def text(self) -> str:
         """The reply's text (content deltas joined), decoded only now."""
         return "".join(orjson.loads(piece) for piece in self.pieces)
+
+    def reasoning_text(self) -> str:
+        """The reasoning's text (reasoning deltas joined), decoded only now."""
+        return "".join(orjson.loads(piece) for piece in self.reasoning_pieces)
 
     def tool_arguments(self) -> list[str]:
         """Each tool call's arguments (its pieces joined), in the order of the calls' indexes."""

@@ -3,6 +3,9 @@ records written before these fields existed still load."""
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import orjson
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -12,6 +15,7 @@ from coordinator.bridge.aggregate import record_increments
 from coordinator.bridge.exposition import BridgeCollector, Snapshot
 from coordinator.results.report import percentile_table
 from coordinator.results.summarize import summarize
+from coordinator.results.table import write_csv
 from dashboards import names
 from loadgen import metrics
 from loadgen.records import Attempt, RequestRecord
@@ -234,3 +238,13 @@ def test_the_bridge_exposes_ttfot_and_reasoning_tokens() -> None:
     assert samples[(f"{family}_bucket", "0.075")] == 1 and samples[(f"{family}_bucket", "0.1")] == 4
     assert samples[(names.COUNTER["reasoning_tokens"], None)] == 12
     assert samples[(names.COUNTER["output_tokens"], None)] == 40
+
+
+def test_the_csv_has_the_answer_columns_when_the_summary_has_them(tmp_path: Path) -> None:
+    summary = summarize([record(t0=100.0, ttft=0.05, itl=0.01, tokens=10, reasoning=4)])
+    write_csv(summary, tmp_path / "summary.csv")
+    rows = list(csv.DictReader((tmp_path / "summary.csv").open()))
+    assert rows[-1]["reasoning_tokens"] == "4" and rows[-1]["answer_tokens"] == "6"
+    assert float(rows[-1]["ttfot_p50_ms"]) == pytest.approx(90.0) and float(rows[-1]["ttft_p50_ms"]) == pytest.approx(
+        50.0
+    )
