@@ -235,12 +235,12 @@ class StreamParser:
             return
         if text or tokens > 0:
             n = tokens if tokens > 0 or self.continuous else 1
-            if text:
+            if text and (not answer or self.first_answer is None):  # all but the answer's later chunks
                 if self.first_token is None:
                     self.first_token = now
                 if not answer:
                     self.reasoning_counted += n
-                elif self.first_answer is None:
+                else:
                     self.first_answer = now
                     self.answer_chunk = len(self.chunk_us)
             self.chunk_us.append(int((now - self.sent) * 1e6))
