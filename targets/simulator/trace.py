@@ -13,7 +13,8 @@ made each token: the model's schedule), ``finish`` (last byte written or the req
 
 Reasoning and tool calls: ``reasoning_tokens`` (the first that many of ``token_times`` were
 reasoning tokens, the rest the answer), ``tool_call`` (the name of the tool the answer called,
-or null) and ``tool_arguments`` (the call's whole arguments JSON as written, or null).
+or null) and ``tool_arguments`` (the call's whole arguments JSON, as written when the stream ended
+normally; of the tokens written, closed, when a fault cut it; or null).
 With ``trace_prompts`` set, ``prompt``: the request's prompt text (chat: each message's text,
 one a line).
 """
