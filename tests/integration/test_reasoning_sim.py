@@ -10,14 +10,21 @@ server's; a chain step's tool-call arguments must reach the next step's prompt.
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import orjson
+import pytest
+import yaml
 
+from coordinator.results.collector import read_records
+from coordinator.results.summary import read_summary
 from loadgen import metrics
 from loadgen.records import RequestRecord
-from tests.factories import synthetic_workload, worker_config
+from tests.factories import simulator_scenario, synthetic_workload, worker_config, write_scenario
+from tests.fixtures.cli import start_finishline, the_run_dir
 from tests.fixtures.simulator import run_simulator
 from tests.integration.test_loadgen_sim import run_closed, trace_of
 from tests.integration.test_run_e2e import TOLERANCE_MS
@@ -144,3 +151,53 @@ def test_a_chain_feeds_the_first_steps_tool_call_arguments_into_the_second_steps
         assert len(orjson.loads(call["tool_arguments"])["query"].split()) == 8
         assert answer["prompt"] == f"The search returned nothing for {call['tool_arguments']}"
         assert c["call"].final.output_tokens == 8  # the tool call's pieces are output tokens
+
+
+def test_a_run_of_a_reasoning_model_reports_the_answer_apart(tmp_path: Path) -> None:
+    """``finishline run`` end to end (workers, Redis, collector, summary, report): the summary's
+    reasoning tokens are the server's, its TTFOT percentiles the trace's first answer tokens."""
+    (tmp_path / "sim.yaml").write_text(yaml.safe_dump(REASONING))
+    workloads = [
+        synthetic_workload("think", 60, 24),
+        synthetic_workload(
+            "agent", 20, 40, chain={"steps": [{"id": "call", "prompt": "{{input}}", "tools": [SEARCH]}]}
+        ),
+    ]
+    scenario = simulator_scenario(
+        tmp_path,
+        [{"name": "steady", "users": 4, "duration": "8s"}],
+        workloads=workloads,
+        target={"kind": "simulator", "preset": "gpu-8b", "config": "sim.yaml"},
+    )
+    proc = start_finishline("run", str(write_scenario(tmp_path, scenario)), "--no-live")
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    run_dir = the_run_dir(tmp_path)
+    trace = [orjson.loads(line) for line in (run_dir / "simulator_trace.jsonl").read_bytes().splitlines() if line]
+    records = [r for r in read_records(run_dir / "records.jsonl.gz") if r.phase == "steady"]
+    summary = read_summary(run_dir / "summary.json").all
+    steady = [t for t in trace if t["id"] in {r.final.response_id for r in records}]
+    assert len(steady) == summary.count > 20 and all(r.ok for r in records)
+    assert summary.reasoning_tokens == sum(t["reasoning_tokens"] for t in steady) > 0
+    assert summary.answer_tokens == sum(t["output_tokens"] - t["reasoning_tokens"] for t in steady)
+    assert sum(1 for t in steady if t["tool_call"] == "search") == summary.workloads["agent"].count > 0
+    answer = summary.latency_ms_answer
+    assert answer is not None
+    answered = [t for t in steady if t["output_tokens"] > t["reasoning_tokens"]]  # max_tokens bounds both
+    assert len(answered) == answer.ttfot.n == len(steady)
+    by_id = {t["id"]: t for t in answered}
+    ttfot = {r.final.response_id: metrics.ttfot(r.final) for r in records}
+    errors = [
+        abs(v - (by_id[i]["token_times"][by_id[i]["reasoning_tokens"]] - by_id[i]["arrival"]))
+        for i, v in ttfot.items()
+        if v is not None
+    ]
+    assert len(errors) == len(answered) and statistics.median(errors) * 1000 < TOLERANCE_MS["ttft"], errors
+    mine = np.array([v for v in ttfot.values() if v is not None]) * 1000
+    for p in (50.0, 90.0, 99.0):  # the summary's percentiles are the records' own, exactly
+        assert answer.ttfot.at(p) == pytest.approx(float(np.percentile(mine, p)), rel=1e-9)
+    ttft = summary.latency_ms.ttft.p50
+    assert ttft is not None and answer.ttfot.p50 is not None and answer.ttfot.p50 > ttft
+    assert "TTFOT p50" in out
+    report = (run_dir / "report.html").read_text()
+    assert "ttfot" in report and "Reasoning:" in report
