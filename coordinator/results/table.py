@@ -1,9 +1,10 @@
 """``summary.csv``: the summary flattened to one row per (phase, workload), for spreadsheets.
 
-The column ``attempts_by_class`` is there when the summary counts attempts by class (every
-summary written since it does), and after it the answer's columns (``reasoning_tokens``,
-``answer_tokens``, then ``ttfot``, ``tpot_answer`` and ``itl_answer`` as the other latencies)
-when it has them; a summary written before has neither, and its CSV is exactly what it was.
+The last column, ``attempts_by_class``, is there when the summary counts attempts by class
+(every summary written since it does), and the answer's columns (``reasoning_tokens``,
+``answer_tokens``, then ``ttfot``, ``tpot_answer`` and ``itl_answer`` as the other latencies,
+after them) when it has those; a summary written before has neither, and its CSV is exactly
+what it was.
 """
 
 from __future__ import annotations
@@ -40,13 +41,13 @@ def header(attempts: bool = True, answer: bool = True) -> list[str]:
     cols = ["phase", "workload", *_COUNT_KEYS, "goodput_requests", "goodput_share", "goodput_per_s"]
     for name in metrics.LATENCY_METRICS:
         cols.extend(f"{name}_{label}_ms" for label, _ in _STATS)
-    cols.append("errors_by_class")
-    if attempts:
-        cols.append("attempts_by_class")
     if answer:
         cols += ["reasoning_tokens", "answer_tokens"]
         for name in metrics.ANSWER_METRICS:
             cols.extend(f"{name}_{label}_ms" for label, _ in _STATS)
+    cols.append("errors_by_class")
+    if attempts:
+        cols.append("attempts_by_class")
     return cols
 
 
@@ -69,15 +70,15 @@ def _row(phase: str, workload: str, group: GroupSummary, attempts: bool, answer:
     for name in metrics.LATENCY_METRICS:
         stats = group.latency_ms.get(name)
         row.extend(getattr(stats, attr) for _, attr in _STATS)
-    row.append(_classes(group.errors_by_class))
-    if attempts:
-        row.append(_classes(group.attempts_by_class or {}))
     if answer:
         row += [group.reasoning_tokens, group.answer_tokens]
         latencies = group.latency_ms_answer
         for name in metrics.ANSWER_METRICS:
             answer_stats = latencies.get(name) if latencies is not None else None
             row.extend(None if answer_stats is None else getattr(answer_stats, attr) for _, attr in _STATS)
+    row.append(_classes(group.errors_by_class))
+    if attempts:
+        row.append(_classes(group.attempts_by_class or {}))
     return ["" if v is None else v for v in row]
 
 
