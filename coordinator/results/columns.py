@@ -2,7 +2,7 @@
 
 The columns are built in one streaming pass over ``records.jsonl.gz`` (:func:`read_columns`),
 one record at a time, so no list of :class:`~loadgen.records.RequestRecord` is ever held: a
-record costs about 120 bytes of columns, 4 per attempt and 16 per streamed chunk, whatever it
+record costs about 145 bytes of columns, 4 per attempt and 17 per streamed chunk, whatever it
 held as an object. Row ``i`` of every per-record column is the ``i``-th record of the file, so a
 group of records (a phase, a workload) is a boolean mask over rows and keeps the file's order.
 
