@@ -72,9 +72,7 @@ def record_increments(
         return
     inc(f"c{US}prompt_tokens{US}{lk}", float(metrics.prompt_tokens(record)))
     inc(f"c{US}output_tokens{US}{lk}", float(metrics.output_tokens(record)))
-    reasoning = metrics.reasoning_tokens(record)
-    if reasoning:
-        inc(f"c{US}reasoning_tokens{US}{lk}", float(reasoning))
+    inc(f"c{US}reasoning_tokens{US}{lk}", float(metrics.reasoning_tokens(record)))  # 0 too: the series exists
     values = metrics.request_values(record)
     values["ttfot"] = metrics.ttfot(record.final)
     if slo.good(record, values):
