@@ -62,6 +62,28 @@ def build() -> dashboard.Dashboard:
     g.add(series("ITL", "s", _percentiles("itl")), w=12)
     g.add(
         series(
+            "TTFOT: first answer token",
+            "s",
+            _percentiles("ttfot"),
+            "Time to first output token: the first content or tool-call token, after any reasoning (TTFT counts "
+            "the first token of any kind). The same as TTFT without a reasoning model.",
+        ),
+        w=12,
+    )
+    g.add(
+        series(
+            "Reasoning tokens/s of output tokens/s",
+            "short",
+            [
+                (f"sum({n.REASONING_TOKENS_RATE}{{{SEL}}})", "reasoning"),
+                (f"sum({n.OUTPUT_TOKENS_RATE}{{{SEL}}})", "all output"),
+            ],
+            "Successful requests; reasoning tokens as the server reports them, else counted from the stream.",
+        ),
+        w=12,
+    )
+    g.add(
+        series(
             "TTFT p99 by workload",
             "s",
             [

@@ -14,7 +14,7 @@ GAUGE = dict(metrics.PROM_GAUGES)
 
 RUN_BY = "run, scenario, target, phase"  # the grouping of run-level recording rules
 QUANTILES: tuple[tuple[str, float], ...] = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
-LATENCY_RULES: tuple[str, ...] = ("ttft", "tpot", "itl", "e2e", "dispatch_delay")
+LATENCY_RULES: tuple[str, ...] = ("ttft", "ttfot", "tpot", "itl", "e2e", "dispatch_delay")
 
 
 OK = 'outcome="ok"'  # successful requests: latencies and token rates count only these, as in the summary
@@ -42,6 +42,7 @@ def quantile(name: str, q: str) -> str:
 
 
 OUTPUT_TOKENS_RATE = "run:finishline_output_tokens:rate1m"
+REASONING_TOKENS_RATE = "run:finishline_reasoning_tokens:rate1m"  # of OUTPUT_TOKENS_RATE, the reasoning
 REQUESTS_RATE = "run:finishline_requests:rate1m"
 ERRORS_RATE = "run_outcome:finishline_errors:rate1m"  # by outcome too
 RETRIES_RATE = "run_outcome:finishline_retries:rate1m"

@@ -52,6 +52,10 @@ def recording_rules() -> list[dict[str, str]]:
             "record": n.OUTPUT_TOKENS_RATE,
             "expr": f"sum by ({_by()}) (rate({n.COUNTER['output_tokens']}{{{n.OK}}}[1m]))",
         },
+        {
+            "record": n.REASONING_TOKENS_RATE,
+            "expr": f"sum by ({_by()}) (rate({n.COUNTER['reasoning_tokens']}{{{n.OK}}}[1m]))",
+        },
         {"record": n.ERRORS_RATE, "expr": f"sum by ({_by('outcome')}) (rate({err}[1m]))"},
         {"record": n.RETRIES_RATE, "expr": f"sum by ({_by('outcome')}) (rate({n.COUNTER['retries']}[1m]))"},
         {"record": n.GOODPUT_RATE, "expr": f"sum by ({_by()}) (rate({good}[1m]))"},

@@ -61,6 +61,7 @@ class AttemptResult:
 
     attempt: Attempt
     text: str | None = None
+    tool_arguments: tuple[str, ...] = ()  # each tool call's arguments JSON (kept with the text)
     retry_after: float | None = None
     cancelled: bool = False  # the greenlet was killed mid-attempt; the caller must stop too
 
@@ -180,11 +181,15 @@ class EndpointClient:
         prompt: list[dict[str, str]] | str,
         max_tokens: int | None,
         sampling: SamplingParams,
+        tools: list[dict[str, Any]] | None = None,
     ) -> bytes:
-        """The JSON request body, usage reporting requested so token counts come from the server."""
+        """The JSON request body, usage reporting requested so token counts come from the server;
+        ``tools``: the OpenAI tools array (chat)."""
         body: dict[str, Any] = {"model": self.target.model}
         if api == "chat":
             body["messages"] = prompt
+            if tools is not None:
+                body["tools"] = tools
         else:
             body["prompt"] = prompt
         body["stream"] = stream
@@ -346,8 +351,15 @@ class EndpointClient:
         EndpointClient._copy_stream(attempt, parser)
         if parser.want_text:
             result.text = parser.text()
-            if count is not None and attempt.tokens_estimated:
-                attempt.output_tokens = count(result.text)
+            if parser.tool_pieces:
+                result.tool_arguments = tuple(parser.tool_arguments())
+            if count is None:
+                return
+            if parser.reasoning_tokens is None and not parser.continuous and parser.reasoning_pieces:
+                attempt.reasoning_tokens = count(parser.reasoning_text())  # not one per reasoning event
+            if attempt.tokens_estimated:
+                answer = count(result.text) + sum(count(arguments) for arguments in result.tool_arguments)
+                attempt.output_tokens = answer + (attempt.reasoning_tokens or 0)
                 attempt.tokens_estimated = False
 
     @staticmethod
@@ -360,6 +372,9 @@ class EndpointClient:
         attempt.cached_tokens = parser.cached_tokens
         attempt.tokens_estimated = parser.estimated
         attempt.response_id = parser.response_id or None
+        attempt.first_answer = parser.first_answer
+        attempt.answer_chunk = parser.answer_chunk
+        attempt.reasoning_tokens = parser.reasoning_count()
 
     @staticmethod
     def _fail(attempt: Attempt, error: ErrorClass, detail: str, parser: StreamParser | None) -> None:
@@ -373,12 +388,18 @@ class EndpointClient:
         """A non-streamed reply: the first token is the whole reply (TTFT = E2E, as vLLM's benchmark)."""
         attempt = result.attempt
         now = time.monotonic()
+        reasoning = ""
+        arguments: list[str] = []
         try:
             data = orjson.loads(raw)
             choice = data["choices"][0]
-            text = choice["message"].get("content") or "" if api == "chat" else choice.get("text") or ""
-            if api == "chat" and not text:
-                text = choice["message"].get("reasoning_content") or ""
+            if api == "chat":
+                message = choice["message"]
+                text = message.get("content") or ""
+                reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
+                arguments = [call["function"]["arguments"] or "" for call in message.get("tool_calls") or []]
+            else:
+                text = choice.get("text") or ""
         except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
             attempt.error = ErrorClass.MALFORMED.value
             attempt.error_detail = f"reply is not a completion: {type(exc).__name__}"
@@ -388,15 +409,23 @@ class EndpointClient:
         attempt.prompt_tokens = usage.get("prompt_tokens")
         attempt.output_tokens = usage.get("completion_tokens")
         attempt.cached_tokens = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+        attempt.reasoning_tokens = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
+        tokens = count if count is not None else count_tokens  # counted, not remembered (loadgen.corpus)
+        if attempt.reasoning_tokens is None:
+            attempt.reasoning_tokens = tokens(reasoning) if reasoning else 0
         if attempt.output_tokens is None:
-            attempt.output_tokens = count(text) if count is not None else count_tokens(text)
+            attempt.output_tokens = tokens(text) + tokens("".join(arguments)) + attempt.reasoning_tokens
             attempt.tokens_estimated = count is None
-        if not text:
+        answered = bool(text or arguments)
+        if not answered and not reasoning:
             attempt.error = ErrorClass.EMPTY.value
             attempt.error_detail = "no content in the reply"
             return
         attempt.first_token = now
+        if answered:
+            attempt.first_answer, attempt.answer_chunk = now, 0
         attempt.chunk_us = [int((now - attempt.sent) * 1e6)]
         attempt.chunk_tokens = [attempt.output_tokens]
         if want_text:
-            result.text = text
+            result.text = text if answered else reasoning
+            result.tool_arguments = tuple(arguments)

@@ -4,7 +4,8 @@ A session sends the whole history each turn (so prompts grow turn by turn, as a 
 do) and waits a think time between turns. A chain runs a small DAG: each step starts the
 moment the steps it depends on have finished, so independent steps run concurrently (fan-out)
 and a step depending on several waits for all of them (join); its prompt template is filled
-with their replies. A failed call ends its session, or skips the steps that needed it.
+with their replies (the text, then any tool calls' arguments: ``Reply.as_input``). A failed
+call ends its session, or skips the steps that needed it.
 """
 
 from __future__ import annotations
@@ -96,8 +97,9 @@ def run_session(
         record, reply = requester.send(turn_unit, request)
         if not record.ok:
             return False
-        messages.append({"role": "assistant", "content": reply or ""})
-        counts.append(count_tokens(reply or ""))
+        reply_text = reply.text if reply is not None else ""
+        messages.append({"role": "assistant", "content": reply_text})
+        counts.append(count_tokens(reply_text))
     return True
 
 
@@ -127,14 +129,16 @@ def run_chain(
             step_unit = Scheduling(unit.workload, step_rng, unit.scheduled, unit.started, unit.user_id, unit.phase)
         max_tokens = step.output.sample(step_rng) if step.output is not None else conv.max_tokens
         messages = [*system, {"role": "user", "content": render(step.prompt, outputs)}]
-        request = LogicalRequest(messages, max_tokens, session_id=session_id, step=step.id, want_text=True)
+        request = LogicalRequest(
+            messages, max_tokens, session_id=session_id, step=step.id, want_text=True, tools=step.tools
+        )
         try:
             record, reply = requester.send(step_unit, request)
         except BaseException:
             done[step.id].set(False)
             raise
         if record.ok:
-            outputs[step.id] = reply or ""
+            outputs[step.id] = reply.as_input() if reply is not None else ""
         done[step.id].set(record.ok)
 
     greenlets = [gevent.spawn(step_task, step) for step in chain.steps]

@@ -3,11 +3,23 @@
 Definitions follow vLLM's benchmark (``vllm bench serve``), computed on the *final*
 attempt of a logical request, i.e. the one whose response the user kept:
 
-- TTFT: first token (first non-empty content or reasoning delta) minus request sent.
+- TTFT: first token (first non-empty content, reasoning or tool-call delta) minus request sent.
 - E2E: response end minus request sent.
 - TPOT: (E2E - TTFT) / (output tokens - 1); undefined for fewer than two output tokens.
 - ITL: the gaps between consecutive token-bearing chunks; a chunk carrying k tokens
   after a gap g contributes k samples of g/k, so ITL is per token.
+
+Reasoning models (GuideLLM's and AIPerf's names): output tokens are reasoning tokens
+(``reasoning_content`` / ``reasoning`` deltas) followed by answer tokens (``content`` or
+``tool_calls`` deltas). TTFT, TPOT and ITL above stay over all output tokens; the answer alone:
+
+- TTFOT (time to first output token): first answer delta minus request sent; undefined when
+  no answer came. Without reasoning it equals TTFT.
+- answer tokens: output tokens minus reasoning tokens (the server's
+  ``usage.completion_tokens_details.reasoning_tokens``, else the reasoning chunks' tokens).
+- TPOT (answer): (E2E - TTFOT) / (answer tokens - 1); undefined for fewer than two.
+- ITL (answer): ITL over the chunks from the first answer chunk on (the gap into the first
+  answer chunk, the wait for the answer after the reasoning, is not one of them).
 
 Client-side and user-visible timings that vLLM's benchmark does not have:
 
@@ -41,6 +53,8 @@ LATENCY_METRICS: tuple[str, ...] = (
     "retry_wait",
     "user_latency",
 )
+# The answer alone (reasoning models; see the module docstring): each is the one above without the reasoning.
+ANSWER_METRICS: tuple[str, ...] = ("ttfot", "tpot_answer", "itl_answer")
 PERCENTILES: tuple[float, ...] = (50.0, 90.0, 95.0, 99.0, 99.9)
 
 
@@ -64,9 +78,14 @@ def tpot(attempt: Attempt) -> float | None:
 
 def itl(attempt: Attempt) -> Iterator[float]:
     """Per-token inter-token latencies in seconds (see the module docstring)."""
+    return _gaps_from(attempt, 0)
+
+
+def _gaps_from(attempt: Attempt, start: int) -> Iterator[float]:
+    """The per-token gaps between the chunks from ``chunk_us[start]`` on."""
     offsets = attempt.chunk_us
     counts = attempt.chunk_tokens
-    for i in range(1, len(offsets)):
+    for i in range(start + 1, len(offsets)):
         tokens = counts[i] if i < len(counts) and counts[i] > 0 else 1
         gap = (offsets[i] - offsets[i - 1]) / 1e6 / tokens
         for _ in range(tokens):
@@ -88,6 +107,27 @@ def itl_of_chunks(
     counts = chunk_tokens[1:][later]
     tokens = np.where(counts > 0, counts, 1).astype(np.int64)
     return steps / 1e6 / tokens, tokens  # the operations of itl(), in its order: the same floats
+
+
+def ttfot(attempt: Attempt) -> float | None:
+    """Time to first output (answer) token."""
+    if attempt.first_answer is None:
+        return None
+    return attempt.first_answer - attempt.sent
+
+
+def tpot_answer(attempt: Attempt) -> float | None:
+    first = ttfot(attempt)
+    tokens = attempt.answer_tokens
+    if first is None or tokens is None or tokens < 2:
+        return None
+    return (e2e(attempt) - first) / (tokens - 1)
+
+
+def itl_answer(attempt: Attempt) -> Iterator[float]:
+    """:func:`itl` from the first answer chunk on (nothing without an answer)."""
+    start = attempt.answer_chunk
+    return iter(()) if start is None else _gaps_from(attempt, start)
 
 
 def dispatch_delay(record: RequestRecord) -> float:
@@ -120,8 +160,19 @@ def request_values(record: RequestRecord) -> dict[str, float | None]:
     }
 
 
+def answer_values(record: RequestRecord) -> dict[str, float | None]:
+    """The answer's per-request metrics of one record (ITL excluded)."""
+    final = record.final
+    return {"ttfot": ttfot(final), "tpot_answer": tpot_answer(final)}
+
+
 def output_tokens(record: RequestRecord) -> int:
     return record.final.output_tokens or 0
+
+
+def reasoning_tokens(record: RequestRecord) -> int:
+    """Of :func:`output_tokens`, the reasoning (0 when unknown: a record written before they were counted)."""
+    return record.final.reasoning_tokens or 0
 
 
 def prompt_tokens(record: RequestRecord) -> int:
@@ -307,6 +358,7 @@ TOKEN_BUCKETS: tuple[float, ...] = (
 # metric name above -> (Prometheus histogram family, buckets)
 PROM_HISTOGRAMS: dict[str, tuple[str, tuple[float, ...]]] = {
     "ttft": ("finishline_ttft_seconds", REQUEST_BUCKETS),
+    "ttfot": ("finishline_ttfot_seconds", REQUEST_BUCKETS),
     "tpot": ("finishline_tpot_seconds", TOKEN_BUCKETS),
     "itl": ("finishline_itl_seconds", TOKEN_BUCKETS),
     "e2e": ("finishline_e2e_seconds", REQUEST_BUCKETS),
@@ -322,6 +374,7 @@ PROM_COUNTERS: dict[str, str] = {
     "retries": "finishline_retries",
     "prompt_tokens": "finishline_prompt_tokens",
     "output_tokens": "finishline_output_tokens",
+    "reasoning_tokens": "finishline_reasoning_tokens",
     "good_requests": "finishline_good_requests",
 }
 # Gauges from the workers' samples stream (labels run, scenario, phase, target).

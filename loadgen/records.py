@@ -11,6 +11,12 @@ the only wall-clock value, kept for humans and plots.
 
 Per-chunk arrivals are stored compactly as integer microseconds after the attempt's
 ``sent`` (``chunk_us``) with the number of tokens each chunk carried (``chunk_tokens``).
+
+A reasoning model's reply is reasoning (``delta.reasoning_content`` or ``delta.reasoning``)
+followed by the answer (``delta.content`` or ``delta.tool_calls``): ``first_token`` is the first
+of either, ``first_answer`` the first answer delta, ``answer_chunk`` the index in ``chunk_us`` of
+the chunk that carried it, and ``reasoning_tokens`` the part of ``output_tokens`` that was
+reasoning. Records written before these fields existed load with them unset (``None``).
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ class Attempt:
     error_detail: str | None = None  # short human text (one line)
     retry_wait: float = 0.0  # seconds waited before this attempt was sent
     first_byte: float | None = None  # monotonic s: first response byte
-    first_token: float | None = None  # monotonic s: first non-empty content/reasoning delta
+    first_token: float | None = None  # monotonic s: first non-empty content, reasoning or tool-call delta
     chunk_us: list[int] = field(default_factory=list)  # token-bearing chunk arrivals, us after sent
     chunk_tokens: list[int] = field(default_factory=list)  # tokens carried by each such chunk
     prompt_tokens: int | None = None
@@ -65,10 +71,20 @@ class Attempt:
     tokens_estimated: bool = False  # counts did not come from the server's usage
     cached_tokens: int | None = None  # prompt tokens served from the server's prefix cache
     response_id: str | None = None  # the server's completion id (first event's "id"), to match server logs
+    first_answer: float | None = None  # monotonic s: first content or tool-call delta (None: no answer, or older)
+    answer_chunk: int | None = None  # index in chunk_us of the chunk with the first answer delta
+    reasoning_tokens: int | None = None  # of output_tokens: the server's usage details, else counted from events
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def answer_tokens(self) -> int | None:
+        """Output tokens that were the answer (all of them without reasoning); None when unknown."""
+        if self.output_tokens is None:
+            return None
+        return max(0, self.output_tokens - (self.reasoning_tokens or 0))
 
 
 @dataclass(slots=True)

@@ -6,7 +6,8 @@ was scheduled) and a ``LogicalRequest`` (what it asks for), so call sites name w
 The record goes to the sink whatever happened — success, exhausted retries, or the run
 stopping mid-flight (``cancelled``) — so nothing measured is lost. Locust's own ``request``
 event fires per attempt (E2E as the response time, under the workload's name) and once more
-for the TTFT (request type ``TTFT``), so its web UI and CSV show both.
+for the TTFT (request type ``TTFT``), so its web UI and CSV show both; a reasoning reply fires
+a third for its TTFOT (``TTFOT``: the first answer token came after the first token).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from loadgen.client import AttemptResult, EndpointClient
 from loadgen.prompts import Message, as_completion_prompt, estimated_prompt_tokens
 from loadgen.records import Attempt, ErrorClass, RequestRecord
 from loadgen.retry import run_attempts
-from loadgen.spec import RetryPolicy, WorkloadSpec
+from loadgen.spec import RetryPolicy, Tool, WorkloadSpec, tools_body
 
 E2E_TYPE = "POST"
 TTFT_TYPE = "TTFT"
+TTFOT_TYPE = "TTFOT"
 
 
 class LLMRequestError(Exception):
@@ -72,6 +74,20 @@ class LogicalRequest:
     step: str | None = None  # turn number or chain step id
     want_text: bool = False  # the caller needs the reply (next turn, dependent step)
     estimated_tokens: int | None = None  # the messages' estimated token count, when the caller keeps it
+    tools: list[Tool] | None = None  # sent instead of the workload's (a chain step's own)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the endpoint answered, for a caller that asked (``want_text``): the content's text and
+    each tool call's arguments (JSON text)."""
+
+    text: str = ""
+    tool_arguments: tuple[str, ...] = ()
+
+    def as_input(self) -> str:
+        """The reply as a later step's prompt gets it: the text, then each call's arguments, one a line."""
+        return "\n".join(part for part in (self.text, *self.tool_arguments) if part)
 
 
 @dataclass
@@ -96,15 +112,16 @@ class Requester:
             self.budget.take(unit.phase)
             unit.ticketed = True
 
-    def send(self, unit: Scheduling, request: LogicalRequest) -> tuple[RequestRecord, str | None]:
-        """Send with retries, record, tell Locust; returns the record and (if asked) the reply text.
+    def send(self, unit: Scheduling, request: LogicalRequest) -> tuple[RequestRecord, Reply | None]:
+        """Send with retries, record, tell Locust; returns the record and (if asked) the reply.
         :class:`~loadgen.budget.BudgetSpent`, before anything is sent, when the phase's requests are spent."""
         self.admit(unit)
         workload = unit.workload
         wall = time.time() - (time.monotonic() - unit.scheduled)
         messages = request.messages
         prompt: list[Message] | str = messages if workload.api == "chat" else as_completion_prompt(messages)
-        body = self.client.body(workload.api, workload.stream, prompt, request.max_tokens, workload.sampling)
+        tools = tools_body(request.tools if request.tools is not None else workload.tools)
+        body = self.client.body(workload.api, workload.stream, prompt, request.max_tokens, workload.sampling, tools)
         headers = workload.headers or None
         # Counted now, right after the prompt was made, while its count is surely still known
         # (loadgen.corpus keeps only recent ones); by the time the record is written it may not be.
@@ -151,7 +168,10 @@ class Requester:
         record = self._record(unit, request, results, wall, estimated)
         if results[-1].cancelled:
             raise gevent.GreenletExit
-        return record, results[-1].text
+        last = results[-1]
+        if last.text is None and not last.tool_arguments:
+            return record, None
+        return record, Reply(last.text or "", last.tool_arguments)
 
     def _record(
         self, unit: Scheduling, request: LogicalRequest, results: list[AttemptResult], wall: float, estimated: int
@@ -210,6 +230,15 @@ class Requester:
                 request_type=TTFT_TYPE,
                 name=workload.name,
                 response_time=(attempt.first_token - attempt.sent) * 1000.0,
+                response_length=0,
+                exception=None,
+                context={"attempt": attempt.number},
+            )
+        if attempt.first_answer is not None and attempt.first_answer != attempt.first_token:
+            fire(
+                request_type=TTFOT_TYPE,
+                name=workload.name,
+                response_time=(attempt.first_answer - attempt.sent) * 1000.0,
                 response_length=0,
                 exception=None,
                 context={"attempt": attempt.number},

@@ -245,13 +245,42 @@ TEMPLATE_REF = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}")
 CHAIN_INPUT = "input"
 
 
+class ToolFunction(Spec):
+    """A function the model may call, as OpenAI's ``tools[].function`` declares it."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None  # the JSON Schema of its arguments
+    strict: bool | None = None
+
+
+class Tool(Spec):
+    """One entry of the request's ``tools`` array (OpenAI's chat completions API)."""
+
+    type: Literal["function"] = "function"
+    function: ToolFunction
+
+
+Tools = Annotated[list[Tool], Field(min_length=1)]
+
+
+def tools_body(tools: list[Tool] | None) -> list[dict[str, Any]] | None:
+    """The ``tools`` array as sent (unset fields left out)."""
+    return None if tools is None else [t.model_dump(exclude_none=True) for t in tools]
+
+
 class ChainStep(Spec):
-    """One call of a chain. ``prompt`` may reference ``{{input}}`` and earlier steps' outputs ``{{id}}``."""
+    """One call of a chain. ``prompt`` may reference ``{{input}}`` and earlier steps' outputs ``{{id}}``.
+
+    A step's output is its reply's text, then the arguments (JSON) of each tool call it made, one
+    per line: with ``tools``, the next step's prompt carries what the model asked a tool to do.
+    """
 
     id: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
     prompt: str
     after: list[str] | None = None  # default: the steps the template references
     output: LengthDistribution | None = None
+    tools: Tools | None = None  # sent with this step (replacing the workload's)
 
     def dependencies(self) -> list[str]:
         if self.after is not None:
@@ -326,6 +355,7 @@ class WorkloadSpec(Spec):
     chain: ChainSpec | None = None
     sampling: SamplingParams = SamplingParams()
     headers: dict[str, str] = Field(default_factory=dict)  # extra request headers of this workload
+    tools: Tools | None = None  # sent with every request (chat only); a chain step's own replace them
 
     @model_validator(mode="after")
     def _one_shape(self) -> WorkloadSpec:
@@ -333,6 +363,8 @@ class WorkloadSpec(Spec):
             raise ValueError("a workload is either a session or a chain; split it into two workloads")
         if (self.session or self.chain) and self.api != "chat":
             raise ValueError("sessions and chains need api: chat")
+        if self.tools is not None and self.api != "chat":
+            raise ValueError("tools need api: chat")
         return self
 
 

@@ -6,6 +6,11 @@ only the fields the record needs are located — whether the delta carries text,
 ``completion_tokens`` of vLLM's continuous usage stats, and the final usage. Text is decoded
 only when a session or chain needs the reply. Both compact JSON and ``json.dumps``'s
 ``": "`` spacing are understood.
+
+A delta is answer (``content``, or ``text`` of the completions API), else reasoning
+(``reasoning_content``, vLLM and SGLang; ``reasoning``, newer vLLM), else a tool call
+(``tool_calls``, answer too): a content chunk, the common case, costs one search as before;
+only chunks without content are searched for the other keys.
 """
 
 from __future__ import annotations
@@ -23,6 +28,11 @@ _CACHED = b'"cached_tokens":'
 _ERROR = b'"error":'
 _ID = b'"id":'
 _REASONING_KEYS = (b'"reasoning_content":', b'"reasoning":')
+_REASONING_TOKENS = b'"reasoning_tokens":'
+_TOOL_CALLS = b'"tool_calls":'
+_ARGUMENTS = b'"arguments":'
+_INDEX = b'"index":'
+_BRACKET = 91
 _SPACE = 32
 _QUOTE = 34
 _BACKSLASH = 92
@@ -64,6 +74,7 @@ class StreamParser:
     """
 
     __slots__ = (
+        "answer_chunk",
         "cached_tokens",
         "chat",
         "chunk_tokens",
@@ -74,15 +85,20 @@ class StreamParser:
         "error",
         "error_detail",
         "events",
+        "first_answer",
         "first_token",
         "key",
         "output_tokens",
         "pieces",
         "prompt_tokens",
+        "reasoning_counted",
+        "reasoning_pieces",
+        "reasoning_tokens",
         "response_id",
         "sent",
         "sep",
         "tail",
+        "tool_pieces",
         "usage_seen",
         "want_text",
     )
@@ -94,7 +110,13 @@ class StreamParser:
         self.want_text = want_text
         self.sep = b""  # b"\n\n" or b"\r\n\r\n", decided by the first bytes
         self.tail = b""
-        self.first_token: float | None = None
+        self.first_token: float | None = None  # any token: content, reasoning or tool call
+        self.first_answer: float | None = None  # the first content or tool-call token
+        self.answer_chunk: int | None = None  # its index in chunk_us
+        self.reasoning_counted = 0  # tokens of the reasoning chunks (as chunk_tokens counts them)
+        self.reasoning_tokens: int | None = None  # from the final usage's completion_tokens_details
+        self.reasoning_pieces: list[bytes] = []  # raw JSON strings of the reasoning, kept as pieces are
+        self.tool_pieces: dict[int, list[bytes]] = {}  # tool call index -> raw JSON strings of its arguments
         self.chunk_us: list[int] = []
         self.chunk_tokens: list[int] = []
         self.completion = 0  # running completion_tokens of continuous usage stats
@@ -139,8 +161,8 @@ class StreamParser:
             return
         if self.response_id is None:
             self._read_id(buf, p, end)
-        # the text: content (or text) first; reasoning keys only when there is no content
-        text = False
+        # the delta: content (or text) first; reasoning, then tool calls, only when there is no content
+        text = answer = False  # text: any token-bearing delta; answer: content or a tool call
         key = self.key
         k = buf.find(key, p, end)
         if k >= 0:
@@ -148,7 +170,7 @@ class StreamParser:
             if buf[q] == _SPACE:
                 q = _skip_spaces(buf, q, end)
             if buf[q] == _QUOTE and buf[q + 1] != _QUOTE:
-                text = True
+                text = answer = True
                 if self.want_text:
                     e = _string_end(buf, q, end)
                     if e < 0:
@@ -162,7 +184,21 @@ class StreamParser:
                     q = _skip_spaces(buf, k + len(rkey), end)
                     if buf[q] == _QUOTE and buf[q + 1] != _QUOTE:
                         text = True
+                        if self.want_text:
+                            e = _string_end(buf, q, end)
+                            if e < 0:
+                                self._fail(ErrorClass.MALFORMED, "unterminated string in event")
+                                return
+                            self.reasoning_pieces.append(buf[q : e + 1])
                         break
+            if not text:
+                k = buf.find(_TOOL_CALLS, p, end)
+                if k >= 0:
+                    q = _skip_spaces(buf, k + len(_TOOL_CALLS), end)
+                    if buf[q] == _BRACKET and buf[_skip_spaces(buf, q + 1, end)] != 93:  # a non-empty array
+                        text = answer = True
+                        if self.want_text and not self._tool_arguments(buf, q, end):
+                            return
         # usage: vLLM's continuous stats put a running count on every text chunk from the first;
         # any other usage is the final report (vLLM's `choices: []` chunk, llama.cpp's finish chunk)
         tokens = 0
@@ -198,10 +234,37 @@ class StreamParser:
             self._fail(ErrorClass.HTTP_5XX, f"error event in stream: {buf[p : min(end, p + 200)]!r}")
             return
         if text or tokens > 0:
-            if text and self.first_token is None:
-                self.first_token = now
+            n = tokens if tokens > 0 or self.continuous else 1
+            if text and (not answer or self.first_answer is None):  # all but the answer's later chunks
+                if self.first_token is None:
+                    self.first_token = now
+                if not answer:
+                    self.reasoning_counted += n
+                else:
+                    self.first_answer = now
+                    self.answer_chunk = len(self.chunk_us)
             self.chunk_us.append(int((now - self.sent) * 1e6))
-            self.chunk_tokens.append(tokens if tokens > 0 or self.continuous else 1)
+            self.chunk_tokens.append(n)
+
+    def _tool_arguments(self, buf: bytes, q: int, end: int) -> bool:
+        """Keep the ``arguments`` pieces of the tool-call deltas in ``buf[q:end]`` by call index;
+        False (and the attempt failed) on an unterminated string."""
+        a = buf.find(_ARGUMENTS, q, end)
+        while a >= 0:
+            i = buf.rfind(_INDEX, q, a)
+            index = (_int_at(buf, i + len(_INDEX), end) or 0) if i >= 0 else 0
+            s = _skip_spaces(buf, a + len(_ARGUMENTS), end)
+            if buf[s] != _QUOTE:
+                a = buf.find(_ARGUMENTS, s, end)
+                continue
+            e = _string_end(buf, s, end)
+            if e < 0:
+                self._fail(ErrorClass.MALFORMED, "unterminated string in event")
+                return False
+            self.tool_pieces.setdefault(index, []).append(buf[s : e + 1])
+            q = e + 1
+            a = buf.find(_ARGUMENTS, q, end)
+        return True
 
     def _read_id(self, buf: bytes, p: int, end: int) -> None:
         i = buf.find(_ID, p, end)
@@ -230,6 +293,9 @@ class StreamParser:
         k = buf.find(_CACHED, u, end)
         if k >= 0:
             self.cached_tokens = _int_at(buf, k + len(_CACHED), end)
+        r = buf.find(_REASONING_TOKENS, u, end)
+        if r >= 0:
+            self.reasoning_tokens = _int_at(buf, r + len(_REASONING_TOKENS), end)
 
     def _fail(self, error: ErrorClass, detail: str) -> None:
         if self.error is None:
@@ -239,6 +305,14 @@ class StreamParser:
     def text(self) -> str:
         """The reply's text (content deltas joined), decoded only now."""
         return "".join(orjson.loads(piece) for piece in self.pieces)
+
+    def reasoning_text(self) -> str:
+        """The reasoning's text (reasoning deltas joined), decoded only now."""
+        return "".join(orjson.loads(piece) for piece in self.reasoning_pieces)
+
+    def tool_arguments(self) -> list[str]:
+        """Each tool call's arguments (its pieces joined), in the order of the calls' indexes."""
+        return ["".join(orjson.loads(piece) for piece in self.tool_pieces[i]) for i in sorted(self.tool_pieces)]
 
     def finish(self) -> tuple[str | None, str | None]:
         """Classify the ended stream: ``(error class or None, detail)``."""
@@ -253,6 +327,12 @@ class StreamParser:
     @property
     def estimated(self) -> bool:
         return self.output_tokens is None and not self.continuous
+
+    def reasoning_count(self) -> int:
+        """Reasoning tokens: the server's usage details, else the reasoning chunks' tokens."""
+        if self.reasoning_tokens is not None:
+            return self.reasoning_tokens
+        return self.reasoning_counted
 
     def token_count(self) -> int:
         """Output tokens: the server's final usage, else its running count, else one per chunk."""

@@ -47,6 +47,7 @@ def record(
     target: str = "",
     wall_time: float = 0.0,
     record_id: str | None = None,
+    reasoning: int = 0,
 ) -> RequestRecord:
     """A streamed chat completion whose last attempt is sent at ``t0`` (monotonic s).
 
@@ -56,6 +57,7 @@ def record(
     ``error``: the last attempt fails with that class, 0.2 s after sending, with no token.
     ``retries``: that many failed attempts (``retry_error``) before, from ``t0 - 1`` s on.
     ``delay``: how late the client sent the first attempt after its schedule (dispatch delay).
+    ``reasoning``: the first that many tokens are reasoning, the rest the answer.
     """
     gaps = [itl] * max(tokens - 1, 0) if isinstance(itl, int | float) else list(itl)
     assert len(gaps) == max(tokens - 1, 0), "one gap for every token after the first"
@@ -89,6 +91,9 @@ def record(
             prompt_tokens=prompt_tokens,
             output_tokens=tokens,
             retry_wait=retry_wait,
+            first_answer=t0 + arrivals[reasoning] if reasoning < tokens else None,
+            answer_chunk=reasoning if reasoning < tokens else None,
+            reasoning_tokens=min(reasoning, tokens),
         )
     else:
         final = Attempt(

@@ -24,7 +24,7 @@ from loadgen.records import OK, RequestRecord
 US = "\x1f"  # separates the parts of a field
 RS = "\x1e"  # separates label values
 LABEL_NAMES: tuple[str, ...] = tuple(n for n in metrics.PROM_LABELS if n != "run")
-REQUEST_HISTOGRAMS: tuple[str, ...] = ("ttft", "tpot", "e2e", "dispatch_delay", "retry_wait")
+REQUEST_HISTOGRAMS: tuple[str, ...] = ("ttft", "ttfot", "tpot", "e2e", "dispatch_delay", "retry_wait")
 
 
 def label_key(*values: str) -> str:
@@ -72,7 +72,9 @@ def record_increments(
         return
     inc(f"c{US}prompt_tokens{US}{lk}", float(metrics.prompt_tokens(record)))
     inc(f"c{US}output_tokens{US}{lk}", float(metrics.output_tokens(record)))
+    inc(f"c{US}reasoning_tokens{US}{lk}", float(metrics.reasoning_tokens(record)))  # 0 too: the series exists
     values = metrics.request_values(record)
+    values["ttfot"] = metrics.ttfot(record.final)
     if slo.good(record, values):
         inc(f"c{US}good_requests{US}{lk}", 1.0)
     for name in REQUEST_HISTOGRAMS:

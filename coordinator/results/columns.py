@@ -2,14 +2,15 @@
 
 The columns are built in one streaming pass over ``records.jsonl.gz`` (:func:`read_columns`),
 one record at a time, so no list of :class:`~loadgen.records.RequestRecord` is ever held: a
-record costs about 120 bytes of columns, 4 per attempt and 16 per streamed chunk, whatever it
+record costs about 145 bytes of columns, 4 per attempt and 17 per streamed chunk, whatever it
 held as an object. Row ``i`` of every per-record column is the ``i``-th record of the file, so a
 group of records (a phase, a workload) is a boolean mask over rows and keeps the file's order.
 
 Values are those of ``loadgen.metrics``, computed once per record: the per-request metrics
 (NaN where undefined, and for a record without attempts), and the ITL of each successful
-request's final attempt, kept per chunk (per-token gap and the tokens it counts for) and
-expanded to one value per token only when a group's percentiles are taken. Nothing is
+request's final attempt, kept per chunk (per-token gap and the tokens it counts for, and
+whether the gap is inside the answer: the answer's ITL) and expanded to one value per token
+only when a group's percentiles are taken. Nothing is
 rounded or narrowed (float64 seconds, integer counts), so percentiles over the columns are
 the very numbers numpy gives over the records.
 """
@@ -35,6 +36,7 @@ Mask = npt.NDArray[np.bool_]
 
 # per-request metrics (ITL has many values per request and is kept apart)
 REQUEST_METRICS: tuple[str, ...] = tuple(name for name in metrics.LATENCY_METRICS if name != "itl")
+ANSWER_REQUEST_METRICS: tuple[str, ...] = tuple(name for name in metrics.ANSWER_METRICS if name != "itl_answer")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -55,15 +57,17 @@ class RecordColumns:
     ok: Mask
     attempts: Codes
     attempt_class: Codes
-    values: Mapping[str, Floats]  # REQUEST_METRICS in seconds, NaN where undefined
+    values: Mapping[str, Floats]  # REQUEST_METRICS and ANSWER_REQUEST_METRICS in seconds, NaN where undefined
     scheduled: Floats
     end: Floats
     sent: Floats  # the final attempt's sent (NaN without attempts)
     output_tokens: Ints  # of the final attempt (0 when unknown)
     prompt_tokens: Ints
+    reasoning_tokens: Ints  # of output_tokens (0 when unknown)
     itl_chunks: Codes  # per row: its ITL chunks, in itl_gap / itl_tokens (0 unless it succeeded)
     itl_gap: Floats  # per ITL chunk: seconds per token (loadgen.metrics.itl_of_chunks)
     itl_tokens: Ints  # per ITL chunk: the tokens, each one ITL sample of itl_gap
+    itl_in_answer: Mask  # per ITL chunk: the gap is between two answer chunks (loadgen.metrics.itl_answer)
 
     @property
     def n(self) -> int:
@@ -89,6 +93,11 @@ class RecordColumns:
     def itl(self, rows: Mask) -> Floats:
         """The ITL samples (seconds, one per token) of the rows' successful requests, in row order."""
         chunks = np.repeat(rows, self.itl_chunks)
+        return np.repeat(self.itl_gap[chunks], self.itl_tokens[chunks])
+
+    def itl_answer(self, rows: Mask) -> Floats:
+        """The answer's ITL samples (seconds, one per token) of the rows' successful requests, in row order."""
+        chunks = np.repeat(rows, self.itl_chunks) & self.itl_in_answer
         return np.repeat(self.itl_gap[chunks], self.itl_tokens[chunks])
 
     def itl_of_row(self, row: int, starts: Ints) -> Floats:
@@ -126,13 +135,15 @@ class ColumnsBuilder:
         self._outcome = array("i")
         self._attempts = array("i")
         self._attempt_class = array("i")
-        self._values = {name: array("d") for name in REQUEST_METRICS}
+        self._values = {name: array("d") for name in (*REQUEST_METRICS, *ANSWER_REQUEST_METRICS)}
         self._scheduled = array("d")
         self._end = array("d")
         self._sent = array("d")
         self._output_tokens = array("q")
         self._prompt_tokens = array("q")
+        self._reasoning_tokens = array("q")
         self._chunks = array("i")  # per row: chunks of its final attempt kept for ITL
+        self._in_answer = array("b")  # per chunk: after the first answer chunk
         self._chunk_us = array("q")
         self._chunk_tokens = array("i")
 
@@ -159,20 +170,30 @@ class ColumnsBuilder:
             self._sent.append(np.nan)
             self._output_tokens.append(0)
             self._prompt_tokens.append(0)
+            self._reasoning_tokens.append(0)
             self._chunks.append(0)
             return
-        for name, value in metrics.request_values(rec).items():
+        for name, value in (*metrics.request_values(rec).items(), *metrics.answer_values(rec).items()):
             self._values[name].append(np.nan if value is None else value)
         final = rec.final
         self._sent.append(final.sent)
         self._output_tokens.append(metrics.output_tokens(rec))
         self._prompt_tokens.append(metrics.prompt_tokens(rec))
+        self._reasoning_tokens.append(metrics.reasoning_tokens(rec))
         if outcome != OK:
             self._chunks.append(0)
             return
         offsets, counts = final.chunk_us, final.chunk_tokens
-        self._chunks.append(len(offsets))
+        n = len(offsets)
+        self._chunks.append(n)
         self._chunk_us.extend(offsets)
+        answer = final.answer_chunk
+        if answer is None:  # no answer (or a record written before answers were told apart)
+            self._in_answer.extend(bytes(n))
+        else:  # as metrics.itl_answer: the gaps that end after the first answer chunk
+            after = min(answer + 1, n)
+            self._in_answer.extend(bytes(after))
+            self._in_answer.extend(b"\x01" * (n - after))
         if len(counts) == len(offsets):
             self._chunk_tokens.extend(counts)
         else:  # as metrics.itl reads them: a missing count is 0, i.e. one token
@@ -185,6 +206,8 @@ class ColumnsBuilder:
         first[starts[chunks > 0]] = True
         chunk_tokens = _codes(self._chunk_tokens).astype(np.int64)
         gaps, tokens = metrics.itl_of_chunks(_ints(self._chunk_us), chunk_tokens, first)
+        in_answer = np.frombuffer(self._in_answer, dtype=np.bool_) if len(self._in_answer) else np.empty(0, bool)
+        in_answer = in_answer[1:][~first[1:]]  # aligned with the gaps: every chunk but an attempt's first
         del chunk_tokens, first
         outcome = _codes(self._outcome)
         return RecordColumns(
@@ -203,9 +226,11 @@ class ColumnsBuilder:
             sent=_floats(self._sent),
             output_tokens=_ints(self._output_tokens),
             prompt_tokens=_ints(self._prompt_tokens),
+            reasoning_tokens=_ints(self._reasoning_tokens),
             itl_chunks=np.maximum(chunks - 1, 0).astype(np.int32),  # a request's first chunk starts no gap
             itl_gap=gaps,
             itl_tokens=tokens,
+            itl_in_answer=in_answer,
         )
 
 

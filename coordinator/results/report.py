@@ -225,6 +225,20 @@ def percentile_table(group: GroupSummary) -> str:
         if shown
         else ""
     )
+    answer = group.latency_ms_answer
+    reasoned = answer is not None and bool(group.reasoning_tokens)  # without reasoning: the rows above again
+    for name, stats in answer.items() if answer is not None and reasoned else []:
+        rows.append(
+            f'<tr><td class="l">{_e(name)}</td>'
+            + "".join(f"<td>{_num(value(stats), 2)}</td>" for _, value in _STATS)
+            + "</tr>"
+        )
+    if reasoned:
+        note += (
+            f'<p class="note">Reasoning: {_num(group.reasoning_tokens)} of {_num(group.output_tokens)} output tokens '
+            f"({_num(group.answer_tokens)} answer tokens). ttft, tpot and itl are over every output token; ttfot "
+            "(time to first output token), tpot_answer and itl_answer over the answer alone (docs/metrics.md).</p>"
+        )
     return f"<table>{head}{''.join(rows)}</table>{note}"
 
 

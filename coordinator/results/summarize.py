@@ -20,6 +20,7 @@ from coordinator.results.status import RunStatus
 from coordinator.results.summary import (
     LATENCY_NOTE,
     SUMMARY_VERSION,
+    AnswerLatencyByMetric,
     FailureAwareByMetric,
     FailureAwareStats,
     Goodput,
@@ -86,6 +87,12 @@ def _group(cols: RecordColumns, rows: Mask, duration_s: float | None, slo: Slo |
     n_ok = int(ok_mask.sum())
     ok_values = {name: cols.itl(rows) if name == "itl" else values[name][ok_mask] for name in metrics.LATENCY_METRICS}
     latency = LatencyByMetric.model_validate({name: percentile_stats(v) for name, v in ok_values.items()})
+    answer = AnswerLatencyByMetric.model_validate(
+        {
+            name: percentile_stats(cols.itl_answer(rows) if name == "itl_answer" else values[name][ok_mask])
+            for name in metrics.ANSWER_METRICS
+        }
+    )
     failed = n - n_ok - cols.outcomes(rows).get(ErrorClass.CANCELLED.value, 0)
     failure_aware = FailureAwareByMetric.model_validate(
         {name: failure_aware_stats(ok_values[name], failed) for name in metrics.FAILURE_AWARE_METRICS}
@@ -93,6 +100,7 @@ def _group(cols: RecordColumns, rows: Mask, duration_s: float | None, slo: Slo |
     good = ok_mask if slo is None else slo.rule().good_all(ok_mask, values)
     n_good = int(good.sum())
     out_tokens = float(cols.output_tokens[rows][ok_mask].sum())
+    reasoning_tokens = int(cols.reasoning_tokens[rows][ok_mask].sum())
     attempts = cols.attempts[rows]
     per_s: Callable[[float], float | None] = (lambda x: x / duration_s) if duration_s else (lambda x: None)
     return GroupSummary(
@@ -110,8 +118,11 @@ def _group(cols: RecordColumns, rows: Mask, duration_s: float | None, slo: Slo |
         output_tokens=int(out_tokens),
         prompt_tokens=int(cols.prompt_tokens[rows][ok_mask].sum()),
         output_tokens_per_s=per_s(out_tokens),
+        reasoning_tokens=reasoning_tokens,
+        answer_tokens=max(0, int(out_tokens) - reasoning_tokens),
         goodput=Goodput(requests=n_good, share=(n_good / n) if n else None, per_s=per_s(n_good)),
         latency_ms=latency,
+        latency_ms_answer=answer,
         latency_ms_failure_aware=failure_aware,
         slo=None if slo is None else slo_verdict(ok_values, slo),
     )

@@ -88,6 +88,24 @@ class LatencyByMetric(_Document):
         return [(metric, self.get(metric)) for metric in metrics.LATENCY_METRICS]
 
 
+class AnswerLatencyByMetric(_Document):
+    """The answer alone, every metric of ``loadgen.metrics.ANSWER_METRICS``: a reasoning model's
+    reasoning left out (without reasoning, the same values as TTFT, TPOT and ITL)."""
+
+    ttfot: LatencyStats = Field(description="time to first output token: the first answer token, not reasoning")
+    tpot_answer: LatencyStats = Field(description="TPOT over the answer tokens, from the first of them")
+    itl_answer: LatencyStats = Field(description="ITL between the answer's chunks")
+
+    def get(self, metric: str) -> LatencyStats:
+        if metric not in AnswerLatencyByMetric.model_fields:
+            raise KeyError(metric)
+        stats: LatencyStats = getattr(self, metric)
+        return stats
+
+    def items(self) -> list[tuple[str, LatencyStats]]:
+        return [(metric, self.get(metric)) for metric in metrics.ANSWER_METRICS]
+
+
 class FailureAwareStats(_Document):
     """One metric's percentiles in ms over successful *and* failed requests, a failure counted as an
     infinitely slow request (``loadgen.metrics.failure_aware_percentiles``): ``None`` at a
@@ -163,8 +181,25 @@ class GroupSummary(_Document):
     output_tokens: int = Field(ge=0, description="of successful requests")
     prompt_tokens: int = Field(ge=0, description="of successful requests")
     output_tokens_per_s: float | None
+    reasoning_tokens: int | None = Field(
+        default=None,
+        ge=0,
+        exclude_if=lambda v: v is None,
+        description="of output_tokens, the reasoning (successful requests); absent from summaries written before",
+    )
+    answer_tokens: int | None = Field(
+        default=None,
+        ge=0,
+        exclude_if=lambda v: v is None,
+        description="of output_tokens, the answer (content and tool calls); absent from summaries written before",
+    )
     goodput: Goodput
     latency_ms: LatencyByMetric
+    latency_ms_answer: AnswerLatencyByMetric | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="latencies of the answer alone, reasoning left out; absent from summaries written before",
+    )
     latency_ms_failure_aware: FailureAwareByMetric | None = Field(
         default=None,
         exclude_if=lambda v: v is None,

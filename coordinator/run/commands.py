@@ -59,9 +59,15 @@ def run(scenario_file: Path, web: bool, output_dir: Path | None, workers: int | 
     if summary is not None:
         overall = summary.all
         ttft = overall.latency_ms.ttft
+        answer = overall.latency_ms_answer
+        ttfot = (
+            f"TTFOT p50 {fmt_ms(answer.ttfot.p50)} ms p99 {fmt_ms(answer.ttfot.p99)} ms, "
+            if answer is not None and overall.reasoning_tokens
+            else ""  # without reasoning: the TTFT again
+        )
         click.echo(
             f"{overall.count} requests, {overall.errors} errors, "
-            f"TTFT p50 {fmt_ms(ttft.p50)} ms p99 {fmt_ms(ttft.p99)} ms, "
+            f"TTFT p50 {fmt_ms(ttft.p50)} ms p99 {fmt_ms(ttft.p99)} ms, {ttfot}"
             f"{fmt_ms(overall.output_tokens_per_s)} output tok/s; report: {result.run_dir / 'report.html'}"
         )
     assert outcome is not None  # bad input raised before any outcome

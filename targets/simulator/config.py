@@ -19,14 +19,35 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class OutputLength(Strict):
-    """Distribution of output lengths for requests that do not set ``ignore_eos``."""
+class TokenCount(Strict):
+    """A distribution of token counts, drawn per request (clamped to ``min``..``max``)."""
 
     distribution: Literal["fixed", "uniform", "normal", "lognormal"] = "fixed"
     mean: float = Field(128.0, gt=0)
     stddev: float = Field(0.0, ge=0)  # normal/lognormal spread; uniform: half-width
     min: int = Field(1, ge=1)
     max: int = Field(1_000_000, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TokenCount:
+        if self.min > self.max:
+            raise ValueError("min must not exceed max")
+        return self
+
+
+class OutputLength(TokenCount):
+    """Distribution of output lengths for requests that do not set ``ignore_eos``."""
+
+
+class ToolCalls(Strict):
+    """How a chat request that carries ``tools`` is answered (unless its ``tool_choice`` is ``none``).
+
+    The answer is one call of the first tool (or the one ``tool_choice`` names) instead of
+    content: its arguments are the JSON object ``{"<the tool's first parameter, else input>":
+    "<the answer's words>"}``, one piece per answer token, as vLLM's tool parsers stream them.
+    """
+
+    enabled: bool = True  # false: answer with content, as if no tools were sent
 
 
 class Faults(Strict):
@@ -78,16 +99,14 @@ class SimulatorConfig(Strict):
     tokens_per_chunk: int = Field(1, ge=1)
     chat_message_overhead_tokens: int = Field(4, ge=0)
     chat_reply_overhead_tokens: int = Field(3, ge=0)
+    # a reasoning model: this many reasoning tokens (``delta.reasoning_content``) before each chat
+    # answer, counted in completion_tokens and in usage.completion_tokens_details.reasoning_tokens
+    reasoning_tokens: TokenCount | None = None
+    tool_calls: ToolCalls = Field(default_factory=ToolCalls)
+    trace_prompts: bool = False  # the trace keeps each request's prompt text (tests of what was sent)
     # life cycle and faults
     startup_seconds: float = Field(0.0, ge=0)
     faults: Faults = Field(default_factory=Faults)
-
-    @model_validator(mode="after")
-    def _check_output(self) -> SimulatorConfig:
-        out = self.output_tokens
-        if out is not None and out.min > out.max:
-            raise ValueError("output_tokens.min must not exceed output_tokens.max")
-        return self
 
     @property
     def kv_capacity_tokens(self) -> int:

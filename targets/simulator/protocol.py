@@ -14,9 +14,9 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from targets.simulator import tokenizer
-from targets.simulator.config import SimulatorConfig
+from targets.simulator.config import SimulatorConfig, TokenCount
 from targets.simulator.sequence import Sequence
-from targets.simulator.sse import base, usage
+from targets.simulator.sse import base, tool_call_id, usage
 
 
 class Lenient(BaseModel):
@@ -55,9 +55,43 @@ class GenerationRequest(Lenient):
     n: int = Field(1, ge=1, le=1)
 
 
+class ToolFunction(Lenient):
+    name: str = Field(min_length=1)
+    parameters: dict[str, Any] | None = None
+
+
+class ToolDef(Lenient):
+    type: str = "function"
+    function: ToolFunction
+
+
+class NamedToolChoice(Lenient):
+    function: ToolFunction
+
+
 class ChatRequest(GenerationRequest):
     messages: list[Message] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
+    tools: list[ToolDef] | None = None
+    tool_choice: str | NamedToolChoice | None = None
+
+    def tool_to_call(self) -> ToolDef | None:
+        """The tool this request's answer calls: the one ``tool_choice`` names, else the first;
+        None without tools or with ``tool_choice: none``."""
+        if not self.tools or self.tool_choice == "none":
+            return None
+        if isinstance(self.tool_choice, NamedToolChoice):
+            named = self.tool_choice.function.name
+            return next((t for t in self.tools if t.function.name == named), self.tools[0])
+        return self.tools[0]
+
+
+def tool_argument(tool: ToolDef) -> str:
+    """The argument the simulated call fills: the tool's first declared parameter, else ``input``."""
+    properties = (tool.function.parameters or {}).get("properties")
+    if isinstance(properties, dict) and properties:
+        return str(next(iter(properties)))
+    return "input"
 
 
 class CompletionRequest(GenerationRequest):
@@ -99,6 +133,14 @@ def prompt_tokens(req: ChatRequest | CompletionRequest, cfg: SimulatorConfig) ->
     return [str(t) for t in prompt]  # a list of token ids
 
 
+def prompt_text(req: ChatRequest | CompletionRequest) -> str:
+    """The prompt as text, for the trace: a chat's message texts one a line; token ids as numbers."""
+    if isinstance(req, ChatRequest):
+        return "\n".join(m.text() for m in req.messages)
+    prompt = req.prompt
+    return prompt if isinstance(prompt, str) else orjson.dumps(prompt).decode()
+
+
 def block_hashes(tokens: list[str], block_size: int) -> list[int]:
     """Chained hashes of the prompt's full blocks: equal prefixes give equal leading hashes."""
     out: list[int] = []
@@ -115,6 +157,7 @@ class OutputPlanner:
     def __init__(self, cfg: SimulatorConfig) -> None:
         self.cfg = cfg
         self.rng = random.Random(cfg.seed + 1)
+        self.reasoning_rng = random.Random(cfg.seed + 2)  # its own stream: output lengths stay as without reasoning
         self.limit = min(cfg.max_model_len, cfg.kv_capacity_tokens)
 
     def plan(self, req: ChatRequest | CompletionRequest, prompt_len: int) -> tuple[int, int]:
@@ -142,30 +185,56 @@ class OutputPlanner:
         dist = cfg.output_tokens
         if req.ignore_eos or dist is None:
             return max_tokens, max_tokens
-        r = self.rng
-        if dist.distribution == "fixed":
-            x = dist.mean
-        elif dist.distribution == "uniform":
-            x = r.uniform(dist.mean - dist.stddev, dist.mean + dist.stddev)
-        elif dist.distribution == "normal":
-            x = r.gauss(dist.mean, dist.stddev)
-        else:
-            sigma2 = math.log(1.0 + (dist.stddev / dist.mean) ** 2)
-            x = r.lognormvariate(math.log(dist.mean) - sigma2 / 2, math.sqrt(sigma2))
-        n = min(max(round(x), dist.min, req.min_tokens, 1), dist.max, max_tokens)
+        n = min(max(draw(dist, self.rng), req.min_tokens), max_tokens)
         return max_tokens, n
+
+    def reasoning(self, req: ChatRequest | CompletionRequest) -> int:
+        """Reasoning tokens before the answer: drawn for a chat request when the model reasons, else 0.
+        They are part of the output (``max_tokens`` bounds both, as on vLLM)."""
+        dist = self.cfg.reasoning_tokens
+        if dist is None or not isinstance(req, ChatRequest):
+            return 0
+        return draw(dist, self.reasoning_rng)
+
+
+def draw(dist: TokenCount, rng: random.Random) -> int:
+    """One draw of ``dist``, rounded and clamped to its ``min``..``max``."""
+    if dist.distribution == "fixed":
+        x = dist.mean
+    elif dist.distribution == "uniform":
+        x = rng.uniform(dist.mean - dist.stddev, dist.mean + dist.stddev)
+    elif dist.distribution == "normal":
+        x = rng.gauss(dist.mean, dist.stddev)
+    else:
+        sigma2 = math.log(1.0 + (dist.stddev / dist.mean) ** 2)
+        x = rng.lognormvariate(math.log(dist.mean) - sigma2 / 2, math.sqrt(sigma2))
+    return min(max(round(x), dist.min, 1), dist.max)
 
 
 def full_body(seq: Sequence) -> bytes:
     """The non-streaming response of a finished sequence."""
-    text = "".join(tokenizer.VOCAB[i % len(tokenizer.VOCAB)] for i in range(seq.out))
+    words = [tokenizer.VOCAB[i % len(tokenizer.VOCAB)] for i in range(seq.out)]
+    reasoning = min(seq.reasoning, seq.out)
+    text = "".join(words[reasoning:])
     body = base(seq)
     if seq.api == "chat":
         body["object"] = "chat.completion"
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if seq.reasoning:
+            message["reasoning_content"] = "".join(words[:reasoning])
+        if seq.tool_name is not None and text:
+            message["content"] = None
+            arguments = seq.tool_arguments(text).decode()
+            call = {
+                "id": tool_call_id(seq),
+                "type": "function",
+                "function": {"name": seq.tool_name, "arguments": arguments},
+            }
+            message["tool_calls"] = [call]
         body["choices"] = [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": text},
+                "message": message,
                 "logprobs": None,
                 "finish_reason": seq.finish_reason,
                 "stop_reason": None,
@@ -175,7 +244,7 @@ def full_body(seq: Sequence) -> bytes:
         body["choices"] = [
             {"index": 0, "text": text, "logprobs": None, "finish_reason": seq.finish_reason, "stop_reason": None}
         ]
-    body["usage"] = usage(seq.prompt_len, seq.out, seq.cached_tokens)
+    body["usage"] = usage(seq.prompt_len, seq.out, seq.cached_tokens, reasoning if seq.reasoning else None)
     return orjson.dumps(body)
 
 

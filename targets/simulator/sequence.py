@@ -6,6 +6,8 @@ import asyncio
 import time
 from typing import Any
 
+import orjson
+
 
 class Sequence:
     """Mutable per-request state shared by the HTTP handler, the engine and the stream writer.
@@ -42,7 +44,10 @@ class Sequence:
         "pending",
         "preemptions",
         "prompt_len",
+        "prompt_text",
         "queue_exit",
+        "reasoning",
+        "reasoning_template",
         "received",
         "stall_seconds",
         "stall_until",
@@ -52,6 +57,9 @@ class Sequence:
         "target",
         "token_due",
         "token_times",
+        "tool_argument",
+        "tool_name",
+        "tool_template",
         "traced",
         "transport",
         "usage_tail",
@@ -117,6 +125,17 @@ class Sequence:
         self.first_written = False
         self.finished = False
         self.traced = False  # its trace line is written (once, before the response's last byte)
+        self.reasoning = 0  # the first this many output tokens are reasoning (reasoning_content)
+        self.tool_name: str | None = None  # the answer is a call of this tool (the request carried tools)
+        self.tool_argument = "input"  # the argument the call's JSON fills
+        # (head, tail, tail with continuous usage) of a reasoning / a tool-call arguments chunk, as head/tail
+        self.reasoning_template: tuple[bytes, bytes, bytes] | None = None
+        self.tool_template: tuple[bytes, bytes, bytes] | None = None
+        self.prompt_text: str | None = None  # kept for the trace when trace_prompts is set
+
+    def tool_arguments(self, answer: str) -> bytes:
+        """The whole arguments JSON of the simulated tool call whose answer words are ``answer``."""
+        return orjson.dumps({self.tool_argument: answer})
 
     def drop(self) -> None:
         """The client went away before the request ended: mark it so, and release its waiter."""

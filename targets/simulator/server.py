@@ -20,13 +20,16 @@ from targets.simulator.faults import HEADER, IMMEDIATE, IMMEDIATE_RESPONSES, Fau
 from targets.simulator.metrics import EngineMetrics
 from targets.simulator.protocol import (
     BadRequest,
+    ChatRequest,
     OutputPlanner,
     block_hashes,
     error_body,
     full_body,
     model_list,
     parse,
+    prompt_text,
     prompt_tokens,
+    tool_argument,
 )
 from targets.simulator.sequence import Sequence
 from targets.simulator.sse import StreamWriter, abort_with_reset, prepare_templates
@@ -123,6 +126,7 @@ class Simulator:
             req = parse(api, raw)
             toks = prompt_tokens(req, cfg)
             max_tokens, target = self.planner.plan(req, len(toks))
+            reasoning = self.planner.reasoning(req)
         except (BadRequest, FaultError) as exc:
             self.trace.rejected(rid, path, None, received, arrival, time.monotonic(), 400, None)
             return json_error(400, str(exc), "BadRequestError")
@@ -142,13 +146,21 @@ class Simulator:
             prompt_len=len(toks),
             block_hashes=block_hashes(toks, cfg.block_size) if cfg.enable_prefix_caching else [],
             max_tokens=max_tokens,
-            target=target,
+            target=min(max_tokens, reasoning + target),  # the reasoning comes on top of the answer
             arrival=arrival,
             received=received,
             done=loop.create_future(),
         )
+        seq.reasoning = min(reasoning, seq.target)
+        tool = req.tool_to_call() if isinstance(req, ChatRequest) and cfg.tool_calls.enabled else None
+        if tool is not None:
+            seq.tool_name, seq.tool_argument = tool.function.name, tool_argument(tool)
+            if seq.finish_reason == "stop":
+                seq.finish_reason = "tool_calls"
+        if cfg.trace_prompts:
+            seq.prompt_text = prompt_text(req)
         seq.fault = fault
-        seq.fault_at = self.faults.strike_point(fault, target)
+        seq.fault_at = self.faults.strike_point(fault, seq.target)
         seq.stall_seconds = stall
         if stall and seq.fault_at == 0:
             seq.stall_until = arrival + stall

@@ -33,7 +33,7 @@ def dumps_event(obj: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(obj) + b"\n\n"
 
 
-def usage(prompt: int, completion: int, cached: int | None = None) -> dict[str, Any]:
+def usage(prompt: int, completion: int, cached: int | None = None, reasoning: int | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "prompt_tokens": prompt,
         "total_tokens": prompt + completion,
@@ -41,7 +41,27 @@ def usage(prompt: int, completion: int, cached: int | None = None) -> dict[str, 
     }
     if cached is not None:
         out["prompt_tokens_details"] = {"cached_tokens": cached}
+    if reasoning is not None:
+        out["completion_tokens_details"] = {"reasoning_tokens": reasoning}
     return out
+
+
+def tool_call_id(seq: Sequence) -> str:
+    return "call_" + seq.id.rsplit("-", 1)[-1][:24]
+
+
+def _tool_delta(seq: Sequence, arguments: str, first: bool) -> dict[str, Any]:
+    """The ``delta`` of a tool-call chunk: the call's id, type and name come with its first piece."""
+    if first:
+        call = {
+            "index": 0,
+            "id": tool_call_id(seq),
+            "type": "function",
+            "function": {"name": seq.tool_name, "arguments": arguments},
+        }
+    else:
+        call = {"index": 0, "function": {"arguments": arguments}}
+    return {"tool_calls": [call]}
 
 
 def base(seq: Sequence) -> dict[str, Any]:
@@ -55,18 +75,34 @@ def choice(seq: Sequence, text: str, finish: str | None) -> dict[str, Any]:
     return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish, "stop_reason": None}
 
 
-def prepare_templates(seq: Sequence) -> None:
-    """Split one content chunk's JSON around the token text, once per request."""
-    marker = "\x00TOKEN\x00"
+_MARKER = "\x00TOKEN\x00"
+
+
+def _template(seq: Sequence, first_choice: dict[str, Any]) -> tuple[bytes, bytes, bytes]:
+    """A chunk's JSON split around ``_MARKER``: (head, tail, tail with a continuous-usage object)."""
     event = base(seq)
-    event["choices"] = [choice(seq, marker, None)]
+    event["choices"] = [first_choice]
     raw = orjson.dumps(event)
-    head, tail = raw.split(orjson.dumps(marker)[1:-1])
-    seq.head = b"data: " + head
-    seq.tail = tail + b"\n\n"
+    head, tail = raw.split(orjson.dumps(_MARKER)[1:-1])
+    usage_tail = b""
     if seq.continuous_usage:
         # drop the closing brace and append a usage object filled per chunk
-        seq.usage_tail = tail[:-1] + b',"usage":{"prompt_tokens":%d,"total_tokens":%d,"completion_tokens":%d}}\n\n'
+        usage_tail = tail[:-1] + b',"usage":{"prompt_tokens":%d,"total_tokens":%d,"completion_tokens":%d}}\n\n'
+    return b"data: " + head, tail + b"\n\n", usage_tail
+
+
+def _delta_choice(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+    return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish, "stop_reason": None}
+
+
+def prepare_templates(seq: Sequence) -> None:
+    """Split one content chunk's JSON around the token text, once per request (and a reasoning
+    chunk's, and a tool call's arguments chunk's, when the request gets them)."""
+    seq.head, seq.tail, seq.usage_tail = _template(seq, choice(seq, _MARKER, None))
+    if seq.reasoning:
+        seq.reasoning_template = _template(seq, _delta_choice({"reasoning_content": _MARKER}, None))
+    if seq.tool_name is not None:
+        seq.tool_template = _template(seq, _delta_choice(_tool_delta(seq, _MARKER, first=False), None))
 
 
 def abort_with_reset(transport: Any) -> None:
@@ -91,13 +127,42 @@ class StreamWriter:
             return VOCAB_BYTES[w % _V]
         return b"".join(VOCAB_BYTES[(w + j) % _V] for j in range(k))
 
-    def _content_event(self, seq: Sequence, k: int) -> bytes:
-        text = self._text(seq, k)
+    def _token_event(self, seq: Sequence, k: int) -> bytes:
+        """The chunk of the next ``k`` tokens: reasoning, content or tool-call arguments (never mixed:
+        the writer flushes at the last reasoning token)."""
+        written = len(seq.token_times)
+        if written < seq.reasoning:
+            assert seq.reasoning_template is not None
+            head, tail, usage_tail = seq.reasoning_template
+            text = self._text(seq, k)
+        elif seq.tool_template is not None:
+            if written == seq.reasoning:  # the call's first piece: its id and name, whole
+                event = base(seq)
+                pieces = self._tool_piece(seq, k, written, last=False).decode()
+                event["choices"] = [_delta_choice(_tool_delta(seq, pieces, first=True), None)]
+                if seq.continuous_usage:
+                    event["usage"] = usage(seq.prompt_len, written + k)
+                return dumps_event(event)
+            head, tail, usage_tail = seq.tool_template
+            text = orjson.dumps(self._tool_piece(seq, k, written, last=False).decode())[1:-1]
+        else:
+            head, tail, usage_tail = seq.head, seq.tail, seq.usage_tail
+            text = self._text(seq, k)
         if seq.continuous_usage:
-            done = len(seq.token_times) + k
+            done = written + k
             p = seq.prompt_len
-            return seq.head + text + seq.usage_tail % (p, p + done, done)
-        return seq.head + text + seq.tail
+            return head + text + usage_tail % (p, p + done, done)
+        return head + text + tail
+
+    def _tool_piece(self, seq: Sequence, k: int, written: int, last: bool) -> bytes:
+        """The next ``k`` tokens of the call's arguments JSON (unescaped): the answer's words, after
+        ``{"<argument>":"`` on the first piece and before ``"}`` on the last."""
+        piece = self._text(seq, k)
+        if written == seq.reasoning:
+            piece = seq.tool_arguments("")[:-2] + piece
+        if last:
+            piece += b'"}'
+        return piece
 
     def _first_events(self, seq: Sequence) -> bytes:
         seq.first_written = True
@@ -112,17 +177,26 @@ class StreamWriter:
         return dumps_event(event)
 
     def _final_events(self, seq: Sequence, k: int) -> bytes:
-        text = self._text(seq, k).decode()
+        written = len(seq.token_times)
         event = base(seq)
-        event["choices"] = [choice(seq, text, seq.finish_reason)]
-        done = len(seq.token_times) + k
+        if written < seq.reasoning:  # the output ended while reasoning: no answer
+            reasoning = self._text(seq, k).decode()
+            event["choices"] = [_delta_choice({"reasoning_content": reasoning}, seq.finish_reason)]
+        elif seq.tool_name is not None:
+            piece = self._tool_piece(seq, k, written, last=True).decode()
+            delta = _tool_delta(seq, piece, first=written == seq.reasoning)
+            event["choices"] = [_delta_choice(delta, seq.finish_reason)]
+        else:
+            event["choices"] = [choice(seq, self._text(seq, k).decode(), seq.finish_reason)]
+        done = written + k
         if seq.continuous_usage:
             event["usage"] = usage(seq.prompt_len, done)
         out = dumps_event(event)
         if seq.include_usage:
             final = base(seq)
             final["choices"] = []
-            final["usage"] = usage(seq.prompt_len, done, seq.cached_tokens)
+            reasoning_tokens = min(seq.reasoning, done) if seq.reasoning else None
+            final["usage"] = usage(seq.prompt_len, done, seq.cached_tokens, reasoning_tokens)
             out += dumps_event(final)
         return out + DONE_EVENT
 
@@ -169,14 +243,14 @@ class StreamWriter:
             if seq.out == seq.fault_at and self._strike(seq):
                 continue
             seq.pending += 1
-            if seq.pending < tpc and not seq.finished and not flush:
-                continue
+            if seq.pending < tpc and not seq.finished and not flush and seq.out != seq.reasoning:
+                continue  # (the last reasoning token ends its chunk: a chunk is reasoning or answer)
             k = seq.pending
             seq.pending = 0
             if seq.finished:
                 payload = self._final_events(seq, k)
             else:
-                payload = self._content_event(seq, k)
+                payload = self._token_event(seq, k)
             now = self._write_tokens(seq, payload, k)
             if seq.finished:
                 self.metrics.finished(seq, seq.finish_reason, due)
@@ -190,7 +264,7 @@ class StreamWriter:
         if seq.pending:  # tokens sampled before the fault still go out first
             k = seq.pending
             seq.pending = 0
-            self._write_tokens(seq, self._content_event(seq, k), k)
+            self._write_tokens(seq, self._token_event(seq, k), k)
         if kind == "malformed":
             self._write(seq, MALFORMED_EVENT, 0)
             seq.fault_at = -1

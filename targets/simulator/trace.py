@@ -12,6 +12,13 @@ made each token: the model's schedule), ``finish`` (last byte written or the req
 ``prompt_tokens``, ``output_tokens`` (tokens written), ``cached_tokens``, ``preemptions``,
 ``status`` (HTTP status), ``fault`` (injected fault label or null), ``outcome`` (``ok``,
 ``reset``, ``cut``, ``client_gone``, ``rejected``), ``finish_reason``.
+
+Reasoning and tool calls: ``reasoning_tokens`` (the first that many of ``token_times`` were
+reasoning tokens, the rest the answer), ``tool_call`` (the name of the tool the answer called,
+or null) and ``tool_arguments`` (the call's whole arguments JSON, as written when the stream ended
+normally; of the tokens written, closed, when a fault cut it; or null).
+With ``trace_prompts`` set, ``prompt``: the request's prompt text (chat: each message's text,
+one a line).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import IO, Any
 import orjson
 
 from targets.simulator.sequence import Sequence
+from targets.simulator.tokenizer import VOCAB
 
 
 class TraceWriter:
@@ -40,27 +48,37 @@ class TraceWriter:
         if self._file is None or seq.traced:
             return
         seq.traced = True
-        self._line(
-            {
-                "id": seq.id,
-                "path": seq.path,
-                "stream": seq.stream,
-                "arrival": seq.received,
-                "handler": seq.arrival,
-                "queue_exit": seq.queue_exit,
-                "token_times": seq.token_times,
-                "token_due": seq.token_due[: len(seq.token_times)],
-                "finish": seq.finish,
-                "prompt_tokens": seq.prompt_len,
-                "output_tokens": len(seq.token_times),
-                "cached_tokens": seq.cached_tokens,
-                "preemptions": seq.preemptions,
-                "status": seq.status,
-                "fault": seq.fault,
-                "outcome": seq.outcome,
-                "finish_reason": seq.finish_reason if seq.outcome == "ok" else None,
-            }
-        )
+        written = len(seq.token_times)
+        reasoning = min(seq.reasoning, written)
+        arguments = None
+        if seq.tool_name is not None and written > reasoning:
+            words = "".join(VOCAB[i % len(VOCAB)] for i in range(reasoning, written))
+            arguments = seq.tool_arguments(words).decode()
+        line = {
+            "id": seq.id,
+            "path": seq.path,
+            "stream": seq.stream,
+            "arrival": seq.received,
+            "handler": seq.arrival,
+            "queue_exit": seq.queue_exit,
+            "token_times": seq.token_times,
+            "token_due": seq.token_due[: len(seq.token_times)],
+            "finish": seq.finish,
+            "prompt_tokens": seq.prompt_len,
+            "output_tokens": len(seq.token_times),
+            "cached_tokens": seq.cached_tokens,
+            "preemptions": seq.preemptions,
+            "status": seq.status,
+            "fault": seq.fault,
+            "outcome": seq.outcome,
+            "finish_reason": seq.finish_reason if seq.outcome == "ok" else None,
+            "reasoning_tokens": reasoning,
+            "tool_call": seq.tool_name,
+            "tool_arguments": arguments,
+        }
+        if seq.prompt_text is not None:
+            line["prompt"] = seq.prompt_text
+        self._line(line)
 
     def rejected(
         self,
@@ -96,6 +114,9 @@ class TraceWriter:
                 "fault": fault,
                 "outcome": "rejected",
                 "finish_reason": None,
+                "reasoning_tokens": 0,
+                "tool_call": None,
+                "tool_arguments": None,
             }
         )
 

@@ -145,6 +145,53 @@ def test_a_tokenizer_counts_what_the_server_did_not(tmp_path) -> None:  # type: 
         TargetConfig(base_url="http://127.0.0.1:1", model="m", tokenizer=tmp_path / "missing.json")
 
 
+def test_a_tokenizer_counts_reasoning_and_tool_arguments_too(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+
+    tok = Tokenizer(WordLevel({"[UNK]": 0, "one": 1, "two": 2}, unk_token="[UNK]"))
+    tok.pre_tokenizer = Whitespace()
+    path = tmp_path / "tokenizer.json"
+    tok.save(str(path))
+    events = (
+        b'data: {"choices":[{"delta":{"reasoning_content":" one two one"}}]}\n\n'
+        b'data: {"choices":[{"delta":{"content":" two"}}]}\n\n'
+        b'data: {"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"one two"}}]}}]}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    server = serve(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" + events)
+    try:
+        counted = EndpointClient(
+            TargetConfig(base_url=f"http://127.0.0.1:{server.server_port}/v1", model="m", tokenizer=path)
+        )
+        result = send(counted)
+    finally:
+        server.stop()
+    a = result.attempt
+    assert a.reasoning_tokens == 3 and a.output_tokens == 3 + 1 + 2 and not a.tokens_estimated
+    assert a.answer_chunk == 1 and result.text == " two" and result.tool_arguments == ("one two",)
+
+
+def test_a_non_streamed_reasoning_reply_with_a_tool_call() -> None:
+    body = (
+        b'{"id":"c9","choices":[{"message":{"role":"assistant","content":null,"reasoning_content":"hm hm",'
+        b'"tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{\\"q\\":1}"}}]}}],'
+        b'"usage":{"prompt_tokens":3,"completion_tokens":6,"completion_tokens_details":{"reasoning_tokens":2}}}'
+    )
+    server = serve(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    try:
+        result = send(client_for(server), stream=False)
+    finally:
+        server.stop()
+    a = result.attempt
+    assert a.error is None and a.output_tokens == 6 and a.reasoning_tokens == 2 and a.answer_tokens == 4
+    assert a.first_answer == a.first_token and a.answer_chunk == 0
+    assert result.text == "" and result.tool_arguments == ('{"q":1}',)
+
+
 def test_a_silent_server_times_out_after_read_timeout() -> None:
     head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
     first = EVENTS.split(b"\n\n")[0] + b"\n\n"

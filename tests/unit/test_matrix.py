@@ -158,7 +158,7 @@ def test_simulator_settings_are_checked_with_the_preset_and_written_for_the_simu
     assert command[command.index("--config") + 1] == str(written)
     assert yaml.safe_load(written.read_text()) == expected
     assert command[command.index("--preset") + 1] == "cpu-small"
-    with pytest.raises(ValueError, match=r"output_tokens\.min must not exceed"):
+    with pytest.raises(ValueError, match=r"settings\.output_tokens\n.*min must not exceed max"):
         SimulatorTarget(kind="simulator", settings={"output_tokens": {"min": 10, "max": 5}})
     with pytest.raises(ValueError, match="no simulator preset 'fast'"):
         SimulatorTarget(kind="simulator", preset="fast")
