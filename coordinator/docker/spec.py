@@ -23,6 +23,26 @@ from loadgen.spec import Spec
 MIN_MEMORY_BYTES = 6 * 1024 * 1024
 
 
+def _missing_locally(image: str) -> bool:
+    """Whether a reachable dockerd says it has no ``image`` (False when there is no daemon to ask:
+    the run says so when it starts). Only scenarios naming an image of their own import the SDK."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=5)
+    except docker.errors.DockerException:
+        return False
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        return True
+    except Exception:  # noqa: BLE001 - an unreachable or broken daemon: nothing to say yet
+        return False
+    finally:
+        client.close()
+    return False
+
+
 def parse_memory(value: int | str | None) -> int | None:
     """``"512m"``/``"2g"``/bytes -> bytes, with Docker's own parser (same units as ``docker run -m``)."""
     if value is None:
@@ -128,9 +148,16 @@ class DockerTargetSpec(TargetSpec):
     @classmethod
     def _buildable(cls, value: str, info: ValidationInfo) -> str:
         repo = value.split(":", 1)[0]
-        if info.data.get("build") is None and repo.startswith("finishline/") and repo not in PROJECT_REPOSITORIES:
+        if info.data.get("build") is not None or repo in PROJECT_REPOSITORIES:
+            return value  # built from its context, or by `finishline images build`, when missing
+        if repo.startswith("finishline/"):
             raise ValueError(
                 f"{value!r} is not an image finishline builds ({', '.join(PROJECT_REPOSITORIES)}); add `build` or fix the name"
+            )
+        if _missing_locally(value):
+            raise ValueError(
+                f"{value!r} is not on this machine and the target has no `build`; add build: {{context: DIR}}, "
+                "or docker build/load the image first (runs never pull)"
             )
         return value
 

@@ -176,3 +176,33 @@ def test_image_built_from_the_scenarios_context(docker_clean, base_image, tmp_pa
         assert docker_clean.containers.list(all=True, filters={"ancestor": base_image}) == []  # no build leftovers
     finally:
         docker_clean.images.remove(tag, force=True)
+
+
+def test_validate_refuses_an_image_that_is_not_here_and_has_no_build(docker_engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(
+        textwrap.dedent(
+            """\
+            name: absent
+            target: {kind: docker, image: "finishline-test/absent:1"}
+            workloads: [{name: w, prompt: {kind: synthetic, tokens: 8}, output: 8}]
+            phases: [{name: s, users: 1, duration: 1s}]
+            """
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "coordinator.cli", "validate", str(scenario)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"finishline: {scenario}:2: target.image: 'finishline-test/absent:1' is not on this machine and the target "
+        "has no `build`; add build: {context: DIR}, or docker build/load the image first (runs never pull)"
+    ]
+    # the same image with a build context is fine: the run builds it
+    scenario.write_text(
+        scenario.read_text().replace('"finishline-test/absent:1"}', '"finishline-test/absent:1", build: {context: .}}')
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "coordinator.cli", "validate", str(scenario)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
