@@ -27,6 +27,7 @@ FEATURE = Feature(
         "clean": Ref("coordinator.run.commands:clean"),
         "recover": Ref("coordinator.run.commands:recover"),
         "baseline": Ref("coordinator.baselines.commands:baseline"),
+        "compare": Ref("coordinator.compare.commands:compare"),
         "validate": Ref("coordinator.scenario.commands:validate"),
         "schema": Ref("coordinator.scenario.commands:schema"),
         "simulate": Ref("targets.simulator.cli:simulate"),
