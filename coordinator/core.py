@@ -29,7 +29,7 @@ FEATURE = Feature(
         "baseline": Ref("coordinator.baselines.commands:baseline"),
         "compare": Ref("coordinator.compare.commands:compare"),
         "validate": Ref("coordinator.scenario.commands:validate"),
-        "schema": Ref("coordinator.scenario.commands:schema"),
+        "schema": Ref("coordinator.schemas:schema"),
         "simulate": Ref("targets.simulator.cli:simulate"),
     },
 )

@@ -152,7 +152,8 @@ class _StepComparer:
         return out
 
     def errors(self) -> list[MetricComparison]:
-        b_step, c_step, out = self.b_step, self.c_step, []
+        b_step, c_step = self.b_step, self.c_step
+        out: list[MetricComparison] = []
         n = (b_step.requests, c_step.requests)
         if not n[0] or not n[1]:
             return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from coordinator.baselines.model import Step
@@ -18,7 +19,7 @@ from coordinator.compare.metrics import LATENCIES
 from coordinator.compare.result import Comparison, StepComparison, Verdict
 from coordinator.compare.sides import Floats, Side
 from coordinator.compare.tables import COLUMNS, MARK, delta, interval, label, value
-from coordinator.results.figures import MAX_POINTS, plt, to_svg
+from coordinator.results.figures import MAX_POINTS, to_svg
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
@@ -115,8 +116,8 @@ def cold_starts(c: Comparison) -> str | None:
         return None
     fig, ax = plt.subplots(figsize=(10, 0.4 * len(rows) + 1.2), layout="constrained")
     y = np.arange(len(rows))
-    ax.barh(y - 0.2, [m.baseline for _, m in rows], height=0.4, label="baseline", color="#bbbbbb")
-    ax.barh(y + 0.2, [m.current for _, m in rows], height=0.4, label="current", color="#1f77b4")
+    ax.barh(y - 0.2, [float(m.baseline or 0.0) for _, m in rows], height=0.4, label="baseline", color="#bbbbbb")
+    ax.barh(y + 0.2, [float(m.current or 0.0) for _, m in rows], height=0.4, label="current", color="#1f77b4")
     ax.set_yticks(y, [f"{m.metric.removeprefix('cold_start.')} {m.stat}" for _, m in rows])
     ax.set_xlabel("ms")
     ax.legend(fontsize=7)

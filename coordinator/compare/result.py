@@ -107,16 +107,19 @@ class Comparison(_Model):
         return sorted(rows, key=lambda r: (order[r[1].verdict], -r[1].badness))
 
     @property
-    def headline(self) -> str:
+    def finding(self) -> str:
+        """What was found, in a line (a run's outcome quotes it as its reason)."""
         if self.regression:
             rows = [m for _, m in self.worst_first() if m.verdict is Verdict.WORSE]
             named = ", ".join(m.metric if m.stat == "mean" else f"{m.metric} {m.stat}" for m in rows[:3])
             more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
-            return f"REGRESSION: {self.worse} metric(s) worse than baseline {self.baseline.label}: {named}{more}"
-        if not self.steps:
-            return f"NO REGRESSION: no step matched baseline {self.baseline.label}"
+            return f"{self.worse} figure(s) worse than baseline {self.baseline.label}: {named}{more}"
         extra = f", {self.better} better" if self.better else ""
-        return f"NO REGRESSION against baseline {self.baseline.label} ({len(self.steps)} step(s) compared{extra})"
+        return f"against baseline {self.baseline.label} ({len(self.steps)} step(s) compared{extra})"
+
+    @property
+    def headline(self) -> str:
+        return f"REGRESSION: {self.finding}" if self.regression else f"NO REGRESSION {self.finding}"
 
 
 def schema() -> dict[str, Any]:
