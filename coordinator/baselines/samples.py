@@ -8,8 +8,10 @@ arrays per step under the step's ``samples_key``.
 Latencies are milliseconds over *successful* requests only (NaN where a request's value is
 undefined, as a one-token reply's TPOT); ITL is one value per token; ``ok`` and the output
 tokens cover every request, so error rates and throughput resample with the latencies.
-``end_s``, where the source has request times, says when each request ended (seconds from the
-step's first request's schedule): comparisons resample throughput in windows of time with it.
+Where the source has request times, ``end_s`` says when each request ended (seconds from the
+step's first request's schedule) and ``span_s`` how long it took from its schedule: comparisons
+resample throughput with them (``coordinator.compare.intervals``). ``good`` marks the requests
+that met the run's SLOs, as its goodput counts them.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class StepSamples:
     duration_s: float | None  # what rates divide by
     end_s: Floats | None = None  # every request: when it ended, s from the step's first schedule (None: not known)
     good: npt.NDArray[np.bool_] | None = None  # every request: succeeded and met every SLO (None: not known)
+    span_s: Floats | None = None  # every request: from its schedule to its end, s (None: not known)
 
     @property
     def requests(self) -> int:
@@ -54,21 +57,22 @@ def from_columns(columns: RecordColumns, rows: Mask, duration_s: float | None, g
     """A finishline step's samples, from the run's columns (``rows``: the step's records; ``good``:
     which of every row met the run's SLOs, as the summary's goodput counts them)."""
     ok = columns.ok[rows]
-    good = rows & columns.ok
+    succeeded = rows & columns.ok
 
     def ms(metric: str) -> Floats:
-        return np.asarray(columns.values[metric][good], dtype=np.float64) * 1000.0
+        return np.asarray(columns.values[metric][succeeded], dtype=np.float64) * 1000.0
 
     return StepSamples(
         ttft=ms("ttft"),
         tpot=ms("tpot"),
         e2e=ms("e2e"),
-        itl=columns.itl(good) * 1000.0,
+        itl=columns.itl(succeeded) * 1000.0,
         ok=ok,
         output_tokens=np.where(ok, columns.output_tokens[rows], 0).astype(np.float64),
         duration_s=duration_s,
         end_s=_since_first(columns.end[rows], columns.scheduled[rows]),
         good=None if good is None else good[rows],
+        span_s=columns.end[rows] - columns.scheduled[rows],
     )
 
 
@@ -90,6 +94,8 @@ def save_npz(path: Path, steps: dict[str, StepSamples]) -> Path:
             arrays[f"{key}/end_s"] = samples.end_s
         if samples.good is not None:
             arrays[f"{key}/good"] = samples.good
+        if samples.span_s is not None:
+            arrays[f"{key}/span_s"] = samples.span_s
     with path.open("wb") as fh:
         np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
     return path
@@ -111,5 +117,6 @@ def load_npz(path: Path) -> dict[str, StepSamples]:
                 duration_s=None if np.isnan(duration) else duration,
                 end_s=data[f"{key}/end_s"].astype(np.float64) if f"{key}/end_s" in data.files else None,
                 good=data[f"{key}/good"].astype(bool) if f"{key}/good" in data.files else None,
+                span_s=data[f"{key}/span_s"].astype(np.float64) if f"{key}/span_s" in data.files else None,
             )
     return out

@@ -8,7 +8,7 @@ statistics both sides have; across tools, only where both sides define it as fin
 
 from __future__ import annotations
 
-from coordinator.baselines.model import Baseline, MetricStats, Tool
+from coordinator.baselines.model import Baseline, LoadKind, MetricStats, Tool
 from coordinator.compare import intervals
 from coordinator.compare.bootstrap import Bootstrap, Interval, enough_tail
 from coordinator.compare.matching import Match, match_steps
@@ -84,6 +84,12 @@ class _StepComparer:
     def resampled(self) -> bool:
         return self.b_samples is not None and self.c_samples is not None
 
+    @property
+    def closed_loop(self) -> bool:
+        """Both steps ran a fixed number of users."""
+        closed = (LoadKind.CONCURRENCY, LoadKind.SYNCHRONOUS)
+        return all(s.load is not None and s.load.kind in closed for s in (self.b_step, self.c_step))
+
     def _stats(self, name: str) -> tuple[MetricStats, MetricStats] | None:
         b, c = self.b_step.metrics.get(name), self.c_step.metrics.get(name)
         return None if b is None or c is None else (b, c)
@@ -142,7 +148,7 @@ class _StepComparer:
         points = {n: c - b for n, (b, c) in values.items() if b is not None and c is not None}
         found: dict[str, Interval] = {}
         if self.b_samples is not None and self.c_samples is not None:
-            found = intervals.rates(self.boot, self.b_samples, self.c_samples, points)
+            found = intervals.rates(self.boot, self.b_samples, self.c_samples, points, closed=self.closed_loop)
         out = []
         for name, pair in pairs.items():
             b, c = values[name]

@@ -3,9 +3,17 @@
 - Latencies: a block bootstrap of each percentile (``coordinator.compare.bootstrap``), over
   runs of consecutive requests (TTFT, TPOT, E2E) or tokens (ITL); a percentile is judged only
   where both sides have enough values beyond it (:func:`~coordinator.compare.bootstrap.enough_tail`).
-- Rates: output tokens, requests and good requests summed per window of time (when each
-  request ended), windows resampled, divided by the step's duration: how many requests ended,
-  and with how many tokens, varies together, as it does between runs.
+- Rates of a closed loop (a fixed number of users): by Little's law the rate is the users over
+  the time a request takes, so blocks of consecutive requests are resampled with their output
+  tokens, their count, the good ones and the time each took (schedule to end), and each
+  replicate's rate is the observed one scaled by its ratio of sums (tokens over time). Windows
+  of time would not do here: in a closed loop a window with many completions is followed by
+  one with few, and resampling windows as if independent makes the interval far too wide.
+  Think time is not in a request's time, so the interval is, if anything, too wide (cautious).
+- Rates of an open loop (a request rate) or of unknown load: output tokens, requests and good
+  requests summed per window of time (when each request ended), windows resampled, over the
+  step's duration: how many requests ended, and with how many tokens, varies as it does
+  between runs.
 - Error rates: failed over all requests, per block of consecutive requests, resampled as a
   ratio of sums. Error rates by class, and any error rate where a side has counts only: the
   Agresti-Caffo interval of a difference of two proportions (one failure and one success added
@@ -59,26 +67,37 @@ def latency(
     return out
 
 
-def _rate_blocks(samples: StepSamples) -> Floats:
-    """Per block (a window of time where request end times are known): requests, output tokens, good ones."""
+def _rates(boot: Bootstrap, samples: StepSamples, closed: bool) -> tuple[Floats, Floats]:
+    """One side's replicated rates (replicates x RATE_COLUMNS) and its observed ones."""
+    assert samples.duration_s is not None
     n = samples.requests
     k = block_count(n)
-    block = windows(samples.end_s, k) if samples.end_s is not None else consecutive(n, k)
     good = samples.good if samples.good is not None else samples.ok
     columns = [samples.output_tokens, np.ones(n), good.astype(np.float64)]
-    return block_sums(block, k, columns)
+    observed = np.array([float(c.sum()) for c in columns]) / samples.duration_s
+    if closed and samples.span_s is not None:
+        # a closed loop's rate is its concurrency over the time a request takes (Little's law):
+        # blocks of consecutive requests resampled, each with its requests' time, as a ratio
+        per_block = block_sums(consecutive(n, k), k, [*columns, samples.span_s])
+        replicated = boot.sums(per_block)
+        whole = per_block.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = (replicated[:, :-1] / replicated[:, -1:]) / (whole[:-1] / whole[-1])
+        out: Floats = observed * ratio
+        return out, observed
+    block = windows(samples.end_s, k) if samples.end_s is not None else consecutive(n, k)
+    per_block = block_sums(block, k, columns)
+    return boot.sums(per_block) / samples.duration_s, observed
 
 
-def rates(boot: Bootstrap, base: StepSamples, current: StepSamples, points: dict[str, float]) -> dict[str, Interval]:
-    """The intervals of the rates of ``points`` (metric -> observed delta); none without durations."""
+def rates(
+    boot: Bootstrap, base: StepSamples, current: StepSamples, points: dict[str, float], closed: bool = False
+) -> dict[str, Interval]:
+    """The intervals of the rates of ``points`` (metric -> observed delta); none without durations.
+    ``closed``: both steps ran a fixed number of users (a closed loop), else windows of time."""
     if not base.duration_s or not current.duration_s or not base.requests or not current.requests:
         return {}
-    sides = []
-    for samples in (base, current):
-        assert samples.duration_s is not None
-        per_block = _rate_blocks(samples)
-        sides.append((boot.sums(per_block) / samples.duration_s, per_block.sum(axis=0) / samples.duration_s))
-    (b_rep, b_all), (c_rep, c_all) = sides
+    (b_rep, b_all), (c_rep, c_all) = _rates(boot, base, closed), _rates(boot, current, closed)
     diffs, centres = c_rep - b_rep, c_all - b_all
     return {
         name: boot.interval(points[name], diffs[:, j], float(centres[j]))

@@ -166,6 +166,22 @@ def test_rate_intervals_contain_the_delta_and_see_a_drop() -> None:
     assert found["output_tokens_per_s"].below_zero()
 
 
+def test_closed_loop_rates_resample_request_times() -> None:
+    """With a fixed number of users the rate follows the time requests take: 10 % longer requests,
+    10 % fewer tokens a second, and the interval sees it (windows of time would be too wide)."""
+    rng = np.random.default_rng(10)
+    a = samples(rng, n=400)
+    spans = rng.lognormal(np.log(0.4), 0.2, 400)
+    a = StepSamples(**{**_fields(a), "span_s": spans})
+    slower = StepSamples(**{**_fields(a), "span_s": spans * 1.1, "duration_s": 66.0})
+    drop = a.output_tokens.sum() / 66.0 - a.output_tokens.sum() / 60.0
+    boot = Bootstrap(seed=0)
+    closed = intervals.rates(boot, a, slower, {"output_tokens_per_s": drop}, closed=True)["output_tokens_per_s"]
+    assert closed.below_zero() and closed.low < drop < closed.high
+    same = intervals.rates(boot, a, a, {"output_tokens_per_s": 0.0}, closed=True)["output_tokens_per_s"]
+    assert same.low < 0 < same.high
+
+
 def _fields(s: StepSamples) -> dict[str, object]:
     return {name: getattr(s, name) for name in StepSamples.__dataclass_fields__}
 
@@ -262,10 +278,12 @@ def test_samples_from_columns_carry_end_times_and_good() -> None:
     ]
     cols = columns_of(records)
     rows = cols.of_phase("steady")
-    s = from_columns(cols, rows, 12.0, good=cols.ok)
+    met_slo = np.array([True, False, True, True, False])
+    s = from_columns(cols, rows, 12.0, good=met_slo)
     assert s.requests == 5 and s.ttft.size == 4
     assert s.end_s is not None and s.end_s[0] == pytest.approx(0.05 + 4 * 0.01 + 0.001)
-    assert s.good is not None and s.good.tolist() == [True] * 4 + [False]
+    assert s.span_s is not None and s.span_s[0] == pytest.approx(0.05 + 4 * 0.01 + 0.001)
+    assert s.good is not None and s.good.tolist() == met_slo.tolist()
 
 
 # -- matching --------------------------------------------------------------------------------
