@@ -8,7 +8,7 @@ statistics both sides have; across tools, only where both sides define it as fin
 
 from __future__ import annotations
 
-from coordinator.baselines.model import Baseline, LoadKind, MetricStats, Tool
+from coordinator.baselines.model import Baseline, LoadKind, MetricStats, Step, Tool
 from coordinator.compare import intervals
 from coordinator.compare.bootstrap import Bootstrap, Interval, enough_tail
 from coordinator.compare.matching import Match, match_steps
@@ -90,6 +90,18 @@ class _StepComparer:
         closed = (LoadKind.CONCURRENCY, LoadKind.SYNCHRONOUS)
         return all(s.load is not None and s.load.kind in closed for s in (self.b_step, self.c_step))
 
+    @property
+    def in_flight(self) -> tuple[int, int]:
+        """Each side's requests in flight together, where the load says (a closed loop's users)."""
+
+        def users(step: Step) -> int:
+            load = step.load
+            if load is not None and load.kind is LoadKind.CONCURRENCY and load.value:
+                return max(int(load.value), 1)
+            return 1
+
+        return users(self.b_step), users(self.c_step)
+
     def _stats(self, name: str) -> tuple[MetricStats, MetricStats] | None:
         b, c = self.b_step.metrics.get(name), self.c_step.metrics.get(name)
         return None if b is None or c is None else (b, c)
@@ -105,8 +117,12 @@ class _StepComparer:
             points = [float(c.at(s) or 0.0) - float(b.at(s) or 0.0) for s in stats]
             m = metric(name)
             if self.b_samples is not None and self.c_samples is not None and stats:
+                blocks = (
+                    intervals.blocks_of(self.b_samples, self.in_flight[0]),
+                    intervals.blocks_of(self.c_samples, self.in_flight[1]),
+                )
                 found = intervals.latency(
-                    self.boot, self.b_samples.latency(name), self.c_samples.latency(name), stats, points
+                    self.boot, self.b_samples.latency(name), self.c_samples.latency(name), stats, points, blocks
                 )
                 for stat, interval in zip(stats, found, strict=True):
                     out.append(
@@ -148,7 +164,9 @@ class _StepComparer:
         points = {n: c - b for n, (b, c) in values.items() if b is not None and c is not None}
         found: dict[str, Interval] = {}
         if self.b_samples is not None and self.c_samples is not None:
-            found = intervals.rates(self.boot, self.b_samples, self.c_samples, points, closed=self.closed_loop)
+            found = intervals.rates(
+                self.boot, self.b_samples, self.c_samples, points, closed=self.closed_loop, in_flight=self.in_flight
+            )
         out = []
         for name, pair in pairs.items():
             b, c = values[name]
@@ -169,7 +187,7 @@ class _StepComparer:
         interval: Interval | None
         if self.b_samples is not None and self.c_samples is not None:
             interval, method = (
-                intervals.error_rate(self.boot, self.b_samples, self.c_samples, c_rate - b_rate),
+                intervals.error_rate(self.boot, self.b_samples, self.c_samples, c_rate - b_rate, self.in_flight),
                 Method.BOOTSTRAP,
             )
         else:

@@ -1,8 +1,12 @@
 """The confidence interval of each metric's delta, from both sides' per-request values or counts.
 
 - Latencies: a block bootstrap of each percentile (``coordinator.compare.bootstrap``), over
-  runs of consecutive requests (TTFT, TPOT, E2E) or tokens (ITL); a percentile is judged only
-  where both sides have enough values beyond it (:func:`~coordinator.compare.bootstrap.enough_tail`).
+  runs of consecutive requests (TTFT, TPOT, E2E) or of the tokens of consecutive requests
+  (ITL); a percentile is judged only where both sides have enough values beyond it
+  (:func:`~coordinator.compare.bootstrap.enough_tail`). Blocks are counted in requests for
+  every metric and are no shorter than a closed loop's users: requests in flight together
+  share the server's batches (one slow step slows the tokens of all of them), and blocks that
+  cut through them would make the intervals too narrow (false alarms).
 - Rates of a closed loop (a fixed number of users): by Little's law the rate is the users over
   the time a request takes, so blocks of consecutive requests are resampled with their output
   tokens, their count, the good ones and the time each took (schedule to end), and each
@@ -49,10 +53,16 @@ def _percentile(stat: str) -> float:
 
 
 def latency(
-    boot: Bootstrap, base: Floats, current: Floats, stats: Sequence[str], points: Sequence[float]
+    boot: Bootstrap,
+    base: Floats,
+    current: Floats,
+    stats: Sequence[str],
+    points: Sequence[float],
+    blocks: tuple[int, int],
 ) -> list[Interval | None]:
-    """Each statistic's interval (``None`` where a side has too few values beyond it)."""
-    b, c = Blocked.in_order(base), Blocked.in_order(current)
+    """Each statistic's interval (``None`` where a side has too few values beyond it); ``blocks``:
+    each side's number of blocks (:func:`blocks_of`)."""
+    b, c = Blocked.in_order(base, blocks[0]), Blocked.in_order(current, blocks[1])
     judged = [
         i
         for i, stat in enumerate(stats)
@@ -67,11 +77,17 @@ def latency(
     return out
 
 
-def _rates(boot: Bootstrap, samples: StepSamples, closed: bool) -> tuple[Floats, Floats]:
+def blocks_of(samples: StepSamples, in_flight: int) -> int:
+    """A side's blocks, counted in requests whatever the metric (an ITL block holds the tokens of
+    consecutive requests), none shorter than the requests in flight together where known."""
+    return block_count(samples.requests, in_flight)
+
+
+def _rates(boot: Bootstrap, samples: StepSamples, closed: bool, in_flight: int) -> tuple[Floats, Floats]:
     """One side's replicated rates (replicates x RATE_COLUMNS) and its observed ones."""
     assert samples.duration_s is not None
     n = samples.requests
-    k = block_count(n)
+    k = blocks_of(samples, in_flight)
     good = samples.good if samples.good is not None else samples.ok
     columns = [samples.output_tokens, np.ones(n), good.astype(np.float64)]
     observed = np.array([float(c.sum()) for c in columns]) / samples.duration_s
@@ -91,13 +107,21 @@ def _rates(boot: Bootstrap, samples: StepSamples, closed: bool) -> tuple[Floats,
 
 
 def rates(
-    boot: Bootstrap, base: StepSamples, current: StepSamples, points: dict[str, float], closed: bool = False
+    boot: Bootstrap,
+    base: StepSamples,
+    current: StepSamples,
+    points: dict[str, float],
+    closed: bool = False,
+    in_flight: tuple[int, int] = (1, 1),
 ) -> dict[str, Interval]:
     """The intervals of the rates of ``points`` (metric -> observed delta); none without durations.
     ``closed``: both steps ran a fixed number of users (a closed loop), else windows of time."""
     if not base.duration_s or not current.duration_s or not base.requests or not current.requests:
         return {}
-    (b_rep, b_all), (c_rep, c_all) = _rates(boot, base, closed), _rates(boot, current, closed)
+    (b_rep, b_all), (c_rep, c_all) = (
+        _rates(boot, base, closed, in_flight[0]),
+        _rates(boot, current, closed, in_flight[1]),
+    )
     diffs, centres = c_rep - b_rep, c_all - b_all
     return {
         name: boot.interval(points[name], diffs[:, j], float(centres[j]))
@@ -106,13 +130,15 @@ def rates(
     }
 
 
-def error_rate(boot: Bootstrap, base: StepSamples, current: StepSamples, point: float) -> Interval | None:
+def error_rate(
+    boot: Bootstrap, base: StepSamples, current: StepSamples, point: float, in_flight: tuple[int, int] = (1, 1)
+) -> Interval | None:
     """The interval of the error rate's delta, over blocks of consecutive requests."""
     if not base.requests or not current.requests:
         return None
     sides = []
-    for samples in (base, current):
-        k = block_count(samples.requests)
+    for samples, flight in zip((base, current), in_flight, strict=True):
+        k = blocks_of(samples, flight)
         per_block = block_sums(
             consecutive(samples.requests, k), k, [np.ones(samples.requests), (~samples.ok).astype(np.float64)]
         )
