@@ -1,12 +1,14 @@
 """How fast ``finishline compare`` is, and how much memory it takes, for two large runs.
 
-Run: ``python bench/compare_speed.py [N]`` (default 100,000 records a run). Writes two run
+Run: ``python bench/compare_speed.py [N [DIR]]`` (default 100,000 records a run; DIR keeps
+the runs for the next time, they take minutes to make). Writes two run
 directories of N records each (``records.jsonl.gz`` in the collector's format, with
 ``RequestRecord.to_json``; ``summary.json`` from ``summarize`` over the columns, as a run makes
 it): two phases of two workloads, 64 streamed tokens a request, the second run's decode 10 %
 slower. Then times the comparison as the command makes it (both sides read: summaries, records
-into columns, per-step samples; the bootstrap of every step and metric; the text table) and
-takes the peak of Python's allocations during it (tracemalloc: numpy arrays included) and the
+into columns, per-step samples; the bootstrap of every step and metric; the text table), wall
+and CPU time (the CPU time is what a quiet machine's wall time would be), and in a second pass
+the peak of Python's allocations during it (tracemalloc: numpy arrays included) and the
 process's peak resident size. What should stay true: seconds, not minutes, and memory in
 proportion to the records' columns (tens of bytes a record plus 8 a token), never to Python
 objects per record.
@@ -26,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from coordinator.compare.comparison import compare
+from coordinator.compare.result import Comparison
 from coordinator.compare.sides import resolve
 from coordinator.compare.tables import text
 from coordinator.compare.thresholds import Thresholds
@@ -91,34 +94,46 @@ def write_run(folder: Path, n: int, seed: int, slower: float) -> Path:
     return folder
 
 
-def main(n: int) -> None:
+def timed_compare(current: Path, base: Path) -> tuple[float, float, Comparison]:
+    """(seconds reading both sides, seconds in all, the comparison) as ``finishline compare`` makes it."""
+    t0 = time.perf_counter()
+    sides = resolve(str(current), base.parent), resolve(str(base), base.parent)
+    read = time.perf_counter() - t0
+    result = compare(*sides, Thresholds())
+    assert text(result)
+    return read, time.perf_counter() - t0, result
+
+
+def main(n: int, folder: Path | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
+        root = folder or Path(tmp)
+        base, current = root / f"base-{n}", root / f"current-{n}"
         t0 = time.perf_counter()
-        base = write_run(Path(tmp) / "base", n, seed=1, slower=1.0)
-        current = write_run(Path(tmp) / "current", n, seed=2, slower=1.1)
+        if not (base / "summary.json").exists():
+            write_run(base, n, seed=1, slower=1.0)
+            write_run(current, n, seed=2, slower=1.1)
         made = time.perf_counter() - t0
         size = sum(p.stat().st_size for p in base.iterdir())
-        tracemalloc.start()
-        t0 = time.perf_counter()
-        sides = resolve(str(current), Path(tmp)), resolve(str(base), Path(tmp))
-        read = time.perf_counter() - t0
-        result = compare(*sides, Thresholds())
-        page = text(result)
-        took = time.perf_counter() - t0
+        cpu0 = time.process_time()
+        read, took, result = timed_compare(current, base)
+        cpu = time.process_time() - cpu0
+        tracemalloc.start()  # a second pass for memory: tracemalloc slows allocation, not timed
+        timed_compare(current, base)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rows = sum(len(s.metrics) for s in result.steps)
     print(f"runs: 2 x {n:,} records ({TOKENS} tokens each, {size / 1e6:.1f} MB a run on disk; made in {made:.0f} s)")
     print(
-        f"compare: {took:.2f} s ({read:.2f} s reading both sides, {took - read:.2f} s comparing {len(result.steps)} steps, {rows} figures)"
+        f"compare: {took:.2f} s wall, {cpu:.2f} s CPU ({read:.2f} s reading both sides, "
+        f"{took - read:.2f} s comparing {len(result.steps)} steps, {rows} figures)"
     )
     print(
         f"memory: peak {peak / 1e6:.0f} MB allocated during compare ({peak / (2 * n):,.0f} bytes a record), peak RSS {rss:.0f} MB"
     )
     print(f"verdict: {result.headline}")
-    assert result.regression and page
+    assert result.regression
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000, Path(sys.argv[2]) if len(sys.argv) > 2 else None)

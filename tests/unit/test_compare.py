@@ -393,3 +393,42 @@ def test_a_regression_never_hides_a_more_serious_outcome() -> None:
         assert (kept.outcome, kept.exit_code, kept.reasons) == (serious, code, ("it happened", "tpot p50 worse"))
     bad = with_problem(decide({Outcome.SLO_MISSED: ["slo"]}), Outcome.BAD_INPUT, "--baseline: no step matched")
     assert (bad.outcome, bad.reasons[0]) == (Outcome.BAD_INPUT, "--baseline: no step matched")
+
+
+def test_identical_runs_of_a_thousand_requests_rarely_alarm() -> None:
+    """The false-alarm rate of docs/compare.md, in small: ten pairs from one distribution."""
+    rng = np.random.default_rng(11)
+    alarms = sum(
+        compare(one_step("c", samples(rng, n=1000)), one_step("b", samples(rng, n=1000)), Thresholds()).regression
+        for _ in range(10)
+    )
+    assert alarms == 0
+
+
+def _cold_side(label: str, ready_s: list[float]) -> Side:
+    values = np.asarray(ready_s) * 1000.0
+    stats = _stats(values)
+    step = Step(
+        name="cold",
+        load=Load(kind=LoadKind.COLD_START, value=float(len(ready_s)), label="cold_start"),
+        requests=len(ready_s),
+        metrics={
+            "cold_start.ready": stats,
+            "cold_start.cold_penalty": MetricStats(
+                unit="ms", n=5, mean=float(values.mean()), provenance=Provenance.RECORDS
+            ),
+        },
+    )
+    found = side(label, (step, None))
+    return Side(label, found.baseline, {}, {"cold_start.ready": values})
+
+
+def test_cold_starts_compare_medians_of_the_starts() -> None:
+    base = _cold_side("b", [2.0, 2.1, 2.05, 1.95, 2.02])
+    slower = compare(_cold_side("c", [3.0, 3.1, 2.9, 3.05, 2.95]), base, Thresholds())
+    rows = {m.metric: m for s in slower.steps for m in s.metrics}
+    assert rows["cold_start.ready"].stat == "p50" and rows["cold_start.ready"].method is Method.BOOTSTRAP
+    assert rows["cold_start.ready"].verdict is Verdict.WORSE
+    assert rows["cold_start.cold_penalty"].method is Method.POINT  # one figure a run
+    same = compare(_cold_side("c", [2.01, 2.08, 2.0, 1.97, 2.04]), base, Thresholds())
+    assert not same.regression
