@@ -63,9 +63,9 @@ def cdfs(step: StepComparison, current: Side, baseline: Side) -> str | None:
     fig, axes = plt.subplots(1, 4, figsize=(13, 3.2), layout="constrained")
     for ax, name in zip(axes, LATENCIES, strict=True):
         if b is not None:
-            _cdf(ax, b.latency(name), label=f"baseline {baseline.label}", **BASE_STYLE)
+            _cdf(ax, b.latency(name), label="baseline", **BASE_STYLE)
         if c is not None:
-            _cdf(ax, c.latency(name), label=f"current {current.label}", **CURRENT_STYLE)
+            _cdf(ax, c.latency(name), label="current", **CURRENT_STYLE)
         ax.set_title(f"{name.upper()} CDF")
         ax.set_xlabel(f"{name.upper()} (ms)")
         ax.set_ylim(0, 1.01)
@@ -100,8 +100,8 @@ def throughput_latency(c: Comparison, current: Side, baseline: Side) -> str | No
     ):
         xs, ttft, tpot = _curve(side, names)
         who = "baseline" if side is baseline else "current"
-        axes[0].plot(xs, ttft, marker="o", label=f"{who} {side.label}", **style)
-        axes[1].plot(xs, tpot, marker="o", label=f"{who} {side.label}", **style)
+        axes[0].plot(xs, ttft, marker="o", label=who, **style)
+        axes[1].plot(xs, tpot, marker="o", label=who, **style)
     for ax, name in zip(axes, ("TTFT p50 (ms)", "TPOT p50 (ms)"), strict=True):
         ax.set_xlabel("output tokens/s")
         ax.set_ylabel(name)

@@ -48,12 +48,12 @@ class Limit(BaseModel):
         return not (absolute is not None and not size > absolute)
 
     def describe(self, unit: str = "") -> str:
-        """In words: ``10% and 1 ms``; an absolute share in percentage points."""
+        """In words: ``10% and 1 ms``; an absolute share in percentage points (``1 pp``)."""
         parts = []
         if self.relative is not None:
             parts.append(f"{100 * self.relative:g}%")
         if self.absolute is not None:
-            parts.append(f"{100 * self.absolute:g} points" if unit == "%" else f"{self.absolute:g} {unit}".rstrip())
+            parts.append(f"{100 * self.absolute:g} pp" if unit == "%" else f"{self.absolute:g} {unit}".rstrip())
         if self.absolute_ms is not None:
             parts.append(f"{self.absolute_ms:g} ms")
         return " and ".join(parts) or "any change"

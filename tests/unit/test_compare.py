@@ -432,3 +432,24 @@ def test_cold_starts_compare_medians_of_the_starts() -> None:
     assert rows["cold_start.cold_penalty"].method is Method.POINT  # one figure a run
     same = compare(_cold_side("c", [2.01, 2.08, 2.0, 1.97, 2.04]), base, Thresholds())
     assert not same.regression
+
+
+def test_the_html_page_overlays_both_sides() -> None:
+    from coordinator.compare.page import page
+
+    rng = np.random.default_rng(12)
+
+    def two_steps(label: str, tpot: float) -> Side:
+        low, high = samples(rng, n=300, tpot_ms=tpot), samples(rng, n=300, tpot_ms=tpot * 1.5)
+        return side(
+            label,
+            (step_of(low, "c4", Load(kind=LoadKind.CONCURRENCY, value=4)), low),
+            (step_of(high, "c16", Load(kind=LoadKind.CONCURRENCY, value=16)), high),
+        )
+
+    base, current = two_steps("b", 10.0), two_steps("c", 12.0)
+    result = compare(current, base, Thresholds())
+    html = page(result, current, base)
+    assert html.startswith("<!DOCTYPE html>") and "<script" not in html
+    assert html.count("<svg") == 3  # each step's CDFs, and the throughput-latency curves
+    assert "Throughput against latency" in html and "REGRESSION" in html
