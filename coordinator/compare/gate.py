@@ -1,7 +1,7 @@
 """``finishline run --baseline NAME``: the finished run compared with a baseline, kept in its directory.
 
-The baseline (and the thresholds) are read before the run starts, so a wrong name costs no
-run (exit 2). At the end the run writes ``compare.json`` and ``compare.md`` beside its
+The baseline's figures (and the thresholds) are read before the run starts, so a wrong name
+costs no run (exit 2); its per-request values are read at the end. At the end the run writes ``compare.json`` and ``compare.md`` beside its
 summary; a regression becomes the run's outcome only when nothing more serious happened
 (``coordinator.results.outcome``: a partial, failed or invalid run keeps its own outcome, with
 the regression among its reasons). ``summary.json`` and the report's verdict are rewritten
@@ -32,12 +32,19 @@ MARKDOWN_FILE = "compare.md"
 class Gate:
     """What a run is compared with at its end."""
 
-    baseline: Side
+    baseline: str
+    store: Path
     thresholds: Thresholds
 
     @classmethod
     def read(cls, baseline: str, store: Path, thresholds: Path | None) -> Gate:
-        return cls(resolve(baseline, store), read_thresholds(thresholds))
+        """Checked before the run (its figures read, its per-request values left for the end)."""
+        limits = read_thresholds(thresholds)
+        resolve(baseline, store, samples=False)
+        return cls(baseline, store, limits)
+
+    def side(self) -> Side:
+        return resolve(self.baseline, self.store)
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,7 @@ def gate_run(gate: Gate, run_dir: Path, summary: Summary, outcome: RunOutcome) -
     """The run against the baseline: the comparison written, the outcome with it, the summary and
     report restated when the outcome changed."""
     try:
-        result: Comparison | None = compare(run_side(str(run_dir), run_dir), gate.baseline, gate.thresholds)
+        result: Comparison | None = compare(run_side(str(run_dir), run_dir), gate.side(), gate.thresholds)
     except UserError as exc:  # no step matched: the baseline given does not fit this scenario
         result, new = None, with_problem(outcome, Outcome.BAD_INPUT, f"--baseline: {exc}")
     else:

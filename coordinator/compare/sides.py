@@ -69,9 +69,12 @@ def cold_start_values(path: Path) -> dict[str, Floats]:
     return out
 
 
-def run_side(label: str, run_dir: Path) -> Side:
+def run_side(label: str, run_dir: Path, samples: bool = True) -> Side:
+    """A run directory as a side (``samples``: read its records too)."""
     made = baseline_from_run(run_dir, "run", description=str(run_dir))
     slo = made.summary.slo if made.summary is not None else None
+    if not samples:
+        return Side(label, made)
     return Side(
         label,
         made,
@@ -80,19 +83,21 @@ def run_side(label: str, run_dir: Path) -> Side:
     )
 
 
-def stored_side(label: str, folder: Path, baseline: Baseline) -> Side:
+def stored_side(label: str, folder: Path, baseline: Baseline, samples: bool = True) -> Side:
     """A baseline from a store: a run's records beside it, or an imported file's ``requests.npz``."""
-    samples: dict[tuple[str, str], StepSamples] = {}
+    found: dict[tuple[str, str], StepSamples] = {}
+    if not samples:
+        return Side(label, baseline)
     if (folder / RECORDS_FILE).exists():
         slo = baseline.summary.slo if baseline.summary is not None else None
-        samples = step_samples(folder / RECORDS_FILE, baseline.steps, slo)
+        found = step_samples(folder / RECORDS_FILE, baseline.steps, slo)
     elif (folder / REQUESTS_FILE).exists():
         try:
             by_key = load_npz(folder / REQUESTS_FILE)
         except (OSError, ValueError, KeyError) as exc:
             raise UserError(f"{folder / REQUESTS_FILE}: cannot read it ({exc})") from None
-        samples = {(key, "all"): value for key, value in by_key.items()}
-    return Side(label, baseline, samples, cold_start_values(folder / COLD_START_FILE))
+        found = {(key, "all"): value for key, value in by_key.items()}
+    return Side(label, baseline, found, cold_start_values(folder / COLD_START_FILE))
 
 
 def imported_side(label: str, path: Path) -> Side:
@@ -105,14 +110,15 @@ def imported_side(label: str, path: Path) -> Side:
     )
 
 
-def resolve(argument: str, store: Path) -> Side:
-    """The side an argument names (see the module's docstring for the order); one line if none."""
+def resolve(argument: str, store: Path, samples: bool = True) -> Side:
+    """The side an argument names (see the module's docstring for the order); one line if none.
+    ``samples=False``: its figures only (to check an argument before a run, cheaply)."""
     path = Path(argument)
     if path.is_dir():
         if (path / "summary.json").exists():
-            return run_side(argument, path)
+            return run_side(argument, path, samples)
         if (path / BASELINE_FILE).exists():
-            return stored_side(argument, path, read_baseline(path / BASELINE_FILE))
+            return stored_side(argument, path, read_baseline(path / BASELINE_FILE), samples)
         raise UserError(
             f"{argument}: neither a finished run directory (no summary.json) nor a baseline (no {BASELINE_FILE})"
         )
@@ -122,5 +128,5 @@ def resolve(argument: str, store: Path) -> Side:
         raise UserError(f"{argument}: no such file or directory")
     if not re.match(NAME_PATTERN, argument):
         raise UserError(f"{argument}: not a run directory, a file or a baseline name")
-    found = BaselineStore(store).get(argument)
-    return stored_side(argument, found.path, found.baseline)
+    stored = BaselineStore(store).get(argument)
+    return stored_side(argument, stored.path, stored.baseline, samples)
