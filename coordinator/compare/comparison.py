@@ -106,8 +106,20 @@ class _StepComparer:
         b, c = self.b_step.metrics.get(name), self.c_step.metrics.get(name)
         return None if b is None or c is None else (b, c)
 
+    def _latency_intervals(self, name: str, stats: list[str], points: list[float]) -> list[Interval | None] | None:
+        """Each statistic's bootstrap interval, or None for a point comparison (a side without samples)."""
+        if self.b_samples is None or self.c_samples is None or not stats:
+            return None
+        blocks = (
+            intervals.blocks_of(self.b_samples, self.in_flight[0]),
+            intervals.blocks_of(self.c_samples, self.in_flight[1]),
+        )
+        return intervals.latency(
+            self.boot, self.b_samples.latency(name), self.c_samples.latency(name), stats, points, blocks
+        )
+
     def latencies(self) -> list[MetricComparison]:
-        out = []
+        out: list[MetricComparison] = []
         for name in LATENCIES:
             pair = self._stats(name)
             if pair is None:
@@ -115,47 +127,28 @@ class _StepComparer:
             b, c = pair
             stats = [s for s in LATENCY_STATS if b.at(s) is not None and c.at(s) is not None]
             points = [float(c.at(s) or 0.0) - float(b.at(s) or 0.0) for s in stats]
-            m = metric(name)
-            if self.b_samples is not None and self.c_samples is not None and stats:
-                blocks = (
-                    intervals.blocks_of(self.b_samples, self.in_flight[0]),
-                    intervals.blocks_of(self.c_samples, self.in_flight[1]),
-                )
-                found = intervals.latency(
-                    self.boot, self.b_samples.latency(name), self.c_samples.latency(name), stats, points, blocks
-                )
-                for stat, interval in zip(stats, found, strict=True):
-                    out.append(
-                        _row(
-                            m,
-                            stat,
-                            b.at(stat),
-                            c.at(stat),
-                            self.thresholds,
-                            Method.BOOTSTRAP,
-                            interval,
-                            pair,
-                            note=TOO_FEW if interval is None else None,
-                            unjudged=interval is None,
-                        )
-                    )
-            else:
-                for stat in stats:
+            found = self._latency_intervals(name, stats, points)
+            for i, stat in enumerate(stats):
+                if found is None:  # a point comparison; a tail is judged only if each summary has values beyond it
+                    interval, method = None, Method.POINT
                     few = any(s.n is not None and not _enough(s.n, stat) for s in pair)
-                    out.append(
-                        _row(
-                            m,
-                            stat,
-                            b.at(stat),
-                            c.at(stat),
-                            self.thresholds,
-                            Method.POINT,
-                            None,
-                            pair,
-                            note=TOO_FEW if few else None,
-                            unjudged=few,
-                        )
+                else:
+                    interval, method = found[i], Method.BOOTSTRAP
+                    few = interval is None
+                out.append(
+                    _row(
+                        metric(name),
+                        stat,
+                        b.at(stat),
+                        c.at(stat),
+                        self.thresholds,
+                        method,
+                        interval,
+                        pair,
+                        note=TOO_FEW if few else None,
+                        unjudged=few,
                     )
+                )
         return out
 
     def rates(self) -> list[MetricComparison]:
