@@ -36,4 +36,3 @@ def validate(scenario_file: Path) -> None:
         click.echo(f"matrix: {len(found)} variants, each a run of its own:")
         for variant in found:
             click.echo(f"  {variant.name}")
-
