@@ -17,7 +17,7 @@ FORMATS = ("text", "md", "html", "json")
 
 EPILOG = """
 \b
-CURRENT and BASELINE: a run directory, a baseline's name in the store, or a baseline's folder.
+CURRENT and BASELINE: a run directory, a baseline's folder, another tool's result file, or a baseline's name in the store.
 Exit codes: 0 no regression, 1 regression, 2 bad input. Definitions, defaults: docs/compare.md.
 
 \b

@@ -100,14 +100,14 @@ def stored_side(label: str, folder: Path, baseline: Baseline, samples: bool = Tr
     return Side(label, baseline, found, cold_start_values(folder / COLD_START_FILE))
 
 
-def imported_side(label: str, path: Path) -> Side:
-    """Another tool's result file as a side. The one place importing plugs in: with
-    ``coordinator.baselines.importers.import_file(path)`` (a Baseline and its samples by key) this
-    becomes ``Side(label, baseline, {(key, "all"): s for key, s in samples.items()})``."""
-    raise UserError(
-        f"{path}: comparing with another tool's file is not available in this build; "
-        "give a finishline run directory or a baseline name"
-    )
+def imported_side(label: str, path: Path, samples: bool = True) -> Side:
+    """Another tool's result file as a side, imported as ``finishline baseline import`` would
+    (its per-request values, where the file has them, by step)."""
+    from coordinator.baselines.importers import import_file  # every format's importer: only when asked
+
+    imported = import_file(path)
+    found = {(key, "all"): value for key, value in imported.samples.items()} if samples else {}
+    return Side(label, imported.baseline, found)
 
 
 def resolve(argument: str, store: Path, samples: bool = True) -> Side:
@@ -123,7 +123,7 @@ def resolve(argument: str, store: Path, samples: bool = True) -> Side:
             f"{argument}: neither a finished run directory (no summary.json) nor a baseline (no {BASELINE_FILE})"
         )
     if path.is_file():
-        return imported_side(argument, path)
+        return imported_side(argument, path, samples)
     if "/" in argument or argument.endswith((".json", ".jsonl", ".yaml", ".yml")):
         raise UserError(f"{argument}: no such file or directory")
     if not re.match(NAME_PATTERN, argument):

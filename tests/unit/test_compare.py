@@ -453,3 +453,19 @@ def test_the_html_page_overlays_both_sides() -> None:
     assert html.startswith("<!DOCTYPE html>") and "<script" not in html
     assert html.count("<svg") == 3  # each step's CDFs, and the throughput-latency curves
     assert "Throughput against latency" in html and "REGRESSION" in html
+
+
+def test_an_imported_file_is_a_side_and_across_tools_the_ttft_is_flagged() -> None:
+    from coordinator.compare.sides import resolve
+    from tests.paths import DATA
+
+    guidellm = resolve(str(DATA / "peer-results" / "guidellm-concurrent16-gpu8b.json"), Path("no-store"))
+    assert guidellm.baseline.tool is Tool.GUIDELLM and guidellm.samples
+    itself = compare(guidellm, guidellm, Thresholds())
+    assert not itself.regression and not any("across tools" in w for w in itself.warnings)
+    rng = np.random.default_rng(13)
+    ours = one_step("run", samples(rng), name="steady", load=Load(kind=LoadKind.CONCURRENCY, value=16))
+    across = compare(ours, guidellm, Thresholds())
+    assert across.steps[0].matched_by == "load" and "by load: concurrency 16" in across.steps[0].match
+    assert any("across tools" in w for w in across.warnings)
+    assert any("client overhead" in w and "3-26 ms" in w for w in across.warnings)
