@@ -27,8 +27,9 @@ FEATURE = Feature(
         "clean": Ref("coordinator.run.commands:clean"),
         "recover": Ref("coordinator.run.commands:recover"),
         "baseline": Ref("coordinator.baselines.commands:baseline"),
+        "compare": Ref("coordinator.compare.commands:compare"),
         "validate": Ref("coordinator.scenario.commands:validate"),
-        "schema": Ref("coordinator.scenario.commands:schema"),
+        "schema": Ref("coordinator.schemas:schema"),
         "simulate": Ref("targets.simulator.cli:simulate"),
     },
 )

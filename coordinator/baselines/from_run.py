@@ -27,9 +27,12 @@ from coordinator.baselines.model import (
     TargetInfo,
     Tool,
 )
+from coordinator.baselines.samples import StepSamples, from_columns
 from coordinator.plan.steps import LocustStep, Plan
 from coordinator.results.coldstart import RESULT_FILE as COLD_START_FILE
 from coordinator.results.coldstart import ColdStartResult
+from coordinator.results.columns import read_columns
+from coordinator.results.slo import Slo
 from coordinator.results.summary import GroupSummary, LatencyStats, Summary, read_summary
 from coordinator.results.sweep import RESULT_FILE as SWEEP_FILE
 from coordinator.results.sweep import SweepResult
@@ -159,6 +162,26 @@ def cold_start_step(run_dir: Path) -> Step | None:
         requests=len(result.starts),
         metrics=metrics,
     )
+
+
+def step_samples(records: Path, steps: list[Step], slo: Slo | None) -> dict[tuple[str, str], StepSamples]:
+    """Per-request values of each step with samples, from a run's records file, by (samples key,
+    workload); ``slo``: the run's, so goodput resamples what its summary counted as good."""
+    wanted = [s for s in steps if s.has_samples and s.samples_key is not None]
+    if not wanted or not records.exists():
+        return {}
+    columns = read_columns(records)
+    values = columns.values
+    good = columns.ok if slo is None else slo.rule().good_all(columns.ok, values)
+    out = {}
+    for step in wanted:
+        assert step.samples_key is not None
+        rows = columns.of_phase(step.samples_key)
+        if step.workload != "all":
+            code = columns.workloads.index(step.workload) if step.workload in columns.workloads else -1
+            rows = rows & (columns.workload == code)
+        out[(step.samples_key, step.workload)] = from_columns(columns, rows, step.duration_s, good)
+    return out
 
 
 def _json(path: Path) -> Any:

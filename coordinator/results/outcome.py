@@ -116,6 +116,21 @@ def decide(found: dict[Outcome, list[str]], slo_met: bool | None = None, slo_enf
     )
 
 
+def with_problem(run: RunOutcome, outcome: Outcome, reason: str) -> RunOutcome:
+    """``run`` with one more problem found after it was judged (a regression against a baseline):
+    the more serious outcome decides; the reasons stay in order of severity."""
+    ours = SEVERITY.index(outcome)
+    theirs = SEVERITY.index(run.outcome) if run.outcome in SEVERITY else len(SEVERITY)
+    first = ours < theirs
+    return RunOutcome(
+        outcome=outcome if first else run.outcome,
+        exit_code=int(EXIT_CODES[outcome]) if first else run.exit_code,
+        reasons=(reason, *run.reasons) if first else (*run.reasons, reason),
+        slo_met=run.slo_met,
+        slo_enforced=run.slo_enforced,
+    )
+
+
 def judge(
     summary: Summary,
     checks: Checks,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,16 @@ def verdict_banner(outcome: RunOutcome, headline: str | None = None) -> str:
         + (f"<ul>{reasons}</ul>" if len(outcome.reasons) > 1 else "")
         + "</div>"
     )
+
+
+_VERDICT = re.compile(r'<div class="banner verdict [a-z]+" id="verdict">.*?</div>', re.DOTALL)
+
+
+def restate_verdict(path: Path, summary: Summary) -> None:
+    """Rewrite a written report's verdict from ``summary`` (its outcome was decided after the
+    report was drawn: by a comparison with a baseline), so the report and the exit code agree."""
+    page = path.read_text()
+    write_atomic(path, _VERDICT.sub(lambda _: verdict(summary), page, count=1))
 
 
 def _losses(summary: Summary) -> str:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from coordinator.baselines.store import DEFAULT_STORE
 from coordinator.scenario.commands import checked_scenario
 from coordinator.scenario.models import Scenario
 
@@ -33,9 +34,35 @@ Example:
 @click.option("--output-dir", type=click.Path(path_type=Path, file_okay=False), help="Overrides output_dir.")
 @click.option("--workers", type=click.IntRange(1, 64), help="Overrides the number of Locust workers.")
 @click.option("--no-live", is_flag=True, help="Plain progress lines instead of the live table.")
-def run(scenario_file: Path, web: bool, output_dir: Path | None, workers: int | None, no_live: bool) -> None:
+@click.option(
+    "--baseline",
+    help="At the end, compare with this baseline (a name in --store, or a run directory); a regression exits 1.",
+)
+@click.option(
+    "--thresholds",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="With --baseline: limits per metric (docs/compare.md).",
+)
+@click.option(
+    "--store",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=DEFAULT_STORE,
+    show_default=True,
+    help="With --baseline: where baselines are kept.",
+)
+def run(
+    scenario_file: Path,
+    web: bool,
+    output_dir: Path | None,
+    workers: int | None,
+    no_live: bool,
+    baseline: str | None,
+    thresholds: Path | None,
+    store: Path,
+) -> None:
     """Run a scenario: Locust master and workers, phases in order, results in a run directory. A
     scenario with a matrix: one such run per variant, then the variants side by side."""
+    from coordinator.compare.gate import Gate, gate_run
     from coordinator.results.outcome import Outcome
     from coordinator.run.progress import fmt_ms
     from coordinator.run.runner import run_scenario
@@ -46,12 +73,17 @@ def run(scenario_file: Path, web: bool, output_dir: Path | None, workers: int | 
     if workers is not None:
         overrides["workers"] = workers
     scenario = checked_scenario(scenario_file, overrides)
+    if thresholds is not None and baseline is None:
+        raise click.UsageError("--thresholds needs --baseline")
     if scenario.matrix:
+        if baseline is not None:
+            raise click.UsageError("--baseline compares one run; compare each variant's run directory instead")
         if web:
             raise click.UsageError("--web drives one run; a scenario with a matrix runs one per variant")
         clean_abandoned()
         run_variants(scenario, scenario_file, live=False if no_live else None)
         return
+    gate = Gate.read(baseline, store, thresholds) if baseline is not None else None  # bad input: before the run
     clean_abandoned()
     result = run_scenario(scenario, scenario_file, web=web, live=False if no_live else None)
     summary, outcome = result.summary, result.outcome
@@ -71,6 +103,11 @@ def run(scenario_file: Path, web: bool, output_dir: Path | None, workers: int | 
             f"{fmt_ms(overall.output_tokens_per_s)} output tok/s; report: {result.run_dir / 'report.html'}"
         )
     assert outcome is not None  # bad input raised before any outcome
+    if gate is not None and summary is not None:
+        gated = gate_run(gate, result.run_dir, summary, outcome)
+        outcome = gated.outcome
+        if gated.comparison is not None:
+            click.echo(f"compared with {baseline}: {gated.comparison.headline}; {result.run_dir / 'compare.md'}")
     for reason in outcome.reasons[1:]:
         click.echo(f"  also: {reason}", err=True)
     if outcome.outcome is Outcome.PARTIAL:
