@@ -165,7 +165,9 @@ def main() -> None:
         log.close()
         output = (tmp / "run.log").read_text(errors="replace")
         if proc.returncode == 4:  # invalid: the client fell behind (a busy machine); memory is still measured
-            print("note: the run's self-check says INVALID (exit 4): its latencies are not to be trusted, its memory is")
+            print(
+                "note: the run's self-check says INVALID (exit 4): its latencies are not to be trusted, its memory is"
+            )
         elif proc.returncode != 0:
             print(output[-4000:])
             sys.exit(f"the run failed (exit {proc.returncode})")

@@ -144,6 +144,7 @@ def test_live_run_prometheus_agrees_with_the_run(tmp_path: Path, prometheus_serv
     # every expression of every dashboard panel, recording rule and alert signal has data
     # (container series exist only in Docker runs: tests/integration/test_docker_live_metrics.py)
     queries = [(where, expr) for where, expr in panel_queries(run_id) + rule_queries() if not docker_only(expr)]
+
     # The load gauges (users, rates, client CPU) describe workers that are running: once they have
     # quit, the bridge stops exposing them, so at the final scrape of a slow teardown they may be
     # gone. A panel has data when its expression had data at some moment of the run.
