@@ -32,7 +32,7 @@ from coordinator.compare.result import Comparison
 from coordinator.compare.sides import resolve
 from coordinator.compare.tables import text
 from coordinator.compare.thresholds import Thresholds
-from coordinator.results.columns import read_columns
+from coordinator.results.columns import read_columns, save_columns
 from coordinator.results.summarize import summarize
 from coordinator.results.summary import PhaseWindow
 from loadgen.records import Attempt, RequestRecord
@@ -84,6 +84,7 @@ def write_run(folder: Path, n: int, seed: int, slower: float) -> Path:
         for i in range(n):
             fh.write(record(i, n, rng, slower).to_json() + b"\n")
     cols = read_columns(folder / "records.jsonl.gz")
+    save_columns(cols, folder / "records.jsonl.gz")  # as a run's writer keeps them (coordinator.results.writer)
     half = 1000.0 + (n // 2) * 0.01
     windows = [
         PhaseWindow(name=PHASES[0], start=1000.0, end=half),

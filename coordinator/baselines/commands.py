@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from coordinator.baselines.store import DEFAULT_STORE, BaselineStore, check_name
+from coordinator.results.columns import COLUMNS_SUFFIX
 
 STORE_OPTION = click.option(
     "--store",
@@ -40,6 +41,7 @@ def save(run_dir: Path, name: str, description: str, force: bool, store: Path) -
         made,
         files={
             "records.jsonl.gz": run_dir / "records.jsonl.gz",
+            "records.jsonl.gz" + COLUMNS_SUFFIX: run_dir / ("records.jsonl.gz" + COLUMNS_SUFFIX),
             "scenario.yaml": run_dir / "scenario.yaml",
             "environment.json": run_dir / "environment.json",
             "target.json": run_dir / "target.json",

@@ -17,10 +17,12 @@ the very numbers numpy gives over the records.
 
 from __future__ import annotations
 
+import hashlib
 from array import array
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -254,9 +256,66 @@ def columns_of(records: Iterable[RequestRecord]) -> RecordColumns:
     return builder.build()
 
 
+COLUMNS_SUFFIX = ".columns.npz"  # records.jsonl.gz -> records.jsonl.gz.columns.npz
+_COLUMNS_VERSION = 1
+_NAMES = ("phases", "workloads", "classes")
+
+
+def columns_file(records: Path) -> Path:
+    """Where the columns of ``records`` are kept beside it (:func:`save_columns`)."""
+    return records.with_name(records.name + COLUMNS_SUFFIX)
+
+
+def _source_stamp(records: Path) -> npt.NDArray[np.str_]:
+    """The records file's identity: its content's digest (a copy, a clone of a committed baseline
+    keep it; a file written again does not)."""
+    with records.open("rb") as fh:
+        digest = hashlib.file_digest(fh, "sha1").hexdigest()
+    return np.array([f"v{_COLUMNS_VERSION}:{records.stat().st_size}:{digest}"])
+
+
+def save_columns(columns: RecordColumns, records: Path) -> Path:
+    """Keep ``columns`` (read from ``records``) beside it, so the next reader (a comparison, a
+    baseline) loads arrays instead of parsing every record again. Stamped with the records file's
+    digest: a records file written again is parsed again."""
+    arrays: dict[str, Any] = {name: np.array(getattr(columns, name), dtype=str) for name in _NAMES}
+    for item in fields(RecordColumns):
+        if item.name in _NAMES or item.name == "values":
+            continue
+        arrays[item.name] = getattr(columns, item.name)
+    for name, column in columns.values.items():
+        arrays[f"value:{name}"] = column
+    arrays["source"] = _source_stamp(records)
+    target = columns_file(records)
+    tmp = target.with_name(target.name + ".tmp")
+    with tmp.open("wb") as fh:
+        np.savez(fh, **arrays)
+    tmp.replace(target)
+    return target
+
+
+def _load_columns(records: Path) -> RecordColumns | None:
+    """The kept columns of ``records`` when they are of this very file, else None."""
+    path = columns_file(records)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if not np.array_equal(data["source"], _source_stamp(records)):
+                return None
+            kwargs: dict[str, Any] = {name: tuple(str(v) for v in data[name]) for name in _NAMES}
+            kwargs["values"] = {key[len("value:") :]: data[key] for key in data.files if key.startswith("value:")}
+            for item in fields(RecordColumns):
+                if item.name not in kwargs:
+                    kwargs[item.name] = data[item.name]
+            return RecordColumns(**kwargs)
+    except (OSError, KeyError, ValueError, TypeError):  # none, or of another version: parse the records
+        return None
+
+
 def read_columns(path: Path) -> RecordColumns:
-    """The columns of a records file, read in one pass (a tail cut short by a crash is left out)."""
-    return columns_of(read_records(path))
+    """The columns of a records file: the kept ones when they are of this file, else read in one
+    pass (a tail cut short by a crash is left out)."""
+    kept = _load_columns(path)
+    return kept if kept is not None else columns_of(read_records(path))
 
 
 def as_columns(records: RecordColumns | Iterable[RequestRecord]) -> RecordColumns:

@@ -7,12 +7,13 @@ The records are read back from the collector's file in one pass into compact col
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from coordinator.results.columns import RecordColumns, read_columns
+from coordinator.results.columns import RecordColumns, read_columns, save_columns
 from coordinator.results.files import write_atomic
 from coordinator.results.losses import Losses
 from coordinator.results.outcome import Checks, judge
@@ -61,6 +62,8 @@ def write_results(
 ) -> Summary:
     """Summarise every record the collector wrote (call after :meth:`Collector.finish`); returns the summary."""
     records = read_columns(collector.path)
+    with contextlib.suppress(OSError):  # a cache: without it, readers parse the records again
+        save_columns(records, collector.path)
     samples = collector.samples()
     check = evaluate(samples, records, facts.selfcheck)
     run_info = RunInfo(

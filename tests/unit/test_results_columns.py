@@ -6,12 +6,13 @@ import csv
 import gzip
 import time
 from collections import Counter
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
 from coordinator.results.collector import RecentIds
-from coordinator.results.columns import read_columns
+from coordinator.results.columns import RecordColumns, columns_file, read_columns, save_columns
 from coordinator.results.report import errors_table
 from coordinator.results.summarize import summarize
 from coordinator.results.table import write_csv
@@ -113,3 +114,27 @@ def test_the_progress_model_holds_only_its_window() -> None:
         assert model.held <= 50 * 12
     assert model.requests == 30_000
     assert model.snapshot({}, now=time.monotonic()).requests == 30_000
+
+
+def test_kept_columns_load_as_read_and_are_ignored_once_the_records_change(tmp_path: Path) -> None:
+    path = tmp_path / "records.jsonl.gz"
+    with gzip.open(path, "wb") as fh:
+        for rec in varied_records(400, seed=5):
+            fh.write(rec.to_json() + b"\n")
+    parsed = read_columns(path)
+    kept = save_columns(parsed, path)
+    assert kept == columns_file(path) and kept.exists()
+    loaded = read_columns(path)
+    for item in fields(RecordColumns):
+        a, b = getattr(parsed, item.name), getattr(loaded, item.name)
+        if item.name == "values":
+            assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k], equal_nan=True) for k in a)
+        elif isinstance(a, tuple):
+            assert a == b, item.name
+        else:
+            assert np.array_equal(a, b, equal_nan=True) and a.dtype == b.dtype, item.name
+    assert summarize(loaded) == summarize(parsed)
+    # the records written again (a recovered run): the kept columns are of another file
+    with gzip.open(path, "wb") as fh:
+        fh.write(varied_records(3, seed=6)[0].to_json() + b"\n")
+    assert read_columns(path).n == 1
