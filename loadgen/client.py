@@ -119,6 +119,15 @@ class _NoYieldLiveness(ConnectionPool):
     same check with the unpatched ``select`` costs one syscall and never switches greenlets."""
 
     handed_out: dict[int, float]  # greenlet id -> when the pool gave it a socket to write on
+    _addresses: Any = None  # the target's addresses, resolved once
+
+    def _resolve(self) -> Any:
+        """The target's addresses, looked up for the first connection only: each new connection
+        would otherwise ask gevent's resolver again, which runs ``getaddrinfo`` in a thread and
+        hands the answer back through the hub, milliseconds under load, all before ``sent``."""
+        if self._addresses is None:
+            self._addresses = super()._resolve()
+        return self._addresses
 
     def get_socket(self) -> Any:
         """The pooled socket, and the time it was handed over: the request is written right after,

@@ -134,8 +134,6 @@ class Requester:
         if estimated is None:
             estimated = estimated_prompt_tokens(messages)
         results: list[AttemptResult] = []
-        if unit.scheduled > time.monotonic():  # made ahead of its time (a replay's row): sent on time
-            sleep_until(unit.scheduled)
 
         def one(number: int, waited: float, timeout: float | None) -> AttemptResult:
             result = self.client.send(
@@ -157,6 +155,8 @@ class Requester:
         try:
             if self.begin is not None:
                 self.begin()  # may wait on Redis: inside the try, so a stop then still leaves a record
+            if unit.scheduled > time.monotonic():  # made ahead of its time (a replay's row): sent on time,
+                sleep_until(unit.scheduled)  # with the body built and the sink told already
             run_attempts(self.retry, one, unit.rng)
         except gevent.GreenletExit:  # killed before the first attempt or while waiting between attempts
             now = time.monotonic()

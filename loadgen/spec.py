@@ -227,7 +227,7 @@ class TracePrompt(Spec):
     def _options_of_the_format(self) -> TracePrompt:
         if self.format != "burstgpt" and (self.model is not None or self.log_type is not None):
             raise ValueError("model and log_type filter BurstGPT traces only; remove them")
-        if self.format != "mooncake" and "block_size" in self.model_fields_set:
+        if self.format != "mooncake" and self.block_size != 512:  # the default is written out in a worker's config
             raise ValueError("block_size applies to Mooncake traces (their hash_ids) only; remove it")
         return self
 

@@ -48,14 +48,17 @@ def wake_clock() -> WakeClock:
     return clock
 
 
-SPIN = 0.002  # seconds before a deadline from which ``sleep_until`` yields instead of sleeping
+SPIN = 0.001  # seconds before a deadline from which ``sleep_until`` yields instead of sleeping
 
 
 def sleep_until(when: float) -> None:
-    """Return at ``when`` (monotonic s), within tens of microseconds rather than a millisecond.
+    """Return at ``when`` (monotonic s), never before, and in a Locust worker within a fraction of a
+    millisecond rather than one or two.
 
-    The hub's timers fire up to a millisecond late (libev waits for I/O in whole milliseconds), so
-    the last ``SPIN`` seconds are spent yielding to the hub, which keeps serving other greenlets."""
+    The hub's timers fire up to a millisecond or more late (libev waits for I/O in whole
+    milliseconds), so the last ``SPIN`` seconds are spent yielding to the hub, which keeps serving
+    the other greenlets. Not longer: on a busy machine a process that spins is preempted more
+    often than one the kernel wakes, and the late tail grows."""
     delay = when - time.monotonic() - SPIN
     if delay > 0:
         gevent.sleep(delay)
