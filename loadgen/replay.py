@@ -44,12 +44,11 @@ class ReplayCommand(Spec):
             raise ValueError("loop needs duration: each pass lasts the window's duration")
         return self
 
-    def origin_monotonic(self, now: float | None = None) -> float:
-        """The origin on this process's monotonic clock (now when the master named none)."""
+    def origin_monotonic(self) -> float:
+        """The origin on this process's monotonic clock; now when the master named none (a phase
+        announced to Locust's web UI, whose start is the user's)."""
         mono = time.monotonic()
-        if self.origin is None:
-            return mono if now is None else now
-        return mono + (self.origin - time.time())
+        return mono if self.origin is None else mono + (self.origin - time.time())
 
 
 def window(times: Sequence[float], start: float, duration: float | None) -> tuple[int, int, float]:
