@@ -183,6 +183,24 @@ class EndpointClient:
     def close(self) -> None:
         self.http.close()
 
+    def warm(self, connections: int) -> int:
+        """Open up to ``connections`` connections to the target now and leave them in the pool, so
+        the first requests that need them do not pay for the connect after their ``sent`` is due
+        (a replay does this before its origin). Returns how many are pooled; a target that cannot
+        be reached is left to the requests to report."""
+        pool = self.http._connection_pool
+        held: list[Any] = []
+        try:
+            for _ in range(connections):
+                held.append(pool.get_socket())
+        except OSError:
+            pass
+        finally:
+            self._handed_out.pop(id(gevent.getcurrent()), None)
+            for sock in held:
+                pool.return_socket(sock)
+        return len(held)
+
     def body(
         self,
         api: str,

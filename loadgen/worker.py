@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 _RUNTIME_ATTR = "finishline_runtime"
 REPLAY_AHEAD = 0.05  # seconds before its time a replayed row's unit starts making its request
+REPLAY_CONNECTIONS = 4  # connections a worker opens before a replay's origin
 
 
 def runtime_of(environment: Any) -> WorkerRuntime | None:
@@ -322,6 +323,8 @@ class WorkerRuntime:
         slots = gevent.lock.BoundedSemaphore(phase.worker_max_concurrency)
         origin = replay.origin_monotonic()
         share = self.worker_index % phase.worker_count
+        if origin - time.monotonic() > 0.1:  # time to spare: the first rows find connections open
+            self.client.warm(min(REPLAY_CONNECTIONS, phase.worker_max_concurrency))
         for offset, row in replay_schedule(times, replay, share, phase.worker_count):
             when = origin + offset
             if not self._wait_until(when - REPLAY_AHEAD, phase):
