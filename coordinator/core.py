@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from coordinator.registry import Feature, PhaseKind, Ref, TargetKind
-from coordinator.scenario.phases import LadderPhase, RampPhase, SoakPhase, SteadyPhase, SweepPhase, WarmupPhase
+from coordinator.scenario.phases import (
+    LadderPhase,
+    RampPhase,
+    ReplayPhase,
+    SoakPhase,
+    SteadyPhase,
+    SweepPhase,
+    WarmupPhase,
+)
 from coordinator.scenario.targets import SimulatorTarget, UrlTarget
 
 FEATURE = Feature(
@@ -18,6 +26,7 @@ FEATURE = Feature(
         PhaseKind("soak", SoakPhase),
         PhaseKind("ramp", RampPhase),
         PhaseKind("ladder", LadderPhase),
+        PhaseKind("replay", ReplayPhase),  # a trace on its own clock: one open-loop step
         # run in the coordinator: each level a Locust step, chosen from the levels before
         PhaseKind("sweep", SweepPhase, runner=Ref("coordinator.run.sweep:run_sweep"), drives_locust=True),
     ),

@@ -119,6 +119,15 @@ class _NoYieldLiveness(ConnectionPool):
     same check with the unpatched ``select`` costs one syscall and never switches greenlets."""
 
     handed_out: dict[int, float]  # greenlet id -> when the pool gave it a socket to write on
+    _addresses: Any = None  # the target's addresses, resolved once
+
+    def _resolve(self) -> Any:
+        """The target's addresses, looked up for the first connection only: each new connection
+        would otherwise ask gevent's resolver again, which runs ``getaddrinfo`` in a thread and
+        hands the answer back through the hub, milliseconds under load, all before ``sent``."""
+        if self._addresses is None:
+            self._addresses = super()._resolve()
+        return self._addresses
 
     def get_socket(self) -> Any:
         """The pooled socket, and the time it was handed over: the request is written right after,
@@ -173,6 +182,24 @@ class EndpointClient:
 
     def close(self) -> None:
         self.http.close()
+
+    def warm(self, connections: int) -> int:
+        """Open up to ``connections`` connections to the target now and leave them in the pool, so
+        the first requests that need them do not pay for the connect after their ``sent`` is due
+        (a replay does this before its origin). Returns how many are pooled; a target that cannot
+        be reached is left to the requests to report."""
+        pool = self.http._connection_pool
+        held: list[Any] = []
+        try:
+            for _ in range(connections):
+                held.append(pool.get_socket())
+        except OSError:
+            pass
+        finally:
+            self._handed_out.pop(id(gevent.getcurrent()), None)
+            for sock in held:
+                pool.return_socket(sock)
+        return len(held)
 
     def body(
         self,

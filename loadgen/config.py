@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from loadgen.errors import UserError, describe_validation_error
+from loadgen.replay import ReplayCommand
 from loadgen.spec import ArrivalSpec, RetryPolicy, Spec, WorkloadSpec, check_unique, readable_file
 
 CONFIG_ENV = "FINISHLINE_WORKER_CONFIG"
@@ -125,7 +126,9 @@ class PhaseCommand(Spec):
     ``think_time`` seconds between requests. open: the master starts one dispatcher per worker; each
     worker dispatches at ``rate / worker_count`` requests (or sessions/chains) per second on
     the ``arrival`` schedule without waiting for replies, at most ``max_concurrency /
-    worker_count`` in flight (the rest wait in the client queue, which is measured).
+    worker_count`` in flight (the rest wait in the client queue, which is measured). An open phase
+    with ``replay`` sends a trace's rows at their own times instead (``loadgen.replay``), each
+    worker its share.
     """
 
     name: str = Field(min_length=1)
@@ -142,10 +145,14 @@ class PhaseCommand(Spec):
         ge=0,
         description="this worker's share of the phase's requests: it begins no more (loadgen.budget); None: no limit",
     )
+    replay: ReplayCommand | None = None
 
     @model_validator(mode="after")
     def _mode_fields(self) -> PhaseCommand:
-        if self.mode == "open":
+        if self.replay is not None:
+            if self.mode != "open":
+                raise ValueError("a replay is an open phase: mode open")
+        elif self.mode == "open":
             if self.rate is None:
                 raise ValueError("an open phase needs rate (requests per second)")
             if self.arrival.kind == "closed":

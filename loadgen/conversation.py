@@ -31,7 +31,7 @@ def run_unit(requester: Requester, factory: PromptFactory, unit: Scheduling) -> 
     turn, a chain step that waited for others) are scheduled when they are ready, in the phase
     current then."""
     requester.counters.units += 1
-    conv = factory.conversation(unit.rng)
+    conv = factory.conversation(unit.rng, unit.row)
     workload = unit.workload
     if workload.session is not None:
         return run_session(requester, workload.session, factory, conv, unit)

@@ -24,8 +24,10 @@ from loadgen.spec import (
     SharedPrefix,
     ShareGPTPrompt,
     SyntheticPrompt,
+    TracePrompt,
     WorkloadSpec,
 )
+from loadgen.traces import TraceRow, TraceText, read_trace
 
 Message = dict[str, str]
 
@@ -113,11 +115,14 @@ def _sharegpt_items(source: ShareGPTPrompt, where: str) -> list[Conversation]:
 
 
 def load_source(source: PromptSource, where: str = "prompt") -> list[Conversation] | None:
-    """The dataset's conversations, or None for generated sources. Raises UserError naming ``where``."""
+    """The dataset's conversations, or None for generated sources and traces (a trace is read and
+    checked here too; its rows' text is made when each is sent). Raises UserError naming ``where``."""
     if isinstance(source, JsonlPrompt):
         return _jsonl_items(source, f"{where}.path")
     if isinstance(source, ShareGPTPrompt):
         return _sharegpt_items(source, f"{where}.path")
+    if isinstance(source, TracePrompt):
+        read_trace(source, f"{where}.path")
     return None
 
 
@@ -131,6 +136,11 @@ class PromptFactory:
         self._order: list[int] = []
         corpus_path = self.source.corpus if isinstance(self.source, LongContextPrompt) else None
         self.corpus = Corpus.load(corpus_path or DEFAULT_CORPUS)
+        self.trace: tuple[TraceRow, ...] | None = None
+        if isinstance(self.source, TracePrompt):
+            self.trace = read_trace(self.source, f"{where}.path")
+            self._trace_text = TraceText(self.corpus, self.source.block_size, seed)
+            self._next_row = 0
         self.prefixes = self._prefixes(workload.system_prefix, seed)
         question = self.source.question if isinstance(self.source, LongContextPrompt) else ""
         self._question = (f"\n\n{question}", count_tokens(question))
@@ -166,11 +176,26 @@ class PromptFactory:
             tokens = src.tokens.sample(rng)
             question, question_tokens = self._question
             return remember_count(self.corpus.sample(tokens, rng) + question, tokens + question_tokens)
+        if self.trace is not None:
+            return self._trace_row(None).messages[-1]["content"]
         return self._dataset_item(rng).messages[-1]["content"]
 
-    def conversation(self, rng: random.Random) -> Conversation:
-        """The start of one unit of traffic, system prefix included, max_tokens decided."""
-        if self.items is not None:
+    def _trace_row(self, row: int | None) -> Conversation:
+        """Trace row ``row`` (a replay's), or else the next one in time order, round and round (a
+        phase that is not a replay sends the trace's requests without its times)."""
+        assert self.trace is not None
+        if row is None:
+            row, self._next_row = self._next_row, (self._next_row + 1) % len(self.trace)
+        item = self.trace[row]
+        text = self._trace_text.prompt(item, row)
+        return Conversation([{"role": "user", "content": text}], max(1, item.output_tokens))
+
+    def conversation(self, rng: random.Random, row: int | None = None) -> Conversation:
+        """The start of one unit of traffic, system prefix included, max_tokens decided; ``row``:
+        the trace row a replay sends."""
+        if self.trace is not None:
+            conv = self._trace_row(row)
+        elif self.items is not None:
             item = self._dataset_item(rng)
             conv = Conversation(list(item.messages), item.max_tokens, list(item.followups))
         else:

@@ -27,6 +27,7 @@ from loadgen.prompts import Message, as_completion_prompt, estimated_prompt_toke
 from loadgen.records import Attempt, ErrorClass, RequestRecord
 from loadgen.retry import run_attempts
 from loadgen.spec import RetryPolicy, Tool, WorkloadSpec, tools_body
+from loadgen.wakeclock import sleep_until
 
 E2E_TYPE = "POST"
 TTFT_TYPE = "TTFT"
@@ -53,7 +54,8 @@ class Scheduling:
     ``scheduled``: when the arrival process (open) or the user (closed) wanted it sent;
     ``started``: when the client began work on it (it left the client queue). ``phase`` is the
     phase it was scheduled in: a request queued or in flight when the next phase begins still
-    belongs to its own. ``rng`` draws its retry jitter (and, for a unit, its prompts)."""
+    belongs to its own. ``rng`` draws its retry jitter (and, for a unit, its prompts); ``row``
+    is the trace row a replay's unit sends."""
 
     workload: WorkloadSpec
     rng: random.Random
@@ -62,6 +64,7 @@ class Scheduling:
     user_id: int | None  # the closed-loop user; None for open-loop units
     phase: str
     ticketed: bool = False  # its ticket of the phase's requests was taken when it was scheduled (loadgen.budget)
+    row: int | None = None  # the trace row a replay sends
 
 
 @dataclass(slots=True)
@@ -121,7 +124,9 @@ class Requester:
         messages = request.messages
         prompt: list[Message] | str = messages if workload.api == "chat" else as_completion_prompt(messages)
         tools = tools_body(request.tools if request.tools is not None else workload.tools)
-        body = self.client.body(workload.api, workload.stream, prompt, request.max_tokens, workload.sampling, tools)
+        body = self.client.body(
+            workload.api, workload.stream, prompt, request.max_tokens, workload.request_sampling, tools
+        )
         headers = workload.headers or None
         # Counted now, right after the prompt was made, while its count is surely still known
         # (loadgen.corpus keeps only recent ones); by the time the record is written it may not be.
@@ -150,6 +155,8 @@ class Requester:
         try:
             if self.begin is not None:
                 self.begin()  # may wait on Redis: inside the try, so a stop then still leaves a record
+            if unit.scheduled > time.monotonic():  # made ahead of its time (a replay's row): sent on time,
+                sleep_until(unit.scheduled)  # with the body built and the sink told already
             run_attempts(self.retry, one, unit.rng)
         except gevent.GreenletExit:  # killed before the first attempt or while waiting between attempts
             now = time.monotonic()

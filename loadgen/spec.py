@@ -8,6 +8,7 @@ Sampling lives next to each declaration so that the same seed gives the same tra
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import random
@@ -208,8 +209,31 @@ class LongContextPrompt(Spec):
         return None if value is None else readable_file(value, info)
 
 
+class TracePrompt(Spec):
+    """A published request trace (``loadgen.traces``): each row's input and output length, and its
+    time, which a ``replay`` phase keeps. Mooncake rows share the text of shared ``hash_ids``
+    (``block_size`` tokens each); BurstGPT rows may be kept to one ``model`` and ``log_type``."""
+
+    kind: Literal["trace"]
+    path: Path
+    format: Literal["mooncake", "azure", "burstgpt"]
+    block_size: int = Field(default=512, ge=1, description="mooncake: prompt tokens per hash id")
+    model: str | None = Field(default=None, min_length=1, description="burstgpt: keep only rows of this Model")
+    log_type: str | None = Field(default=None, min_length=1, description="burstgpt: keep only rows of this Log Type")
+
+    _path = field_validator("path")(readable_file)
+
+    @model_validator(mode="after")
+    def _options_of_the_format(self) -> TracePrompt:
+        if self.format != "burstgpt" and (self.model is not None or self.log_type is not None):
+            raise ValueError("model and log_type filter BurstGPT traces only; remove them")
+        if self.format != "mooncake" and self.block_size != 512:  # the default is written out in a worker's config
+            raise ValueError("block_size applies to Mooncake traces (their hash_ids) only; remove it")
+        return self
+
+
 PromptSource = Annotated[
-    SyntheticPrompt | JsonlPrompt | ShareGPTPrompt | LongContextPrompt,
+    SyntheticPrompt | JsonlPrompt | ShareGPTPrompt | LongContextPrompt | TracePrompt,
     Field(discriminator="kind"),
 ]
 
@@ -365,7 +389,17 @@ class WorkloadSpec(Spec):
             raise ValueError("sessions and chains need api: chat")
         if self.tools is not None and self.api != "chat":
             raise ValueError("tools need api: chat")
+        if (self.session or self.chain) and self.prompt.kind == "trace":
+            raise ValueError("a trace replays single requests; remove session or chain")
         return self
+
+    @functools.cached_property
+    def request_sampling(self) -> SamplingParams:
+        """What the requests send: a trace's rows ask for exactly their output length (``ignore_eos``),
+        unless ``sampling.ignore_eos`` says otherwise."""
+        if self.prompt.kind == "trace" and self.sampling.ignore_eos is None:
+            return self.sampling.model_copy(update={"ignore_eos": True})
+        return self.sampling
 
 
 # ---------------------------------------------------------------- arrival and retries

@@ -1,4 +1,5 @@
-"""When the event loop last woke up: the earliest honest time stamp for bytes it delivered.
+"""When the event loop last woke up: the earliest honest time stamp for bytes it delivered; and
+how to wake up at a given time more exactly than the loop's timers do.
 
 With many streams, one ``epoll`` wake-up delivers chunks for dozens of sockets and the hub
 resumes their greenlets one after another; a ``time.monotonic()`` taken after each ``recv``
@@ -45,3 +46,21 @@ def wake_clock() -> WakeClock:
     if clock is None:
         clock = _clocks[id(hub)] = WakeClock()
     return clock
+
+
+SPIN = 0.001  # seconds before a deadline from which ``sleep_until`` yields instead of sleeping
+
+
+def sleep_until(when: float) -> None:
+    """Return at ``when`` (monotonic s), never before, and in a Locust worker within a fraction of a
+    millisecond rather than one or two.
+
+    The hub's timers fire up to a millisecond or more late (libev waits for I/O in whole
+    milliseconds), so the last ``SPIN`` seconds are spent yielding to the hub, which keeps serving
+    the other greenlets. Not longer: on a busy machine a process that spins is preempted more
+    often than one the kernel wakes, and the late tail grows."""
+    delay = when - time.monotonic() - SPIN
+    if delay > 0:
+        gevent.sleep(delay)
+    while time.monotonic() < when:
+        gevent.sleep(0)

@@ -45,6 +45,8 @@ from loadgen.config import (
 from loadgen.conversation import run_unit
 from loadgen.prompts import PromptFactory
 from loadgen.records import RequestRecord
+from loadgen.replay import ReplayCommand
+from loadgen.replay import schedule as replay_schedule
 from loadgen.request import Requester, Scheduling
 from loadgen.spec import WorkloadSpec
 from loadgen.stream import RecordSink
@@ -53,6 +55,8 @@ from loadgen.telemetry import LoadState, WorkerSampler, worker_id
 log = logging.getLogger(__name__)
 
 _RUNTIME_ATTR = "finishline_runtime"
+REPLAY_AHEAD = 0.05  # seconds before its time a replayed row's unit starts making its request
+REPLAY_CONNECTIONS = 4  # connections a worker opens before a replay's origin
 
 
 def runtime_of(environment: Any) -> WorkerRuntime | None:
@@ -211,7 +215,7 @@ class WorkerRuntime:
     def load_state(self) -> LoadState:
         phase = self.phase
         target = None
-        if phase is not None and phase.mode == "open" and not self._draining:
+        if phase is not None and phase.mode == "open" and phase.replay is None and not self._draining:
             target = rate_at(phase.arrival, phase.worker_rate, time.monotonic() - self.phase_started)
         runner = getattr(self.environment, "runner", None)
         users = runner.user_count if runner is not None else self._users
@@ -272,21 +276,30 @@ class WorkerRuntime:
     def _halted(self, phase: PhaseCommand) -> bool:
         return self.phase is not phase or self._stopping or self._draining
 
+    def _wait_until(self, when: float, phase: PhaseCommand) -> bool:
+        """Sleep until ``when`` (monotonic s); False when something halted the phase meanwhile."""
+        if self._halted(phase):
+            return False
+        delay = when - time.monotonic()
+        while delay > 0:
+            gevent.sleep(min(delay, 0.25))
+            if self._halted(phase):
+                return False
+            delay = when - time.monotonic()
+        return True
+
     def dispatch(self, phase: PhaseCommand) -> None:
         """Run this worker's open-loop schedule while ``phase`` is current and nothing halts it
-        (a stop, the drain)."""
+        (a stop, the drain): the arrival process's, or the trace's in a replay."""
+        if phase.replay is not None:
+            self._replay(phase, phase.replay)
+            return
         rng = random.Random(f"{self.config.seed}:{self.worker_index}:dispatch:{phase.name}")
         slots = gevent.lock.BoundedSemaphore(phase.worker_max_concurrency)
         start = time.monotonic()
         for when in schedule(phase.arrival, phase.worker_rate, rng, start):
-            if self._halted(phase):
+            if not self._wait_until(when, phase):
                 return
-            delay = when - time.monotonic()
-            while delay > 0:
-                gevent.sleep(min(delay, 0.25))
-                if self._halted(phase):
-                    return
-                delay = when - time.monotonic()
             workload = self.pick(rng)
             unit = Scheduling(workload, random.Random(rng.random()), when, when, None, phase.name)
             try:
@@ -295,11 +308,37 @@ class WorkerRuntime:
                 return
             self.open_units.spawn(self._open_unit, unit, slots)
 
+    def _replay(self, phase: PhaseCommand, replay: ReplayCommand) -> None:
+        """Send this worker's share of the trace's rows, each at its time after the replay's origin
+        (the same instant in every worker); a row sent late says so in its dispatch delay.
+
+        Each unit starts ``REPLAY_AHEAD`` before its row is due, makes its prompt and body, and
+        waits for the exact time (``Requester.send``): what it costs to wake a greenlet and make a
+        long prompt is not added to the trace's schedule."""
+        factory = self.factories[replay.workload]
+        assert factory.trace is not None, "the scenario names a workload with a trace prompt source"
+        workload = factory.workload
+        times = [row.time for row in factory.trace]
+        rng = random.Random(f"{self.config.seed}:{self.worker_index}:replay:{phase.name}")
+        slots = gevent.lock.BoundedSemaphore(phase.worker_max_concurrency)
+        origin = replay.origin_monotonic()
+        share = self.worker_index % phase.worker_count
+        if origin - time.monotonic() > 0.1:  # time to spare: the first rows find connections open
+            self.client.warm(min(REPLAY_CONNECTIONS, phase.worker_max_concurrency))
+        for offset, row in replay_schedule(times, replay, share, phase.worker_count):
+            when = origin + offset
+            if not self._wait_until(when - REPLAY_AHEAD, phase):
+                return
+            unit = Scheduling(workload, random.Random(rng.random()), when, when, None, phase.name, row=row)
+            self.open_units.spawn(self._open_unit, unit, slots)
+        while not self._halted(phase):  # the schedule is done: wait for the phase to end
+            gevent.sleep(0.25)
+
     def _open_unit(self, unit: Scheduling, slots: gevent.lock.BoundedSemaphore) -> None:
         with slots:
             if self._stopping:  # still queued when the run stopped: never sent
                 return
-            unit.started = time.monotonic()  # it leaves the client queue
+            unit.started = max(time.monotonic(), unit.scheduled)  # it leaves the client queue (a replay's early)
             try:
                 run_unit(self.requester, self.factories[unit.workload.name], unit)
             except gevent.GreenletExit:

@@ -1,7 +1,8 @@
 """From the scenario's phases to the steps the master runs, in order.
 
 A ladder becomes one step per rung; a ramp becomes one step whose users spawn at the
-ramp's pace (closed) or whose arrival rate rises (open). Phases that run outside Locust
+ramp's pace (closed) or whose arrival rate rises (open); a replay becomes one open step that
+lasts as long as its trace window takes to send. Phases that run outside Locust
 (cold starts) stay as they are and are run by their own runner. The plan is plain JSON
 so the master process (a separate, gevent-patched process) can read it.
 """
@@ -14,12 +15,23 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from coordinator import registry
 from coordinator.scenario.models import Scenario
-from coordinator.scenario.phases import LadderPhase, RampPhase, SoakPhase, SteadyPhase, SweepPhase, WarmupPhase
+from coordinator.scenario.phases import (
+    LadderPhase,
+    RampPhase,
+    ReplayPhase,
+    SoakPhase,
+    SteadyPhase,
+    SweepPhase,
+    WarmupPhase,
+)
 from loadgen.config import PhaseCommand
-from loadgen.spec import ArrivalSpec
+from loadgen.replay import wall_seconds
+from loadgen.spec import ArrivalSpec, TracePrompt
+from loadgen.traces import read_trace
 
 POISSON = ArrivalSpec(kind="poisson")
 FAST_SPAWN = 1000.0  # users/s for a step that changes load at once (Locust dispatches in 1 s slices)
+REPLAY_TAIL = 1.0  # seconds a replay step lasts past its last send, so a row sent a little late still is
 
 
 class LocustStep(BaseModel):
@@ -80,7 +92,7 @@ class Plan(BaseModel):
 
 
 # The phases a plan runs in Locust (the others have a runner of their own).
-LocustPhase = SteadyPhase | WarmupPhase | SoakPhase | RampPhase | LadderPhase | SweepPhase
+LocustPhase = SteadyPhase | WarmupPhase | SoakPhase | RampPhase | LadderPhase | SweepPhase | ReplayPhase
 
 
 def _step(
@@ -97,6 +109,7 @@ def _step(
     """One step of ``phase`` at ``users`` (closed) or ``rate`` (open); a ladder's rung is named ``name``.
 
     How the step ends and how it paces itself (think time, in-flight limit) are the phase's own."""
+    assert not isinstance(phase, ReplayPhase), "a replay's step is _replay_step's"
     if isinstance(phase, LadderPhase | SweepPhase):
         duration, requests = phase.step_duration, phase.step_requests
     else:
@@ -157,6 +170,33 @@ def _ramp_step(phase: RampPhase, workers: int) -> LocustStep:
     return _step(phase, workers, users=None, rate=phase.rate, arrival=ArrivalSpec.model_validate(arrival.model_dump()))
 
 
+def _replay_step(phase: ReplayPhase, scenario: Scenario) -> LocustStep:
+    """One open step: the workers send the trace window's rows at their times (``loadgen.replay``);
+    it lasts as long as that schedule, from the origin the master names, plus ``REPLAY_TAIL``."""
+    workload = phase.trace_workload(scenario.workloads)
+    assert isinstance(workload.prompt, TracePrompt)
+    index = scenario.workloads.index(workload)
+    times = [row.time for row in read_trace(workload.prompt, f"workloads[{index}].prompt.path")]
+    replay = phase.replay_command(scenario.workloads)
+    duration = wall_seconds(times, replay) + REPLAY_TAIL
+    command = PhaseCommand(
+        name=phase.name,
+        mode="open",
+        worker_count=scenario.workers,
+        max_concurrency=phase.max_concurrency,
+        duration=duration,
+        replay=replay,
+    )
+    return LocustStep(
+        name=phase.name,
+        phase_kind=phase.kind,
+        command=command,
+        users=scenario.workers,  # one dispatcher per worker
+        spawn_rate=FAST_SPAWN,
+        duration=duration,
+    )
+
+
 def sweep_step(phase: SweepPhase, workers: int, level: float, index: int) -> LocustStep:
     """Level ``index`` (1-based, in the order they run) of a sweep: ``{name}.{index}-u{N}`` or ``-r{R}``."""
     if phase.open_loop:
@@ -176,6 +216,8 @@ def build_plan(scenario: Scenario) -> Plan:
             steps.append(_step(phase, workers, users=phase.users, rate=phase.rate, arrival=phase.arrival))
         elif isinstance(phase, RampPhase):
             steps.append(_ramp_step(phase, workers))
+        elif isinstance(phase, ReplayPhase):
+            steps.append(_replay_step(phase, scenario))
         elif isinstance(phase, LadderPhase):
             rungs: list[tuple[int | None, float | None]] = (
                 [(u, None) for u in phase.users] if phase.users is not None else [(None, r) for r in phase.rates or []]

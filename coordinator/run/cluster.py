@@ -218,9 +218,11 @@ class LocustCluster:
         self.master.stdin.flush()
 
     def phase(self, step: LocustStep, timeout: float = 60.0) -> float:
-        """Announce and start a phase; returns when the master started it (monotonic s)."""
+        """Announce and start a phase; returns when the master started it, or for a replay its
+        origin, when its first row is due (monotonic s)."""
         self._send({"cmd": "phase", "step": step.model_dump(mode="json")})
-        return float(self.expect("phase_started", timeout)["t"])
+        started = self.expect("phase_started", timeout)
+        return float(started.get("origin", started["t"]))
 
     def announce(self, step: LocustStep, timeout: float = 30.0) -> None:
         """Tell the workers about a phase without starting users (``--web``: the UI starts them,

@@ -7,7 +7,8 @@ carries ``t``, the master's ``time.monotonic()`` when it was sent:
 
 - ``{"cmd": "phase", "step": LocustStep}``: broadcast ``finishline_phase`` to every worker,
   then start the phase's users, replacing those of the other role (closed-loop users or one
-  open-loop dispatcher per worker, ``loadgen.users``); answers ``{"event": "phase_started"}``.
+  open-loop dispatcher per worker, ``loadgen.users``); answers ``{"event": "phase_started"}``,
+  with ``origin`` (monotonic s) for a replay: when its trace window's start is due.
 - ``{"cmd": "announce", "step": LocustStep}``: broadcast the phase only (``--web``: Locust's UI
   starts the users, of the announced phase's role); answers ``{"event": "announced"}``.
 - ``{"cmd": "drain"}``: after the last phase, stop changing users and broadcast
@@ -49,6 +50,7 @@ from locust.util.load_locustfile import load_locustfile
 
 from coordinator.plan.steps import FAST_SPAWN, LocustStep
 from loadgen.config import DRAIN_MESSAGE, PHASE_MESSAGE, PROGRESS_MESSAGE, REPORT_MESSAGE
+from loadgen.replay import REPLAY_LEAD
 from loadgen.users import PhaseUsersDispatcher, classes_for
 
 _out = sys.stdout
@@ -142,12 +144,22 @@ class MasterDriver:
         PhaseUsersDispatcher.phase_classes = self.classes_for(step.command.mode)
 
     def phase(self, step: LocustStep) -> None:
-        """Announce, then change users in a greenlet (Locust's start blocks for a whole ramp)."""
+        """Announce, then change users in a greenlet (Locust's start blocks for a whole ramp).
+
+        A replay's origin (when its window's start is due, the same for every worker) is named
+        here, ``REPLAY_LEAD`` ahead, so every worker's dispatcher is waiting when it comes."""
+        origin: dict[str, float] = {}
+        replay = step.command.replay
+        if replay is not None:
+            wall, mono = time.time(), time.monotonic()
+            replay = replay.model_copy(update={"origin": wall + REPLAY_LEAD})
+            step = step.model_copy(update={"command": step.command.model_copy(update={"replay": replay})})
+            origin["origin"] = mono + REPLAY_LEAD
         self.announce(step)
         if self._spawner is not None:
             self._spawner.kill(block=True)
         self._spawner = gevent.spawn(self._spawn, step)
-        emit("phase_started", name=step.name)
+        emit("phase_started", name=step.name, **origin)
 
     def _spawn(self, step: LocustStep) -> None:
         classes = self.classes_for(step.command.mode)

@@ -17,8 +17,12 @@ from pydantic import ValidationError
 
 from coordinator.scenario.matrix import MatrixError, variants
 from coordinator.scenario.models import Scenario
+from coordinator.scenario.phases import ReplayPhase
 from loadgen.errors import UserError, field_problems
 from loadgen.prompts import load_source
+from loadgen.replay import window_rows
+from loadgen.spec import TracePrompt
+from loadgen.traces import read_trace
 
 # Keys holding paths that are resolved relative to the scenario file.
 _PATH_KEYS = ("path", "corpus", "config", "context", "tokenizer")
@@ -132,7 +136,7 @@ def output_dir_problem(path: Path) -> str | None:
 
 def data_problems(scenario: Scenario, root: yaml.Node | None, file: str) -> list[Problem]:
     """What the scenario names on disk, read now rather than halfway through a run: every
-    dataset line by line, and the output directory."""
+    dataset and trace line by line, each replay's window, and the output directory."""
     out: list[Problem] = []
     for i, workload in enumerate(scenario.workloads):
         try:
@@ -140,10 +144,32 @@ def data_problems(scenario: Scenario, root: yaml.Node | None, file: str) -> list
         except UserError as exc:
             field, _, message = str(exc).partition(": ")
             out.append(Problem(file, _line_of(root, ("workloads", i, "prompt", "path")), field, message))
+    for i, phase in enumerate(scenario.phases):
+        if isinstance(phase, ReplayPhase):
+            out.extend(_replay_problems(scenario, phase, i, root, file))
     problem = output_dir_problem(scenario.output_dir)
     if problem is not None:
         out.append(Problem(file, _line_of(root, ("output_dir",)), "output_dir", problem))
     return out
+
+
+def _replay_problems(
+    scenario: Scenario, phase: ReplayPhase, i: int, root: yaml.Node | None, file: str
+) -> list[Problem]:
+    """A replay whose window holds no row of its trace would send nothing: say so now."""
+    workload = phase.trace_workload(scenario.workloads)
+    assert isinstance(workload.prompt, TracePrompt)
+    try:
+        rows = read_trace(workload.prompt, f"workloads[{scenario.workloads.index(workload)}].prompt.path")
+    except UserError:  # reported with the workload's prompt
+        return []
+    if window_rows([row.time for row in rows], phase.replay_command(scenario.workloads)):
+        return []
+    span = rows[-1].time - rows[0].time
+    message = (
+        f"the window holds no row of {workload.prompt.path} (its rows span {span:g} s); move start or widen duration"
+    )
+    return [Problem(file, _line_of(root, ("phases", i, "start")), f"phases[{i}]", message)]
 
 
 def parse(

@@ -91,6 +91,7 @@ class Scenario(Spec):
         check_unique("phase", [p.name for p in self.phases])
         capabilities = registry.target_kind(self.target.kind).capabilities
         for phase in self.phases:
+            phase.check_workloads(self.workloads)
             missing = registry.phase_kind(phase.kind).requires - capabilities
             if missing:
                 able = [k.kind for k in registry.target_kinds() if missing <= k.capabilities]

@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from loadgen.spec import ArrivalSpec, Spec
+from loadgen.replay import ReplayCommand
+from loadgen.spec import ArrivalSpec, Spec, WorkloadSpec
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|min|m|h)?\s*$")
@@ -51,6 +52,9 @@ class PhaseSpec(Spec):
 
     kind: str
     name: Name
+
+    def check_workloads(self, workloads: list[WorkloadSpec]) -> None:
+        """Raise ValueError when the phase cannot run with the scenario's ``workloads`` (most can)."""
 
 
 class _Bounded(PhaseSpec):
@@ -205,3 +209,63 @@ class SweepPhase(PhaseSpec):
     @property
     def auto(self) -> bool:
         return self.users == "auto" or self.rates == "auto"
+
+
+TraceSeconds = Annotated[
+    float, BeforeValidator(parse_duration), Field(ge=0, description="seconds on the trace's clock, or '30s'/'5m'")
+]
+
+
+class ReplayPhase(PhaseSpec):
+    """A trace sent on its own clock: each row at its timestamp (``speed`` times as fast), open loop.
+
+    The window starts ``start`` trace seconds after the first row and lasts ``duration`` (default:
+    to the last row); ``loop`` plays it that many times, each pass ``duration`` long. The phase
+    lasts as long as its schedule (plus a second for the last sends); requests still in flight
+    then finish in the next phase's time but keep this phase's name.
+    """
+
+    kind: Literal["replay"]
+    workload: Name | None = Field(default=None, description="the workload with a trace prompt (default: the only one)")
+    speed: float = Field(default=1.0, gt=0, le=1000, description="2: twice as fast as the trace")
+    start: TraceSeconds = 0.0
+    duration: Duration | None = Field(default=None, description="trace seconds of the window (default: to the end)")
+    loop: int = Field(default=1, ge=1, strict=True, description="play the window this many times")
+    max_concurrency: int = Field(default=1024, ge=1, description="most requests in flight (all workers)")
+
+    @model_validator(mode="after")
+    def _loop_has_a_period(self) -> ReplayPhase:
+        if self.loop > 1 and self.duration is None:
+            raise ValueError("loop needs duration: each pass plays the window's duration of trace time")
+        return self
+
+    def trace_workload(self, workloads: list[WorkloadSpec]) -> WorkloadSpec:
+        """The workload whose trace this phase replays; ValueError naming the fix when there is none."""
+        traces = [w for w in workloads if w.prompt.kind == "trace"]
+        if self.workload is not None:
+            named = next((w for w in workloads if w.name == self.workload), None)
+            if named is None:
+                raise ValueError(f"phase {self.name!r}: workload {self.workload!r} is not in workloads")
+            if named.prompt.kind != "trace":
+                raise ValueError(f"phase {self.name!r}: workload {self.workload!r} needs prompt kind trace to replay")
+            return named
+        if len(traces) != 1:
+            found = ", ".join(w.name for w in traces) or "none"
+            raise ValueError(
+                f"phase {self.name!r}: a replay needs one workload with prompt kind trace (found {found}); "
+                "name it with workload"
+            )
+        return traces[0]
+
+    def check_workloads(self, workloads: list[WorkloadSpec]) -> None:
+        self.trace_workload(workloads)
+
+    def replay_command(self, workloads: list[WorkloadSpec]) -> ReplayCommand:
+        """What the workers are told to replay (the master adds the origin)."""
+        return ReplayCommand(
+            workload=self.trace_workload(workloads).name,
+            speed=self.speed,
+            start=self.start,
+            duration=self.duration,
+            loop=self.loop,
+        )
