@@ -289,7 +289,7 @@ def save_columns(columns: RecordColumns, records: Path) -> Path:
     target = columns_file(records)
     tmp = target.with_name(target.name + ".tmp")
     with tmp.open("wb") as fh:
-        np.savez(fh, **arrays)
+        np.savez_compressed(fh, **arrays)
     tmp.replace(target)
     return target
 
