@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,26 @@ def rate(value: float | None, n: int) -> MetricStats:
 def group_metrics(group: GroupSummary) -> dict[str, MetricStats]:
     """A summary group's figures under finishline's metric names."""
     out = {name: latency_stats(group.latency_ms.get(name)) for name in LATENCY_METRICS}
+    answer = group.latency_ms_answer
+    if answer is not None and answer.ttfot.n:  # a reasoning model's first answer token
+        out["ttfot"] = latency_stats(answer.ttfot)
+    adjusted = group.latency_ms_failure_aware
+    for name, fa in adjusted.items() if adjusted is not None else ():
+
+        def value(q: float | None, failed: int = fa.failed) -> float | None:
+            return math.inf if q is None and failed else q  # None with failures: the percentile reached them
+
+        out[f"{name}_failure_aware"] = MetricStats(
+            unit="ms",
+            n=fa.n,
+            p50=value(fa.p50),
+            p90=value(fa.p90),
+            p95=value(fa.p95),
+            p99=value(fa.p99),
+            p99_9=value(fa.p99_9),
+            provenance=Provenance.RECORDS,
+            note=f"{fa.failed} failed requests counted as infinitely slow" if fa.failed else None,
+        )
     out["output_tokens_per_s"] = rate(group.output_tokens_per_s, group.count)
     out["requests_per_s"] = rate(group.requests_per_s, group.count)
     out["goodput_per_s"] = rate(group.goodput.per_s, group.count)

@@ -43,13 +43,15 @@ class StepSamples:
     end_s: Floats | None = None  # every request: when it ended, s from the step's first schedule (None: not known)
     good: npt.NDArray[np.bool_] | None = None  # every request: succeeded and met every SLO (None: not known)
     span_s: Floats | None = None  # every request: from its schedule to its end, s (None: not known)
+    ttfot: Floats | None = None  # ms, successful requests that answered (NaN where undefined; None: not known)
 
     @property
     def requests(self) -> int:
         return int(self.ok.size)
 
-    def latency(self, metric: str) -> Floats:
-        values: Floats = getattr(self, metric)
+    def latency(self, metric: str) -> Floats | None:
+        """The metric's per-request values; None for one these samples do not hold (a point comparison)."""
+        values: Floats | None = getattr(self, metric, None)
         return values
 
 
@@ -73,6 +75,7 @@ def from_columns(columns: RecordColumns, rows: Mask, duration_s: float | None, g
         end_s=_since_first(columns.end[rows], columns.scheduled[rows]),
         good=None if good is None else good[rows],
         span_s=columns.end[rows] - columns.scheduled[rows],
+        ttfot=ms("ttfot") if "ttfot" in columns.values else None,
     )
 
 

@@ -12,7 +12,7 @@ from coordinator.baselines.model import Baseline, LoadKind, MetricStats, Step, T
 from coordinator.compare import intervals
 from coordinator.compare.bootstrap import Bootstrap, Interval, enough_tail
 from coordinator.compare.matching import Match, match_steps
-from coordinator.compare.metrics import LATENCIES, LATENCY_STATS, RATES, Metric, metric
+from coordinator.compare.metrics import FAILURE_AWARE, LATENCIES, LATENCY_STATS, RATES, Metric, metric
 from coordinator.compare.result import (
     Comparison,
     Method,
@@ -42,7 +42,7 @@ def _row(
     unjudged: bool = False,
 ) -> MetricComparison:
     limit = thresholds.limit(m.name, stat)
-    delta = None if base is None or current is None else current - base
+    delta = None if base is None or current is None else (0.0 if base == current else current - base)  # inf == inf
     relative = None if delta is None or not base else delta / abs(base)
     if delta is None or base is None or unjudged:
         beyond, significant, verdict = False, None, Verdict.UNJUDGED
@@ -110,13 +110,14 @@ class _StepComparer:
         """Each statistic's bootstrap interval, or None for a point comparison (a side without samples)."""
         if self.b_samples is None or self.c_samples is None or not stats:
             return None
+        b_values, c_values = self.b_samples.latency(name), self.c_samples.latency(name)
+        if b_values is None or c_values is None:  # not per request (failure-aware percentiles): a point comparison
+            return None
         blocks = (
             intervals.blocks_of(self.b_samples, self.in_flight[0]),
             intervals.blocks_of(self.c_samples, self.in_flight[1]),
         )
-        return intervals.latency(
-            self.boot, self.b_samples.latency(name), self.c_samples.latency(name), stats, points, blocks
-        )
+        return intervals.latency(self.boot, b_values, c_values, stats, points, blocks)
 
     def latencies(self) -> list[MetricComparison]:
         out: list[MetricComparison] = []
@@ -299,7 +300,8 @@ def compare(current: Side, base: Side, thresholds: Thresholds) -> Comparison:
         )
     steps = [_StepComparer(match, base, current, thresholds).compare() for match in matching.matches]
     warnings, comparable, missing = _warnings(base, current)
-    if any(m.method is Method.POINT for s in steps for m in s.metrics if m.metric in LATENCIES or m.metric in RATES):
+    sampled = [n for n in (*LATENCIES, *RATES) if n not in FAILURE_AWARE]  # failure-aware ones are points always
+    if any(m.method is Method.POINT for s in steps for m in s.metrics if m.metric in sampled):
         warnings.append(
             "a side has summaries only for some steps: those figures are compared as points, by the threshold alone"
         )

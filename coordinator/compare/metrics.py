@@ -46,6 +46,11 @@ METRICS: dict[str, Metric] = {
         Metric("tpot", Kind.LATENCY, Direction.LOWER, "ms"),
         Metric("itl", Kind.LATENCY, Direction.LOWER, "ms"),
         Metric("e2e", Kind.LATENCY, Direction.LOWER, "ms"),
+        Metric("ttfot", Kind.LATENCY, Direction.LOWER, "ms"),  # a reasoning model's first answer token
+        # failed requests counted as infinitely slow (docs/metrics.md): a run that fails fast looks no faster
+        Metric("ttft_failure_aware", Kind.LATENCY, Direction.LOWER, "ms"),
+        Metric("tpot_failure_aware", Kind.LATENCY, Direction.LOWER, "ms"),
+        Metric("e2e_failure_aware", Kind.LATENCY, Direction.LOWER, "ms"),
         Metric("output_tokens_per_s", Kind.RATE, Direction.HIGHER, "tok/s"),
         Metric("requests_per_s", Kind.RATE, Direction.HIGHER, "req/s"),
         Metric("goodput_per_s", Kind.RATE, Direction.HIGHER, "req/s"),
@@ -53,6 +58,7 @@ METRICS: dict[str, Metric] = {
     )
 }
 LATENCIES: tuple[str, ...] = tuple(n for n, m in METRICS.items() if m.kind is Kind.LATENCY)
+FAILURE_AWARE: tuple[str, ...] = tuple(n for n in LATENCIES if n.endswith("_failure_aware"))  # summaries only
 RATES: tuple[str, ...] = tuple(n for n, m in METRICS.items() if m.kind is Kind.RATE)
 
 

@@ -15,7 +15,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from coordinator.baselines.model import Step
-from coordinator.compare.metrics import LATENCIES
 from coordinator.compare.result import Comparison, StepComparison, Verdict
 from coordinator.compare.sides import Floats, Side
 from coordinator.compare.tables import COLUMNS, MARK, delta, interval, label, value
@@ -31,6 +30,9 @@ tr.worse td{background:#fde2e1}tr.better td{background:#e6f4ea}svg{max-width:100
 """
 BASE_STYLE: dict[str, Any] = {"linestyle": "--", "color": "#888888"}
 CURRENT_STYLE: dict[str, Any] = {"color": "#1f77b4"}
+
+
+CDF_METRICS = ("ttft", "tpot", "itl", "e2e")  # one figure each, both sides overlaid
 
 
 def _e(text: object) -> str:
@@ -61,11 +63,11 @@ def cdfs(step: StepComparison, current: Side, baseline: Side) -> str | None:
     if c is None and b is None:
         return None
     fig, axes = plt.subplots(1, 4, figsize=(13, 3.2), layout="constrained")
-    for ax, name in zip(axes, LATENCIES, strict=True):
-        if b is not None:
-            _cdf(ax, b.latency(name), label="baseline", **BASE_STYLE)
-        if c is not None:
-            _cdf(ax, c.latency(name), label="current", **CURRENT_STYLE)
+    for ax, name in zip(axes, CDF_METRICS, strict=True):
+        for side, who, style in ((b, "baseline", BASE_STYLE), (c, "current", CURRENT_STYLE)):
+            values = side.latency(name) if side is not None else None
+            if values is not None:
+                _cdf(ax, values, label=who, **style)
         ax.set_title(f"{name.upper()} CDF")
         ax.set_xlabel(f"{name.upper()} (ms)")
         ax.set_ylim(0, 1.01)

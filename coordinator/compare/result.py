@@ -19,7 +19,7 @@ SCHEMA_ID = "https://finishline.dev/compare.schema.json"
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="strings")  # infinite: "Infinity"
 
 
 class Verdict(StrEnum):

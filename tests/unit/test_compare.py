@@ -22,7 +22,7 @@ from coordinator.compare.bootstrap import Blocked, Bootstrap, Interval, enough_t
 from coordinator.compare.comparison import compare
 from coordinator.compare.matching import MatchedBy, match_steps
 from coordinator.compare.metrics import Direction
-from coordinator.compare.result import Method, Verdict
+from coordinator.compare.result import Comparison, Method, Verdict
 from coordinator.compare.result import schema_json as compare_schema_json
 from coordinator.compare.sides import Side
 from coordinator.compare.tables import markdown, text
@@ -469,3 +469,42 @@ def test_an_imported_file_is_a_side_and_across_tools_the_ttft_is_flagged() -> No
     assert across.steps[0].matched_by == "load" and "by load: concurrency 16" in across.steps[0].match
     assert any("across tools" in w for w in across.warnings)
     assert any("client overhead" in w and "3-26 ms" in w for w in across.warnings)
+
+
+def test_a_run_that_fails_fast_is_worse_in_its_failure_aware_percentiles() -> None:
+    from coordinator.baselines.from_run import group_metrics
+    from coordinator.results.summarize import summarize
+    from tests.factories import record
+
+    def step_of_records(error_every: int) -> Step:
+        records = [
+            record(
+                t0=100 + i * 0.01,
+                ttft=0.05 + (i % 10) / 1000,
+                error="timeout" if error_every and i % error_every == 0 else None,
+            )
+            for i in range(1000)
+        ]
+        group = summarize(records).all
+        return Step(
+            name="steady",
+            requests=group.count,
+            errors=group.errors,
+            errors_by_class=group.errors_by_class,
+            duration_s=10.0,
+            metrics=group_metrics(group),
+            has_samples=False,
+        )
+
+    base = side("b", (step_of_records(0), None))
+    failing = side("c", (step_of_records(20), None))  # 5% fail at once: the successes look no slower
+    result = compare(failing, base, Thresholds())
+    rows = {(m.metric, m.stat): m for m in result.steps[0].metrics}
+    assert rows[("ttft", "p99")].verdict is Verdict.SAME  # success-only: nothing to see
+    adjusted = rows[("ttft_failure_aware", "p99")]
+    assert adjusted.current == float("inf") and adjusted.verdict is Verdict.WORSE
+    assert rows[("ttft_failure_aware", "p50")].verdict is Verdict.SAME
+    assert result.regression
+    assert Comparison.model_validate_json(result.model_dump_json()) == result  # infinity survives JSON
+    itself = compare(failing, failing, Thresholds())
+    assert not itself.regression  # inf against inf is no change
