@@ -17,17 +17,11 @@ import numpy as np
 from coordinator.baselines.model import Step
 from coordinator.compare.result import Comparison, StepComparison, Verdict
 from coordinator.compare.sides import Floats, Side
-from coordinator.compare.tables import COLUMNS, MARK, delta, interval, label, value
+from coordinator.compare.tables import COLUMNS, row_cells
 from coordinator.results.figures import MAX_POINTS, to_svg
+from coordinator.results.report import PAGE_CSS
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
-h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
-table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right}
-th{background:#f4f4f4}td.l,th.l{text-align:left;white-space:nowrap}
-.banner{padding:.6rem 1rem;border-radius:6px;margin:.4rem 0}.ok{background:#e6f4ea}.warn{background:#fff4d6}.bad{background:#fde2e1}
-tr.worse td{background:#fde2e1}tr.better td{background:#e6f4ea}svg{max-width:100%;height:auto}.note{color:#666;font-size:.85rem}
-"""
+_CSS = PAGE_CSS + "tr.worse td{background:#fde2e1}tr.better td{background:#e6f4ea}\n"
 BASE_STYLE: dict[str, Any] = {"linestyle": "--", "color": "#888888"}
 CURRENT_STYLE: dict[str, Any] = {"color": "#1f77b4"}
 
@@ -130,18 +124,7 @@ def _table(c: Comparison) -> str:
     head = "".join(f"<th class='l'>{_e(h)}</th>" if i < 4 else f"<th>{_e(h)}</th>" for i, h in enumerate(COLUMNS))
     body = []
     for step, m in c.worst_first():
-        cells = [
-            step.match,
-            step.workload,
-            label(m),
-            m.unit,
-            value(m, m.baseline),
-            value(m, m.current),
-            delta(m),
-            interval(m),
-            m.threshold,
-            MARK[m.verdict],
-        ]
+        cells = row_cells(step, m)
         tds = "".join(f"<td class='l'>{_e(x)}</td>" if i < 4 else f"<td>{_e(x)}</td>" for i, x in enumerate(cells))
         cls = m.verdict.value if m.verdict in (Verdict.WORSE, Verdict.BETTER) else ""
         body.append(f"<tr class='{cls}'>{tds}</tr>")

@@ -60,7 +60,7 @@ def _head(c: Comparison) -> list[str]:
 COLUMNS = ("step", "workload", "metric", "unit", "baseline", "current", "delta", "95% CI", "threshold", "verdict")
 
 
-def _cells(step: StepComparison, m: MetricComparison) -> list[str]:
+def row_cells(step: StepComparison, m: MetricComparison) -> list[str]:
     return [
         step.match,
         step.workload,
@@ -78,7 +78,7 @@ def _cells(step: StepComparison, m: MetricComparison) -> list[str]:
 def text(c: Comparison) -> str:
     rows = [list(COLUMNS)]
     rows[0][7] = f"{100 * c.thresholds.confidence:g}% CI"
-    rows += [_cells(step, m) for step in c.steps for m in step.metrics]
+    rows += [row_cells(step, m) for step in c.steps for m in step.metrics]
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
     right = {4, 5, 6, 7}
     table = [
@@ -110,7 +110,7 @@ def markdown(c: Comparison) -> str:
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "|".join("---:" if i in (4, 5, 6, 7) else "---" for i in range(len(head))) + "|")
     for step, m in c.worst_first():
-        cells = _cells(step, m)
+        cells = row_cells(step, m)
         cells[-1] = MD_MARK[m.verdict]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     for name, items in (

@@ -23,7 +23,7 @@ from loadgen import metrics
 from loadgen.records import OK, RequestRecord
 from loadgen.samples import WorkerSample
 
-_CSS = """
+PAGE_CSS = """  # the house style of finishline's pages (the run report, the matrix, the comparison)
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
 h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right}
@@ -328,7 +328,7 @@ def render(
     cdf_rows, cdf_caption = _cdf_rows(summary, cols)
     parts = [
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>",
-        f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>",
+        f"<style>{PAGE_CSS}</style></head><body><h1>{_e(title)}</h1>",
         _records_line(summary),
         _banners(summary),
         _section(
@@ -403,7 +403,7 @@ def write_failure_report(path: Path, reason: str) -> Path:
     title = "finishline: the run failed before any request was measured"
     page = (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
-        f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>"
+        f"<style>{PAGE_CSS}</style></head><body><h1>{_e(title)}</h1>"
         f"<div class='banner bad'><b>{_e(reason)}</b></div>"
         + "\n".join(feature_sections(path.parent))
         + "</body></html>"
@@ -415,5 +415,7 @@ def html_page(title: str, *body: str) -> str:
     """A whole self-contained page in the report's style, ``body`` in order (a matrix's report)."""
     return (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
-        f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>\n" + "\n".join(b for b in body if b) + "</body></html>"
+        f"<style>{PAGE_CSS}</style></head><body><h1>{_e(title)}</h1>\n"
+        + "\n".join(b for b in body if b)
+        + "</body></html>"
     )

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from coordinator.baselines.definitions import (
     Floats,
@@ -27,7 +27,7 @@ from coordinator.baselines.definitions import (
     share_stats,
     summary_stats,
 )
-from coordinator.baselines.importers.document import Document
+from coordinator.baselines.importers.document import Document, FileModel
 from coordinator.baselines.importers.registry import Imported, Importer, records_step, summary_step
 from coordinator.baselines.model import Load, LoadKind, MetricStats, Provenance, Step, TargetInfo, Tool
 from coordinator.baselines.samples import StepSamples
@@ -38,8 +38,7 @@ RECORDS_BESIDE = "profile_export.jsonl"
 _MS = {"ms": 1.0, "s": 1000.0, "sec": 1000.0, "us": 1e-3, "ns": 1e-6}
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+_In = FileModel  # a part of the file: the fields read
 
 
 class Stat(_In):

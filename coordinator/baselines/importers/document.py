@@ -14,11 +14,17 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from loadgen.errors import UserError, describe_validation_error
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class FileModel(BaseModel):
+    """A part of another tool's file: only the fields an importer reads are declared, the rest is ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from coordinator.baselines.definitions import (
     Floats,
@@ -25,7 +25,7 @@ from coordinator.baselines.definitions import (
     share_stats,
     summary_stats,
 )
-from coordinator.baselines.importers.document import Document
+from coordinator.baselines.importers.document import Document, FileModel
 from coordinator.baselines.importers.registry import (
     Imported,
     Importer,
@@ -37,11 +37,7 @@ from coordinator.baselines.model import Load, LoadKind, MetricStats, Step, Targe
 from coordinator.baselines.samples import StepSamples
 from loadgen.records import ErrorClass
 
-
-class _In(BaseModel):
-    """A part of GuideLLM's file: only the fields read are declared, the rest is ignored."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
+_In = FileModel  # a part of the file: the fields read
 
 
 class Timings(_In):
