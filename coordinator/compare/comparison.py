@@ -8,6 +8,8 @@ statistics both sides have; across tools, only where both sides define it as fin
 
 from __future__ import annotations
 
+import math
+
 from coordinator.baselines.model import Baseline, LoadKind, MetricStats, Step, Tool
 from coordinator.compare import intervals
 from coordinator.compare.bootstrap import Bootstrap, Interval, enough_tail
@@ -136,20 +138,21 @@ class _StepComparer:
                 else:
                     interval, method = found[i], Method.BOOTSTRAP
                     few = interval is None
-                out.append(
-                    _row(
-                        metric(name),
-                        stat,
-                        b.at(stat),
-                        c.at(stat),
-                        self.thresholds,
-                        method,
-                        interval,
-                        pair,
-                        note=TOO_FEW if few else None,
-                        unjudged=few,
-                    )
+                row = _row(
+                    metric(name),
+                    stat,
+                    b.at(stat),
+                    c.at(stat),
+                    self.thresholds,
+                    method,
+                    interval,
+                    pair,
+                    note=TOO_FEW if few else None,
+                    unjudged=few,
                 )
+                if name in FAILURE_AWARE:
+                    row = _failure_aware(row)
+                out.append(row)
         return out
 
     def rates(self) -> list[MetricComparison]:
@@ -232,6 +235,19 @@ class _StepComparer:
             match=self.match.label,
             metrics=rows,
         )
+
+
+FAILURE_AWARE_NOTE = "finite changes are judged by the success-only percentile and the error rate, with their intervals"
+
+
+def _failure_aware(row: MetricComparison) -> MetricComparison:
+    """A failure-aware percentile has no interval of its own (summaries only): it decides only when
+    one side's percentile reached the failures and the other's did not; a finite change shows in
+    the success-only percentile and the error rate, which have intervals."""
+    b, c = row.baseline, row.current
+    if b is None or c is None or math.isinf(b) != math.isinf(c):
+        return row
+    return row.model_copy(update={"verdict": Verdict.SAME, "beyond_threshold": False, "note": FAILURE_AWARE_NOTE})
 
 
 def _enough(n: int, stat: str) -> bool:
