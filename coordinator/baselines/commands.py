@@ -8,6 +8,7 @@ import click
 
 from coordinator.baselines.store import DEFAULT_STORE, BaselineStore, check_name
 from coordinator.results.columns import COLUMNS_SUFFIX
+from coordinator.results.identity import IDENTITY_FILE
 
 STORE_OPTION = click.option(
     "--store",
@@ -44,7 +45,7 @@ def save(run_dir: Path, name: str, description: str, force: bool, store: Path) -
             "records.jsonl.gz" + COLUMNS_SUFFIX: run_dir / ("records.jsonl.gz" + COLUMNS_SUFFIX),
             "scenario.yaml": run_dir / "scenario.yaml",
             "environment.json": run_dir / "environment.json",
-            "target.json": run_dir / "target.json",
+            IDENTITY_FILE: run_dir / IDENTITY_FILE,
             "cold_start.json": run_dir / "cold_start.json",
         },
         force=force,

@@ -33,6 +33,7 @@ from coordinator.plan.steps import LocustStep, Plan
 from coordinator.results.coldstart import RESULT_FILE as COLD_START_FILE
 from coordinator.results.coldstart import ColdStartResult
 from coordinator.results.columns import read_columns
+from coordinator.results.identity import read_identity
 from coordinator.results.slo import Slo
 from coordinator.results.summary import GroupSummary, LatencyStats, Summary, read_summary
 from coordinator.results.sweep import RESULT_FILE as SWEEP_FILE
@@ -218,17 +219,17 @@ def target_info(run_dir: Path) -> TargetInfo:
     with contextlib.suppress(OSError, yaml.YAMLError):
         scenario = yaml.safe_load((run_dir / "scenario.yaml").read_text()) or {}
     target: dict[str, Any] = scenario.get("target") or {}
-    identity = _json(run_dir / "target.json") or {}
+    identity = read_identity(run_dir)
     containers = _json(run_dir / "container.json") or []
     last = containers[-1] if containers else {}
     kind = target.get("kind")
     return TargetInfo(
         kind=kind,
-        label=target.get("name") or identity.get("base_url"),
-        base_url=identity.get("base_url") or target.get("base_url"),
+        label=target.get("name") or (identity.base_url if identity is not None else None),
+        base_url=identity.base_url if identity is not None else target.get("base_url"),
         model=target.get("model"),
-        served_models=list(identity.get("models") or []),
-        server=identity.get("server") or identity.get("owned_by"),
+        served_models=identity.models if identity is not None else [],
+        server=(identity.server or identity.owned_by) if identity is not None else None,
         image=target.get("image") if kind == "docker" else None,
         image_id=last.get("image_id") or last.get("id"),
         command=target.get("command"),

@@ -23,8 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from coordinator.results.identity import TargetIdentity
 from loadgen.client import EndpointClient
 from loadgen.config import TargetConfig
 from loadgen.errors import UserError
@@ -38,18 +37,6 @@ PREFLIGHT = "preflight"  # the phase and workload of the pre-flight request's re
 RETRY = RetryPolicy(max_attempts=5, backoff_initial=0.5, backoff_max=2.0, attempt_timeout=30.0, deadline=60.0)
 
 CONNECT_FIXES = "start the server or fix target.base_url"
-
-
-class TargetIdentity(BaseModel):
-    """What the endpoint said about itself in the pre-flight check."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    base_url: str
-    models: list[str] = Field(default_factory=list)  # ids from /v1/models
-    owned_by: str | None = None  # of the model used, when the server tells
-    server: str | None = None  # the HTTP Server header, when the server sends one
-    streams: bool = False  # the short streamed request answered server-sent events
 
 
 class PreflightError(UserError):

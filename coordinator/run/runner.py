@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from coordinator.plan.steps import ExternalStep, LocustStep, Plan, build_plan
 from coordinator.results.collector import Collector
 from coordinator.results.files import write_atomic
+from coordinator.results.identity import IDENTITY_FILE
 from coordinator.results.outcome import EXIT_CODES, Outcome, RunOutcome, decide
 from coordinator.results.report import write_failure_report
 from coordinator.results.status import RunStatus
@@ -241,7 +242,7 @@ class Run:
             identity, self._preflight = preflight(
                 ctx.target_config, ctx.run_id, api, check_model=scenario.target.model is not None
             )
-            write_atomic(ctx.run_dir / "target.json", identity.model_dump_json(indent=2))
+            write_atomic(ctx.run_dir / IDENTITY_FILE, identity.model_dump_json(indent=2))
         if scenario.redis_url:
             ctx.redis_url = scenario.redis_url
         else:
