@@ -8,7 +8,7 @@ import locust  # noqa: F401  (gevent monkey-patching, as in a worker)
 import pytest
 from gevent.server import StreamServer
 
-from loadgen.client import EndpointClient
+from loadgen.client import AttemptResult, EndpointClient
 from loadgen.config import TargetConfig
 from loadgen.spec import SamplingParams
 
@@ -80,18 +80,23 @@ def test_chunked_stream_cut_before_the_end_is_a_reset() -> None:
     assert result.attempt.error == "reset" and result.attempt.output_tokens == 1
 
 
+def send_whole_reply(body: bytes) -> AttemptResult:
+    """One non-streamed request to a server that answers 200 with the JSON ``body``."""
+    server = serve(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    try:
+        return send(client_for(server), stream=False)
+    finally:
+        server.stop()
+
+
 def test_non_streamed_reply_and_retry_after_date() -> None:
     body = (
         b'{"id":"c9","choices":[{"message":{"role":"assistant","content":"a b c"}}],'
         b'"usage":{"prompt_tokens":3,"completion_tokens":3}}'
     )
-    server = serve(
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-    )
-    try:
-        result = send(client_for(server), stream=False)
-    finally:
-        server.stop()
+    result = send_whole_reply(body)
     a = result.attempt
     assert (
         a.error is None
@@ -179,13 +184,7 @@ def test_a_non_streamed_reasoning_reply_with_a_tool_call() -> None:
         b'"tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{\\"q\\":1}"}}]}}],'
         b'"usage":{"prompt_tokens":3,"completion_tokens":6,"completion_tokens_details":{"reasoning_tokens":2}}}'
     )
-    server = serve(
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-    )
-    try:
-        result = send(client_for(server), stream=False)
-    finally:
-        server.stop()
+    result = send_whole_reply(body)
     a = result.attempt
     assert a.error is None and a.output_tokens == 6 and a.reasoning_tokens == 2 and a.answer_tokens == 4
     assert a.first_answer == a.first_token and a.answer_chunk == 0
