@@ -69,8 +69,12 @@ def e2e(attempt: Attempt) -> float:
 
 
 def tpot(attempt: Attempt) -> float | None:
-    first = ttft(attempt)
-    tokens = attempt.output_tokens
+    return _per_later_token(attempt, ttft(attempt), attempt.output_tokens)
+
+
+def _per_later_token(attempt: Attempt, first: float | None, tokens: int | None) -> float | None:
+    """The time from the first token of a kind (``first``, s after sending) to the response's end,
+    over the ``tokens`` of that kind after it; None with fewer than two."""
     if first is None or tokens is None or tokens < 2:
         return None
     return (e2e(attempt) - first) / (tokens - 1)
@@ -117,11 +121,7 @@ def ttfot(attempt: Attempt) -> float | None:
 
 
 def tpot_answer(attempt: Attempt) -> float | None:
-    first = ttfot(attempt)
-    tokens = attempt.answer_tokens
-    if first is None or tokens is None or tokens < 2:
-        return None
-    return (e2e(attempt) - first) / (tokens - 1)
+    return _per_later_token(attempt, ttfot(attempt), attempt.answer_tokens)
 
 
 def itl_answer(attempt: Attempt) -> Iterator[float]:

@@ -232,21 +232,16 @@ class Requester:
             exception=exc,
             context={"attempt": attempt.number},
         )
-        if attempt.first_token is not None:
-            fire(
-                request_type=TTFT_TYPE,
-                name=workload.name,
-                response_time=(attempt.first_token - attempt.sent) * 1000.0,
-                response_length=0,
-                exception=None,
-                context={"attempt": attempt.number},
-            )
-        if attempt.first_answer is not None and attempt.first_answer != attempt.first_token:
-            fire(
-                request_type=TTFOT_TYPE,
-                name=workload.name,
-                response_time=(attempt.first_answer - attempt.sent) * 1000.0,
-                response_length=0,
-                exception=None,
-                context={"attempt": attempt.number},
-            )
+        firsts = [(TTFT_TYPE, attempt.first_token)]
+        if attempt.first_answer != attempt.first_token:  # only replies that reasoned first
+            firsts.append((TTFOT_TYPE, attempt.first_answer))
+        for request_type, first in firsts:
+            if first is not None:
+                fire(
+                    request_type=request_type,
+                    name=workload.name,
+                    response_time=(first - attempt.sent) * 1000.0,
+                    response_length=0,
+                    exception=None,
+                    context={"attempt": attempt.number},
+                )
