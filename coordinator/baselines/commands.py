@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -10,13 +12,17 @@ from coordinator.baselines.store import DEFAULT_STORE, BaselineStore, check_name
 from coordinator.results.columns import COLUMNS_SUFFIX
 from coordinator.results.identity import IDENTITY_FILE
 
-STORE_OPTION = click.option(
-    "--store",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=DEFAULT_STORE,
-    show_default=True,
-    help="The directory baselines are kept in (commit it).",
-)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def store_option(help: str = "The directory baselines are kept in (commit it).") -> Callable[[F], F]:
+    """``--store DIR``, as every command that reads or writes baselines takes it."""
+    return click.option(
+        "--store", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_STORE, show_default=True, help=help
+    )
+
+
+STORE_OPTION = store_option()
 
 
 @click.group()

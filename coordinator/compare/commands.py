@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from coordinator.baselines.store import DEFAULT_STORE
+from coordinator.baselines.commands import store_option
 
 FORMATS = ("text", "md", "html", "json")
 
@@ -37,13 +37,7 @@ Examples:
 )
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--output", type=click.Path(path_type=Path, dir_okay=False), help="Write here instead of stdout.")
-@click.option(
-    "--store",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=DEFAULT_STORE,
-    show_default=True,
-    help="Where baseline names are looked up.",
-)
+@store_option("Where baseline names are looked up.")
 def compare(current: str, baseline: str, thresholds: Path | None, fmt: str, output: Path | None, store: Path) -> None:
     """Compare a run with a baseline: per step and metric, the delta, its confidence interval and a verdict."""
     from coordinator.compare.comparison import compare as compare_sides

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from coordinator.baselines.store import DEFAULT_STORE
+from coordinator.baselines.commands import store_option
 from coordinator.scenario.commands import checked_scenario
 from coordinator.scenario.models import Scenario
 
@@ -43,13 +43,7 @@ Example:
     type=click.Path(path_type=Path, dir_okay=False),
     help="With --baseline: limits per metric (docs/compare.md).",
 )
-@click.option(
-    "--store",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=DEFAULT_STORE,
-    show_default=True,
-    help="With --baseline: where baselines are kept.",
-)
+@store_option("With --baseline: where baselines are kept.")
 def run(
     scenario_file: Path,
     web: bool,
