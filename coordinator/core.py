@@ -40,5 +40,6 @@ FEATURE = Feature(
         "validate": Ref("coordinator.scenario.commands:validate"),
         "schema": Ref("coordinator.schemas:schema"),
         "simulate": Ref("targets.simulator.cli:simulate"),
+        "worker": Ref("coordinator.run.remote:worker"),
     },
 )

@@ -1,19 +1,43 @@
 """What a worker is told: the run's configuration, each phase and the drain (Locust messages).
 
-The coordinator passes a ``WorkerConfig`` as JSON in the environment variable
-``FINISHLINE_WORKER_CONFIG`` (never in a file: a target header may hold a secret, and a file
-outlives a killed run); the master broadcasts a ``PhaseCommand`` as the Locust custom message
-``finishline_phase`` before each phase, and ``finishline_drain`` (no data) after the last one:
-schedule nothing new, let what was scheduled finish. The API key itself never travels: the
-target names the environment variable that holds it, read where the worker runs.
+Everything travels over Locust's own master/worker connection, so a worker on another machine
+(``finishline worker --master HOST:PORT``) needs nothing from the master's disk:
+
+- ``finishline_hello`` (worker -> master, a :class:`WorkerHello`): sent at Locust's ``init``,
+  once the worker listens for the messages below. It says who the worker is and which
+  finishline it runs.
+- ``finishline_config`` (master -> that worker only, a :class:`WorkerConfig`): the run's
+  configuration. The master holds it as JSON in its own environment variable
+  ``FINISHLINE_WORKER_CONFIG`` (never in a file: a target header may hold a secret, and a file
+  outlives a killed run). Prompt and tokenizer files it names are read from the same path on
+  the worker's host.
+- ``finishline_refused`` (master -> that worker, a :class:`WorkerRefused`): it runs another
+  finishline version; the worker says why in one line and exits non-zero.
+- ``finishline_configured`` (worker -> master, a :class:`WorkerConfigured`): the worker built
+  its runtime (or says why it could not). The master counts a worker as joined only then.
+- ``finishline_phase`` (master -> workers, a :class:`PhaseCommand`) before each phase, and
+  ``finishline_drain`` (no data) after the last one: schedule nothing new, let what was
+  scheduled finish. One that arrives before the configuration is kept until it is applied.
+- ``finishline_report`` / ``finishline_progress``: the master asks, each worker answers with a
+  :class:`WorkerProgress`.
+
+The API key itself never travels: the target names the environment variable that holds it,
+read where the worker runs. The Redis URL does travel (with the password of a run's own
+Redis that listens beyond loopback); a worker whose ``--redis-url`` is not given and whose
+configured URL names a loopback or unspecified host uses the host it reached the master at
+instead (:func:`worker_redis_url`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
+import platform
+from importlib import metadata
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -22,6 +46,12 @@ from loadgen.replay import ReplayCommand
 from loadgen.spec import ArrivalSpec, RetryPolicy, Spec, WorkloadSpec, check_unique, readable_file
 
 CONFIG_ENV = "FINISHLINE_WORKER_CONFIG"
+REDIS_URL_ENV = "FINISHLINE_REDIS_URL"  # set by ``finishline worker --redis-url``: the worker's own way to Redis
+CONTAINER_ENV = "FINISHLINE_WORKER_CONTAINER"  # set by a container launcher: the worker's container
+HELLO_MESSAGE = "finishline_hello"  # worker -> master: a WorkerHello
+CONFIG_MESSAGE = "finishline_config"  # master -> one worker: a WorkerConfig
+REFUSED_MESSAGE = "finishline_refused"  # master -> one worker: a WorkerRefused
+CONFIGURED_MESSAGE = "finishline_configured"  # worker -> master: a WorkerConfigured
 PHASE_MESSAGE = "finishline_phase"
 DRAIN_MESSAGE = "finishline_drain"
 REPORT_MESSAGE = "finishline_report"  # master -> workers: say how far you got (no data)
@@ -168,3 +198,82 @@ class PhaseCommand(Spec):
     @property
     def worker_max_concurrency(self) -> int:
         return max(1, math.ceil(self.max_concurrency / self.worker_count))
+
+
+def finishline_version() -> str:
+    """The installed finishline's version ("unknown" when it runs from a tree that is not installed)."""
+    try:
+        return metadata.version("finishline")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class WorkerHello(Spec):
+    """Who a worker is, sent to the master when it starts (``finishline_hello``)."""
+
+    name: str = Field(min_length=1, description="host:pid, the name on its records and samples")
+    host: str
+    pid: int = Field(ge=0)
+    container: str | None = Field(default=None, description="its container, when a container launcher started it")
+    version: str = Field(description="the finishline it runs")
+    python: str
+
+    @classmethod
+    def here(cls, name: str) -> WorkerHello:
+        host, _, pid = name.rpartition(":")
+        return cls(
+            name=name,
+            host=host,
+            pid=int(pid) if pid.isdigit() else os.getpid(),
+            container=os.environ.get(CONTAINER_ENV) or None,
+            version=finishline_version(),
+            python=platform.python_version(),
+        )
+
+
+class WorkerRefused(Spec):
+    """Why the master will not have a worker (``finishline_refused``)."""
+
+    reason: str
+
+
+class WorkerConfigured(Spec):
+    """A worker's answer to its configuration (``finishline_configured``): ready, or why not."""
+
+    worker: str
+    error: str | None = None
+
+
+def version_mismatch(master: str, worker: str) -> str | None:
+    """Why a worker of ``worker``'s version cannot join a master of ``master``'s, or None when it can."""
+    if master == worker:
+        return None
+    return f"it runs finishline {master}, this worker {worker}; install the same version"
+
+
+def worker_redis_url(configured: str, master_host: str, override: str | None = None) -> str:
+    """The Redis URL a worker uses: ``override`` (``--redis-url``) when given; else the configured
+    one, with its host replaced by ``master_host`` (the host the worker reached the master at)
+    when it names a loopback or unspecified address: the master's own name for its Redis, which
+    means the master's host."""
+    if override:
+        return override
+    parts = urlsplit(configured)
+    host = parts.hostname
+    if parts.scheme not in ("redis", "rediss") or host is None or not _local_name(host):
+        return configured
+    netloc = parts.netloc.rpartition("@")
+    auth = netloc[0] + "@" if netloc[1] else ""
+    new_host = f"[{master_host}]" if ":" in master_host else master_host
+    port = f":{parts.port}" if parts.port is not None else ""
+    return urlunsplit(parts._replace(netloc=f"{auth}{new_host}{port}"))
+
+
+def _local_name(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified

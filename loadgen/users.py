@@ -33,17 +33,18 @@ from locust.dispatch import UsersDispatcher
 from locust.env import Environment
 
 from loadgen.retry import FailureBackoff
-from loadgen.worker import WorkerRuntime, runtime_of
+from loadgen.worker import WorkerRuntime, await_runtime
 
 IDLE_WAIT = 0.1  # seconds between two looks at the phase while a user has nothing to send
+RUNTIME_WAIT = 30.0  # seconds a user spawned before its worker's configuration arrived waits for it
 
 _user_numbers = itertools.count(1)
 
 
 def _runtime(environment: Environment) -> WorkerRuntime:
-    runtime = runtime_of(environment)
+    runtime = await_runtime(environment, RUNTIME_WAIT)
     if runtime is None:
-        raise RuntimeError("finishline runtime missing: FINISHLINE_WORKER_CONFIG was not loaded")
+        raise RuntimeError("finishline runtime missing: the master's configuration never arrived")
     return runtime
 
 

@@ -55,6 +55,7 @@ from loadgen.telemetry import LoadState, WorkerSampler, worker_id
 log = logging.getLogger(__name__)
 
 _RUNTIME_ATTR = "finishline_runtime"
+_EARLY_ATTR = "finishline_early_messages"  # what the master sent before the runtime was installed
 REPLAY_AHEAD = 0.05  # seconds before its time a replayed row's unit starts making its request
 REPLAY_CONNECTIONS = 4  # connections a worker opens before a replay's origin
 
@@ -65,25 +66,67 @@ def runtime_of(environment: Any) -> WorkerRuntime | None:
     return runtime
 
 
-def install(environment: Any, runtime: WorkerRuntime) -> WorkerRuntime:
-    """Attach a runtime to a Locust environment, listen for the master's messages (phase, drain)
-    and follow the runner's life cycle; starts the runtime."""
-    setattr(environment, _RUNTIME_ATTR, runtime)
+def listen(environment: Any) -> None:
+    """Listen for the master's phase, drain and report messages (once per environment).
+
+    Until a runtime is installed, each message is kept in order and applied when it is: a worker
+    that joins over the network (``loadgen.joining``) listens before it asks for its
+    configuration, so a phase announced meanwhile is not lost."""
     runner = environment.runner
-    if runner is not None and hasattr(runner, "register_message"):
+    if runner is None or not hasattr(runner, "register_message") or getattr(environment, _EARLY_ATTR, None) is not None:
+        return
+    early: list[tuple[str, Any]] = []
+    setattr(environment, _EARLY_ATTR, early)
 
-        def on_phase(msg: Any, **_: Any) -> None:
-            runtime.set_phase(PhaseCommand.model_validate(msg.data))
+    def handler(kind: str) -> Callable[..., None]:
+        def on_message(msg: Any, **_: Any) -> None:
+            runtime = runtime_of(environment)
+            if runtime is None:
+                early.append((kind, msg.data))
+            else:
+                _apply(runtime, runner, kind, msg.data)
 
-        runner.register_message(PHASE_MESSAGE, on_phase)
-        runner.register_message(DRAIN_MESSAGE, lambda msg, **_: runtime.drain())
-        runner.register_message(
-            REPORT_MESSAGE, lambda msg, **_: runner.send_message(PROGRESS_MESSAGE, runtime.progress().model_dump())
-        )
+        return on_message
+
+    for kind in (PHASE_MESSAGE, DRAIN_MESSAGE, REPORT_MESSAGE):
+        runner.register_message(kind, handler(kind))
+
+
+def _apply(runtime: WorkerRuntime, runner: Any, kind: str, data: Any) -> None:
+    if kind == PHASE_MESSAGE:
+        runtime.set_phase(PhaseCommand.model_validate(data))
+    elif kind == DRAIN_MESSAGE:
+        runtime.drain()
+    else:
+        runner.send_message(PROGRESS_MESSAGE, runtime.progress().model_dump())
+
+
+def install(environment: Any, runtime: WorkerRuntime) -> WorkerRuntime:
+    """Attach a runtime to a Locust environment, listen for the master's messages (phase, drain,
+    report; those that came before it are applied now) and follow the runner's life cycle;
+    starts the runtime."""
+    setattr(environment, _RUNTIME_ATTR, runtime)
+    listen(environment)
     environment.events.test_start.add_listener(lambda **_: runtime.resume())
     environment.events.test_stopping.add_listener(lambda **_: runtime.begin_stop())
     environment.events.test_stop.add_listener(lambda **_: runtime.stop_traffic())
-    return runtime.start()
+    runtime.start()
+    early: list[tuple[str, Any]] = getattr(environment, _EARLY_ATTR, None) or []
+    while early:
+        kind, data = early.pop(0)
+        _apply(runtime, environment.runner, kind, data)
+    return runtime
+
+
+def await_runtime(environment: Any, timeout: float) -> WorkerRuntime | None:
+    """The environment's runtime, waiting up to ``timeout`` seconds for it: users the master
+    spawns on a worker that joined mid-run may start before its configuration is applied."""
+    deadline = time.monotonic() + timeout
+    runtime = runtime_of(environment)
+    while runtime is None and time.monotonic() < deadline:
+        gevent.sleep(0.02)
+        runtime = runtime_of(environment)
+    return runtime
 
 
 class WorkerRuntime:

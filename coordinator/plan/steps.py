@@ -182,7 +182,7 @@ def _replay_step(phase: ReplayPhase, scenario: Scenario) -> LocustStep:
     command = PhaseCommand(
         name=phase.name,
         mode="open",
-        worker_count=scenario.workers,
+        worker_count=scenario.worker_count,
         max_concurrency=phase.max_concurrency,
         duration=duration,
         replay=replay,
@@ -191,7 +191,7 @@ def _replay_step(phase: ReplayPhase, scenario: Scenario) -> LocustStep:
         name=phase.name,
         phase_kind=phase.kind,
         command=command,
-        users=scenario.workers,  # one dispatcher per worker
+        users=scenario.worker_count,  # one dispatcher per worker
         spawn_rate=FAST_SPAWN,
         duration=duration,
     )
@@ -209,7 +209,7 @@ def sweep_step(phase: SweepPhase, workers: int, level: float, index: int) -> Loc
 
 def build_plan(scenario: Scenario) -> Plan:
     """Every step of the scenario in order."""
-    workers = scenario.workers
+    workers = scenario.worker_count
     steps: list[LocustStep | ExternalStep] = []
     for phase in scenario.phases:
         if isinstance(phase, SteadyPhase | WarmupPhase | SoakPhase):

@@ -19,6 +19,7 @@ from coordinator.results.columns import Mask, RecordColumns, as_columns
 from coordinator.results.files import write_atomic
 from coordinator.results.outcome import Outcome, RunOutcome
 from coordinator.results.summary import ALL, GroupSummary, LatencyStats, Summary
+from coordinator.results.workers import WorkerEntry, read_workers, workers_table
 from loadgen import metrics
 from loadgen.records import OK, RequestRecord
 from loadgen.samples import WorkerSample
@@ -319,6 +320,7 @@ def render(
     scenario_yaml: str = "",
     environment: str = "",
     sections: Sequence[str] = (),
+    workers: Sequence[WorkerEntry] = (),
 ) -> str:
     run = summary.run
     windows = run.phases
@@ -364,6 +366,7 @@ def render(
             _figure(figures.client_health(samples), "Sampled every second on each worker."),
             f"<pre>{_json(None if summary.selfcheck is None else summary.selfcheck.model_dump(mode='json'))}</pre>",
         ),
+        _workers(workers, summary),
     ]
     parts += [section for section in sections if section]  # e.g. coordinator.docker.report
     if extras:
@@ -374,6 +377,20 @@ def render(
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def _workers(workers: Sequence[WorkerEntry], summary: Summary) -> str:
+    """Which worker ran where (``workers.json``), its records and its client health."""
+    if not workers:
+        return ""
+    health = summary.selfcheck.workers if summary.selfcheck is not None else {}
+    return _section(
+        "workers",
+        "Workers",
+        workers_table(workers, health),
+        "<p class='note'>Where each worker ran and what it ran; CPU and loop lag from its samples "
+        "(the self-check's figures); lost: when the run saw it go mid-run.</p>",
+    )
 
 
 def feature_sections(run_dir: Path) -> list[str]:
@@ -394,7 +411,15 @@ def write_report(
     environment: str = "",
 ) -> Path:
     """``records``: the run's columns, or records in hand."""
-    page = render(summary, records, samples, scenario_yaml, environment, feature_sections(path.parent))
+    page = render(
+        summary,
+        records,
+        samples,
+        scenario_yaml,
+        environment,
+        feature_sections(path.parent),
+        workers=read_workers(path.parent),
+    )
     return write_atomic(path, page)
 
 

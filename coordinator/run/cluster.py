@@ -1,4 +1,11 @@
-"""The Locust master and workers as local processes, started and always stopped by the run.
+"""The Locust master and its workers, started and always stopped by the run.
+
+The master is a local process driven over pipes (``coordinator.run.master``); workers come
+from their sources (the scenario's ``workers``): local processes (``LocalWorkers``), remote
+ones the user starts with ``finishline worker``, containers a registered launcher starts
+(``coordinator.run.launchers``). Every one joins over Locust's messages and says who it is;
+the cluster keeps the roster (``workers.json``) and counts a worker gone mid-run as a loss, the
+same whether its process exited or the master saw it go missing.
 
 Children run in their own session so a Ctrl-C in the terminal reaches only the coordinator,
 which then stops them in order (users stopped, sinks flushed, processes gone) instead of
@@ -12,20 +19,26 @@ import importlib.util
 import json
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from coordinator import registry
 from coordinator.plan.steps import LocustStep
-from coordinator.services.ports import free_port
+from coordinator.results.workers import WorkerEntry, WorkerSource
+from coordinator.run.launchers import LocalWorkers, MasterAddress, WorkerLauncher
+from coordinator.scenario.workers import WorkersSpec
+from coordinator.services.ports import connect_address, free_port, reachable_address, url_host
 from coordinator.services.process import stop_process
-from loadgen.config import CONFIG_ENV, WorkerProgress
+from loadgen.config import CONFIG_ENV, WorkerHello, WorkerProgress
 from loadgen.errors import ServiceError
+
+_NOTICES = ("worker_joined", "worker_refused", "worker_lost")  # unsolicited master events, handled as they come
 
 
 class ClusterError(ServiceError):
@@ -52,49 +65,66 @@ def locustfile_path() -> str:
 
 
 class LocustCluster:
-    """One master (driven over pipes, see ``coordinator.run.master``) and N worker processes."""
+    """One master (driven over pipes, see ``coordinator.run.master``) and its workers, from every source."""
 
     def __init__(
         self,
         run_dir: Path,
         worker_config: str,
-        workers: int,
+        workers: WorkersSpec,
         env: dict[str, str],
         web_port: int | None = None,
         first_users: int = 1,
         stop_timeout: float = 0.0,
         host: str = "",
+        run_id: str = "",
     ) -> None:
         self.run_dir = run_dir
+        self.run_id = run_id
         self.host = host  # the target's base URL: what Locust's UI shows as the host under test
-        self.workers = workers
-        # The configuration travels in the workers' environment, never in a file: a target header
-        # may hold a secret, and a file would outlive a killed run.
-        self.env = {**env, CONFIG_ENV: worker_config, "PYTHONUNBUFFERED": "1"}
+        self.sources = workers
+        self.workers = workers.total
+        self.env = {**env, "PYTHONUNBUFFERED": "1"}
+        # The configuration travels in the master's environment, never in a file (a target header
+        # may hold a secret, and a file would outlive a killed run); workers get it from the master.
+        self._master_env = {**self.env, CONFIG_ENV: worker_config}
         self.web_port = web_port
         self.first_users = first_users
         self.stop_timeout = stop_timeout
-        self.master_port = free_port()
+        self.bind_host = workers.bind_host
+        self.master_port = workers.master_port or free_port(self.bind_host)
         self.master: subprocess.Popen[bytes] | None = None
-        self.worker_procs: list[subprocess.Popen[bytes]] = []
+        self.local = LocalWorkers(locustfile_path())
+        self.launchers: list[tuple[WorkerSource, WorkerLauncher, int]] = []
+        self.roster: dict[str, WorkerEntry] = {}  # worker name -> who it said it is, where from
+        self.refused: dict[str, str] = {}  # worker name -> why it is not in the run
         self._events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._notices: queue.Queue[dict[str, Any]] = queue.Queue()
         self.lost: list[WorkerLoss] = []  # workers gone mid-run, oldest first
+        self._ready = False  # every expected worker joined
         self._quitting = False
-        self._host = socket.gethostname()
         self._logs: list[IO[bytes]] = []
         self._reader: threading.Thread | None = None
 
     # -- start -----------------------------------------------------------------------------
 
+    @property
+    def address(self) -> MasterAddress:
+        """Where workers elsewhere reach the master."""
+        return MasterAddress(reachable_address(self.bind_host), self.master_port)
+
     def start(self, timeout: float = 60.0) -> None:
-        locustfile = locustfile_path()
+        """Start the master and every launcher's workers; returns once every expected worker joined
+        (within the scenario's ``wait_s``), else raises naming how many did."""
+        wait_s = self.sources.wait_s
         spec = {
-            "locustfile": locustfile,
+            "locustfile": self.local.locustfile,
+            "bind_host": self.bind_host,
             "master_port": self.master_port,
             "workers": self.workers,
             "web_port": self.web_port,
             "first_users": self.first_users,
-            "worker_timeout": timeout,
+            "worker_timeout": wait_s,
             "stop_timeout": self.stop_timeout,
             "host": self.host,
         }
@@ -106,38 +136,30 @@ class LocustCluster:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=master_log,
-            env=self.env,
+            env=self._master_env,
             start_new_session=True,
         )
         self._reader = threading.Thread(target=self._read_master, name="finishline-master-reader", daemon=True)
         self._reader.start()
         self.expect("listening", timeout=timeout)
-        for i in range(self.workers):
-            log = self._log(f"worker-{i + 1}.log")
-            self.worker_procs.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "locust",
-                        "-f",
-                        locustfile,
-                        "--worker",
-                        "--master-host",
-                        "127.0.0.1",
-                        "--master-port",
-                        str(self.master_port),
-                        "--loglevel",
-                        "WARNING",
-                    ],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=self.env,
-                    start_new_session=True,
-                )
+        local = MasterAddress(connect_address(self.bind_host), self.master_port)
+        self.launchers.append((WorkerSource.LOCAL, self.local, self.sources.local))
+        if self.sources.containers:
+            factory = registry.worker_launcher("containers").load()
+            self.launchers.append((WorkerSource.CONTAINER, factory(self.sources, self.run_id), self.sources.containers))
+        for source, launcher, count in self.launchers:
+            if count:
+                launcher.start(count, local if source is WorkerSource.LOCAL else self.address, self.env, self.run_dir)
+        remote = self.sources.remote
+        if remote:
+            print(
+                f"finishline: waiting up to {wait_s:g} s for {remote} remote worker{'s' if remote > 1 else ''}: "
+                f"finishline worker --master {url_host(self.address.host)}:{self.master_port}",
+                file=sys.stderr,
+                flush=True,
             )
-        self.expect("workers_ready", timeout=timeout)
+        self.expect("workers_ready", timeout=wait_s + timeout)
+        self._ready = True
 
     def _log(self, name: str) -> IO[bytes]:
         fh = (self.run_dir / "logs").joinpath(name)
@@ -158,7 +180,7 @@ class LocustCluster:
                     if loss.rebalanced_at is None and loss.lost_at <= float(msg["t"]) + 5.0:
                         loss.rebalanced_at = float(msg["t"])
                 continue
-            self._events.put(msg)
+            (self._notices if msg.get("event") in _NOTICES else self._events).put(msg)
         self._events.put({"event": "exited"})
 
     def expect(self, event: str, timeout: float) -> dict[str, Any]:
@@ -169,10 +191,11 @@ class LocustCluster:
             if left <= 0:
                 raise ClusterError(f"the Locust master did not report {event!r} within {timeout:.0f} s{self._tail()}")
             try:
-                msg = self._events.get(timeout=min(left, 0.5))
+                msg = self._events.get(timeout=min(left, 0.25))
             except queue.Empty:
                 self._check_workers()
                 continue
+            self._take_notices()
             if msg["event"] == event:
                 return msg
             if msg["event"] == "error":
@@ -180,27 +203,97 @@ class LocustCluster:
             if msg["event"] == "exited":
                 raise ClusterError(f"the Locust master exited{self._tail()}")
 
-    def worker_name(self, index: int) -> str:
-        """The name worker ``index`` (0-based) puts on its records and samples."""
-        return f"{self._host}:{self.worker_procs[index].pid}"
+    # -- who is in the run -----------------------------------------------------------------
+
+    def _take_notices(self) -> None:
+        """Apply what the master said about workers joining, refused or gone (in this thread)."""
+        while True:
+            try:
+                msg = self._notices.get_nowait()
+            except queue.Empty:
+                return
+            if msg["event"] == "worker_joined":
+                self._joined(WorkerHello.model_validate({k: msg[k] for k in WorkerHello.model_fields if k in msg}))
+            elif msg["event"] == "worker_refused":
+                self.refused[str(msg["name"])] = str(msg["reason"])
+                print(f"finishline: worker {msg['name']} refused: {msg['reason']}", file=sys.stderr, flush=True)
+            elif msg["event"] == "worker_lost" and not self._quitting:
+                self._lose(str(msg["name"]), None, float(msg["t"]), "went missing (no heartbeat) or quit")
+
+    def _joined(self, hello: WorkerHello) -> None:
+        if hello.name in self.local.logs:
+            source = WorkerSource.LOCAL
+        elif hello.container is not None:
+            source = WorkerSource.CONTAINER
+        else:
+            source = WorkerSource.REMOTE
+        self.roster[hello.name] = WorkerEntry(
+            name=hello.name,
+            host=hello.host,
+            pid=hello.pid,
+            container=hello.container,
+            version=hello.version,
+            python=hello.python,
+            source=source,
+            joined_at=datetime.now(UTC),
+        )
+        if source is not WorkerSource.LOCAL:
+            print(f"finishline: {source.value} worker {hello.name} joined", file=sys.stderr, flush=True)
+
+    def _name_of(self, label: str) -> str:
+        """The worker a launcher's label names: by its name, else by its container."""
+        if label in self.roster:
+            return label
+        return next((w.name for w in self.roster.values() if w.container == label), label)
+
+    def _lose(self, name: str, exit_code: int | None, at: float, how: str) -> None:
+        """Count a worker gone mid-run once, however many ways the run learns it (its process exited,
+        the master saw it go); the exit code is kept when one of them knows it."""
+        known = next((loss for loss in self.lost if loss.worker == name), None)
+        if known is not None:
+            if known.exit_code is None:
+                known.exit_code = exit_code
+            return
+        self.lost.append(WorkerLoss(worker=name, lost_at=at, exit_code=exit_code))
+        entry = self.roster.get(name)
+        if entry is not None:
+            self.roster[name] = entry.model_copy(update={"lost_at": datetime.now(UTC)})
+        source = entry.source.value if entry is not None else "Locust"
+        tail = self.local.tail(name)
+        print(
+            f"finishline: {source} worker {name} {how}; the run goes on with the others"
+            + (f": {tail}" if tail else ""),
+            file=sys.stderr,
+            flush=True,
+        )
 
     def _check_workers(self) -> None:
         """A worker that exited mid-run is a loss, not the end: the master rebalances its users
-        onto the others. Only when every worker is gone does the run stop."""
+        onto the others. Only when every worker is gone does the run stop. One that exits before
+        every expected worker joined ends the start."""
         if self._quitting:  # workers exit because they were told to
             return
-        gone = {loss.worker for loss in self.lost}
-        for i, proc in enumerate(self.worker_procs):
-            name = self.worker_name(i)
-            if proc.poll() is not None and name not in gone:
-                self.lost.append(WorkerLoss(worker=name, lost_at=time.monotonic(), exit_code=proc.returncode))
-                print(
-                    f"finishline: Locust worker {i + 1} ({name}) exited with code {proc.returncode}; "
-                    f"the run goes on with the others{self._tail(f'worker-{i + 1}.log')}",
-                    file=sys.stderr,
-                )
-        if self.worker_procs and len(self.lost) >= len(self.worker_procs):
-            raise ClusterError(f"every Locust worker exited (the last with code {self.worker_procs[-1].returncode})")
+        self._take_notices()
+        for _source, launcher, _count in self.launchers:
+            for label, code in launcher.exited():
+                if not self._ready:
+                    tail = self.local.tail(label)
+                    raise ClusterError(
+                        f"Locust worker {label} exited with code {code} before the run started"
+                        + (f": {tail}" if tail else "")
+                    )
+                self._lose(self._name_of(label), code, time.monotonic(), f"exited with code {code}")
+        if self._ready and self.roster and len(self.lost) >= len(self.roster):
+            raise ClusterError(f"every Locust worker is gone (the last, {self.lost[-1].worker}, {self._how_last()})")
+
+    def _how_last(self) -> str:
+        code = self.lost[-1].exit_code
+        return "went missing" if code is None else f"with exit code {code}"
+
+    def workers_seen(self) -> list[WorkerEntry]:
+        """Every worker that joined the run, in the order they did (``workers.json``)."""
+        self._take_notices()
+        return list(self.roster.values())
 
     def _tail(self, name: str = "master.log") -> str:
         for fh in self._logs:
@@ -246,7 +339,7 @@ class LocustCluster:
         """Make every Locust process stop now (a second Ctrl-C): SIGTERM, which Locust handles by
         stopping its users and quitting; the workers still flush their records as they exit."""
         self._quitting = True
-        for proc in [*self.worker_procs, *([self.master] if self.master is not None else [])]:
+        for proc in [*self.local.procs, *([self.master] if self.master is not None else [])]:
             if proc.poll() is None:
                 with contextlib.suppress(OSError):
                     proc.send_signal(signal.SIGTERM)
@@ -270,12 +363,11 @@ class LocustCluster:
             except (ClusterError, OSError, ValueError):
                 pass
         deadline = time.monotonic() + timeout + (0 if force else self.stop_timeout)
-        for proc in self.worker_procs:  # workers exit on the master's quit after flushing their sinks
-            left = max(0.1, deadline - time.monotonic())
+        for _source, launcher, _count in self.launchers:  # workers exit on the master's quit after flushing
             try:
-                proc.wait(timeout=left)
-            except subprocess.TimeoutExpired:
-                stop_process(proc, timeout=5)
+                launcher.stop(max(0.1, deadline - time.monotonic()))
+            except Exception as exc:  # noqa: BLE001 - the others are stopped all the same
+                print(f"finishline: could not stop every worker: {exc}", file=sys.stderr)
         if master is not None:
             try:
                 master.wait(timeout=5)

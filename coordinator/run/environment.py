@@ -33,7 +33,10 @@ def environment_info(scenario: Scenario, run_id: str) -> str:
         "finishline": _version("finishline"),
         "locust": _version("locust"),
         "gevent": _version("gevent"),
-        "workers": scenario.workers,
+        "workers": scenario.worker_count,
+        "worker_sources": {
+            k: v for k, v in scenario.worker_sources.model_dump().items() if k in ("local", "remote", "containers")
+        },
         "target_kind": scenario.target.kind,
         "tags": scenario.tags,
     }

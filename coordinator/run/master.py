@@ -26,8 +26,19 @@ carries ``t``, the master's ``time.monotonic()`` when it was sent:
   drain timeout; forced: at once, in-flight requests recorded as cancelled), workers quit
   (flushing their record sinks), the master exits; answers ``{"event": "quit"}``.
 
-Unprompted events: ``listening`` (the master is up), ``workers_ready``, and ``error`` (a command
-failed, with its message).
+Workers join over Locust's own connection (``loadgen.config`` names the messages): each says
+``finishline_hello`` (a ``WorkerHello``); the master answers that worker alone with
+``finishline_config`` (the ``WorkerConfig`` JSON it holds in its own ``FINISHLINE_WORKER_CONFIG``)
+or, when it runs another finishline version, ``finishline_refused`` (a ``WorkerRefused``). A
+worker has joined once it answers ``finishline_configured`` without an error.
+
+Unprompted events: ``listening`` (the master is up); ``worker_joined`` (its ``WorkerHello``
+fields and ``client_id``) for each worker that joined; ``worker_refused`` (``name``, ``reason``)
+for one refused or unable to run the configuration; ``workers_ready`` once ``workers`` workers
+have joined (not merely connected), or ``error`` naming how many did within ``worker_timeout``
+(the master then quits); ``worker_lost`` (``name``, ``client_id``) when a joined worker went
+missing (no heartbeat: its host or link is down, its container killed) or quit mid-run; and
+``error`` (a command failed, with its message).
 
 Run as ``python -m coordinator.run.master SPEC.json``.
 """
@@ -35,6 +46,7 @@ Run as ``python -m coordinator.run.master SPEC.json``.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -47,9 +59,25 @@ from locust.argument_parser import parse_options
 from locust.env import Environment
 from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, MasterRunner
 from locust.util.load_locustfile import load_locustfile
+from pydantic import ValidationError
 
 from coordinator.plan.steps import FAST_SPAWN, LocustStep
-from loadgen.config import DRAIN_MESSAGE, PHASE_MESSAGE, PROGRESS_MESSAGE, REPORT_MESSAGE
+from loadgen.config import (
+    CONFIG_ENV,
+    CONFIG_MESSAGE,
+    CONFIGURED_MESSAGE,
+    DRAIN_MESSAGE,
+    HELLO_MESSAGE,
+    PHASE_MESSAGE,
+    PROGRESS_MESSAGE,
+    REFUSED_MESSAGE,
+    REPORT_MESSAGE,
+    WorkerConfigured,
+    WorkerHello,
+    WorkerRefused,
+    finishline_version,
+    version_mismatch,
+)
 from loadgen.replay import REPLAY_LEAD
 from loadgen.users import PhaseUsersDispatcher, classes_for
 
@@ -79,6 +107,7 @@ class MasterDriver:
         for dispatcher in self.classes_for("open"):
             dispatcher.fixed_count = int(spec["workers"])  # one per worker, whatever a start asks for
         first_users = int(spec.get("first_users", 1))
+        bind_host = str(spec.get("bind_host") or "127.0.0.1")
         options = parse_options(
             [
                 "-f",
@@ -91,7 +120,7 @@ class MasterDriver:
                 "--web-host",
                 "127.0.0.1",
                 "--master-bind-host",
-                "127.0.0.1",
+                bind_host,
                 "--master-bind-port",
                 str(spec["master_port"]),
                 "--enable-rebalancing",  # a lost worker's users move to the others at once
@@ -105,22 +134,84 @@ class MasterDriver:
             host=spec.get("host") or None,
             dispatcher_class=PhaseUsersDispatcher,  # a phase's users replace the other role's
         )
-        self.runner: MasterRunner = self.env.create_master_runner("127.0.0.1", int(spec["master_port"]))
+        self.runner: MasterRunner = self.env.create_master_runner(bind_host, int(spec["master_port"]))
         self._progress: dict[str, dict[str, Any]] = {}
         self.runner.register_message(PROGRESS_MESSAGE, self._on_progress)
+        # The configuration stays in this process's environment: it never touches the disk.
+        self.worker_config: dict[str, Any] = json.loads(os.environ.get(CONFIG_ENV) or "{}")
+        self.version = finishline_version()
+        self._hellos: dict[str, WorkerHello] = {}  # client id -> the worker it said it is
+        self.joined: dict[str, WorkerHello] = {}  # client id -> a worker that applied the configuration
+        self.refused: dict[str, str] = {}  # worker name -> why it is not in the run
+        self._ready = False  # workers_ready was said: a worker joining later is sent the current phase
+        self._last_phase: dict[str, Any] | None = None
+        self.runner.register_message(HELLO_MESSAGE, self._on_hello)
+        self.runner.register_message(CONFIGURED_MESSAGE, self._on_configured)
         self.web_ui = None
         self._spawner: gevent.Greenlet | None = None
         if spec.get("web_port"):
             self.web_ui = self.env.create_web_ui("127.0.0.1", int(spec["web_port"]))
         events.init.fire(environment=self.env, runner=self.runner, web_ui=self.web_ui)
 
+    def _on_hello(self, msg: Any, **_: Any) -> None:
+        client = str(msg.node_id)
+        try:
+            hello = WorkerHello.model_validate(msg.data)
+        except ValidationError:
+            self._refuse(client, client, "its hello was not a finishline worker's; install the same finishline version")
+            return
+        reason = version_mismatch(self.version, hello.version)
+        if reason is not None:
+            self._refuse(client, hello.name, reason)
+            return
+        self._hellos[client] = hello
+        self.runner.send_message(CONFIG_MESSAGE, self.worker_config, client_id=client)
+
+    def _refuse(self, client: str, name: str, reason: str) -> None:
+        self.refused[name] = reason
+        self.runner.send_message(REFUSED_MESSAGE, WorkerRefused(reason=reason).model_dump(), client_id=client)
+        emit("worker_refused", name=name, reason=reason)
+
+    def _on_configured(self, msg: Any, **_: Any) -> None:
+        client = str(msg.node_id)
+        answer = WorkerConfigured.model_validate(msg.data)
+        hello = self._hellos.get(client)
+        if hello is None:
+            return
+        if answer.error is not None:
+            self.refused[hello.name] = answer.error
+            emit("worker_refused", name=hello.name, reason=answer.error)
+            return
+        self.joined[client] = hello
+        emit("worker_joined", client_id=client, **hello.model_dump())
+        if self._ready and self._last_phase is not None:  # it joined mid-run: the phase it missed
+            phase = self._last_phase
+            if phase.get("requests") is not None:  # the shares were handed out: it begins none
+                phase = {**phase, "requests": 0}
+            self.runner.send_message(PHASE_MESSAGE, phase, client_id=client)
+
+    def _active(self) -> set[str]:
+        return {cid for cid, client in self.runner.clients.items() if client.state != STATE_MISSING}
+
+    def joined_count(self) -> int:
+        """Workers that applied the configuration and are still there."""
+        return len(self.joined.keys() & self._active())
+
     def wait_for_workers(self, count: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        while self.runner.worker_count < count:
+        while self.joined_count() < count:
             if time.monotonic() > deadline:
                 return False
             gevent.sleep(0.05)
+        self._ready = True
         return True
+
+    def shortfall(self, count: int, timeout: float) -> str:
+        """One line: how many of ``count`` workers joined within ``timeout``, and who was refused why."""
+        line = f"only {self.joined_count()} of {count} workers joined within {timeout:g} s"
+        if self.refused:
+            line += f"; {len(self.refused)} refused: " + "; ".join(f"{n}: {r}" for n, r in self.refused.items())
+        return line
 
     def classes_for(self, mode: str) -> list[type[User]]:
         """The locustfile's user classes that serve a phase mode (marked with ``finishline_mode``)."""
@@ -132,10 +223,11 @@ class MasterDriver:
             gevent.sleep(0.02)
 
     def announce(self, step: LocustStep) -> None:
+        self._last_phase = step.command.model_dump(mode="json")
         if step.requests is None:
-            self.runner.send_message(PHASE_MESSAGE, step.command.model_dump(mode="json"))
+            self.runner.send_message(PHASE_MESSAGE, self._last_phase)
         else:  # each worker its share of the requests, so that together they send exactly that many
-            active = sorted(cid for cid, client in self.runner.clients.items() if client.state != STATE_MISSING)
+            active = sorted(self.joined.keys() & self._active())
             for cid, share in zip(active, shares(step.requests, len(active)), strict=True):
                 command = step.command.model_copy(update={"requests": share})
                 self.runner.send_message(PHASE_MESSAGE, command.model_dump(mode="json"), client_id=cid)
@@ -169,13 +261,18 @@ class MasterDriver:
         self.runner.start(step.users, spawn_rate=step.spawn_rate, user_classes=classes)
 
     def watch_workers(self) -> None:
-        """Report, once per loss, when the users of a worker that went missing run again on the
-        others (``{"event": "rebalanced"}``); the coordinator tells how long users ran short."""
+        """Say once per worker when a joined one is gone (``worker_lost``: missing, or it quit), and
+        once per loss when its users run again on the others (``rebalanced``); the coordinator
+        counts the loss and tells how long users ran short."""
         known = set(self.runner.clients.keys())
+        lost: set[str] = set()
         short = False
         while True:
             gevent.sleep(0.25)
-            active = {cid for cid, client in self.runner.clients.items() if client.state != STATE_MISSING}
+            active = self._active()
+            for cid in self.joined.keys() - active - lost:
+                lost.add(cid)
+                emit("worker_lost", name=self.joined[cid].name, client_id=cid)
             short = short or bool(known - active)
             known = active
             runner = self.runner
@@ -201,7 +298,7 @@ class MasterDriver:
         self._progress = answers
         self.runner.send_message(REPORT_MESSAGE)
         deadline = time.monotonic() + timeout
-        while len(answers) < self.runner.worker_count and time.monotonic() < deadline:
+        while len(answers) < self.joined_count() and time.monotonic() < deadline:
             gevent.sleep(0.05)
         return list(answers.values())
 
@@ -237,11 +334,12 @@ def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[0]).read_text())
     driver = MasterDriver(spec)
     emit("listening", web_port=spec.get("web_port"))
-    if not driver.wait_for_workers(int(spec["workers"]), float(spec.get("worker_timeout", 60))):
-        emit("error", message=f"only {driver.runner.worker_count} of {spec['workers']} workers connected")
+    count, timeout = int(spec["workers"]), float(spec.get("worker_timeout", 60))
+    if not driver.wait_for_workers(count, timeout):
+        emit("error", message=driver.shortfall(count, timeout))
         driver.quit()
         return 1
-    emit("workers_ready", workers=driver.runner.worker_count)
+    emit("workers_ready", workers=driver.joined_count())
     gevent.spawn(driver.watch_workers)
     stdin = FileObjectPosix(sys.stdin.fileno(), "rb", close=False)
     while True:

@@ -36,6 +36,7 @@ from coordinator.results.outcome import EXIT_CODES, Outcome, RunOutcome, decide
 from coordinator.results.report import write_failure_report
 from coordinator.results.status import RunStatus
 from coordinator.results.summary import PhaseWindow, Summary
+from coordinator.results.workers import write_workers
 from coordinator.results.writer import RunFacts, write_results
 from coordinator.run.cluster import LocustCluster
 from coordinator.run.context import RunContext
@@ -47,10 +48,10 @@ from coordinator.run.ownership import Ledger
 from coordinator.run.phases import run_external
 from coordinator.run.preflight import PREFLIGHT, preflight
 from coordinator.run.progress import ProgressDisplay
-from coordinator.run.targets import lifecycle_for, loopback_env, target_config
+from coordinator.run.targets import SimulatorProcess, lifecycle_for, loopback_env, target_config
 from coordinator.scenario.models import Scenario
 from coordinator.services.ports import free_port
-from coordinator.services.redis_server import RedisServer
+from coordinator.services.redis_server import RedisServer, new_password, redact
 from loadgen.config import WorkerConfig, WorkerProgress
 from loadgen.errors import ServiceError, UserError
 from loadgen.records import RequestRecord
@@ -232,7 +233,10 @@ class Run:
     def _setup(self) -> None:
         ctx, scenario = self.ctx, self.scenario
         write_atomic(ctx.run_dir / "environment.json", environment_info(scenario, ctx.run_id))
+        sources = scenario.worker_sources
         ctx.target = lifecycle_for(scenario.target, ctx.run_id, ctx.run_dir)
+        if isinstance(ctx.target, SimulatorProcess):  # workers elsewhere must reach the run's simulator
+            ctx.target.listen = sources.bind_host
         self.display.message(f"starting target {scenario.target.kind} ...")
         base_url = ctx.target.start(ctx.run_dir)
         ctx.target_config = target_config(ctx.target, scenario.target, base_url)
@@ -246,9 +250,11 @@ class Run:
         if scenario.redis_url:
             ctx.redis_url = scenario.redis_url
         else:
-            self.redis = RedisServer().start()
+            # with workers elsewhere it listens where they reach it, and only for the password they are sent
+            password = new_password() if sources.outside else None
+            self.redis = RedisServer(bind=sources.bind_host, password=password).start()
             ctx.redis_url = self.redis.url
-        self._note(redis_url=ctx.redis_url, private_redis=self.redis is not None)
+        self._note(redis_url=redact(ctx.redis_url), private_redis=self.redis is not None)
         config = WorkerConfig(
             run_id=ctx.run_id,
             redis_url=ctx.redis_url,
@@ -271,14 +277,15 @@ class Run:
             self.cluster = LocustCluster(
                 ctx.run_dir,
                 config.model_dump_json(),
-                scenario.workers,
-                loopback_env(),
+                sources,
+                loopback_env(sources.bind_host),
                 web_port=free_port() if self.web else None,
                 first_users=(self._web_step() if self.web else steps[0]).users if steps else 1,
                 stop_timeout=scenario.drain_timeout,
                 host=ctx.target_config.base_url,
+                run_id=ctx.run_id,
             )
-            self.display.message(f"starting Locust master and {scenario.workers} workers ...")
+            self.display.message(f"starting Locust master and {scenario.worker_count} workers ...")
             self.cluster.start()
             self._note()
             ctx.locust = self
@@ -392,7 +399,7 @@ class Run:
                 f"cannot write{where}: {error.strerror or error}; free space or choose another output_dir"
             )
         if error is not None:
-            raise RedisLost(f"the collector lost Redis at {self.ctx.redis_url}: {error}")
+            raise RedisLost(f"the collector lost Redis at {redact(self.ctx.redis_url)}: {error}")
         down = self._down.down()
         if down is not None:
             raise TargetDown(down)
@@ -417,7 +424,7 @@ class Run:
         while time.monotonic() < deadline and not self.ctx.stop_requested.is_set():
             samples = self.collector.latest_samples()
             fresh = [s for s in samples.values() if s.time > asked]
-            if len(fresh) >= self.scenario.workers and all(s.in_flight == 0 for s in fresh):
+            if len(fresh) >= self.scenario.worker_count and all(s.in_flight == 0 for s in fresh):
                 break
             self.display.update(samples)
             time.sleep(0.1)
@@ -538,10 +545,23 @@ class Run:
         elif collector.rejected:
             ending.failures.append(f"{collector.rejected} unreadable stream entries set aside in rejected.jsonl")
 
+    def _write_workers(self) -> None:
+        """``workers.json``: every worker that joined, where it ran and the records it sent (the
+        report's per-worker table reads it)."""
+        if self.cluster is None:
+            return
+        collector = self.collector
+        workers = [
+            w.model_copy(update={"records": collector.received_from(w.name) if collector is not None else None})
+            for w in self.cluster.workers_seen()
+        ]
+        write_workers(self.ctx.run_dir, workers)
+
     def _write(self, progress: list[WorkerProgress], problems: list[str]) -> tuple[Summary | None, RunOutcome]:
         """summary.json, summary.csv and report.html with the outcome; without a collector (the run
         ended before any traffic), a report that says why."""
         ctx, ending = self.ctx, self._ending
+        problems += _attempt("workers.json", self._write_workers)
         if self.collector is not None:
             try:
                 summary = write_results(

@@ -154,7 +154,7 @@ def run_sweep(ctx: RunContext, step: ExternalStep) -> None:
     def run_level(level: float) -> Level:
         nonlocal index
         index += 1
-        locust_step = sweep_step(phase, ctx.scenario.workers, level, index)
+        locust_step = sweep_step(phase, ctx.scenario.worker_count, level, index)
         window = driver.run(locust_step)
         gauges = server_gauges(ctx.target_config.base_url) if ctx.target_config is not None else {}
         time.sleep(SETTLE_S)  # the level's load goes on while its last records reach the collector

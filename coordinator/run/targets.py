@@ -1,7 +1,8 @@
 """The endpoint under test, as a run sees it: start it (if the run owns it), stop it, collect its logs.
 
 ``TargetLifecycle`` is the seam: a URL target is already running, the simulator is started
-as a local process on a free loopback port, a Docker target (``coordinator.docker``) runs a
+as a local process on a free loopback port (on the scenario's ``workers.listen`` when workers
+run elsewhere, so that they reach it), a Docker target (``coordinator.docker``) runs a
 container. Each kind registers its factory in ``coordinator.registry``; what a kind can do
 beyond serving requests (cold starts, container stats) is its registered capabilities. The
 run calls ``start`` before any traffic, ``collect`` and ``stop`` always.
@@ -20,7 +21,7 @@ import yaml
 from coordinator import registry
 from coordinator.results.files import write_atomic
 from coordinator.scenario.targets import SimulatorTarget, TargetSpec, UrlTarget
-from coordinator.services.ports import free_port
+from coordinator.services.ports import connect_address, free_port, reachable_address, url_host
 from coordinator.services.process import NotReady, http_ok, start_process, stop_process
 from loadgen.config import TargetConfig
 from loadgen.errors import UserError
@@ -64,14 +65,15 @@ class ExistingEndpoint:
 def simulator_command(
     port: int,
     *,
+    host: str = "127.0.0.1",
     preset: str | None = None,
     config: Path | None = None,
     trace: Path | None = None,
     model: str | None = None,
 ) -> list[str]:
-    """``python -m targets.simulator`` on ``127.0.0.1:port`` (this Python): the run's simulator, the
+    """``python -m targets.simulator`` on ``host:port`` (this Python): the run's simulator, the
     tests' and the benchmarks'. ``None`` leaves an option to the simulator's default."""
-    cmd = [sys.executable, "-m", "targets.simulator", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [sys.executable, "-m", "targets.simulator", "--host", host, "--port", str(port)]
     for option, value in (("--preset", preset), ("--config", config), ("--trace", trace), ("--model", model)):
         if value is not None:
             cmd += [option, str(value)]
@@ -79,7 +81,8 @@ def simulator_command(
 
 
 class SimulatorProcess:
-    """The built-in simulator as a child process on a free 127.0.0.1 port; its trace goes to the run dir."""
+    """The built-in simulator as a child process on a free port of :attr:`listen` (127.0.0.1 unless
+    the run's workers are elsewhere); its trace goes to the run dir."""
 
     TRACE_FILE = "simulator_trace.jsonl"
     LOG_FILE = "simulator.log"
@@ -94,6 +97,7 @@ class SimulatorProcess:
         self.startup_timeout = startup_timeout
         self.port: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
+        self.listen = "127.0.0.1"  # where it listens; the run sets the scenario's workers.listen when it must
 
     def command(self, run_dir: Path) -> list[str]:
         assert self.port is not None, "start() chooses the port"
@@ -103,6 +107,7 @@ class SimulatorProcess:
             write_atomic(config, yaml.safe_dump(self.spec.overrides(), sort_keys=False))
         return simulator_command(
             self.port,
+            host=self.listen,
             preset=self.spec.preset or None,
             config=config,
             trace=run_dir / self.TRACE_FILE if self.spec.trace else None,
@@ -110,19 +115,19 @@ class SimulatorProcess:
         )
 
     def start(self, run_dir: Path) -> str:
-        self.port = free_port()
-        base = f"http://127.0.0.1:{self.port}"
+        self.port = free_port(self.listen)
+        local = f"http://{url_host(connect_address(self.listen))}:{self.port}"
         try:
             self.process = start_process(
                 self.command(run_dir),
-                ready=lambda: http_ok(f"{base}/health") or http_ok(f"{base}/v1/models"),
+                ready=lambda: http_ok(f"{local}/health") or http_ok(f"{local}/v1/models"),
                 what="the simulator",
                 timeout=self.startup_timeout,
                 log_path=run_dir / self.LOG_FILE,
             )
         except NotReady as exc:
             raise UserError(f"target: {exc}") from None
-        return f"{base}/v1"
+        return f"http://{url_host(reachable_address(self.listen))}:{self.port}/v1"  # what workers anywhere reach
 
     def stop(self) -> None:
         stop_process(self.process, timeout=10)
@@ -156,8 +161,9 @@ def target_config(lifecycle: TargetLifecycle, spec: TargetSpec, base_url: str) -
     return TargetConfig(base_url=base_url, model=lifecycle.model or "default", name=lifecycle.name, **extra)
 
 
-def loopback_env() -> dict[str, str]:
-    """Environment for child processes: no proxies for loopback traffic."""
+def loopback_env(*hosts: str) -> dict[str, str]:
+    """Environment for child processes: no proxies for loopback traffic (nor for ``hosts``: the
+    address the run listens on for workers elsewhere)."""
     env = dict(os.environ)
-    env["NO_PROXY"] = ",".join(filter(None, [env.get("NO_PROXY", ""), "127.0.0.1", "localhost", "::1"]))
+    env["NO_PROXY"] = ",".join(filter(None, [env.get("NO_PROXY", ""), "127.0.0.1", "localhost", "::1", *hosts]))
     return env

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Discriminator, Field, Tag, field_validator, model_validator
 
 from coordinator import registry
 from coordinator.results.matrix import MatrixValue
@@ -22,6 +22,7 @@ from coordinator.results.slo import Slo
 from coordinator.scenario.matrix import check_axes
 from coordinator.scenario.phases import PhaseSpec, default_kind
 from coordinator.scenario.targets import TargetSpec
+from coordinator.scenario.workers import WorkersSpec
 from loadgen.spec import RetryPolicy, Spec, WorkloadSpec, check_unique
 
 if TYPE_CHECKING:  # statically, the base classes; at run time, the union of every registered kind
@@ -33,6 +34,14 @@ else:
         Annotated[Union[tuple(k.spec for k in registry.phase_kinds())], Field(discriminator="kind")],  # noqa: UP007 - as above
         BeforeValidator(default_kind),
     ]
+
+
+# A number is a count of local workers, a mapping the long form: the callable discriminator
+# reports the problems of the form the user wrote, not of both.
+WorkersField = Annotated[
+    Annotated[Annotated[int, Field(ge=1, le=64)], Tag("count")] | Annotated[WorkersSpec, Tag("sources")],
+    Discriminator(lambda v: "sources" if isinstance(v, dict | WorkersSpec) else "count"),
+]
 
 
 class MetricsSection(Spec):
@@ -56,7 +65,11 @@ class Scenario(Spec):
     phases: list[Phase] = Field(min_length=1)
     slo: Slo | None = None
     retry: RetryPolicy = RetryPolicy()
-    workers: int = Field(default=2, ge=1, le=64, description="Locust worker processes")
+    workers: WorkersField = Field(
+        default=2,
+        description="Locust worker processes on this machine, or where each worker comes from "
+        "({local, remote, containers, ...}: docs/scenario.md, Workers)",
+    )
     output_dir: Path = Field(default=Path("runs"), description="run directories go under it")
     redis_url: str | None = Field(
         default=None, pattern=r"^(redis|rediss|unix)://", description="default: a private redis-server"
@@ -97,6 +110,16 @@ class Scenario(Spec):
                 able = [k.kind for k in registry.target_kinds() if missing <= k.capabilities]
                 raise ValueError(f"phase {phase.name!r}: {phase.kind} needs a target of kind {' or '.join(able)}")
         return self
+
+    @property
+    def worker_sources(self) -> WorkersSpec:
+        """``workers`` in its long form: how many of each source, and where the run listens for them."""
+        return WorkersSpec.of(self.workers)
+
+    @property
+    def worker_count(self) -> int:
+        """Every worker the run waits for, whatever its source."""
+        return self.worker_sources.total
 
     def redacted(self) -> dict[str, Any]:
         """The scenario as run, for the run directory: never holds a secret (keys stay in the env)."""
