@@ -22,7 +22,14 @@ from locust.runners import MasterRunner
 
 from coordinator.services.ports import free_port
 from coordinator.services.redis_server import RedisServer
-from loadgen.config import DRAIN_MESSAGE, PHASE_MESSAGE, PhaseCommand
+from loadgen.config import (
+    CONFIG_MESSAGE,
+    CONFIGURED_MESSAGE,
+    DRAIN_MESSAGE,
+    HELLO_MESSAGE,
+    PHASE_MESSAGE,
+    PhaseCommand,
+)
 from loadgen.records import RequestRecord
 from loadgen.samples import WorkerSample
 from loadgen.stream import RecordSink, SampleReader, stream_keys
@@ -83,8 +90,9 @@ def _worker_config(tmp_path: Path, redis_url: str, base_url: str, run_id: str, w
 
 @contextmanager
 def _cluster(config: Path, workers: int, stop_timeout: float = 0.0) -> Iterator[MasterRunner]:
-    """A master in this process (as ``coordinator.run.master`` builds it) and ``workers`` real
-    ``locust --worker`` processes loading loadgen/locustfile.py."""
+    """A master in this process (as ``coordinator.run.master`` builds it, answering each worker's
+    hello with the configuration) and ``workers`` real ``locust --worker`` processes loading
+    loadgen/locustfile.py; yields once every one has applied it."""
     port = free_port()
     env = Environment(
         user_classes=list(USER_CLASSES),
@@ -93,6 +101,12 @@ def _cluster(config: Path, workers: int, stop_timeout: float = 0.0) -> Iterator[
         stop_timeout=stop_timeout,
     )
     master = env.create_master_runner(master_bind_host="127.0.0.1", master_bind_port=port)
+    payload = orjson.loads(config.read_bytes())
+    configured: set[str] = set()
+    master.register_message(
+        HELLO_MESSAGE, lambda msg, **_: master.send_message(CONFIG_MESSAGE, payload, client_id=msg.node_id)
+    )
+    master.register_message(CONFIGURED_MESSAGE, lambda msg, **_: configured.add(msg.node_id))
     logs = [config.with_name(f"{config.stem}-worker-{i + 1}.log") for i in range(workers)]
     procs = [
         subprocess.Popen(
@@ -108,7 +122,7 @@ def _cluster(config: Path, workers: int, stop_timeout: float = 0.0) -> Iterator[
                 "--master-port",
                 str(port),
             ],
-            env=dict(os.environ, FINISHLINE_WORKER_CONFIG=str(config), PYTHONPATH=str(ROOT)),
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
             stdout=log.open("wb"),  # a file: a pipe nobody reads would block a worker that logs much
             stderr=subprocess.STDOUT,
             cwd=ROOT,
@@ -120,9 +134,9 @@ def _cluster(config: Path, workers: int, stop_timeout: float = 0.0) -> Iterator[
         def connected() -> bool:
             for proc, log in zip(procs, logs, strict=True):
                 assert proc.poll() is None, log.read_text()
-            return master.worker_count >= workers
+            return master.worker_count >= workers and len(configured) >= workers
 
-        wait_for(connected, timeout=30, what="the workers to connect", interval=0.1)
+        wait_for(connected, timeout=30, what="the workers to join", interval=0.1)
         yield master
         master.quit()
         for proc in procs:
