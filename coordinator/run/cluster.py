@@ -109,6 +109,11 @@ class LocustCluster:
     # -- start -----------------------------------------------------------------------------
 
     @property
+    def ready(self) -> bool:
+        """Every expected worker joined: the run's load can start."""
+        return self._ready
+
+    @property
     def address(self) -> MasterAddress:
         """Where workers elsewhere reach the master."""
         return MasterAddress(reachable_address(self.bind_host), self.master_port)
@@ -199,7 +204,8 @@ class LocustCluster:
             if msg["event"] == event:
                 return msg
             if msg["event"] == "error":
-                raise ClusterError(f"Locust master: {msg.get('message')}")
+                where = "workers" if event == "workers_ready" else "Locust master"
+                raise ClusterError(f"{where}: {msg.get('message')}")
             if msg["event"] == "exited":
                 raise ClusterError(f"the Locust master exited{self._tail()}")
 

@@ -523,7 +523,7 @@ class Run:
         # Each worker's own count of what it began: exact even when Redis lost what it held (it
         # died, or restarted empty). Asked once the load is over (stopping the users is harmless
         # then), not on the first Ctrl-C: requests in flight get to finish.
-        if ending.redis_lost or (not ending.interrupted and not self._hurry and self.cluster is not None):
+        if cluster.ready and (ending.redis_lost or (not ending.interrupted and not self._hurry)):
             problems += _attempt("worker report", lambda: progress.extend(cluster.report()))
         # an interrupted run lets requests in flight finish (within drain_timeout; a second Ctrl-C
         # hurries); one that failed stops its users at once

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -28,6 +29,7 @@ from locust.env import Environment
 from locust.event import Events
 from locust.rpc import Message, zmqrpc
 
+from coordinator.results.summary import read_summary
 from coordinator.results.workers import WorkerSource, read_workers
 from coordinator.services.ports import free_port
 from loadgen.config import (
@@ -59,6 +61,11 @@ def _scenario(tmp: Path, workers: dict[str, Any], phases: list[dict[str, Any]] |
 def _records(run_dir: Path) -> list[dict[str, Any]]:
     with gzip.open(run_dir / "records.jsonl.gz", "rb") as fh:
         return [orjson.loads(line) for line in fh if line.strip()]
+
+
+def _answered(tmp: Path) -> int:
+    """Requests the run's simulator has answered so far (lines of its trace)."""
+    return sum(len(trace.read_bytes().splitlines()) for trace in (tmp / "runs").glob("*/simulator_trace.jsonl"))
 
 
 def _lines(text: str) -> list[str]:
@@ -139,6 +146,17 @@ def test_a_local_and_a_remote_worker_record_every_request_and_workers_json_names
     assert sum(w.records or 0 for w in workers.values()) == sum(r["worker"] in names for r in records)
     report = (run_dir / "report.html").read_text()
     assert "id='workers'" in report and workers[WorkerSource.REMOTE].name in report
+    _no_redis_password(run_dir)
+
+
+def _no_redis_password(run_dir: Path) -> None:
+    """The password of the run's Redis (it listens for remote workers) is in no file of the run directory."""
+    for file in run_dir.rglob("*"):
+        if file.is_file():
+            data = gzip.decompress(file.read_bytes()) if file.suffix == ".gz" else file.read_bytes()
+            assert re.search(rb"redis://[^/@\s]*:[^*/@\s]+@", data) is None, file
+    ledger = orjson.loads((run_dir / "owned.json").read_bytes())
+    assert ":***@" in ledger["redis_url"]  # it had one, and the ledger says so without it
 
 
 def _client_of_another_version(port: int, version: str) -> str:
@@ -221,3 +239,38 @@ def test_expected_workers_that_never_join_fail_the_run_in_one_line_and_leave_not
     assert len(failure) == 1 and "only 1 of 3 workers joined within 3 s" in failure[0], text
     assert "Traceback" not in text
     wait_gone(children)
+
+
+def test_a_remote_worker_killed_mid_run_is_one_loss_and_the_run_goes_on(tmp_path: Path, state_dir: Path) -> None:
+    port = free_port()
+    phases = [{"name": "steady", "users": 4, "duration": "14s"}]
+    path = _scenario(tmp_path, {"local": 1, "remote": 1, "wait_s": 60, "port": port}, phases)
+    run = start_finishline("run", str(path), "--no-live")
+    output = _Output(run)
+    remote: subprocess.Popen[str] | None = None
+    try:
+        output.waiting_line()
+        remote = start_finishline("worker", "--master", f"127.0.0.1:{port}")
+        wait_for(lambda: _answered(tmp_path) >= 30, timeout=60, what="traffic", interval=0.1)
+        remote.kill()  # as its host going away: no goodbye, the master notices the silence
+        code = output.finish(timeout=180)
+    finally:
+        for proc in (run, remote):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+    text = output.text()
+    assert code == 3, text
+    run_dir = the_run_dir(tmp_path)
+    summary = read_summary(run_dir / "summary.json")
+    assert summary.losses is not None
+    (lost,) = summary.losses.workers_lost  # once, though the master saw it go missing and quit
+    assert remote is not None and lost.worker.endswith(f":{remote.pid}") and lost.exit_code is None
+    workers = {w.source: w for w in read_workers(run_dir)}
+    assert workers[WorkerSource.REMOTE].lost_at is not None and workers[WorkerSource.LOCAL].lost_at is None
+    records = _records(run_dir)
+    killed = max(r["end"] for r in records if r["worker"] == lost.worker)
+    assert max(r["end"] for r in records) > killed + 3  # the local worker went on
+    trace_rows = [orjson.loads(x) for x in (run_dir / "simulator_trace.jsonl").read_bytes().splitlines() if x]
+    seen = {r["attempts"][-1]["response_id"] for r in records if r["attempts"]}
+    assert len([t for t in trace_rows if t["id"] not in seen]) == summary.losses.records_lost
+    assert sum("went missing" in line for line in _lines(text)) == 1, text
