@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from dashboards.prometheus_config import PrometheusPlan, ScrapeTarget
-from loadgen.config import WorkerConfig
+from loadgen.config import WorkerConfig, WorkerHello, finishline_version
 from loadgen.records import Attempt, RequestRecord
 from loadgen.samples import ContainerSample, StatsSample, WorkerSample
 from tests.paths import RULES
@@ -348,3 +348,16 @@ def edited_scenario(path: str, value: object, base: str = VALID_SCENARIO) -> str
     else:
         node[last] = value
     return yaml.safe_dump(data, sort_keys=False)
+
+
+def worker_hello(name: str = "host-a:4242", version: str | None = None, container: str | None = None) -> WorkerHello:
+    """What a worker says when it joins (``finishline_hello``); ``version``: default this finishline's."""
+    host, _, pid = name.rpartition(":")
+    return WorkerHello(
+        name=name,
+        host=host,
+        pid=int(pid),
+        container=container,
+        version=finishline_version() if version is None else version,
+        python="3.11.9",
+    )
