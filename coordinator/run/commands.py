@@ -32,7 +32,9 @@ Example:
 @click.argument("scenario_file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--web", is_flag=True, help="Open Locust's web UI on 127.0.0.1 and let it drive the users.")
 @click.option("--output-dir", type=click.Path(path_type=Path, file_okay=False), help="Overrides output_dir.")
-@click.option("--workers", type=click.IntRange(1, 64), help="Overrides the number of Locust workers.")
+@click.option(
+    "--workers", type=click.IntRange(1, 64), help="N local Locust workers, in place of the scenario's workers."
+)
 @click.option("--no-live", is_flag=True, help="Plain progress lines instead of the live table.")
 @click.option(
     "--baseline",

@@ -111,20 +111,19 @@ class _Output:
         return "".join(self.err) + "".join(self.out)
 
 
+@pytest.mark.parametrize("listen", ["127.0.0.1", "127.0.0.2"])  # .2: every service bound where `listen` says
 def test_a_local_and_a_remote_worker_record_every_request_and_workers_json_names_both(
-    tmp_path: Path, state_dir: Path
+    tmp_path: Path, state_dir: Path, listen: str
 ) -> None:
-    port = free_port()
-    path = _scenario(tmp_path, {"local": 1, "remote": 1, "wait_s": 60, "port": port})
+    port = free_port(listen)
+    path = _scenario(tmp_path, {"local": 1, "remote": 1, "wait_s": 60, "port": port, "listen": listen})
     run = start_finishline("run", str(path), "--no-live")
     output = _Output(run)
     remote: subprocess.Popen[str] | None = None
     try:
         line = output.waiting_line()
-        assert (
-            line == f"finishline: waiting up to 60 s for 1 remote worker: finishline worker --master 127.0.0.1:{port}"
-        )
-        remote = start_finishline("worker", "--master", f"127.0.0.1:{port}")
+        assert line == f"finishline: waiting up to 60 s for 1 remote worker: finishline worker --master {listen}:{port}"
+        remote = start_finishline("worker", "--master", f"{listen}:{port}")
         assert output.finish(timeout=180) == 0, output.text()
         _, remote_err = remote.communicate(timeout=30)  # the master's quit ends it
         assert remote.returncode == 0, remote_err
@@ -144,6 +143,8 @@ def test_a_local_and_a_remote_worker_record_every_request_and_workers_json_names
     names = {w.name for w in workers.values()}
     assert names <= {r["worker"] for r in records}  # both sent traffic
     assert sum(w.records or 0 for w in workers.values()) == sum(r["worker"] in names for r in records)
+    base_url = orjson.loads((run_dir / "target.json").read_bytes())["base_url"]
+    assert base_url.startswith(f"http://{listen}:")  # the simulator listens where the workers were told
     report = (run_dir / "report.html").read_text()
     assert "id='workers'" in report and workers[WorkerSource.REMOTE].name in report
     _no_redis_password(run_dir)
