@@ -11,6 +11,7 @@ import redis
 from prometheus_client import start_http_server
 
 from coordinator.bridge.consumer import Bridge, BridgeOptions
+from coordinator.services.redis_server import redact
 from loadgen.errors import UserError
 from loadgen.metrics import SloRule
 
@@ -85,7 +86,7 @@ def bridge(
         worker = Bridge(options)
     except redis.ConnectionError as exc:
         raise UserError(
-            f"--redis-url: cannot connect to {redis_url} ({exc}); start redis-server or fix the URL"
+            f"--redis-url: cannot connect to {redact(redis_url)} ({exc}); start redis-server or fix the URL"
         ) from None
     server, _thread = start_http_server(port, addr=host, registry=worker.registry)
     bound = server.server_address[1]

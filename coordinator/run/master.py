@@ -185,10 +185,7 @@ class MasterDriver:
         self.joined[client] = hello
         emit("worker_joined", client_id=client, **hello.model_dump())
         if self._ready and self._last_phase is not None:  # it joined mid-run: the phase it missed
-            phase = self._last_phase
-            if phase.get("requests") is not None:  # the shares were handed out: it begins none
-                phase = {**phase, "requests": 0}
-            self.runner.send_message(PHASE_MESSAGE, phase, client_id=client)
+            self.runner.send_message(PHASE_MESSAGE, self._last_phase, client_id=client)
 
     def _active(self) -> set[str]:
         return {cid for cid, client in self.runner.clients.items() if client.state != STATE_MISSING}
@@ -223,9 +220,12 @@ class MasterDriver:
             gevent.sleep(0.02)
 
     def announce(self, step: LocustStep) -> None:
-        self._last_phase = step.command.model_dump(mode="json")
+        # What a worker joining later is sent: with shares, they were handed out, so it begins none;
+        # a replay's rows are dealt by worker index, so it is sent nothing and idles.
+        late = step.command if step.requests is None else step.command.model_copy(update={"requests": 0})
+        self._last_phase = None if step.command.replay is not None else late.model_dump(mode="json")
         if step.requests is None:
-            self.runner.send_message(PHASE_MESSAGE, self._last_phase)
+            self.runner.send_message(PHASE_MESSAGE, step.command.model_dump(mode="json"))
         else:  # each worker its share of the requests, so that together they send exactly that many
             active = sorted(self.joined.keys() & self._active())
             for cid, share in zip(active, shares(step.requests, len(active)), strict=True):
