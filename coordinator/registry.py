@@ -88,6 +88,7 @@ class Feature:
     - ``commands``: CLI command name -> a ``click.Command``;
     - ``cleanups``: ``cleanup() -> int`` removes what killed runs of this feature left behind
       (containers whose owner is gone) and says how many (``finishline clean``, ``finishline run``).
+    - ``worker_launchers``: worker source name (the scenario's ``workers`` key, e.g. ``containers``) -> a factory ``(spec, run_id) -> WorkerLauncher`` (``coordinator.run.launchers``);
     """
 
     name: str
@@ -97,6 +98,7 @@ class Feature:
     report_sections: tuple[Ref[Any], ...] = ()
     commands: dict[str, Ref[Any]] = field(default_factory=dict)
     cleanups: tuple[Ref[Any], ...] = ()
+    worker_launchers: dict[str, Ref[Any]] = field(default_factory=dict)
 
 
 @functools.cache
@@ -162,6 +164,14 @@ def report_sections() -> Iterator[Ref[Any]]:
 def cleanups() -> Iterator[Ref[Any]]:
     for feature in features():
         yield from feature.cleanups
+
+
+def worker_launcher(source: str) -> Ref[Any]:
+    """The factory of the first feature that launches workers of ``source`` (the scenario's ``workers`` key)."""
+    for feature in features():
+        if source in feature.worker_launchers:
+            return feature.worker_launchers[source]
+    raise UserError(f"workers.{source}: workers of this kind are not available in this build")
 
 
 def commands() -> dict[str, Ref[Any]]:
