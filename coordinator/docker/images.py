@@ -31,7 +31,7 @@ from pathlib import Path
 
 import click
 import docker
-from docker.errors import APIError, BuildError, ImageNotFound
+from docker.errors import APIError, BuildError, ContainerError, ImageNotFound
 
 from coordinator.docker.engine import cache_dir, docker_client, owned_labels
 from coordinator.docker.image_names import BASE_IMAGE, LLAMACPP_IMAGE, PROJECT_IMAGES, SIMULATOR_IMAGE, WORKER_IMAGE
@@ -308,13 +308,16 @@ class ImageBuilder:
 
     def _base_python(self) -> str:
         """The version of ``python3`` in the base image (e.g. ``3.11.2``), asked of a short-lived container."""
-        output = self.client.containers.run(
-            self.base,
-            ["python3", "-c", "import platform; print(platform.python_version())"],
-            network_mode="none",
-            labels=owned_labels("images", "build"),  # reaped like any finishline container if this process dies
-            remove=True,
-        )
+        try:
+            output = self.client.containers.run(
+                self.base,
+                ["python3", "-c", "import platform; print(platform.python_version())"],
+                network_mode="none",
+                labels=owned_labels("images", "build"),  # reaped like any finishline container if this process dies
+                remove=True,
+            )
+        except ContainerError as exc:
+            raise UserError(f"{self.base} has no working python3 to download wheels for: {exc.stderr!r}") from None
         return bytes(output).decode().strip()
 
     def _base_id(self) -> str:
