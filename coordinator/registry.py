@@ -167,6 +167,7 @@ def cleanups() -> Iterator[Ref[Any]]:
 
 
 def worker_launcher(source: str) -> Ref[Any]:
+    """The factory of the first feature that launches workers of ``source`` (the scenario's ``workers`` key)."""
     for feature in features():
         if source in feature.worker_launchers:
             return feature.worker_launchers[source]

@@ -31,7 +31,16 @@ HERE = Path(__file__).parent
 UNIT, INTEGRATION = HERE / "unit", HERE / "integration"
 INTEGRATION_MARKERS = frozenset({"slow", "docker", "browser"})
 SERVICE_FIXTURES = frozenset(
-    {"redis_server", "simulator", "prometheus_server", "docker_engine", "docker_clean", "chromium", "open_page"}
+    {
+        "redis_server",
+        "simulator",
+        "prometheus_server",
+        "docker_engine",
+        "docker_clean",
+        "worker_image",
+        "chromium",
+        "open_page",
+    }
 )
 
 

@@ -5,7 +5,8 @@ Every test module makes its records here, so a test of the summary, of the bridg
 collector look at records of the same shape. ``record`` is exact (each time and token where
 the arguments put it); ``random_record`` draws the arguments, for tests that need a crowd;
 ``varied_records`` draws attempts and chunks directly, awkward ones too, for tests of readers.
-Scenarios are plain data (what a user writes), written as YAML by ``write_scenario``.
+Scenarios are plain data (what a user writes), written as YAML by ``write_scenario``;
+``ContainerWorkers`` is the part of one that a worker launcher reads.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import random
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -290,6 +292,16 @@ CHAT_AND_SUMMARISE: list[dict[str, Any]] = [
     },
     {"name": "summarise", "weight": 1, "prompt": {"kind": "synthetic", "tokens": 600}, "output": 24},
 ]
+
+
+@dataclass(frozen=True)
+class ContainerWorkers:
+    """The container fields of the scenario's ``workers`` (``workers: {containers: 2, cpus: 0.5}``),
+    as ``coordinator.docker.workers.ContainerWorkersSpec`` reads them."""
+
+    containers: int = 2
+    cpus: float | None = None
+    memory: str | None = None
 
 
 def simulator_scenario(folder: Path, phases: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:

@@ -38,6 +38,12 @@ def docker_client(timeout: int = 120) -> docker.DockerClient:
     return client
 
 
+def owned_labels(run_id: str, role: str, **extra: str) -> dict[str, str]:
+    """The labels of a container this process starts for a run: its run, its role (``target``,
+    ``worker``) and its owner's pid, by which ``reap`` and ``reap_orphans`` find it; plus ``extra``."""
+    return {RUN_LABEL: run_id, ROLE_LABEL: role, PID_LABEL: str(os.getpid()), **extra}
+
+
 def _labels(run_id: str | None, role: str | None) -> list[str]:
     return [RUN_LABEL if run_id is None else f"{RUN_LABEL}={run_id}"] + ([f"{ROLE_LABEL}={role}"] if role else [])
 

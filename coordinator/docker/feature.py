@@ -1,4 +1,5 @@
-"""The Docker feature: a model in a container as the target, its cold starts, its resources live."""
+"""The Docker feature: a model in a container as the target, its cold starts, its resources live,
+and Locust workers in containers (``workers: {containers: N}``)."""
 
 from __future__ import annotations
 
@@ -27,4 +28,5 @@ FEATURE = Feature(
     report_sections=(Ref("coordinator.docker.report:render_container_section"),),
     commands={"images": Ref("coordinator.docker.images:images")},
     cleanups=(Ref("coordinator.docker.engine:reap_abandoned"),),
+    worker_launchers={"containers": Ref("coordinator.docker.workers:container_workers")},
 )

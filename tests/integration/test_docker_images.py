@@ -22,5 +22,9 @@ def test_images_are_cached_and_unknown_ones_refused(docker_engine) -> None:  # t
     started = time.monotonic()
     assert builder.ensure_simulator() is None  # inputs unchanged: cached
     assert time.monotonic() - started < 10
+    builder.ensure_worker()
+    started = time.monotonic()
+    assert builder.ensure_worker() is None  # code and installed dependencies unchanged: cached
+    assert time.monotonic() - started < 10
     with pytest.raises(UserError, match="not built by finishline"):
         ensure_image(docker_engine, "finishline/other:latest")

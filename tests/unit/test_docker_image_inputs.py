@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import os
 import time
+import tomllib
+from importlib import metadata
 from pathlib import Path
 
+import pytest
+
 from coordinator.docker.images import inputs_digest
+from coordinator.docker.worker_image import (
+    dependency_pins,
+    installed_pins,
+    package_files,
+    project_packages,
+    source_root,
+)
+from loadgen.errors import UserError
+from tests.paths import ROOT
 
 
 def test_digest_follows_content_of_small_files_and_stat_of_big_ones(tmp_path: Path) -> None:
@@ -22,3 +35,19 @@ def test_digest_follows_content_of_small_files_and_stat_of_big_ones(tmp_path: Pa
     os.utime(big, ns=(time.time_ns(), time.time_ns() + 10**9))
     assert inputs_digest([small, big]) != second
     assert inputs_digest([small, big], ["base-id-2"]) != inputs_digest([small, big], ["base-id-1"])
+
+
+def test_the_worker_image_is_this_checkout_with_the_dependencies_installed_here(tmp_path: Path) -> None:
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pins = dependency_pins(source_root(ROOT))
+    assert len(pins) == len(declared)
+    assert "locust==" + metadata.version("locust") in pins  # the master's Locust, on both ends
+    assert "locust==" + metadata.version("locust") in installed_pins().splitlines()
+    assert "finishline==" not in installed_pins()  # its wheel is built from the checkout
+    assert project_packages(ROOT) == ["loadgen", "coordinator", "targets", "dashboards"]
+    files = package_files(ROOT, project_packages(ROOT))
+    assert ROOT / "loadgen" / "locustfile.py" in files
+    assert ROOT / "targets" / "images" / "worker" / "Dockerfile" in files
+    assert not [f for f in files if "__pycache__" in f.parts or f.suffix == ".pyc"]
+    with pytest.raises(UserError, match="source checkout"):
+        source_root(tmp_path)
