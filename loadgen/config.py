@@ -34,6 +34,8 @@ import ipaddress
 import math
 import os
 import platform
+import socket
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Literal
@@ -208,6 +210,19 @@ def finishline_version() -> str:
         return "unknown"
 
 
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+
+def boot_id() -> str:
+    """This kernel's boot id ('' where unknown): processes that report the same one share
+    ``CLOCK_MONOTONIC``, the clock of every timestamp a worker takes (``coordinator.results.clocks``)."""
+    try:
+        with open(BOOT_ID) as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
+
+
 class WorkerHello(Spec):
     """Who a worker is, sent to the master when it starts (``finishline_hello``)."""
 
@@ -217,17 +232,21 @@ class WorkerHello(Spec):
     container: str | None = Field(default=None, description="its container, when a container launcher started it")
     version: str = Field(description="the finishline it runs")
     python: str
+    boot_id: str = Field(default="", description="its kernel's boot id: the same as the master's, the same clock")
+    clock: float = Field(default=0.0, description="its time.monotonic() when it sent this hello")
 
     @classmethod
     def here(cls, name: str) -> WorkerHello:
-        host, _, pid = name.rpartition(":")
+        _, _, pid = name.rpartition(":")
         return cls(
             name=name,
-            host=host,
+            host=socket.gethostname(),
             pid=int(pid) if pid.isdigit() else os.getpid(),
             container=os.environ.get(CONTAINER_ENV) or None,
             version=finishline_version(),
             python=platform.python_version(),
+            boot_id=boot_id(),
+            clock=time.monotonic(),
         )
 
 

@@ -18,6 +18,7 @@ import gevent
 import psutil
 import redis
 
+from loadgen.config import CONTAINER_ENV
 from loadgen.samples import WorkerSample
 from loadgen.stream import SampleWriter
 
@@ -25,8 +26,10 @@ log = logging.getLogger(__name__)
 
 
 def worker_id() -> str:
-    """``host:pid``, the worker name on records and samples."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """``host:pid``, the worker name on records and samples; ``container:pid`` in a container a
+    launcher started (``FINISHLINE_WORKER_CONTAINER``): containers with host networking carry the
+    host's name, and each is often pid 1 or 7 of its own, so two would share ``host:pid``."""
+    return f"{os.environ.get(CONTAINER_ENV) or socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(slots=True)

@@ -26,10 +26,10 @@ from coordinator.docker.image_names import WORKER_IMAGE
 from coordinator.docker.spec import parse_memory
 from coordinator.run.launchers import MasterAddress
 from coordinator.services.process import NotReady, wait_until
+from loadgen.config import CONTAINER_ENV
 from loadgen.errors import UserError
 
 ROLE = "worker"
-CONTAINER_ENV = "FINISHLINE_WORKER_CONTAINER"  # the worker's own container name, for its records
 NUMBER_LABEL = "finishline.worker"
 # ``{host}`` and ``{port}`` are the master's address.
 MASTER_COMMAND: tuple[str, ...] = ("--master", "{host}:{port}")

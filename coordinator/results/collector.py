@@ -24,13 +24,14 @@ import threading
 import time
 import zlib
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 import redis
 
+from coordinator.results.clocks import record_on_our_clock, sample_on_our_clock
 from coordinator.results.files import write_atomic
 from loadgen.records import RequestRecord
 from loadgen.samples import WorkerSample
@@ -173,8 +174,12 @@ class Collector:
         dedup_ids: int = DEDUP_IDS,
         dedup_s: float = DEDUP_SECONDS,
         redis_grace_s: float = REDIS_GRACE_S,
+        clock_offsets: Mapping[str, float] | None = None,
     ) -> None:
         self.run_id = run_id
+        # worker -> seconds from its clock to ours (workers on other machines, filled in as they
+        # join): their records and samples are moved onto this machine's clock as they arrive
+        self.clock_offsets: Mapping[str, float] = clock_offsets if clock_offsets is not None else {}
         self.redis_grace_s = redis_grace_s
         self.run_dir = Path(run_dir)
         self.consumer = consumer
@@ -265,6 +270,10 @@ class Collector:
             if rec.id in self._seen:
                 continue
             self._seen.add(rec.id)
+            offset = self.clock_offsets.get(rec.worker)
+            if offset:
+                rec = record_on_our_clock(rec, offset)
+                raw = rec.to_json()
             self._file.write(raw + b"\n")
             fresh.append(rec)
         if fresh:
@@ -292,6 +301,8 @@ class Collector:
 
     def _read_samples(self) -> None:
         batch = self.sample_reader.read().workers
+        if self.clock_offsets:
+            batch = [sample_on_our_clock(s, self.clock_offsets.get(s.worker, 0.0)) for s in batch]
         with self._lock:
             self._samples.extend(batch)
             for sample in batch:

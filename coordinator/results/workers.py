@@ -45,6 +45,11 @@ class WorkerEntry(BaseModel):
         default=None, description="when the run saw it gone mid-run (UTC); None: it was not"
     )
     records: int | None = Field(default=None, ge=0, description="records the collector received from it")
+    clock_offset_s: float = Field(
+        default=0.0,
+        description="seconds added to its timestamps to put them on the coordinator's clock: 0 on the same "
+        "kernel, else measured when it joined (coordinator.results.clocks)",
+    )
 
 
 _LIST = TypeAdapter(list[WorkerEntry])

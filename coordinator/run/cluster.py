@@ -38,7 +38,8 @@ from coordinator.services.process import stop_process
 from loadgen.config import CONFIG_ENV, WorkerHello, WorkerProgress
 from loadgen.errors import ServiceError
 
-_NOTICES = ("worker_joined", "worker_refused", "worker_lost")  # unsolicited master events, handled as they come
+# unsolicited master events, applied in the order they came: a loss before the rebalance that follows it
+_NOTICES = ("worker_joined", "worker_refused", "worker_lost", "rebalanced")
 
 
 class ClusterError(ServiceError):
@@ -78,6 +79,8 @@ class LocustCluster:
         stop_timeout: float = 0.0,
         host: str = "",
         run_id: str = "",
+        pass_env: tuple[str, ...] = (),
+        clock_offsets: dict[str, float] | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.run_id = run_id
@@ -85,6 +88,11 @@ class LocustCluster:
         self.sources = workers
         self.workers = workers.total
         self.env = {**env, "PYTHONUNBUFFERED": "1"}
+        # A worker in a container (or another launcher's) has its own PATH, HOME and Python: it gets
+        # finishline's variables and those named in ``pass_env`` (the target's API key), no others.
+        self._outside_env = {
+            k: v for k, v in self.env.items() if k.startswith("FINISHLINE_") or k in (*pass_env, "PYTHONUNBUFFERED")
+        }
         # The configuration travels in the master's environment, never in a file (a target header
         # may hold a secret, and a file would outlive a killed run); workers get it from the master.
         self._master_env = {**self.env, CONFIG_ENV: worker_config}
@@ -97,6 +105,9 @@ class LocustCluster:
         self.local = LocalWorkers(locustfile_path())
         self.launchers: list[tuple[WorkerSource, WorkerLauncher, int]] = []
         self.roster: dict[str, WorkerEntry] = {}  # worker name -> who it said it is, where from
+        # worker name -> seconds from its clock to ours, for workers on another kernel; the
+        # collector moves their records and samples onto our clock (coordinator.results.clocks)
+        self.clock_offsets: dict[str, float] = clock_offsets if clock_offsets is not None else {}
         self.refused: dict[str, str] = {}  # worker name -> why it is not in the run
         self._events: queue.Queue[dict[str, Any]] = queue.Queue()
         self._notices: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -154,7 +165,10 @@ class LocustCluster:
             self.launchers.append((WorkerSource.CONTAINER, factory(self.sources, self.run_id), self.sources.containers))
         for source, launcher, count in self.launchers:
             if count:
-                launcher.start(count, local if source is WorkerSource.LOCAL else self.address, self.env, self.run_dir)
+                if source is WorkerSource.LOCAL:
+                    launcher.start(count, local, self.env, self.run_dir)
+                else:
+                    launcher.start(count, self.address, self._outside_env, self.run_dir)
         remote = self.sources.remote
         if remote:
             print(
@@ -179,11 +193,6 @@ class LocustCluster:
             try:
                 msg = json.loads(raw)
             except ValueError:
-                continue
-            if msg.get("event") == "rebalanced":  # unsolicited: a loss's users run again on the others
-                for loss in self.lost:
-                    if loss.rebalanced_at is None and loss.lost_at <= float(msg["t"]) + 5.0:
-                        loss.rebalanced_at = float(msg["t"])
                 continue
             (self._notices if msg.get("event") in _NOTICES else self._events).put(msg)
         self._events.put({"event": "exited"})
@@ -219,14 +228,22 @@ class LocustCluster:
             except queue.Empty:
                 return
             if msg["event"] == "worker_joined":
-                self._joined(WorkerHello.model_validate({k: msg[k] for k in WorkerHello.model_fields if k in msg}))
+                hello = WorkerHello.model_validate({k: msg[k] for k in WorkerHello.model_fields if k in msg})
+                offset = float(msg.get("clock_offset", 0.0))
+                if offset:  # before its first record: the collector reads this as records come
+                    self.clock_offsets[hello.name] = offset
+                self._joined(hello, offset)
             elif msg["event"] == "worker_refused":
                 self.refused[str(msg["name"])] = str(msg["reason"])
                 print(f"finishline: worker {msg['name']} refused: {msg['reason']}", file=sys.stderr, flush=True)
             elif msg["event"] == "worker_lost" and not self._quitting:
                 self._lose(str(msg["name"]), None, float(msg["t"]), "went missing (no heartbeat) or quit")
+            elif msg["event"] == "rebalanced":  # a loss's users run again on the others
+                for loss in self.lost:
+                    if loss.rebalanced_at is None and loss.lost_at <= float(msg["t"]) + 5.0:
+                        loss.rebalanced_at = float(msg["t"])
 
-    def _joined(self, hello: WorkerHello) -> None:
+    def _joined(self, hello: WorkerHello, clock_offset: float) -> None:
         if hello.name in self.local.logs:
             source = WorkerSource.LOCAL
         elif hello.container is not None:
@@ -242,6 +259,7 @@ class LocustCluster:
             python=hello.python,
             source=source,
             joined_at=datetime.now(UTC),
+            clock_offset_s=clock_offset,
         )
         if source is not WorkerSource.LOCAL:
             print(f"finishline: {source.value} worker {hello.name} joined", file=sys.stderr, flush=True)
@@ -360,6 +378,7 @@ class LocustCluster:
 
     def shutdown(self, force: bool = False, timeout: float = 30.0) -> None:
         """Stop users (``force``: at once), let workers flush and exit, make sure every process is gone."""
+        self._take_notices()  # a loss or rebalance said just before
         self._quitting = True
         master = self.master
         if master is not None and master.poll() is None:

@@ -33,7 +33,7 @@ or, when it runs another finishline version, ``finishline_refused`` (a ``WorkerR
 worker has joined once it answers ``finishline_configured`` without an error.
 
 Unprompted events: ``listening`` (the master is up); ``worker_joined`` (its ``WorkerHello``
-fields and ``client_id``) for each worker that joined; ``worker_refused`` (``name``, ``reason``)
+fields, ``client_id`` and ``clock_offset``: seconds from its monotonic clock to ours, 0 on this kernel) for each worker that joined; ``worker_refused`` (``name``, ``reason``)
 for one refused or unable to run the configuration; ``workers_ready`` once ``workers`` workers
 have joined (not merely connected), or ``error`` naming how many did within ``worker_timeout``
 (the master then quits); ``worker_lost`` (``name``, ``client_id``) when a joined worker went
@@ -62,6 +62,7 @@ from locust.util.load_locustfile import load_locustfile
 from pydantic import ValidationError
 
 from coordinator.plan.steps import FAST_SPAWN, LocustStep
+from coordinator.results.clocks import clock_offset
 from loadgen.config import (
     CONFIG_ENV,
     CONFIG_MESSAGE,
@@ -145,6 +146,7 @@ class MasterDriver:
         self.refused: dict[str, str] = {}  # worker name -> why it is not in the run
         self._ready = False  # workers_ready was said: a worker joining later is sent the current phase
         self._last_phase: dict[str, Any] | None = None
+        self._offsets: dict[str, float] = {}  # client id -> its clock's offset from ours (coordinator.results.clocks)
         self.runner.register_message(HELLO_MESSAGE, self._on_hello)
         self.runner.register_message(CONFIGURED_MESSAGE, self._on_configured)
         self.web_ui = None
@@ -161,10 +163,16 @@ class MasterDriver:
             self._refuse(client, client, "its hello was not a finishline worker's; install the same finishline version")
             return
         reason = version_mismatch(self.version, hello.version)
+        if reason is None and any(h.name == hello.name for c, h in self._hellos.items() if c != client):
+            # its records would be taken for the other's: the name is what tells workers apart
+            reason = (
+                f"a worker named {hello.name} (host:pid) is already in the run; run each on its own host or container"
+            )
         if reason is not None:
             self._refuse(client, hello.name, reason)
             return
         self._hellos[client] = hello
+        self._offsets[client] = clock_offset(hello.boot_id, hello.clock, time.monotonic())
         self.runner.send_message(CONFIG_MESSAGE, self.worker_config, client_id=client)
 
     def _refuse(self, client: str, name: str, reason: str) -> None:
@@ -183,7 +191,7 @@ class MasterDriver:
             emit("worker_refused", name=hello.name, reason=answer.error)
             return
         self.joined[client] = hello
-        emit("worker_joined", client_id=client, **hello.model_dump())
+        emit("worker_joined", client_id=client, clock_offset=self._offsets.get(client, 0.0), **hello.model_dump())
         if self._ready and self._last_phase is not None:  # it joined mid-run: the phase it missed
             self.runner.send_message(PHASE_MESSAGE, self._last_phase, client_id=client)
 

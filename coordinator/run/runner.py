@@ -263,7 +263,11 @@ class Run:
             retry=scenario.retry,
             seed=scenario.seed,
         )
-        self.collector = Collector(ctx.redis_url, ctx.run_id, ctx.run_dir, on_batch=self._on_batch).start()
+        # workers on other machines: their clocks' offsets, learnt as they join (coordinator.results.clocks)
+        self._clock_offsets: dict[str, float] = {}
+        self.collector = Collector(
+            ctx.redis_url, ctx.run_id, ctx.run_dir, on_batch=self._on_batch, clock_offsets=self._clock_offsets
+        ).start()
         if self._preflight is not None:
             ctx.windows.append(PhaseWindow(name=PREFLIGHT, start=self._preflight.scheduled, end=self._preflight.end))
             ctx.write_records([self._preflight])
@@ -284,6 +288,8 @@ class Run:
                 stop_timeout=scenario.drain_timeout,
                 host=ctx.target_config.base_url,
                 run_id=ctx.run_id,
+                pass_env=(ctx.target_config.api_key_env,) if ctx.target_config.api_key_env else (),
+                clock_offsets=self._clock_offsets,
             )
             self.display.message(f"starting Locust master and {scenario.worker_count} workers ...")
             self.cluster.start()
@@ -424,7 +430,8 @@ class Run:
         while time.monotonic() < deadline and not self.ctx.stop_requested.is_set():
             samples = self.collector.latest_samples()
             fresh = [s for s in samples.values() if s.time > asked]
-            if len(fresh) >= self.scenario.worker_count and all(s.in_flight == 0 for s in fresh):
+            live = self.scenario.worker_count - len(self.cluster.lost)  # a lost worker sends no samples
+            if len(fresh) >= live and all(s.in_flight == 0 for s in fresh):
                 break
             self.display.update(samples)
             time.sleep(0.1)

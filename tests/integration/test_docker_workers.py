@@ -5,11 +5,14 @@ The launcher's own part is checked with a plain Locust worker in ``finishline/wo
 join the master over host networking, run under their limits, carry the run's labels and the
 given environment, a ``docker kill`` is reported with its exit code, the rest exit by
 themselves when the master quits, and every container is gone after ``stop`` with its log kept.
-The image's own entrypoint, ``finishline worker``, comes with branch ``remote``.
+Then whole runs with ``workers: {containers: 2}`` (the image's own ``finishline worker``): every
+request in the simulator's trace is a record, ``workers.json`` names each container, and a
+worker container killed mid-run is a lost worker, counted as a killed local one is.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -24,10 +27,14 @@ from coordinator.docker.engine import PID_LABEL, ROLE_LABEL, RUN_LABEL, leftover
 from coordinator.docker.feature import FEATURE
 from coordinator.docker.workers import CONTAINER_ENV, ROLE, ContainerWorkers, container_workers
 from coordinator.registry import worker_launcher
+from coordinator.results.collector import read_records
+from coordinator.results.outcome import ExitCode
+from coordinator.results.summary import read_summary
 from coordinator.run.launchers import MasterAddress
 from coordinator.services.ports import free_port
 from loadgen.errors import UserError
 from tests import factories
+from tests.fixtures.cli import finishline, start_finishline, the_run_dir
 from tests.fixtures.waiting import wait_for
 from tests.paths import ROOT
 
@@ -164,10 +171,6 @@ def test_the_launcher_is_registered_and_a_missing_image_is_one_line(docker_clean
         ContainerWorkers(factories.ContainerWorkers(memory="lots"), _run_id(), docker_clean)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`finishline worker` comes with branch remote: remove this mark when it merges",
-)
 def test_the_image_runs_finishline_worker(docker_engine, worker_image: str) -> None:
     result = subprocess.run(
         ["docker", "run", "--rm", "--network", "none", worker_image, "--help"],
@@ -178,3 +181,57 @@ def test_the_image_runs_finishline_worker(docker_engine, worker_image: str) -> N
     )
     assert result.returncode == 0, result.stderr
     assert "--master" in result.stdout
+
+
+def _container_run(tmp_path: Path, duration: str) -> Path:
+    data = factories.simulator_scenario(
+        tmp_path, [{"name": "steady", "users": 4, "think_time": 0.05, "duration": duration}]
+    )
+    data["workers"] = {"containers": 2, "cpus": 1, "memory": "512m"}
+    return factories.write_scenario(tmp_path, data)
+
+
+def _trace_lines(tmp_path: Path) -> int:
+    traces = list((tmp_path / "runs").glob("*/simulator_trace.jsonl")) if (tmp_path / "runs").exists() else []
+    return traces[0].read_bytes().count(b"\n") if traces else 0
+
+
+def test_a_run_with_two_worker_containers_records_every_request(
+    docker_clean, worker_image: str, tmp_path: Path
+) -> None:
+    proc = finishline("run", str(_container_run(tmp_path, "8s")), "--no-live", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = the_run_dir(tmp_path)
+    records = list(read_records(run_dir / "records.jsonl.gz"))
+    trace = (run_dir / "simulator_trace.jsonl").read_bytes().splitlines()
+    assert len(records) == len(trace) > 20 and all(r.ok for r in records)
+    placed = json.loads((run_dir / "workers.json").read_text())
+    assert [w["source"] for w in placed] == ["container", "container"]
+    assert all(w["container"] and w["container"].startswith("finishline-") for w in placed)
+    assert {r.worker for r in records if r.phase == "steady"} == {w["name"] for w in placed}
+    assert sorted(p.name for p in (run_dir / "logs").glob("worker-container-*.log")) == [
+        "worker-container-1.log",
+        "worker-container-2.log",
+    ]
+    assert not leftover_containers(docker_clean)  # every worker container removed
+
+
+def test_a_worker_container_killed_mid_run_is_a_lost_worker(docker_clean, worker_image: str, tmp_path: Path) -> None:
+    proc = start_finishline("run", str(_container_run(tmp_path, "20s")), "--no-live")
+    try:
+        wait_for(lambda: _trace_lines(tmp_path) > 40, timeout=180, what="both worker containers sending", interval=0.2)
+        victim, *_ = docker_clean.containers.list(filters={"label": f"{ROLE_LABEL}={ROLE}"})
+        victim.kill()
+        _, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == ExitCode.PARTIAL, err[-3000:]
+    summary = read_summary(the_run_dir(tmp_path) / "summary.json")
+    assert summary.losses is not None
+    (lost,) = summary.losses.workers_lost
+    placed = {w["name"]: w for w in json.loads((the_run_dir(tmp_path) / "workers.json").read_text())}
+    assert placed[lost.worker]["container"] == victim.name
+    assert lost.exit_code == 137  # SIGKILL, as docker reports it
+    assert victim.name in err and "lost" in err
+    assert not leftover_containers(docker_clean)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import zlib
 from pathlib import Path
@@ -104,3 +105,26 @@ def test_an_unreadable_entry_is_set_aside_and_collection_goes_on(redis_server: R
     assert "schema 99" in rejected[1]["reason"] and rejected[0]["entry"]["r"] == "{not json"
     assert "no field r" in rejected[2]["reason"]
     assert client.xpending(key, GROUP)["pending"] == 0
+
+
+def test_records_and_samples_of_a_worker_on_another_machine_arrive_on_our_clock(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """A worker on another kernel has its own monotonic clock: the collector adds its offset
+    (learnt when it joined) to its timestamps, and leaves this machine's workers' as they are."""
+    client = redis.Redis.from_url(redis_server.url)
+    here, far = record(t0=100.0), dataclasses.replace(record(t0=7.0), worker="far:9")
+    write_records(client, "run-clock", [here, far])
+    writer = SampleWriter(client, stream_keys("run-clock").samples)
+    writer.write(WorkerSample(worker="far:9", time=8.0, phase="steady"))
+    writer.write(WorkerSample(worker="w:1", time=101.0, phase="steady"))
+    col = Collector(redis_server.url, "run-clock", tmp_path, clock_offsets={"far:9": 1000.0})
+    col.drain(timeout=10)
+    col.close()
+    got = {r.worker: r for r in read_records(tmp_path / "records.jsonl.gz")}
+    assert got[here.worker] == here
+    assert got["far:9"].scheduled == far.scheduled + 1000.0 and got["far:9"].end == far.end + 1000.0
+    assert got["far:9"].final.sent == far.final.sent + 1000.0
+    # its figures are differences on its clock: the same (to float rounding, far under a microsecond)
+    assert abs((got["far:9"].final.end - got["far:9"].final.sent) - (far.final.end - far.final.sent)) < 1e-9
+    assert {w: s.time for w, s in col.latest_samples().items()} == {"far:9": 1008.0, "w:1": 101.0}

@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
+from coordinator.docker.image_names import WORKER_IMAGE
 from coordinator.docker.spec import DockerTargetSpec
 from coordinator.plan.steps import ExternalStep, LocustStep, build_plan
 from coordinator.run.events import EventHook
@@ -142,3 +144,31 @@ def test_event_hooks_call_listeners_and_survive_a_broken_one(capsys: pytest.Capt
     hook.fire("steady")
     assert seen == ["steady"]
     assert "boom" in capsys.readouterr().err
+
+
+def test_the_kubernetes_example_runs_a_valid_scenario_on_one_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """examples/kubernetes is untested on a cluster (none here); what can be checked is: its
+    scenario is valid, its workers are remote ones on the master's port, and every manifest names
+    that port and the worker image."""
+    monkeypatch.setenv("OPENAI_API_KEY", "x")
+    folder = ROOT / "examples" / "kubernetes"
+    (config_map,) = yaml.safe_load_all((folder / "scenario.yaml").read_text())
+    scenario_file = tmp_path / "scenario.yaml"
+    scenario_file.write_text(config_map["data"]["scenario.yaml"])
+    _, problems = validate_file(scenario_file)
+    assert not problems, [str(p) for p in problems]
+    workers = yaml.safe_load(config_map["data"]["scenario.yaml"])["workers"]
+    assert workers["remote"] == 4 and workers["port"] == 5557
+    manifests = [
+        doc for name in ("master.yaml", "workers.yaml") for doc in yaml.safe_load_all((folder / name).read_text())
+    ]
+    text = (folder / "master.yaml").read_text() + (folder / "workers.yaml").read_text()
+    assert "finishline-master:5557" in text and "containerPort: 5557" in text
+    images = [
+        c["image"] for doc in manifests if doc["kind"] == "Job" for c in doc["spec"]["template"]["spec"]["containers"]
+    ]
+    assert images and all(image.endswith(WORKER_IMAGE.split("/", 1)[1]) for image in images)
+    (workers_job,) = [d for d in manifests if d["metadata"]["name"] == "finishline-workers"]
+    assert workers_job["spec"]["parallelism"] == workers["remote"]

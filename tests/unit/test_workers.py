@@ -3,6 +3,9 @@ Redis URL a worker uses, ``finishline worker``'s address, the roster and its los
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from coordinator.services.ports import connect_address, url_host
 from coordinator.services.redis_server import RedisServer, redact
 from loadgen.config import CONTAINER_ENV, WorkerHello, version_mismatch, worker_redis_url
 from loadgen.errors import UserError
+from loadgen.telemetry import worker_id
 from tests.factories import worker_hello
 from tests.paths import ROOT
 
@@ -77,9 +81,10 @@ def test_bad_workers_are_one_line_naming_the_field(workers: str, expected: str) 
     assert len(problems) == 1 and expected in problems[0], problems
 
 
-def test_containers_without_a_launcher_say_so_in_one_line() -> None:
-    if any("containers" in f.worker_launchers for f in registry.features()):
-        pytest.skip("this build has a container launcher")
+def test_containers_without_a_launcher_say_so_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a build without the docker feature: the features that launch no workers only
+    without = tuple(dataclasses.replace(f, worker_launchers={}) for f in registry.features())
+    monkeypatch.setattr(registry, "features", lambda: without)
     with pytest.raises(UserError, match=r"^workers\.containers: workers of this kind are not available in this build$"):
         WorkersSpec(containers=2)
     with pytest.raises(UserError, match=r"workers\.gpus: workers of this kind are not available"):
@@ -93,10 +98,15 @@ def test_a_worker_of_another_version_is_refused_with_both_versions() -> None:
 
 def test_a_hello_names_the_worker_and_its_container(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(CONTAINER_ENV, raising=False)
-    hello = WorkerHello.here("box:77")
-    assert (hello.name, hello.host, hello.pid, hello.container) == ("box:77", "box", 77, None)
-    monkeypatch.setenv(CONTAINER_ENV, "finishline-worker-3")
-    assert WorkerHello.here("box:77").container == "finishline-worker-3"
+    host = socket.gethostname()
+    assert worker_id() == f"{host}:{os.getpid()}"
+    hello = WorkerHello.here(worker_id())
+    assert (hello.name, hello.host, hello.pid, hello.container) == (f"{host}:{os.getpid()}", host, os.getpid(), None)
+    # in a container: named by it (containers on one host share its name, and often their pid)
+    monkeypatch.setenv(CONTAINER_ENV, "finishline-r1-worker-3")
+    assert worker_id() == f"finishline-r1-worker-3:{os.getpid()}"
+    hello = WorkerHello.here(worker_id())
+    assert (hello.host, hello.container) == (host, "finishline-r1-worker-3")
     assert WorkerHello.model_validate(worker_hello().model_dump()) == worker_hello()
 
 
