@@ -251,6 +251,10 @@ class RecordSink:
         self.client.close()
 
 
+def _bulk(value: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
 class BegunCounter:
     """A worker's count of logical requests begun, in Redis, without waiting for Redis.
 
@@ -266,6 +270,9 @@ class BegunCounter:
         self._conn = redis.ConnectionPool.from_url(redis_url, socket_connect_timeout=5).make_connection()
         self.key = key
         self.worker = worker
+        # HINCRBY key worker, packed once: a request pays only for its count's bytes (RESP: an array
+        # of bulk strings, what redis-py's packer would write for the same arguments)
+        self._command = b"*4\r\n" + b"".join(_bulk(part.encode()) for part in ("HINCRBY", key, worker))
         self.unreported = 0  # begun, not yet written to Redis
         self._lock = gevent.lock.Semaphore()  # one command at a time on the socket
 
@@ -273,7 +280,7 @@ class BegunCounter:
         with self._lock:
             count, self.unreported = self.unreported + 1, 0
             try:
-                self._conn.send_command("HINCRBY", self.key, self.worker, count)
+                self._conn.send_packed_command([self._command + _bulk(b"%d" % count)], check_health=False)
             except BaseException as exc:  # a command cut short is not executed: count it again
                 self.unreported = count
                 self._conn.disconnect()
