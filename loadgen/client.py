@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gevent
+import gevent.lock
 import gevent.monkey
 import orjson
 from geventhttpclient import HTTPClient
@@ -46,6 +47,14 @@ _FRAMING = {"content-length", "transfer-encoding", "expect"}  # headers that cha
 _SO_TIMESTAMPNS = 35
 _ANCILLARY = socket.CMSG_SPACE(16)
 _TIMESPEC = struct.Struct("qq")
+
+
+def _arrival(ancillary: list[Any] | None) -> float | None:
+    """The monotonic time of a recvmsg's kernel stamp (CLOCK_REALTIME), None without one."""
+    if not ancillary:
+        return None
+    sec, nsec = _TIMESPEC.unpack(ancillary[0][2][:16])
+    return float(sec + nsec * 1e-9 - (time.time() - time.monotonic()))
 
 
 def kernel_stamps(sock: Any) -> bool:
@@ -121,13 +130,20 @@ class _NoYieldLiveness(ConnectionPool):
     same check with the unpatched ``select`` costs one syscall and never switches greenlets."""
 
     _addresses: Any = None  # the target's addresses, resolved once
+    _resolving: Any = None  # held while they are looked up
 
     def _resolve(self) -> Any:
         """The target's addresses, looked up for the first connection only: each new connection
         would otherwise ask gevent's resolver again, which runs ``getaddrinfo`` in a thread and
-        hands the answer back through the hub, milliseconds under load, all before ``sent``."""
+        hands the answer back through the hub, milliseconds under load, all before ``sent``.
+        One lookup at a time: a thousand users opening their first connections together wait for
+        one answer rather than queueing a thousand lookups on the resolver's few threads."""
         if self._addresses is None:
-            self._addresses = super()._resolve()
+            if self._resolving is None:
+                self._resolving = gevent.lock.Semaphore()
+            with self._resolving:
+                if self._addresses is None:
+                    self._addresses = super()._resolve()
         return self._addresses
 
     def _is_socket_alive(self, sock: Any) -> bool:
@@ -255,12 +271,12 @@ class EndpointClient:
                 timer.start()
             path = self.paths[api]
             try:
-                response = self._post(attempt, path, body, headers)
+                response, arrived = self._post(attempt, path, body, headers)
             except (HTTPConnectionClosed, ConnectionResetError, BrokenPipeError):
                 # A pooled keep-alive connection the server closed just before we reused it (llama.cpp
                 # announces keep-alive, then closes after each stream): nothing was answered, so send
                 # once more on a fresh connection and time the attempt from that send.
-                response = self._post(attempt, path, body, headers)
+                response, arrived = self._post(attempt, path, body, headers)
             attempt.first_byte = time.monotonic()
             sent = attempt.sent
             attempt.status = status = response.status_code
@@ -272,7 +288,7 @@ class EndpointClient:
                 result.retry_after = parse_retry_after(response.get("retry-after"))
             elif stream:
                 parser = StreamParser(sent, api == "chat", want_text or self.count_tokens is not None)
-                self._read_stream(response, parser)
+                self._read_stream(response, parser, arrived)
                 self._finish_stream(result, parser, self.count_tokens)
             else:
                 self._finish_whole(result, response.read(), api, want_text, self.count_tokens)
@@ -315,9 +331,14 @@ class EndpointClient:
         self._heads[key] = head
         return head
 
-    def _post(self, attempt: Attempt, path: str, body: bytes, headers: dict[str, str] | None) -> Any:
+    def _post(
+        self, attempt: Attempt, path: str, body: bytes, headers: dict[str, str] | None
+    ) -> tuple[Any, float | None]:
         """Write the request on a pooled connection and read the response's headers; stamps
-        ``attempt.sent`` just before the write.
+        ``attempt.sent`` just before the write. Returns the response and when the bytes that
+        completed its headers arrived (the kernel's stamp; None when unknown): body bytes that
+        came with the headers, the first token often among them when the loop was busy, get that
+        time, not the time the loop got round to them.
 
         What ``HTTPClient.request`` does for this one case (a POST of known bytes), without its
         per-request work: the header block is built once (:meth:`_head`), the bytes go to the
@@ -328,12 +349,13 @@ class EndpointClient:
         head = self._head(path, headers)
         if head is None:
             attempt.sent = time.monotonic()
-            return self.http.request("POST", path, body=body, headers=headers)
+            return self.http.request("POST", path, body=body, headers=headers), None
         pool = self._pool
         sock = pool.get_socket()
         try:
             data = head + b"%d\r\n\r\n" % len(body) + body
             raw = sock._sock
+            stamped = kernel_stamps(sock)  # before the write: the reply's first packet is stamped too
             attempt.sent = time.monotonic()
             try:
                 written = raw.send(data)
@@ -345,7 +367,10 @@ class EndpointClient:
             while True:
                 sock._wait(readable)
                 try:
-                    first = raw.recv(self.http.block_size)
+                    if stamped:
+                        first, ancillary, _, _ = raw.recvmsg(self.http.block_size, _ANCILLARY)
+                    else:
+                        first, ancillary = raw.recv(self.http.block_size), None
                     break
                 except BlockingIOError:
                     continue
@@ -358,7 +383,11 @@ class EndpointClient:
         if not first:  # closed before answering: a keep-alive connection the server had dropped
             pool.release_socket(sock)
             raise HTTPConnectionClosed("connection closed.")
-        return HTTPSocketPoolResponse(
+        # the time holds for the body only if these bytes completed the headers (no later recv of
+        # geventhttpclient's, unstamped, brought them) and were not an interim 1xx reply
+        whole = b"\r\n\r\n" in first and not first.startswith(b"HTTP/1.1 1")
+        arrived = _arrival(ancillary) if whole else None
+        response = HTTPSocketPoolResponse(
             sock,
             pool,
             block_size=self.http.block_size,
@@ -366,8 +395,9 @@ class EndpointClient:
             headers_type=self.http.headers_type,
             pre_buffered=first,
         )
+        return response, arrived
 
-    def _read_stream(self, response: Any, parser: StreamParser) -> None:
+    def _read_stream(self, response: Any, parser: StreamParser, arrived: float | None = None) -> None:
         """The hot loop: recv, de-chunk (C parser), hand the new bytes to the SSE parser.
 
         The socket's own timeout would arm a timer for every wait; instead one repeating
@@ -387,7 +417,7 @@ class EndpointClient:
         buf: bytearray = response._body_buffer  # what the C parser's on_body put there with the headers
         feed = parser.feed
         if buf:
-            feed(bytes(buf), monotonic())
+            feed(bytes(buf), arrived if arrived is not None else monotonic())
             del buf[:]
         if response.message_complete:  # it all came with the headers; the socket is back in the pool
             return
@@ -399,10 +429,8 @@ class EndpointClient:
         realtime_offset = time.time() - monotonic()  # kernel stamps are CLOCK_REALTIME
         unpack = _TIMESPEC.unpack
         reader = gevent.getcurrent()
-        raw = getattr(sock, "_sock", None)  # gevent's socket wraps the (non-blocking) OS socket
-        wait = getattr(sock, "_wait", None)
-        readable = getattr(sock, "_read_event", None)
-        direct = raw is not None and wait is not None and readable is not None
+        raw = sock._sock  # gevent's socket wraps the (non-blocking) OS socket
+        wait, readable = sock._wait, sock._read_event
         body: list[bytes] = []
         response._on_body = body.append  # the C parser calls the instance's _on_body, not the class's
         parse = HTTPResponseParser.feed
@@ -417,26 +445,18 @@ class EndpointClient:
         drained = False  # the last recv emptied the socket: wait for it to be readable before the next
         try:
             while not response.message_complete:
-                if not direct:
-                    wakes = clock.wakes
+                slept = drained
+                if drained:
+                    wait(readable)
+                try:
                     if stamped:
-                        data, ancillary, _, _ = sock.recvmsg(_RECV, _ANCILLARY)
+                        data, ancillary, _, _ = raw.recvmsg(_RECV, _ANCILLARY)
                     else:
-                        data, ancillary = sock.recv(_RECV), None
-                    slept = clock.wakes != wakes
-                else:
-                    slept = drained
-                    if drained:
-                        wait(readable)
-                    try:
-                        if stamped:
-                            data, ancillary, _, _ = raw.recvmsg(_RECV, _ANCILLARY)
-                        else:
-                            data, ancillary = raw.recv(_RECV), None
-                    except BlockingIOError:  # readable was a false alarm, or not waited for: wait now
-                        drained = True
-                        continue
-                    drained = len(data) < _RECV
+                        data, ancillary = raw.recv(_RECV), None
+                except BlockingIOError:  # readable was a false alarm, or not waited for: wait now
+                    drained = True
+                    continue
+                drained = len(data) < _RECV
                 if ancillary:  # when the kernel received the (last) packet read
                     sec, nsec = unpack(ancillary[0][2][:16])
                     now = sec + nsec * 1e-9 - realtime_offset
