@@ -173,6 +173,7 @@ class RecordSink:
         self.dropped = 0  # records dropped because the queue was full while Redis was away
 
     def start(self) -> RecordSink:
+        self._begun_counter.connect()
         if self._greenlet is None:
             self._stopping = False
             self._greenlet = gevent.spawn(self._run)
@@ -275,6 +276,19 @@ class BegunCounter:
         self._command = b"*4\r\n" + b"".join(_bulk(part.encode()) for part in ("HINCRBY", key, worker))
         self.unreported = 0  # begun, not yet written to Redis
         self._lock = gevent.lock.Semaphore()  # one command at a time on the socket
+
+    def connect(self) -> None:
+        """Connect now, before the traffic, if Redis is there (else the first :meth:`begin` does).
+
+        The first ``begin`` would otherwise connect while holding the lock, a round trip that
+        yields: every user starting meanwhile queues on the lock and is let through one hub turn
+        at a time, hundreds of milliseconds for a thousand users started together, each counted
+        in its request's dispatch delay."""
+        with self._lock:
+            try:
+                self._conn.connect()
+            except (redis.RedisError, OSError):
+                self._conn.disconnect()
 
     def begin(self) -> None:
         with self._lock:
