@@ -89,7 +89,7 @@ class TreeSampler:
             for proc in procs:
                 try:
                     times = proc.cpu_times()
-                    if proc.pid not in self.roles:
+                    if self.roles.get(proc.pid, "other") == "other":  # a child seen between fork and exec
                         self.roles[proc.pid] = role_of(proc.cmdline(), self.root.pid, proc.pid)
                 except psutil.Error:
                     continue
