@@ -175,6 +175,9 @@ class EndpointClient:
     def __init__(self, target: TargetConfig, max_connections: int = 4096) -> None:
         self.target = target
         url = URL(target.base_url)
+        # TLS: the bytes on the OS socket are encrypted, so they are read and written through the
+        # TLS socket (no kernel stamps: what the kernel stamps is not what the parser gets)
+        self.tls = url.scheme == "https"
         prefix = url.path.rstrip("/")
         self.paths = {"chat": f"{prefix}/chat/completions", "completions": f"{prefix}/completions"}
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream, application/json"}
@@ -327,7 +330,7 @@ class EndpointClient:
         if key in self._heads:
             return self._heads[key]
         head: bytes | None = None
-        if not any(name.lower() in _FRAMING for name in headers or ()):
+        if not self.tls and not any(name.lower() in _FRAMING for name in headers or ()):
             text = self.http._build_request("POST", path, body=b"-", headers=headers)
             marker = "\r\nContent-Length: 1\r\n"
             if marker in text:
@@ -429,7 +432,8 @@ class EndpointClient:
         clock = wake_clock()
         silence = self.target.read_timeout
         last = [monotonic()]
-        stamped = kernel_stamps(sock)
+        tls = self.tls
+        stamped = not tls and kernel_stamps(sock)
         realtime_offset = time.time() - monotonic()  # kernel stamps are CLOCK_REALTIME
         unpack = _TIMESPEC.unpack
         reader = gevent.getcurrent()
@@ -449,18 +453,23 @@ class EndpointClient:
         drained = False  # the last recv emptied the socket: wait for it to be readable before the next
         try:
             while not response.message_complete:
-                slept = drained
-                if drained:
-                    wait(readable)
-                try:
-                    if stamped:
-                        data, ancillary, _, _ = raw.recvmsg(_RECV, _ANCILLARY)
-                    else:
-                        data, ancillary = raw.recv(_RECV), None
-                except BlockingIOError:  # readable was a false alarm, or not waited for: wait now
-                    drained = True
-                    continue
-                drained = len(data) < _RECV
+                if tls:  # gevent's TLS socket waits and decrypts
+                    wakes = clock.wakes
+                    data, ancillary = sock.recv(_RECV), None
+                    slept = clock.wakes != wakes
+                else:
+                    slept = drained
+                    if drained:
+                        wait(readable)
+                    try:
+                        if stamped:
+                            data, ancillary, _, _ = raw.recvmsg(_RECV, _ANCILLARY)
+                        else:
+                            data, ancillary = raw.recv(_RECV), None
+                    except BlockingIOError:  # readable was a false alarm, or not waited for: wait now
+                        drained = True
+                        continue
+                    drained = len(data) < _RECV
                 if ancillary:  # when the kernel received the (last) packet read
                     sec, nsec = unpack(ancillary[0][2][:16])
                     now = sec + nsec * 1e-9 - realtime_offset
