@@ -136,7 +136,10 @@ def one_row(tmp: Path, redis_url: str, streams: int, simulators: int, args: argp
         )
         with LocalWorker(cfg) as worker:
             sim0, cpu0, t0 = sims.cpu(), cpu_seconds(), time.monotonic()
-            worker.run_phase(PhaseCommand(name="bench", mode="closed", users=streams), seconds, spawn_rate=streams)
+            rate = args.spawn_rate or streams  # default: all at once, as a run's step phase starts them
+            worker.run_phase(
+                PhaseCommand(name="bench", mode="closed", users=streams), seconds + streams / rate, spawn_rate=rate
+            )
             worker.runtime.sink.flush()
             cpu, wall, sim_cpu = cpu_seconds() - cpu0, time.monotonic() - t0, sims.cpu() - sim0
         time.sleep(0.3)  # the simulators write their last trace lines
@@ -182,13 +185,15 @@ def main() -> None:
     parser.add_argument("--simulators", type=int, default=2, help="simulator processes sharing the target's port")
     parser.add_argument("--seconds", type=float, default=12.0, help="length of each row's phase")
     parser.add_argument("--token-rate", type=float, default=4000.0, help="tokens/s the target emits in all")
+    parser.add_argument("--spawn-rate", type=float, default=0.0, help="users started a second (default: all at once)")
     parser.add_argument("--min-tokens", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=12)
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} (other processes share them)")
     print(
         f"one worker process, closed loop; {args.simulators} simulator processes on one port; replies of "
-        f"{args.min_tokens}-{args.max_tokens} tokens; ~{args.token_rate:g} tokens/s in all; {args.seconds:g} s a row or more"
+        f"{args.min_tokens}-{args.max_tokens} tokens; ~{args.token_rate:g} tokens/s in all; {args.seconds:g} s a row or more; "
+        f"users started {f'{args.spawn_rate:g} a second' if args.spawn_rate else 'all at once'}"
     )
     print(
         f"\n  {'streams':>7s} {'sims':>4s} {'step':>7s} {'TTFT err p50':>12s} {'p99':>8s} "
