@@ -16,6 +16,11 @@ right); and, for comparison, the error against the server handler's clock, which
 the server's event loop and parser queue (kernel -> handler) to the client. Then long-context prompts (16k tokens): the cost of building and counting
 one against one regex scan of its text (what every request paid before), and the event-loop lag
 while users send them back to back.
+
+Measured (2 cores shared with other work, load average 1.4-2.1; absolute times move with the load,
+so compare the ratio to the bare user of the same run): 128 paced streams, finishline / bare
+0.83-0.92 before the hot-path work of issue 13, 0.67-0.75 after (44-46 us vs 60-68 us per token);
+preset 'instant' 0.99-1.13 before, 0.80-0.88 after. Figures and commands: the issue's closing note.
 """
 
 from __future__ import annotations

@@ -18,14 +18,16 @@ import socket
 import struct
 import time
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import gevent
+import gevent.lock
 import gevent.monkey
 import orjson
 from geventhttpclient import HTTPClient
+from geventhttpclient._parser import HTTPResponseParser
 from geventhttpclient.connectionpool import ConnectionPool
-from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
+from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError, HTTPSocketPoolResponse
 from geventhttpclient.url import URL
 
 from loadgen.config import TargetConfig
@@ -36,14 +38,24 @@ from loadgen.sse import StreamParser
 from loadgen.tokenizer import TokenCounter, load_counter
 from loadgen.wakeclock import wake_clock
 
-_original_select = gevent.monkey.get_original("select", "select")
+_original_poll = gevent.monkey.get_original("select", "poll")
+_POLLIN = 1  # select.POLLIN
 _CONNECT_ERRNOS = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL}
 _RECV = 65536
+_FRAMING = {"content-length", "transfer-encoding", "expect"}  # headers that change how a body is sent
 # Linux's SO_TIMESTAMPNS (= SCM_TIMESTAMPNS; the socket module does not name it): the kernel
 # stamps each received packet, recvmsg hands the stamp of the last one read (CLOCK_REALTIME).
 _SO_TIMESTAMPNS = 35
 _ANCILLARY = socket.CMSG_SPACE(16)
 _TIMESPEC = struct.Struct("qq")
+
+
+def _arrival(ancillary: list[Any] | None) -> float | None:
+    """The monotonic time of a recvmsg's kernel stamp (CLOCK_REALTIME), None without one."""
+    if not ancillary:
+        return None
+    sec, nsec = _TIMESPEC.unpack(ancillary[0][2][:16])
+    return float(sec + nsec * 1e-9 - (time.time() - time.monotonic()))
 
 
 def kernel_stamps(sock: Any) -> bool:
@@ -116,25 +128,24 @@ def exception_error(exc: BaseException, got_response: bool) -> ErrorClass:
 class _NoYieldLiveness(ConnectionPool):
     """geventhttpclient checks a pooled connection with gevent's ``select(..., 0)``, which yields
     to the hub: under load the request then leaves seconds-of-ms after its ``sent`` stamp. The
-    same check with the unpatched ``select`` costs one syscall and never switches greenlets."""
+    same check with the unpatched ``poll`` costs one syscall and never switches greenlets."""
 
-    handed_out: dict[int, float]  # greenlet id -> when the pool gave it a socket to write on
     _addresses: Any = None  # the target's addresses, resolved once
+    _resolving: Any = None  # held while they are looked up
 
     def _resolve(self) -> Any:
         """The target's addresses, looked up for the first connection only: each new connection
         would otherwise ask gevent's resolver again, which runs ``getaddrinfo`` in a thread and
-        hands the answer back through the hub, milliseconds under load, all before ``sent``."""
+        hands the answer back through the hub, milliseconds under load, all before ``sent``.
+        One lookup at a time: a thousand users opening their first connections together wait for
+        one answer rather than queueing a thousand lookups on the resolver's few threads."""
         if self._addresses is None:
-            self._addresses = super()._resolve()
+            if self._resolving is None:
+                self._resolving = gevent.lock.Semaphore()
+            with self._resolving:
+                if self._addresses is None:
+                    self._addresses = super()._resolve()
         return self._addresses
-
-    def get_socket(self) -> Any:
-        """The pooled socket, and the time it was handed over: the request is written right after,
-        so ``sent`` excludes the client's own header building and pool bookkeeping."""
-        sock = super().get_socket()
-        self.handed_out[id(gevent.getcurrent())] = time.monotonic()
-        return sock
 
     def _is_socket_alive(self, sock: Any) -> bool:
         if sock is None:
@@ -142,19 +153,20 @@ class _NoYieldLiveness(ConnectionPool):
         try:
             if sock.fileno() < 0:
                 return False
-            readable, _, _ = _original_select([sock], [], [], 0.0)
-            return not readable
+            # poll, not select: select() cannot watch a descriptor numbered 1024 or more, and with
+            # a thousand connections open every check failed, so every request reconnected
+            poller = _original_poll()
+            poller.register(sock.fileno(), _POLLIN)
+            return not poller.poll(0)
         except (OSError, ValueError):
             return False
 
 
-def _without_yielding_check(pool: ConnectionPool) -> dict[int, float]:
-    """Give ``pool`` the liveness check of :class:`_NoYieldLiveness`; returns its ``handed_out`` times."""
+def _without_yielding_check(pool: ConnectionPool) -> ConnectionPool:
+    """Give ``pool`` the liveness check (and the resolver cache) of :class:`_NoYieldLiveness`."""
     base = type(pool)
     pool.__class__ = type(f"NoYield{base.__name__}", (_NoYieldLiveness, base), {})
-    swapped = cast(_NoYieldLiveness, pool)  # its class now derives from _NoYieldLiveness
-    swapped.handed_out = {}
-    return swapped.handed_out
+    return pool
 
 
 class EndpointClient:
@@ -163,6 +175,9 @@ class EndpointClient:
     def __init__(self, target: TargetConfig, max_connections: int = 4096) -> None:
         self.target = target
         url = URL(target.base_url)
+        # TLS: the bytes on the OS socket are encrypted, so they are read and written through the
+        # TLS socket (no kernel stamps: what the kernel stamps is not what the parser gets)
+        self.tls = url.scheme == "https"
         prefix = url.path.rstrip("/")
         self.paths = {"chat": f"{prefix}/chat/completions", "completions": f"{prefix}/completions"}
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream, application/json"}
@@ -177,7 +192,8 @@ class EndpointClient:
             network_timeout=target.read_timeout,
             headers=headers,
         )
-        self._handed_out = _without_yielding_check(self.http._connection_pool)
+        self._pool = _without_yielding_check(self.http._connection_pool)
+        self._heads: dict[tuple[str, tuple[tuple[str, str], ...]], bytes | None] = {}
         self.count_tokens: TokenCounter | None = load_counter(target.tokenizer) if target.tokenizer else None
 
     def close(self) -> None:
@@ -196,7 +212,6 @@ class EndpointClient:
         except OSError:
             pass
         finally:
-            self._handed_out.pop(id(gevent.getcurrent()), None)
             for sock in held:
                 pool.return_socket(sock)
         return len(held)
@@ -253,8 +268,6 @@ class EndpointClient:
         the attempt, ``timeout`` bounds it, ``want_text`` keeps the reply's text, ``headers`` are
         sent on top of the target's."""
         timer = gevent.Timeout(timeout) if timeout else None
-        handed_out = self._handed_out
-        me = id(gevent.getcurrent())
         sent = time.monotonic()
         attempt = Attempt(number=number, sent=sent, end=sent, retry_wait=retry_wait)
         result = AttemptResult(attempt)
@@ -263,16 +276,16 @@ class EndpointClient:
         try:
             if timer is not None:
                 timer.start()
+            path = self.paths[api]
             try:
-                response = self.http.request("POST", self.paths[api], body=body, headers=headers)
+                response, arrived = self._post(attempt, path, body, headers)
             except (HTTPConnectionClosed, ConnectionResetError, BrokenPipeError):
                 # A pooled keep-alive connection the server closed just before we reused it (llama.cpp
                 # announces keep-alive, then closes after each stream): nothing was answered, so send
                 # once more on a fresh connection and time the attempt from that send.
-                attempt.sent = sent = time.monotonic()
-                response = self.http.request("POST", self.paths[api], body=body, headers=headers)
+                response, arrived = self._post(attempt, path, body, headers)
             attempt.first_byte = time.monotonic()
-            attempt.sent = sent = handed_out.pop(me, sent)  # the socket's handover, just before the write
+            sent = attempt.sent
             attempt.status = status = response.status_code
             failed = status_error(status)
             if failed is not None:
@@ -282,7 +295,7 @@ class EndpointClient:
                 result.retry_after = parse_retry_after(response.get("retry-after"))
             elif stream:
                 parser = StreamParser(sent, api == "chat", want_text or self.count_tokens is not None)
-                self._read_stream(response, parser)
+                self._read_stream(response, parser, arrived)
                 self._finish_stream(result, parser, self.count_tokens)
             else:
                 self._finish_whole(result, response.read(), api, want_text, self.count_tokens)
@@ -301,7 +314,6 @@ class EndpointClient:
             error = ErrorClass.MALFORMED if response is not None else ErrorClass.CONNECT
             self._fail(attempt, error, f"{type(exc).__name__}: {exc}", parser)
         finally:
-            handed_out.pop(me, None)
             if timer is not None:
                 timer.close()
             if response is not None:
@@ -309,18 +321,110 @@ class EndpointClient:
         attempt.end = time.monotonic()
         return result
 
-    def _read_stream(self, response: Any, parser: StreamParser) -> None:
+    def _head(self, path: str, headers: dict[str, str] | None) -> bytes | None:
+        """The request line and headers of a POST to ``path``, up to the value of its
+        ``Content-Length`` (built, and every field checked, by geventhttpclient, once per path
+        and header set); None when ``headers`` set the framing themselves (then
+        ``HTTPClient.request`` sends it)."""
+        key = (path, tuple(headers.items()) if headers else ())
+        if key in self._heads:
+            return self._heads[key]
+        head: bytes | None = None
+        if not self.tls and not any(name.lower() in _FRAMING for name in headers or ()):
+            text = self.http._build_request("POST", path, body=b"-", headers=headers)
+            marker = "\r\nContent-Length: 1\r\n"
+            if marker in text:
+                head = (text.replace(marker, "\r\n", 1)[:-2] + "Content-Length: ").encode("latin-1")
+        self._heads[key] = head
+        return head
+
+    def _post(
+        self, attempt: Attempt, path: str, body: bytes, headers: dict[str, str] | None
+    ) -> tuple[Any, float | None]:
+        """Write the request on a pooled connection and read the response's headers; stamps
+        ``attempt.sent`` just before the write. Returns the response and when the bytes that
+        completed its headers arrived (the kernel's stamp; None when unknown): body bytes that
+        came with the headers, the first token often among them when the loop was busy, get that
+        time, not the time the loop got round to them.
+
+        What ``HTTPClient.request`` does for this one case (a POST of known bytes), without its
+        per-request work: the header block is built once (:meth:`_head`), the bytes go to the
+        OS socket in one ``send`` where it takes them all, and the loop waits for the reply to be
+        readable before the first ``recv`` rather than learning ``EAGAIN`` from it. A burst of
+        closed-loop users sending at once pays that work once each, before ``sent``: it is what
+        delays the last of them."""
+        head = self._head(path, headers)
+        if head is None:
+            attempt.sent = time.monotonic()
+            return self.http.request("POST", path, body=body, headers=headers), None
+        pool = self._pool
+        sock = pool.get_socket()
+        try:
+            data = head + b"%d\r\n\r\n" % len(body) + body
+            raw = sock._sock
+            stamped = kernel_stamps(sock)  # before the write: the reply's first packet is stamped too
+            attempt.sent = time.monotonic()
+            try:
+                written = raw.send(data)
+            except BlockingIOError:
+                written = 0
+            if written < len(data):
+                sock.sendall(data[written:])
+            readable = sock._read_event
+            while True:
+                sock._wait(readable)
+                try:
+                    if stamped:
+                        first, ancillary, _, _ = raw.recvmsg(self.http.block_size, _ANCILLARY)
+                    else:
+                        first, ancillary = raw.recv(self.http.block_size), None
+                    break
+                except BlockingIOError:
+                    continue
+        except ConnectionResetError as exc:
+            pool.release_socket(sock)
+            raise HTTPConnectionClosed("connection closed.") from exc
+        except BaseException:
+            pool.release_socket(sock)
+            raise
+        if not first:  # closed before answering: a keep-alive connection the server had dropped
+            pool.release_socket(sock)
+            raise HTTPConnectionClosed("connection closed.")
+        # the time holds for the body only if these bytes completed the headers (no later recv of
+        # geventhttpclient's, unstamped, brought them) and were not an interim 1xx reply
+        whole = b"\r\n\r\n" in first and not first.startswith(b"HTTP/1.1 1")
+        arrived = _arrival(ancillary) if whole else None
+        response = HTTPSocketPoolResponse(
+            sock,
+            pool,
+            block_size=self.http.block_size,
+            method="POST",
+            headers_type=self.http.headers_type,
+            pre_buffered=first,
+        )
+        return response, arrived
+
+    def _read_stream(self, response: Any, parser: StreamParser, arrived: float | None = None) -> None:
         """The hot loop: recv, de-chunk (C parser), hand the new bytes to the SSE parser.
 
         The socket's own timeout would arm a timer for every wait; instead one repeating
         timer per stream checks the time of the last received bytes, so a silent server
         still fails with ``timeout`` within 1.25 x ``read_timeout``.
+
+        Per ``recv`` this runs as little Python as it can, as it runs once per token of a paced
+        stream: the socket's non-blocking ``recvmsg`` is called directly, and after a ``recv``
+        that drained the socket (returned less than its buffer) the loop waits for the socket
+        to be readable *before* calling it again, rather than calling it to learn ``EAGAIN``
+        (a syscall and an exception, which gevent's wrapper pays on every wait); the C parser's
+        ``feed`` is called without the Python layer above it (whose only work concerns replies
+        to ``HEAD``), and it hands the de-chunked body straight to a list rather than through a
+        ``bytearray`` the parser copies out of.
         """
         monotonic = time.monotonic
-        buf: bytearray = response._body_buffer  # filled by the C parser's on_body callback
+        buf: bytearray = response._body_buffer  # what the C parser's on_body put there with the headers
         feed = parser.feed
         if buf:
-            feed(bytes(buf), monotonic())
+            feed(bytes(buf), arrived if arrived is not None else monotonic())
             del buf[:]
         if response.message_complete:  # it all came with the headers; the socket is back in the pool
             return
@@ -328,10 +432,16 @@ class EndpointClient:
         clock = wake_clock()
         silence = self.target.read_timeout
         last = [monotonic()]
-        stamped = kernel_stamps(sock)
+        tls = self.tls
+        stamped = not tls and kernel_stamps(sock)
         realtime_offset = time.time() - monotonic()  # kernel stamps are CLOCK_REALTIME
         unpack = _TIMESPEC.unpack
         reader = gevent.getcurrent()
+        raw = sock._sock  # gevent's socket wraps the (non-blocking) OS socket
+        wait, readable = sock._wait, sock._read_event
+        body: list[bytes] = []
+        response._on_body = body.append  # the C parser calls the instance's _on_body, not the class's
+        parse = HTTPResponseParser.feed
 
         def watch() -> None:
             if monotonic() - last[0] >= silence:
@@ -340,31 +450,44 @@ class EndpointClient:
         watchdog = gevent.get_hub().loop.timer(silence / 4, silence / 4)
         watchdog.start(watch)
         sock.settimeout(None)
+        drained = False  # the last recv emptied the socket: wait for it to be readable before the next
         try:
             while not response.message_complete:
-                wakes = clock.wakes
-                if stamped:
-                    data, ancillary, _, _ = sock.recvmsg(_RECV, _ANCILLARY)
-                else:
+                if tls:  # gevent's TLS socket waits and decrypts
+                    wakes = clock.wakes
                     data, ancillary = sock.recv(_RECV), None
+                    slept = clock.wakes != wakes
+                else:
+                    slept = drained
+                    if drained:
+                        wait(readable)
+                    try:
+                        if stamped:
+                            data, ancillary, _, _ = raw.recvmsg(_RECV, _ANCILLARY)
+                        else:
+                            data, ancillary = raw.recv(_RECV), None
+                    except BlockingIOError:  # readable was a false alarm, or not waited for: wait now
+                        drained = True
+                        continue
+                    drained = len(data) < _RECV
                 if ancillary:  # when the kernel received the (last) packet read
                     sec, nsec = unpack(ancillary[0][2][:16])
                     now = sec + nsec * 1e-9 - realtime_offset
-                else:  # slept in recv: the bytes were there when the loop woke; else they are here now
-                    now = clock.time if clock.wakes != wakes else monotonic()
+                else:  # slept before recv: the bytes were there when the loop woke; else they are here now
+                    now = clock.time if slept else monotonic()
                 last[0] = now
                 if not data:
-                    response.feed(b"")  # EOF ends a body delimited by the connection closing
-                    if buf:
-                        feed(bytes(buf), now)
-                        del buf[:]
+                    parse(response, b"")  # EOF ends a body delimited by the connection closing
+                    if body:
+                        feed(b"".join(body), now)
+                        body.clear()
                     if not response.message_complete:
                         raise HTTPConnectionClosed("connection closed mid-stream")
                     break
-                response.feed(data)
-                if buf:
-                    feed(bytes(buf), now)
-                    del buf[:]
+                parse(response, data)
+                if body:
+                    feed(bytes(body[0]) if len(body) == 1 else b"".join(body), now)
+                    body.clear()
         finally:
             watchdog.close()
             # The same socket may already be back in the pool: give it its timeout again.

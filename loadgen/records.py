@@ -22,14 +22,35 @@ reasoning. Records written before these fields existed load with them unset (``N
 from __future__ import annotations
 
 import enum
+import itertools
+import os
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
 
 SCHEMA_VERSION = 1
+
+
+class _RecordIds:
+    """Record ids: 32 hex digits, as a uuid4's ``hex``, made of 64 random bits drawn once per
+    process (again in a forked child) and a 64-bit counter. Unique as a uuid4 is for any run's
+    number of records, at a fraction of its cost (``uuid4`` reads ``os.urandom`` for each)."""
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.counter = itertools.count()
+
+    def new(self) -> str:
+        return f"{self.prefix}{next(self.counter):016x}"
+
+
+new_record_id = _RecordIds().new
 
 
 class ErrorClass(enum.StrEnum):
@@ -91,7 +112,7 @@ class Attempt:
 class RequestRecord:
     """One logical request: what a user of the endpoint asked for and got, with every attempt."""
 
-    id: str  # unique, used to de-duplicate (a hex uuid)
+    id: str  # unique, used to de-duplicate (32 hex digits: new_record_id)
     run_id: str
     worker: str  # worker id (host:pid)
     phase: str
@@ -146,7 +167,7 @@ class RequestRecord:
         requests: the pre-flight check, cold starts)."""
         first, last = attempts[0], attempts[-1]
         return cls(
-            id=uuid.uuid4().hex,
+            id=new_record_id(),
             run_id=run_id,
             worker=worker,
             phase=phase,

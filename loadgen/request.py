@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +23,7 @@ import gevent
 from loadgen.budget import PhaseBudgets
 from loadgen.client import AttemptResult, EndpointClient
 from loadgen.prompts import Message, as_completion_prompt, estimated_prompt_tokens
-from loadgen.records import Attempt, ErrorClass, RequestRecord
+from loadgen.records import Attempt, ErrorClass, RequestRecord, new_record_id
 from loadgen.retry import run_attempts
 from loadgen.spec import RetryPolicy, Tool, WorkloadSpec, tools_body
 from loadgen.wakeclock import sleep_until
@@ -195,7 +194,7 @@ class Requester:
                     a.prompt_tokens = counted
         workload = unit.workload
         record = RequestRecord(
-            id=uuid.uuid4().hex,
+            id=new_record_id(),
             run_id=self.run_id,
             worker=self.worker,
             phase=unit.phase,

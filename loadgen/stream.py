@@ -173,6 +173,7 @@ class RecordSink:
         self.dropped = 0  # records dropped because the queue was full while Redis was away
 
     def start(self) -> RecordSink:
+        self._begun_counter.connect()
         if self._greenlet is None:
             self._stopping = False
             self._greenlet = gevent.spawn(self._run)
@@ -251,6 +252,10 @@ class RecordSink:
         self.client.close()
 
 
+def _bulk(value: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
 class BegunCounter:
     """A worker's count of logical requests begun, in Redis, without waiting for Redis.
 
@@ -266,14 +271,30 @@ class BegunCounter:
         self._conn = redis.ConnectionPool.from_url(redis_url, socket_connect_timeout=5).make_connection()
         self.key = key
         self.worker = worker
+        # HINCRBY key worker, packed once: a request pays only for its count's bytes (RESP: an array
+        # of bulk strings, what redis-py's packer would write for the same arguments)
+        self._command = b"*4\r\n" + b"".join(_bulk(part.encode()) for part in ("HINCRBY", key, worker))
         self.unreported = 0  # begun, not yet written to Redis
         self._lock = gevent.lock.Semaphore()  # one command at a time on the socket
+
+    def connect(self) -> None:
+        """Connect now, before the traffic, if Redis is there (else the first :meth:`begin` does).
+
+        The first ``begin`` would otherwise connect while holding the lock, a round trip that
+        yields: every user starting meanwhile queues on the lock and is let through one hub turn
+        at a time, hundreds of milliseconds for a thousand users started together, each counted
+        in its request's dispatch delay."""
+        with self._lock:
+            try:
+                self._conn.connect()
+            except (redis.RedisError, OSError):
+                self._conn.disconnect()
 
     def begin(self) -> None:
         with self._lock:
             count, self.unreported = self.unreported + 1, 0
             try:
-                self._conn.send_command("HINCRBY", self.key, self.worker, count)
+                self._conn.send_packed_command([self._command + _bulk(b"%d" % count)], check_health=False)
             except BaseException as exc:  # a command cut short is not executed: count it again
                 self.unreported = count
                 self._conn.disconnect()

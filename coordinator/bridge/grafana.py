@@ -19,11 +19,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from grafana_client.api import GrafanaApi
-from grafana_client.client import GrafanaClientError, GrafanaException
 from pydantic import BaseModel, ConfigDict, Field
 
 import dashboards
@@ -31,6 +29,10 @@ from coordinator.results.summary import read_summary
 from coordinator.run.context import RunContext
 from coordinator.run.events import PhaseEnded, PhaseStarted, RunEnded, RunStarted
 from loadgen.errors import UserError
+
+if TYPE_CHECKING:  # grafana_client is imported where it is used: every run loads this module (its
+    # extension, attach_annotations) and most have no Grafana, so they need not pay its import
+    from grafana_client.api import GrafanaApi
 
 E = TypeVar("E")
 
@@ -58,6 +60,8 @@ class GrafanaSettings(BaseModel):
         return cls(url=url)
 
     def connect(self) -> GrafanaApi:
+        from grafana_client.api import GrafanaApi
+
         token = os.environ.get(self.token_env)
         if not token:
             raise UserError(f"grafana: environment variable {self.token_env} (the API token) is not set; export it")
@@ -67,6 +71,8 @@ class GrafanaSettings(BaseModel):
 
 def folder_uid(api: GrafanaApi, title: str) -> str:
     """The folder's uid, created if missing (uid derived from the title)."""
+    from grafana_client.client import GrafanaClientError
+
     uid = "".join(ch if ch.isalnum() else "-" for ch in title.lower())[:40]
     try:
         api.folder.get_folder(uid)
@@ -213,6 +219,8 @@ def push(url: str | None, token_env: str, folder: str, run_dir: Path | None) -> 
 @contextmanager
 def _reported(url: str) -> Iterator[None]:
     """Grafana down or refusing the request: one line naming the URL, not a traceback."""
+    from grafana_client.client import GrafanaException
+
     try:
         yield
     except (GrafanaException, OSError) as exc:  # grafana-client lets connection errors (OSError) through

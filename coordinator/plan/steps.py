@@ -9,12 +9,11 @@ so the master process (a separate, gevent-patched process) can read it.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from coordinator import registry
-from coordinator.scenario.models import Scenario
 from coordinator.scenario.phases import (
     LadderPhase,
     RampPhase,
@@ -28,6 +27,10 @@ from loadgen.config import PhaseCommand
 from loadgen.replay import wall_seconds
 from loadgen.spec import ArrivalSpec, TracePrompt
 from loadgen.traces import read_trace
+
+if TYPE_CHECKING:  # only named in annotations: the Locust master imports this module for its step
+    # models, and the scenario's model would bring the results package and numpy with it
+    from coordinator.scenario.models import Scenario
 
 POISSON = ArrivalSpec(kind="poisson")
 FAST_SPAWN = 1000.0  # users/s for a step that changes load at once (Locust dispatches in 1 s slices)

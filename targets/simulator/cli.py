@@ -50,8 +50,19 @@ def describe(exc: ValidationError) -> str:
     help="Write one JSON line per request (ground truth) to this file.",
 )
 @click.option("--model", default=None, help="Model name it serves (overrides the preset and --config).")
+@click.option(
+    "--reuse-port",
+    is_flag=True,
+    help="Share the port with other simulator processes started so (SO_REUSEPORT): more CPU for one target.",
+)
 def simulate(
-    preset: str, host: str, port: int, config_path: Path | None, trace_path: Path | None, model: str | None
+    preset: str,
+    host: str,
+    port: int,
+    config_path: Path | None,
+    trace_path: Path | None,
+    model: str | None,
+    reuse_port: bool,
 ) -> None:
     """An OpenAI-compatible server that behaves like a continuous-batching engine."""
     from targets.simulator.server import serve
@@ -66,6 +77,6 @@ def simulate(
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     try:
-        asyncio.run(serve(config, host, port, trace_path))
+        asyncio.run(serve(config, host, port, trace_path, reuse_port))
     except OSError as exc:
         raise ConfigError(str(exc)) from None

@@ -229,8 +229,11 @@ class Simulator:
         return resp
 
 
-async def serve(config: SimulatorConfig, host: str, port: int, trace_path: Path | None) -> None:
-    """Run until SIGINT/SIGTERM."""
+async def serve(
+    config: SimulatorConfig, host: str, port: int, trace_path: Path | None, reuse_port: bool = False
+) -> None:
+    """Run until SIGINT/SIGTERM. ``reuse_port``: several simulator processes may listen on the same
+    port (``SO_REUSEPORT``); the kernel spreads new connections over them, each keeps its own trace."""
     # Few, large collections: a server holding thousands of live streams should not pause
     # for a full collection every few hundred allocations.
     gc.freeze()
@@ -240,7 +243,7 @@ async def serve(config: SimulatorConfig, host: str, port: int, trace_path: Path 
     await runner.setup()
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        listener = socket.create_server((host, port), family=family, backlog=4096)
+        listener = socket.create_server((host, port), family=family, backlog=4096, reuse_port=reuse_port)
     except OSError as exc:
         await runner.cleanup()
         raise OSError(f"--port: cannot listen on {host}:{port} ({exc.strerror}); choose another port") from None
