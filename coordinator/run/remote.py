@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 
 import click
 
@@ -57,4 +58,10 @@ def worker(master: str, redis_url: str | None) -> None:
     if redis_url is not None:
         env[REDIS_URL_ENV] = redis_url
     cmd = worker_command(locustfile_path(), address)
+    # Locust's worker waits for its master without a word: say what it waits for
+    print(
+        f"finishline worker: joining the run whose master is at {master} (waiting for it) ...",
+        file=sys.stderr,
+        flush=True,
+    )
     os.execvpe(cmd[0], cmd, env)

@@ -216,7 +216,10 @@ def test_a_refused_worker_says_why_in_one_line_and_exits_non_zero(tmp_path: Path
     finally:
         master.quit()
     assert worker.returncode not in (0, None)
-    assert _lines(err) == [f"finishline worker: refused by the master: {refusal.reason}"], err
+    assert _lines(err) == [  # what it waits for, then why it leaves
+        f"finishline worker: joining the run whose master is at 127.0.0.1:{port} (waiting for it) ...",
+        f"finishline worker: refused by the master: {refusal.reason}",
+    ], err
     assert not out.strip()
 
 
