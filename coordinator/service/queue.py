@@ -11,6 +11,7 @@ start time; when it has ended, its ``summary.json`` says how (status, outcome, e
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -88,14 +89,14 @@ class RunQueue:
             if run.status is RunState.RUNNING:
                 running[run.target] = running.get(run.target, 0) + 1
         for run_id in self.store.queued():
-            run = self.store.get(run_id)
-            if run is None or run.status is not RunState.QUEUED:
-                self.store.client.lrem("finishline:service:queue", 0, run_id)
+            waiting = self.store.get(run_id)
+            if waiting is None or waiting.status is not RunState.QUEUED:
+                self.store.forget_queued(run_id)
                 continue
-            if running.get(run.target, 0) >= self.per_target:
+            if running.get(waiting.target, 0) >= self.per_target:
                 continue
-            self._start(run)
-            running[run.target] = running.get(run.target, 0) + 1
+            self._start(waiting)
+            running[waiting.target] = running.get(waiting.target, 0) + 1
 
     def _start(self, run: ServiceRun) -> None:
         folder = self.folder(run.id)
@@ -191,10 +192,8 @@ class RunQueue:
         elif run.status is RunState.RUNNING and run.process is not None:
             alive = OwnedProcess(pid=run.process.pid, started=run.process.started).running()
             if alive is not None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(run.process.pid, signal.SIGINT)
-                except ProcessLookupError:
-                    pass
             run.cancel_requested = True
             self.store.put(run)
         return run
@@ -203,5 +202,3 @@ class RunQueue:
         """After a restart: runs still going are watched again (by pid and start time); those that
         ended meanwhile are finished from their summary (or recovered, or marked failed)."""
         self.watch()
-
-

@@ -28,7 +28,7 @@ class RunStore:
 
     def get(self, run_id: str) -> ServiceRun | None:
         raw = self.client.hget(RUNS_KEY, run_id)
-        return None if raw is None else ServiceRun.model_validate_json(raw)  # type: ignore[arg-type]
+        return None if raw is None else ServiceRun.model_validate_json(raw)
 
     def all(self) -> list[ServiceRun]:
         """Every run, oldest submission first (a document no longer readable is skipped, not fatal)."""
@@ -60,3 +60,7 @@ class RunStore:
             pipe.hset(RUNS_KEY, run.id, run.model_dump_json())
             pipe.lrem(QUEUE_KEY, 0, run.id)
             pipe.execute()
+
+    def forget_queued(self, run_id: str) -> None:
+        """Take an id off the queue whose run is gone or no longer queued."""
+        self.client.lrem(QUEUE_KEY, 0, run_id)
