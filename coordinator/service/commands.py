@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from coordinator.run.ownership import STATE_ENV
 from coordinator.service.access import TOKEN_ENV
+
+if TYPE_CHECKING:
+    from coordinator.services.redis_server import RedisServer
 
 EPILOG = f"""
 \b
@@ -71,7 +76,7 @@ def serve(
     from coordinator.service.queue import RunQueue
     from coordinator.service.server import make_app
     from coordinator.service.store import RunStore
-    from coordinator.services.redis_server import RedisServer, redact
+    from coordinator.services.redis_server import redact
     from loadgen.errors import UserError
 
     token = read_token(token_file)
@@ -83,7 +88,7 @@ def serve(
         raise UserError(f"--runs-dir: cannot write {runs_dir}: {exc.strerror}") from None
     os.environ[STATE_ENV] = str(state / "ledgers")  # the runs' ledgers too stay under the runs directory
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    server = None if redis_url else RedisServer(data_dir=state / "redis").start()
+    server = None if redis_url else _private_redis(state)
     url = redis_url or (server.url if server else "")
     client = redis.Redis.from_url(url)
     try:
@@ -103,3 +108,23 @@ def serve(
         client.close()
         if server is not None:
             server.stop()
+
+
+def _private_redis(state: Path) -> RedisServer:
+    """The service's own redis-server, persisting under ``state``. One a killed service left
+    running still holds the append-only file: it is stopped first (it writes what it holds as it
+    stops), so two servers never share the file."""
+    import psutil
+
+    from coordinator.results.files import write_atomic
+    from coordinator.run.ownership import OwnedProcess, stop_processes
+    from coordinator.services.redis_server import RedisServer
+
+    record = state / "redis-server.json"
+    if record.exists():
+        with contextlib.suppress(OSError, ValueError):
+            stop_processes([OwnedProcess.model_validate_json(record.read_bytes())])
+    server = RedisServer(data_dir=state / "redis").start()
+    assert server.process is not None
+    write_atomic(record, OwnedProcess.of(psutil.Process(server.process.pid)).model_dump_json())
+    return server
