@@ -79,15 +79,38 @@ class AllowList:
     images: tuple[str, ...] = ()
     urls: tuple[str, ...] = ()
 
+    def image_refusal(self, image: str) -> Refusal | None:
+        if any(fnmatchcase(image, p) for p in self.images):
+            return None
+        return Refusal("target.image", f"image {image!r} is not on the service's image allow-list")
+
+    def url_refusal(self, base_url: str) -> Refusal | None:
+        url = without_userinfo(base_url)
+        if any(fnmatchcase(url, p) for p in self.urls):
+            return None
+        return Refusal("target.base_url", f"target URL {url!r} is not on the service's URL allow-list")
+
     def refusal(self, scenario: Scenario) -> Refusal | None:
         """The first thing the scenario would do that the allow-lists do not allow, or None."""
         target = scenario.target
-        if isinstance(target, DockerTargetSpec) and not any(fnmatchcase(target.image, p) for p in self.images):
-            return Refusal("target.image", f"image {target.image!r} is not on the service's image allow-list")
+        if isinstance(target, DockerTargetSpec):
+            return self.image_refusal(target.image)
         if isinstance(target, UrlTarget):
-            url = without_userinfo(target.base_url)
-            if not any(fnmatchcase(url, p) for p in self.urls):
-                return Refusal("target.base_url", f"target URL {url!r} is not on the service's URL allow-list")
+            return self.url_refusal(target.base_url)
         if scenario.redis_url is not None:
             return Refusal("redis_url", "a run of the service uses its own private Redis; remove redis_url")
+        return None
+
+    def raw_refusal(self, data: object) -> Refusal | None:
+        """The same, from the submitted data before it is validated: an image or URL off the lists
+        is refused as such even where validation would find it wrong too (an image not on this
+        machine), so a caller learns nothing about the machine it may not use."""
+        target = data.get("target") if isinstance(data, dict) else None
+        if not isinstance(target, dict):
+            return None
+        image, url = target.get("image"), target.get("base_url")
+        if target.get("kind") == "docker" and isinstance(image, str):
+            return self.image_refusal(image)
+        if target.get("kind") == "url" and isinstance(url, str):
+            return self.url_refusal(url)
         return None

@@ -127,7 +127,10 @@ async def submit(request: web.Request) -> web.Response:
         except yaml.YAMLError as exc:
             raise Problem(422, f"not valid JSON or YAML: {exc}", "body") from None
     runs_dir = service.queue.runs_dir
-    scenario, problems, _ = parse(text, "body", runs_dir, {"output_dir": str(runs_dir)})
+    scenario, problems, data = parse(text, "body", runs_dir, {"output_dir": str(runs_dir)})
+    refusal = service.allow.raw_refusal(data)
+    if refusal is not None:
+        raise Problem(403, refusal.message, refusal.field)
     if problems or scenario is None:
         first = problems[0] if problems else None
         raise Problem(422, first.message if first else "not a scenario", (first.field or "body") if first else "body")

@@ -56,7 +56,9 @@ Example:
 @click.option(
     "--per-target", type=click.IntRange(1, 64), default=1, show_default=True, help="Runs of one target at a time."
 )
+@click.option("--openapi", is_flag=True, help="Print the service's OpenAPI document (docs/openapi.json) and exit.")
 def serve(
+    openapi: bool,
     host: str,
     port: int,
     runs_dir: Path,
@@ -79,6 +81,11 @@ def serve(
     from coordinator.services.redis_server import redact
     from loadgen.errors import UserError
 
+    if openapi:
+        from coordinator.service.server import openapi_json
+
+        click.echo(openapi_json(), nl=False)
+        return
     token = read_token(token_file)
     runs_dir = runs_dir.resolve()
     state = runs_dir / ".service"

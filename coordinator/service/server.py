@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from functools import cache
 from importlib.metadata import version
@@ -136,6 +137,11 @@ ROUTES = [
 @cache
 def openapi_document() -> dict[str, Any]:
     return document(ROUTES, version("finishline"))
+
+
+def openapi_json() -> str:
+    """The document as ``docs/openapi.json`` keeps it (``finishline serve --openapi``)."""
+    return json.dumps(openapi_document(), indent=2) + "\n"
 
 
 async def _watch(app: web.Application) -> AsyncIterator[None]:
