@@ -1,0 +1,175 @@
+"""``finishline serve`` as a user runs it: a real service process with its own persisted
+redis-server, real ``finishline run`` processes of tiny simulator scenarios, HTTP from here.
+
+One service lifetime covers the queue, a cancel and a restart mid-run, so the file stays short:
+two runs of one target (the second waits with position 1), the first cancelled (partial, exit
+130, its records kept), the service restarted while the second runs (found, watched to its end,
+its summary, report and records intact), then a baseline saved from it and compared with.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+import requests
+
+from coordinator.services.ports import free_port
+from tests.factories import simulator_scenario
+from tests.fixtures.cli import start_finishline
+from tests.fixtures.waiting import wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+TOKEN = "test-token-7f3a"
+
+
+class Service:
+    """``finishline serve`` on a free port, started and stopped (SIGTERM, as a restart does) at will."""
+
+    def __init__(self, runs_dir: Path, log: Path) -> None:
+        self.runs_dir = runs_dir
+        self.log_path = log
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[str] | None = None
+        self._log: IO[str] | None = None
+
+    def start(self) -> Service:
+        self._log = self.log_path.open("a")
+        env = {**os.environ, "FINISHLINE_TOKEN": TOKEN}
+        self.process = start_finishline(
+            "serve",
+            *("--port", str(self.port), "--runs-dir", str(self.runs_dir)),
+            *("--allow-url", "http://127.0.0.1:*", "--allow-image", "finishline/*"),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        wait_for(self._healthy, timeout=30, what=lambda: f"the service to answer; log: {self.log_path.read_text()}")
+        return self
+
+    def _healthy(self) -> bool:
+        assert self.process is not None and self.process.poll() is None, self.log_path.read_text()
+        try:
+            return requests.get(f"{self.url}/health", timeout=1).ok
+        except requests.ConnectionError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+        if self._log is not None:
+            self._log.close()
+
+    def call(self, method: str, path: str, token: str | None = TOKEN, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        return requests.request(method, f"{self.url}{path}", headers=headers, timeout=30, **kwargs)
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        answer = self.call("GET", f"/runs/{run_id}")
+        assert answer.status_code == 200, answer.text
+        result: dict[str, Any] = answer.json()
+        return result
+
+    def ended(self, run_id: str) -> dict[str, Any] | None:
+        run = self.run(run_id)
+        return run if run["status"] not in ("queued", "running") else None
+
+    def begun(self, run_id: str) -> bool:
+        live = self.run(run_id).get("live") or {}
+        return bool(live.get("requests_begun"))
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Any:
+    svc = Service(tmp_path / "service-runs", tmp_path / "serve.log").start()
+    yield svc
+    svc.stop()
+    assert TOKEN not in (tmp_path / "serve.log").read_text()  # never logged
+
+
+def _submit(service: Service, scenario: dict[str, Any]) -> dict[str, Any]:
+    answer = service.call("POST", "/runs", data=json.dumps(scenario))
+    assert answer.status_code == 201, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+def _records(service: Service, run_id: str) -> list[str]:
+    answer = service.call("GET", f"/runs/{run_id}/records")
+    assert answer.status_code == 200, answer.text
+    return [line for line in gzip.decompress(answer.content).decode().splitlines() if line]
+
+
+def test_refused_requests_name_what_is_wrong_and_change_nothing(service: Service, tmp_path: Path) -> None:
+    assert service.call("GET", "/health", token=None).json()["status"] == "ok"
+    for token in (None, "wrong"):
+        answer = service.call("GET", "/runs", token=token)
+        assert answer.status_code == 401 and answer.json()["field"] == "Authorization"
+    scenario = simulator_scenario(tmp_path, [{"name": "steady", "users": 1, "duration": "2s"}])
+    away = {**scenario, "target": {"kind": "url", "base_url": "http://10.9.8.7:8000/v1", "model": "m"}}
+    answer = service.call("POST", "/runs", data=json.dumps(away))
+    assert answer.status_code == 403 and answer.json()["field"] == "target.base_url"
+    assert "http://10.9.8.7:8000/v1" in answer.json()["error"]
+    image = {**scenario, "target": {"kind": "docker", "image": "evil/model:1"}}
+    answer = service.call("POST", "/runs", data=json.dumps(image))
+    assert answer.status_code == 403 and answer.json()["field"] == "target.image"
+    assert "evil/model:1" in answer.json()["error"]
+    bad = {**scenario, "phases": [{"name": "steady", "users": "many", "duration": "2s"}]}
+    answer = service.call("POST", "/runs", data=json.dumps(bad))
+    assert answer.status_code == 422 and answer.json()["field"].startswith("phases[0]"), answer.text
+    answer = service.call("POST", "/runs", data="name: [unclosed")
+    assert answer.status_code == 422, answer.text
+    answer = service.call("GET", "/runs/nope")
+    assert answer.status_code == 404 and answer.json()["field"] == "id"
+    assert service.call("GET", "/runs").json() == {"runs": []}  # nothing was queued by any of these
+    assert service.call("GET", "/openapi.json").json()["openapi"].startswith("3.")
+
+
+def test_queue_cancel_restart_and_results(service: Service, tmp_path: Path) -> None:
+    long = simulator_scenario(tmp_path, [{"name": "steady", "users": 2, "duration": "60s"}], workers=1, name="long")
+    short = simulator_scenario(tmp_path, [{"name": "steady", "users": 2, "duration": "8s"}], workers=1, name="short")
+    first = _submit(service, long)
+    second = _submit(service, short)
+    assert first["status"] == "running" and first["target"] == "simulator"
+    assert second["status"] == "queued" and second["queue_position"] == 1  # one run per target at a time
+
+    wait_for(lambda: service.begun(first["id"]), timeout=60, what="the first run's requests")
+    answer = service.call("POST", f"/runs/{first['id']}/cancel")
+    assert answer.status_code == 202, answer.text
+    cancelled = wait_for(lambda: service.ended(first["id"]), timeout=60, what="the cancelled run's end")
+    assert (cancelled["status"], cancelled["exit_code"], cancelled["outcome"]) == ("partial", 130, "interrupted")
+    summary = service.call("GET", f"/runs/{first['id']}/summary").json()
+    assert summary["run"]["records"] > 0
+    assert len(_records(service, first["id"])) == summary["run"]["records"]  # what was measured is kept
+
+    wait_for(lambda: service.begun(second["id"]), timeout=60, what="the second run to start once the first ended")
+    service.stop()  # a restart while the second run goes on in its own session
+    service.start()
+    listed = {run["id"]: run for run in service.call("GET", "/runs").json()["runs"]}
+    assert set(listed) == {first["id"], second["id"]}
+    assert listed[first["id"]]["exit_code"] == 130
+    done = wait_for(lambda: service.ended(second["id"]), timeout=90, what="the second run's end after the restart")
+    assert (done["status"], done["exit_code"]) == ("complete", 0), done
+    summary = service.call("GET", f"/runs/{second['id']}/summary").json()
+    assert summary["status"] == "complete" and len(_records(service, second["id"])) == summary["run"]["records"] > 0
+    report = service.call("GET", f"/runs/{second['id']}/report")
+    assert report.status_code == 200 and report.headers["Content-Type"].startswith("text/html")
+    assert "<html" in report.text.lower()
+
+    saved = service.call("POST", "/baselines", json={"name": "short-main", "run": second["id"]})
+    assert saved.status_code == 201, saved.text
+    assert [b["name"] for b in service.call("GET", "/baselines").json()["baselines"]] == ["short-main"]
+    compared = service.call("GET", f"/runs/{second['id']}/compare", params={"baseline": "short-main"})
+    assert compared.status_code == 200, compared.text
+    assert compared.json()["regression"] is False and compared.json()["steps"]  # a run against itself
+    missing = service.call("GET", f"/runs/{second['id']}/compare", params={"baseline": "nope"})
+    assert missing.status_code == 404 and missing.json()["field"] == "baseline"
+    assert service.call("POST", f"/runs/{second['id']}/cancel").status_code == 409
