@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import IO, Any
 
+import psutil
 import pytest
 import requests
 
@@ -173,3 +174,36 @@ def test_queue_cancel_restart_and_results(service: Service, tmp_path: Path) -> N
     missing = service.call("GET", f"/runs/{second['id']}/compare", params={"baseline": "nope"})
     assert missing.status_code == 404 and missing.json()["field"] == "baseline"
     assert service.call("POST", f"/runs/{second['id']}/cancel").status_code == 409
+
+
+def test_a_run_that_ends_while_the_service_is_down_is_finished_from_its_summary_and_keeps_no_secret(
+    service: Service, tmp_path: Path, simulator: Any
+) -> None:
+    secret = "hunter2-header-value"
+    with simulator(preset="instant") as sim:
+        scenario = simulator_scenario(
+            tmp_path,
+            [{"name": "steady", "users": 2, "duration": "3s"}],
+            workers=1,
+            target={
+                "kind": "url",
+                "base_url": f"{sim.base_url}/v1",
+                "model": "finishline-sim",
+                "headers": {"X-Api-Key": secret},
+            },
+        )
+        run = _submit(service, scenario)
+        assert run["target"] == f"{sim.base_url}/v1"
+        service.stop()
+        process = psutil.Process(run["process"]["pid"])
+        process.wait(timeout=90)  # the run goes on without the service, and ends
+        service.start()
+        done = wait_for(lambda: service.ended(run["id"]), timeout=30, what="the run finished from its summary")
+    assert (done["status"], done["exit_code"], done["outcome"]) == ("complete", 0, "ok"), done
+    assert len(_records(service, run["id"])) > 0
+    answers = service.call("GET", "/runs").text + service.call("GET", f"/runs/{run['id']}").text
+    assert secret not in answers
+    kept = [p for p in service.runs_dir.rglob("*") if p.is_file()]  # the run's files, the service's AOF
+    assert any(p.name == "scenario.yaml" for p in kept) and any(".aof" in p.name for p in kept)
+    for path in kept:
+        assert secret.encode() not in path.read_bytes(), path  # the submitted scenario is gone once read
