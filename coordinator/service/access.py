@@ -5,7 +5,8 @@ never logged. A scenario submitted over the API may start only images on the ima
 and send traffic only to base URLs on the URL allow-list (shell-style patterns, e.g.
 ``finishline/*`` and ``http://127.0.0.1:*``): without them the service would send load wherever
 a caller asks. The built-in simulator is started by the run itself on loopback, so it is
-always allowed.
+always allowed. A submitted run keeps to this machine: no ``redis_url`` of its own, no
+workers from elsewhere (they would make the run listen beyond loopback).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 from coordinator.docker.spec import DockerTargetSpec
 from coordinator.scenario.models import Scenario
 from coordinator.scenario.targets import UrlTarget
+from coordinator.scenario.workers import WorkersSpec
 from loadgen.errors import UserError
 
 TOKEN_ENV = "FINISHLINE_TOKEN"
@@ -92,13 +94,15 @@ class AllowList:
 
     def refusal(self, scenario: Scenario) -> Refusal | None:
         """The first thing the scenario would do that the allow-lists do not allow, or None."""
+        if scenario.redis_url is not None:
+            return Refusal("redis_url", "a run of the service uses its own private Redis; remove redis_url")
+        if isinstance(scenario.workers, WorkersSpec) and scenario.workers.outside:
+            return Refusal("workers", "a run of the service has local workers only; give workers as a number")
         target = scenario.target
         if isinstance(target, DockerTargetSpec):
             return self.image_refusal(target.image)
         if isinstance(target, UrlTarget):
             return self.url_refusal(target.base_url)
-        if scenario.redis_url is not None:
-            return Refusal("redis_url", "a run of the service uses its own private Redis; remove redis_url")
         return None
 
     def raw_refusal(self, data: object) -> Refusal | None:

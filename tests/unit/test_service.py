@@ -57,6 +57,10 @@ def test_allow_lists_name_what_they_refuse() -> None:
     assert allow.image_refusal("finishline/llamacpp:1") is None
     assert allow.raw_refusal(yaml.safe_load(VALID_SCENARIO)) is None
     assert AllowList().refusal(ok) is not None  # nothing allowed unless told
+    elsewhere = allow.refusal(_scenario(VALID_SCENARIO + "redis_url: redis://10.1.2.3:6379/0\n"))
+    assert elsewhere is not None and elsewhere.field == "redis_url"
+    outside = allow.refusal(_scenario(VALID_SCENARIO + "workers: {local: 1, remote: 2}\n"))
+    assert outside is not None and outside.field == "workers"
 
 
 def test_the_token_is_required_and_compared_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
