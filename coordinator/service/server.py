@@ -14,6 +14,8 @@ from typing import Any
 import redis
 from aiohttp import web
 
+from coordinator.compare.result import Comparison
+from coordinator.results.summary import Summary
 from coordinator.service import app as api
 from coordinator.service.models import BaselineInfo, BaselineList, Health, RunList, RunView, SaveBaseline
 from coordinator.service.openapi import Param, Route, document
@@ -69,7 +71,7 @@ ROUTES = [
         "/runs/{id}/summary",
         api.summary,
         "the run's summary.json",
-        answer="application/json",
+        answer=Summary,
         params=(RUN_ID,),
         errors=(404, 409),
     ),
@@ -96,7 +98,7 @@ ROUTES = [
         "/runs/{id}/compare",
         api.compare,
         "the run compared with a baseline (the JSON of `finishline compare --format json`)",
-        answer="application/json",
+        answer=Comparison,
         params=(RUN_ID, Param("baseline", "query", "the baseline's name")),
         errors=(404, 409, 422),
     ),

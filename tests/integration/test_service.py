@@ -11,89 +11,17 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import subprocess
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import psutil
 import pytest
-import requests
 
-from coordinator.services.ports import free_port
 from tests.factories import simulator_scenario
-from tests.fixtures.cli import start_finishline
+from tests.fixtures.service import Service
 from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
-
-TOKEN = "test-token-7f3a"
-
-
-class Service:
-    """``finishline serve`` on a free port, started and stopped (SIGTERM, as a restart does) at will."""
-
-    def __init__(self, runs_dir: Path, log: Path) -> None:
-        self.runs_dir = runs_dir
-        self.log_path = log
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[str] | None = None
-        self._log: IO[str] | None = None
-
-    def start(self) -> Service:
-        self._log = self.log_path.open("a")
-        env = {**os.environ, "FINISHLINE_TOKEN": TOKEN}
-        self.process = start_finishline(
-            "serve",
-            *("--port", str(self.port), "--runs-dir", str(self.runs_dir)),
-            *("--allow-url", "http://127.0.0.1:*", "--allow-image", "finishline/*"),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        wait_for(self._healthy, timeout=30, what=lambda: f"the service to answer; log: {self.log_path.read_text()}")
-        return self
-
-    def _healthy(self) -> bool:
-        assert self.process is not None and self.process.poll() is None, self.log_path.read_text()
-        try:
-            return requests.get(f"{self.url}/health", timeout=1).ok
-        except requests.ConnectionError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-        if self._log is not None:
-            self._log.close()
-
-    def call(self, method: str, path: str, token: str | None = TOKEN, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-        return requests.request(method, f"{self.url}{path}", headers=headers, timeout=30, **kwargs)
-
-    def run(self, run_id: str) -> dict[str, Any]:
-        answer = self.call("GET", f"/runs/{run_id}")
-        assert answer.status_code == 200, answer.text
-        result: dict[str, Any] = answer.json()
-        return result
-
-    def ended(self, run_id: str) -> dict[str, Any] | None:
-        run = self.run(run_id)
-        return run if run["status"] not in ("queued", "running") else None
-
-    def begun(self, run_id: str) -> bool:
-        live = self.run(run_id).get("live") or {}
-        return bool(live.get("requests_begun"))
-
-
-@pytest.fixture
-def service(tmp_path: Path) -> Any:
-    svc = Service(tmp_path / "service-runs", tmp_path / "serve.log").start()
-    yield svc
-    svc.stop()
-    assert TOKEN not in (tmp_path / "serve.log").read_text()  # never logged
 
 
 def _submit(service: Service, scenario: dict[str, Any]) -> dict[str, Any]:
