@@ -16,14 +16,12 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import yaml
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from coordinator.baselines.commands import save_run
 from coordinator.baselines.store import BaselineStore, check_name
-from coordinator.scenario.loader import parse
-from coordinator.service.access import AllowList, target_identity, token_matches
+from coordinator.service.access import AllowList, token_matches
 from coordinator.service.live import live_figures
 from coordinator.service.models import (
     BaselineInfo,
@@ -36,17 +34,10 @@ from coordinator.service.models import (
     ServiceRun,
 )
 from coordinator.service.queue import RunQueue
+from coordinator.service.submission import Rejected, submit_scenario
 from loadgen.errors import UserError, describe_validation_error
 
 log = logging.getLogger("finishline.service")
-
-
-class Problem(Exception):
-    """A 4xx answer: its status, the message and the field it is about."""
-
-    def __init__(self, status: int, error: str, field: str | None = None) -> None:
-        super().__init__(error)
-        self.status, self.error, self.field = status, error, field
 
 
 @dataclass
@@ -86,7 +77,7 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         answer: web.StreamResponse = await handler(request)
         return answer
-    except Problem as exc:
+    except Rejected as exc:
         return _error(exc.status, exc.error, exc.field)
     except web.HTTPException as exc:
         if exc.status >= 400:
@@ -101,13 +92,13 @@ def _run(request: web.Request) -> ServiceRun:
     run_id = request.match_info["id"]
     run = request.app[SERVICE].queue.store.get(run_id)
     if run is None:
-        raise Problem(404, f"no run {run_id!r}", "id")
+        raise Rejected(404, f"no run {run_id!r}", "id")
     return run
 
 
 def _finished_dir(run: ServiceRun) -> Path:
     if not run.status.finished or run.run_dir is None:
-        raise Problem(409, f"run {run.id} is {run.status.value}; its results come once it has ended", "id")
+        raise Rejected(409, f"run {run.id} is {run.status.value}; its results come once it has ended", "id")
     return Path(run.run_dir)
 
 
@@ -120,27 +111,7 @@ async def health(request: web.Request) -> web.Response:
 
 async def submit(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
-    text = await request.text()
-    if text.lstrip().startswith("{"):
-        try:  # JSON is YAML, but say a JSON mistake as one
-            yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise Problem(422, f"not valid JSON or YAML: {exc}", "body") from None
-    runs_dir = service.queue.runs_dir
-    scenario, problems, data = parse(text, "body", runs_dir, {"output_dir": str(runs_dir)})
-    refusal = service.allow.raw_refusal(data)
-    if refusal is not None:
-        raise Problem(403, refusal.message, refusal.field)
-    if problems or scenario is None:
-        first = problems[0] if problems else None
-        raise Problem(422, first.message if first else "not a scenario", (first.field or "body") if first else "body")
-    if scenario.matrix:
-        raise Problem(422, "the service runs one scenario per run: submit each variant of the matrix", "matrix")
-    refusal = service.allow.refusal(scenario)
-    if refusal is not None:
-        raise Problem(403, refusal.message, refusal.field)
-    resolved = yaml.safe_dump(scenario.model_dump(mode="json", exclude_none=True), sort_keys=False)
-    run = service.queue.submit(resolved, scenario.name, target_identity(scenario))
+    run = submit_scenario(service.queue, service.allow, await request.text())
     log.info("run %s submitted (%s, target %s)", run.id, run.name, run.target)
     return _json(service.queue.view(run), 201)
 
@@ -165,7 +136,7 @@ async def cancel(request: web.Request) -> web.Response:
     queue = request.app[SERVICE].queue
     run = _run(request)
     if run.status.finished:
-        raise Problem(409, f"run {run.id} has already ended ({run.status.value})", "id")
+        raise Rejected(409, f"run {run.id} has already ended ({run.status.value})", "id")
     log.info("run %s cancelled", run.id)
     return _json(queue.view(queue.cancel(run)), 202)
 
@@ -173,7 +144,7 @@ async def cancel(request: web.Request) -> web.Response:
 def _file(run: ServiceRun, name: str, content_type: str) -> web.FileResponse:
     path = _finished_dir(run) / name
     if not path.is_file():
-        raise Problem(404, f"run {run.id} has no {name}", "id")
+        raise Rejected(404, f"run {run.id} has no {name}", "id")
     return web.FileResponse(path, headers={"Content-Type": content_type})
 
 
@@ -208,7 +179,7 @@ async def compare(request: web.Request) -> web.Response:
         check_name(name)
         page = await asyncio.to_thread(_compare, run_dir, name, service.baselines)
     except UserError as exc:
-        raise Problem(404 if "no baseline" in str(exc) else 422, str(exc), "baseline") from None
+        raise Rejected(404 if "no baseline" in str(exc) else 422, str(exc), "baseline") from None
     return web.Response(text=page, content_type="application/json")
 
 
@@ -234,19 +205,21 @@ async def save_baseline(request: web.Request) -> web.Response:
         asked = SaveBaseline.model_validate_json(await request.read())
     except ValidationError as exc:
         problem = exc.errors()[0]
-        raise Problem(422, describe_validation_error(exc), ".".join(str(p) for p in problem["loc"]) or "body") from None
+        raise Rejected(
+            422, describe_validation_error(exc), ".".join(str(p) for p in problem["loc"]) or "body"
+        ) from None
     run = service.queue.store.get(asked.run)
     if run is None:
-        raise Problem(404, f"no run {asked.run!r}", "run")
+        raise Rejected(404, f"no run {asked.run!r}", "run")
     if not run.status.finished or run.run_dir is None:
-        raise Problem(409, f"run {run.id} is {run.status.value}; save it once it has ended", "run")
+        raise Rejected(409, f"run {run.id} is {run.status.value}; save it once it has ended", "run")
     try:
         check_name(asked.name)
         await asyncio.to_thread(
             save_run, Path(run.run_dir), asked.name, asked.description, service.baselines, force=asked.force
         )
     except UserError as exc:
-        raise Problem(409 if "exists" in str(exc) else 422, str(exc), "name") from None
+        raise Rejected(409 if "exists" in str(exc) else 422, str(exc), "name") from None
     return _json(_info(service.store.get(asked.name)), 201)
 
 
@@ -258,7 +231,7 @@ async def import_baseline(request: web.Request) -> web.Response:
     try:
         check_name(name)
     except UserError as exc:
-        raise Problem(422, str(exc), "name") from None
+        raise Rejected(422, str(exc), "name") from None
     body = await request.read()
     uploads = service.queue.runs_dir / ".service" / "uploads"
     uploads.mkdir(parents=True, exist_ok=True)
@@ -272,5 +245,5 @@ async def import_baseline(request: web.Request) -> web.Response:
             )
         except UserError as exc:
             text = str(exc).replace(str(path), "body")
-            raise Problem(409 if "exists" in text else 422, text, "format" if "--format" in text else "body") from None
+            raise Rejected(409 if "exists" in text else 422, text, "format" if "--format" in text else "body") from None
     return _json(_info(service.store.get(name)), 201)

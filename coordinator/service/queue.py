@@ -12,6 +12,7 @@ start time; when it has ended, its ``summary.json`` says how (status, outcome, e
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import signal
@@ -23,7 +24,7 @@ from pathlib import Path
 import psutil
 
 from coordinator.results.summary import read_summary
-from coordinator.run.ownership import LEDGER_FILE, OwnedProcess, clean
+from coordinator.run.ownership import LEDGER_FILE, OwnedProcess, ledger_of, stop_owned
 from coordinator.run.recover import recover_abandoned
 from coordinator.service.access import TOKEN_ENV
 from coordinator.service.models import RunProcess, RunState, RunView, ServiceRun
@@ -32,6 +33,7 @@ from loadgen.errors import UserError
 
 SUBMITTED_FILE = "submitted.yaml"  # the scenario as submitted: kept only until the run has read it
 LOG_FILE = "service.log"  # the run's stdout and stderr
+log = logging.getLogger("finishline.service")
 
 
 def new_id() -> str:
@@ -159,8 +161,8 @@ class RunQueue:
         (self.folder(run.id) / SUBMITTED_FILE).unlink(missing_ok=True)
         run_dir = self.run_dir(run)
         summary_path = None if run_dir is None else run_dir / "summary.json"
-        if summary_path is not None and not summary_path.exists() and code is None:
-            clean(recover=recover_abandoned)  # killed without writing its results: recover them
+        if run_dir is not None and summary_path is not None and not summary_path.exists() and code is None:
+            _recover(run_dir)
         run.ended = time.time()
         run.run_dir = None if run_dir is None else str(run_dir)
         run.status, run.exit_code = RunState.FAILED, code
@@ -202,3 +204,17 @@ class RunQueue:
         """After a restart: runs still going are watched again (by pid and start time); those that
         ended meanwhile are finished from their summary (or recovered, or marked failed)."""
         self.watch()
+
+
+def _recover(run_dir: Path) -> None:
+    """A run killed before it wrote its results (found after a restart): write them from what it
+    left, as ``finishline recover`` does, and stop what it left running. Blocks while the run's
+    Redis is drained; rare (a run and the service both killed), so it is not worth a thread."""
+    ledger = ledger_of(run_dir)
+    if ledger is None or ledger.ended:
+        return
+    line = recover_abandoned(ledger)
+    if line:
+        log.info("%s", line)
+    stop_owned(ledger)
+    ledger.end()

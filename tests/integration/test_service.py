@@ -135,3 +135,21 @@ def test_a_run_that_ends_while_the_service_is_down_is_finished_from_its_summary_
     assert any(p.name == "scenario.yaml" for p in kept) and any(".aof" in p.name for p in kept)
     for path in kept:
         assert secret.encode() not in path.read_bytes(), path  # the submitted scenario is gone once read
+
+
+def test_a_run_killed_with_the_service_down_is_recovered_on_restart(service: Service, tmp_path: Path) -> None:
+    scenario = simulator_scenario(tmp_path, [{"name": "steady", "users": 2, "duration": "60s"}], workers=1)
+    run = _submit(service, scenario)
+    wait_for(lambda: service.begun(run["id"]), timeout=60, what="the run's requests")
+    coordinator = psutil.Process(run["process"]["pid"])
+    left = coordinator.children(recursive=True)  # its workers, Redis, simulator: in their own sessions
+    service.stop()
+    coordinator.kill()  # no chance to write its results
+    coordinator.wait(timeout=10)
+    service.start()
+    done = wait_for(lambda: service.ended(run["id"]), timeout=90, what="the killed run recovered")
+    assert done["status"] == "recovered", done
+    summary = service.call("GET", f"/runs/{run['id']}/summary").json()
+    assert len(_records(service, run["id"])) == summary["run"]["records"] > 0  # what it measured is kept
+    _, alive = psutil.wait_procs(left, timeout=15)
+    assert not alive, alive  # what it left running is stopped
