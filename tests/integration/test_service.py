@@ -137,13 +137,13 @@ def test_a_run_that_ends_while_the_service_is_down_is_finished_from_its_summary_
         assert secret.encode() not in path.read_bytes(), path  # the submitted scenario is gone once read
 
 
-def test_a_run_killed_with_the_service_down_is_recovered_on_restart(service: Service, tmp_path: Path) -> None:
+def test_a_run_killed_with_the_service_is_recovered_on_restart(service: Service, tmp_path: Path) -> None:
     scenario = simulator_scenario(tmp_path, [{"name": "steady", "users": 2, "duration": "60s"}], workers=1)
     run = _submit(service, scenario)
     wait_for(lambda: service.begun(run["id"]), timeout=60, what="the run's requests")
     coordinator = psutil.Process(run["process"]["pid"])
     left = coordinator.children(recursive=True)  # its workers, Redis, simulator: in their own sessions
-    service.stop()
+    service.kill()  # its redis-server is left running, holding the append-only file
     coordinator.kill()  # no chance to write its results
     coordinator.wait(timeout=10)
     service.start()
