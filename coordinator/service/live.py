@@ -1,5 +1,5 @@
 """A running run's live figures, read from what ``finishline run`` writes as it goes: its ledger
-(``owned.json``: its Redis URL and the phases so far) and its own Redis (the state hash, the
+(``owned.json``: its Redis URL and the phases so far), its plan (``plan.json``) and its own Redis (the state hash, the
 workers' begun counts, their last seconds of samples). Nothing is added to the run for this.
 """
 
@@ -9,12 +9,15 @@ import contextlib
 from pathlib import Path
 
 import redis
+from pydantic import ValidationError
 
+from coordinator.plan.steps import Plan
 from coordinator.run.ownership import ledger_of
 from coordinator.service.models import LiveFigures
 from loadgen.samples import WorkerSample
 from loadgen.stream import SampleReader, read_hash, stream_keys
 
+PLAN_FILE = "plan.json"  # the run writes its plan before it starts anything
 LOOKBACK_S = 3.0  # workers sample each second: the last few seconds hold each one's latest
 
 
@@ -24,7 +27,12 @@ def live_figures(run_dir: Path) -> LiveFigures | None:
     ledger = ledger_of(run_dir)
     if ledger is None:
         return None
-    figures = LiveFigures(phases_done=[w.name for w in ledger.windows if w.end is not None])
+    done = [w.name for w in ledger.windows if w.end is not None]
+    figures = LiveFigures(phases_done=done)
+    with contextlib.suppress(OSError, ValidationError):
+        planned = [step.name for step in Plan.model_validate_json((run_dir / PLAN_FILE).read_bytes()).steps]
+        figures.phases_planned = planned
+        figures.progress = round(sum(1 for name in planned if name in done) / len(planned), 3) if planned else None
     if ledger.redis_url is None:
         return figures
     client = redis.Redis.from_url(ledger.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)

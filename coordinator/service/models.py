@@ -66,7 +66,9 @@ class LiveFigures(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     phase: str | None = Field(default=None, description="the phase running now")
+    phases_planned: list[str] = Field(default_factory=list, description="the plan's steps, in order")
     phases_done: list[str] = Field(default_factory=list, description="phases that have ended, in order")
+    progress: float | None = Field(default=None, description="the share of the plan's steps that have ended")
     requests_begun: int = Field(default=0, description="logical requests the workers have begun")
     users: int = 0
     in_flight: int = 0

@@ -71,6 +71,10 @@ def test_queue_cancel_restart_and_results(service: Service, tmp_path: Path) -> N
     assert second["status"] == "queued" and second["queue_position"] == 1  # one run per target at a time
 
     wait_for(lambda: service.begun(first["id"]), timeout=60, what="the first run's requests")
+    live = wait_for(
+        lambda: (run := service.run(first["id"])["live"]) and run["users"] and run, timeout=10, what="live figures"
+    )
+    assert (live["phase"], live["phases_planned"], live["progress"]) == ("steady", ["steady"], 0.0), live
     answer = service.call("POST", f"/runs/{first['id']}/cancel")
     assert answer.status_code == 202, answer.text
     cancelled = wait_for(lambda: service.ended(first["id"]), timeout=60, what="the cancelled run's end")
