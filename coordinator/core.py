@@ -41,5 +41,6 @@ FEATURE = Feature(
         "schema": Ref("coordinator.schemas:schema"),
         "simulate": Ref("targets.simulator.cli:simulate"),
         "worker": Ref("coordinator.run.remote:worker"),
+        "serve": Ref("coordinator.service.commands:serve"),
     },
 )

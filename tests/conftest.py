@@ -25,6 +25,7 @@ pytest_plugins = [
     "tests.fixtures.simulator",
     "tests.fixtures.services",
     "tests.fixtures.browser",
+    "tests.fixtures.service",
 ]
 
 HERE = Path(__file__).parent
@@ -33,6 +34,7 @@ INTEGRATION_MARKERS = frozenset({"slow", "docker", "browser"})
 SERVICE_FIXTURES = frozenset(
     {
         "redis_server",
+        "service",
         "simulator",
         "prometheus_server",
         "docker_engine",

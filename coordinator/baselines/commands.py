@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
+from coordinator.baselines.model import Baseline
 from coordinator.baselines.store import DEFAULT_STORE, BaselineStore, check_name
 from coordinator.results.columns import COLUMNS_SUFFIX
 from coordinator.results.identity import IDENTITY_FILE
@@ -40,6 +41,14 @@ def baseline() -> None:
 @STORE_OPTION
 def save(run_dir: Path, name: str, description: str, force: bool, store: Path) -> None:
     """Save a finished run as a baseline: its summary, records, scenario, environment and target."""
+    made, path = save_run(run_dir, name, description, store, force=force)
+    steps = sum(1 for s in made.steps if s.workload == "all")
+    click.echo(f"finishline: saved baseline {name} ({steps} steps, {made.tool.value}) in {path}")
+
+
+def save_run(run_dir: Path, name: str, description: str, store: Path, *, force: bool = False) -> tuple[Baseline, Path]:
+    """A finished run saved as a baseline in ``store``, with its records, scenario, environment
+    and target beside it (``finishline baseline save`` and the service's POST /baselines)."""
     from coordinator.baselines.from_run import baseline_from_run
 
     check_name(name)
@@ -56,8 +65,7 @@ def save(run_dir: Path, name: str, description: str, force: bool, store: Path) -
         },
         force=force,
     )
-    steps = sum(1 for s in made.steps if s.workload == "all")
-    click.echo(f"finishline: saved baseline {name} ({steps} steps, {made.tool.value}) in {path}")
+    return made, path
 
 
 @baseline.command(

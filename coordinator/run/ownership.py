@@ -141,7 +141,12 @@ def abandoned() -> list[Ledger]:
 
 def stop_owned(ledger: Ledger, timeout: float = 5.0) -> int:
     """SIGTERM, then SIGKILL, every process of the ledger that still runs; how many there were."""
-    alive = [p for p in (owned.running() for owned in ledger.processes) if p is not None]
+    return stop_processes(ledger.processes, timeout)
+
+
+def stop_processes(processes: list[OwnedProcess], timeout: float = 5.0) -> int:
+    """SIGTERM, then SIGKILL, each of ``processes`` that still runs; how many there were."""
+    alive = [p for p in (owned.running() for owned in processes) if p is not None]
     for process in alive:
         with contextlib.suppress(psutil.Error):
             process.send_signal(signal.SIGTERM)

@@ -5,6 +5,8 @@ tests use the same class so that they exercise the real server. A run with worke
 machines binds it to the scenario's ``workers.listen`` and gives it a random password: it is in
 the URL the workers are sent, in a configuration file in the server's private temporary folder
 (never on its command line), and never in a log or the run directory (:func:`redact`).
+The service (``finishline serve``) gives it a ``data_dir``: then it keeps an append-only file
+there, so a restarted server (and so a restarted service) finds what it held.
 """
 
 from __future__ import annotations
@@ -39,9 +41,11 @@ def redact(url: str) -> str:
 
 
 class RedisServer(OwnedService):
-    """Start ``redis-server`` bound to ``bind`` (127.0.0.1 by default) without persistence; stop it on exit.
+    """Start ``redis-server`` bound to ``bind`` (127.0.0.1 by default); stop it on exit.
 
-    ``password``: clients must give it (``requirepass``); it is part of :attr:`url`."""
+    ``password``: clients must give it (``requirepass``); it is part of :attr:`url`.
+    ``data_dir``: persist there (AOF, fsync every second) and keep the folder; without it,
+    nothing is persisted and the server's private folder goes with it."""
 
     def __init__(
         self,
@@ -49,8 +53,10 @@ class RedisServer(OwnedService):
         binary: str = "redis-server",
         bind: str = "127.0.0.1",
         password: str | None = None,
+        data_dir: Path | None = None,
     ) -> None:
         self.bind = bind
+        self.data_dir = data_dir
         self.port = port or free_port(bind)
         self.binary = binary
         self.password = password
@@ -70,6 +76,10 @@ class RedisServer(OwnedService):
         self._dir = scratch_dir("redis")
         config = Path(self._dir.name) / "redis.conf"  # the folder is the owner's alone (0700)
         config.write_text(f"requirepass {self.password}\n" if self.password else "")
+        persist = ["--save", "", "--appendonly", "no", "--dir", self._dir.name]
+        if self.data_dir is not None:
+            self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            persist = ["--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.data_dir)]
         client = redis.Redis.from_url(self.url)
         try:
             self.process = start_process(
@@ -80,12 +90,7 @@ class RedisServer(OwnedService):
                     self.bind,
                     "--port",
                     str(self.port),
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    self._dir.name,
+                    *persist,
                     "--protected-mode",
                     "yes",
                 ],

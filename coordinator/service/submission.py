@@ -1,0 +1,41 @@
+"""Submitting a scenario: validated by the scenario loader, checked against the allow-lists,
+then queued. The API's ``POST /runs`` calls :func:`submit_scenario`; a scheduler will too, with
+its own ``source``, so every run goes through the same checks and the same queue."""
+
+from __future__ import annotations
+
+import yaml
+
+from coordinator.scenario.loader import parse
+from coordinator.service.access import AllowList, target_identity
+from coordinator.service.models import ServiceRun
+from coordinator.service.queue import RunQueue
+
+
+class Rejected(Exception):
+    """A request refused: the HTTP status it is answered with, one line, and the field it is about."""
+
+    def __init__(self, status: int, error: str, field: str | None = None) -> None:
+        super().__init__(error)
+        self.status, self.error, self.field = status, error, field
+
+
+def submit_scenario(queue: RunQueue, allow: AllowList, text: str, source: str = "api") -> ServiceRun:
+    """Queue the scenario ``text`` (YAML or JSON); :class:`Rejected` (422 invalid, 403 not allowed)
+    before anything is kept. Relative paths in it are relative to the runs directory, and its
+    output goes to the run's folder whatever it says."""
+    runs_dir = queue.runs_dir
+    scenario, problems, data = parse(text, "body", runs_dir, {"output_dir": str(runs_dir)})
+    refusal = allow.raw_refusal(data)  # before validation: say "not allowed", not what the machine lacks
+    if refusal is not None:
+        raise Rejected(403, refusal.message, refusal.field)
+    if problems or scenario is None:
+        first = problems[0] if problems else None
+        raise Rejected(422, first.message if first else "not a scenario", (first.field if first else "") or "body")
+    if scenario.matrix:
+        raise Rejected(422, "the service runs one scenario per run: submit each variant of the matrix", "matrix")
+    refusal = allow.refusal(scenario)
+    if refusal is not None:
+        raise Rejected(403, refusal.message, refusal.field)
+    resolved = yaml.safe_dump(scenario.model_dump(mode="json", exclude_none=True), sort_keys=False)
+    return queue.submit(resolved, scenario.name, target_identity(scenario), source=source)
