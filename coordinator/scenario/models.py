@@ -19,6 +19,7 @@ from coordinator.results.matrix import MatrixValue
 from coordinator.results.outcome import Checks
 from coordinator.results.selfcheck import SelfCheckLimits
 from coordinator.results.slo import Slo
+from coordinator.results.soak import SoakSpec
 from coordinator.scenario.matrix import check_axes
 from coordinator.scenario.phases import PhaseSpec, default_kind
 from coordinator.scenario.targets import TargetSpec
@@ -85,6 +86,10 @@ class Scenario(Spec):
     metrics: MetricsSection = MetricsSection()
     selfcheck: SelfCheckLimits = SelfCheckLimits()
     checks: Checks = Checks()
+    soak: SoakSpec | None = Field(
+        default=None,
+        description="judge the run as a soak: windowed series, their trends, stable or drifting (exit 7; docs/soak.md)",
+    )
     matrix: dict[str, Annotated[list[MatrixValue], Field(min_length=1)]] = Field(
         default_factory=dict,
         description="run the workloads and phases against each variant of the target: dotted paths into this "
@@ -109,6 +114,8 @@ class Scenario(Spec):
             if missing:
                 able = [k.kind for k in registry.target_kinds() if missing <= k.capabilities]
                 raise ValueError(f"phase {phase.name!r}: {phase.kind} needs a target of kind {' or '.join(able)}")
+        if self.soak is not None and self.soak.phase is not None and self.soak.phase not in {p.name for p in self.phases}:
+            raise ValueError(f"soak.phase {self.soak.phase!r} is not a phase (phases: {[p.name for p in self.phases]})")
         return self
 
     @property

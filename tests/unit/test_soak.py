@@ -104,3 +104,11 @@ def test_too_few_windows_is_inconclusive() -> None:
     short, spec = _run(0.5, windows=3)
     assert short.verdict.verdict == "inconclusive" and not short.verdict.trends
     assert "soak.min_windows" in short.verdict.reasons[0]
+
+
+def test_exported_soak_schema_is_current() -> None:
+    from coordinator.results.soak import schema_json
+    from tests.paths import ROOT
+
+    committed = (ROOT / "docs" / "soak.schema.json").read_text()
+    assert committed == schema_json(), "run: finishline schema --soak --output docs/soak.schema.json"
