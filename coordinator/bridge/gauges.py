@@ -53,7 +53,14 @@ class LoadGauges:
             s = item.sample
             g = out.setdefault(
                 s.phase,
-                {"users": 0.0, "target_rate": 0.0, "achieved_rate": 0.0, "cpu_percent": 0.0, "loop_lag": 0.0, "rss_bytes": 0.0},
+                {
+                    "users": 0.0,
+                    "target_rate": 0.0,
+                    "achieved_rate": 0.0,
+                    "cpu_percent": 0.0,
+                    "loop_lag": 0.0,
+                    "rss_bytes": 0.0,
+                },
             )
             g["users"] += s.users
             if s.target_rate is not None:  # None: a closed phase has no target rate

@@ -1,7 +1,7 @@
 """Soak analysis: does the endpoint drift over a long run? (``soak.json``; docs/soak.md)
 
-A scenario with a ``soak`` section gets it. The soak phase (``soak.phase``, else the longest
-measured phase) is cut into windows of ``soak.window_s``; each window gets TTFT and TPOT p50
+A scenario with a ``soak`` section, or with a phase of kind ``soak``, gets it. The soak phase
+(``soak.phase``, else the longest phase of kind ``soak``, else the longest measured phase) is cut into windows of ``soak.window_s``; each window gets TTFT and TPOT p50
 and p99, throughput (requests/s, output tokens/s), error rate, the target container's memory
 and the largest worker's resident memory. Each series gets a Theil–Sen trend
 (:mod:`coordinator.results.trend`) in units per hour with a confidence interval.
@@ -100,6 +100,7 @@ class Trend(_Document):
 
     windows: int = Field(ge=0, description="windows fitted")
     start: float = Field(description="the trend line at the first window fitted: the level slopes are relative to")
+    start_at_s: float = Field(description="where that is: the first window fitted's midpoint, seconds into the phase")
     slope_per_hour: float
     low_per_hour: float
     high_per_hour: float
@@ -194,7 +195,7 @@ def _windows(
     stats: Sequence[StatsSample],
 ) -> list[SoakWindow]:
     end = phase.end if phase.end is not None else float(np.nanmax(cols.end, initial=phase.start))
-    count = int(math.floor((end - phase.start) / spec.window_s + 1e-9))
+    count = math.floor((end - phase.start) / spec.window_s + 1e-9)
     rows = cols.of_phase(phase.name)
     if ErrorClass.CANCELLED.value in cols.classes:
         rows &= cols.outcome != cols.classes.index(ErrorClass.CANCELLED.value)
@@ -248,6 +249,7 @@ def judge_trend(series: str, x: Floats, y: Floats, spec: SoakSpec) -> Trend:
     return Trend(
         windows=fit.n,
         start=start,
+        start_at_s=float(x[0]) * 3600.0,
         slope_per_hour=fit.slope,
         low_per_hour=fit.low,
         high_per_hour=fit.high,

@@ -57,6 +57,6 @@ def theil_sen(x: Floats, y: Floats, confidence: float = 0.95) -> Fit:
     z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
     m = slopes.size
     spread = z * math.sqrt(variance)
-    lo_rank = max(int(round((m - spread) / 2.0)) - 1, 0)
-    hi_rank = min(int(round((m + spread) / 2.0)), m - 1)
+    lo_rank = max(round((m - spread) / 2.0) - 1, 0)
+    hi_rank = min(round((m + spread) / 2.0), m - 1)
     return Fit(slope=slope, intercept=intercept, low=float(slopes[lo_rank]), high=float(slopes[hi_rank]), n=n)

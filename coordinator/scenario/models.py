@@ -21,7 +21,7 @@ from coordinator.results.selfcheck import SelfCheckLimits
 from coordinator.results.slo import Slo
 from coordinator.results.soak import SoakSpec
 from coordinator.scenario.matrix import check_axes
-from coordinator.scenario.phases import PhaseSpec, default_kind
+from coordinator.scenario.phases import PhaseSpec, SoakPhase, default_kind
 from coordinator.scenario.targets import TargetSpec
 from coordinator.scenario.workers import WorkersSpec
 from loadgen.spec import RetryPolicy, Spec, WorkloadSpec, check_unique
@@ -114,9 +114,25 @@ class Scenario(Spec):
             if missing:
                 able = [k.kind for k in registry.target_kinds() if missing <= k.capabilities]
                 raise ValueError(f"phase {phase.name!r}: {phase.kind} needs a target of kind {' or '.join(able)}")
-        if self.soak is not None and self.soak.phase is not None and self.soak.phase not in {p.name for p in self.phases}:
+        if (
+            self.soak is not None
+            and self.soak.phase is not None
+            and self.soak.phase not in {p.name for p in self.phases}
+        ):
             raise ValueError(f"soak.phase {self.soak.phase!r} is not a phase (phases: {[p.name for p in self.phases]})")
         return self
+
+    @property
+    def soak_analysis(self) -> SoakSpec | None:
+        """What the run's soak analysis is to do, or None for none: the ``soak`` section, or its
+        defaults when a phase is of kind ``soak``; the phase, unless named, is the longest soak phase."""
+        soaks = [p for p in self.phases if isinstance(p, SoakPhase)]
+        if self.soak is None and not soaks:
+            return None
+        spec = self.soak or SoakSpec()
+        if spec.phase is None and soaks:
+            spec = spec.model_copy(update={"phase": max(soaks, key=lambda p: p.duration).name})
+        return spec
 
     @property
     def worker_sources(self) -> WorkersSpec:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from coordinator.results.columns import columns_of
-from coordinator.results.soak import SoakAnalysis, SoakSpec, analyse, judge_trend
+from coordinator.results.report import write_report
+from coordinator.results.soak import SOAK_FILE, SoakAnalysis, SoakSpec, analyse, judge_trend
+from coordinator.results.soak_report import read_soak
+from coordinator.results.summarize import summarize
 from coordinator.results.summary import PhaseWindow
 from coordinator.results.trend import theil_sen
 from loadgen.samples import WorkerSample
@@ -68,7 +73,7 @@ def test_a_limit_decides_and_null_means_not_judged() -> None:
     assert not judge_trend("error_rate", HOURS, errors, SoakSpec(max_error_rate_rise_per_hour=0.05)).drifting
 
 
-def _run(leak_per_window: float, windows: int = 8, per_window: int = 20) -> tuple[SoakAnalysis, SoakSpec]:
+def _run(leak_per_window: float, windows: int = 8, per_window: int = 20) -> SoakAnalysis:
     """Records of a phase of ``windows`` 10-s windows whose TTFT grows by ``leak_per_window`` each."""
     spec = SoakSpec(window_s=10.0)
     rng = np.random.default_rng(5)
@@ -81,11 +86,11 @@ def _run(leak_per_window: float, windows: int = 8, per_window: int = 20) -> tupl
             records.append(record(t0=t0, ttft=ttft, tokens=5, error=error))
     samples = [WorkerSample(worker="w:1", time=t, rss_bytes=100_000_000) for t in np.arange(0.0, 80.0, 1.0)]
     cols = columns_of(records)
-    return analyse(cols, PhaseWindow(name="steady", start=0.0, end=windows * 10.0), spec, samples), spec
+    return analyse(cols, PhaseWindow(name="steady", start=0.0, end=windows * 10.0), spec, samples)
 
 
 def test_analyse_a_run_windows_and_verdicts() -> None:
-    flat, _ = _run(0.0)
+    flat = _run(0.0)
     assert flat.verdict.verdict == "stable", flat.verdict.reasons
     assert flat.verdict.windows == 8 and len(flat.windows) == 8
     first = flat.windows[0]
@@ -94,14 +99,28 @@ def test_analyse_a_run_windows_and_verdicts() -> None:
     assert first.worker_memory == pytest.approx(100_000_000) and first.target_memory is None
     assert flat.windows[3].error_rate == pytest.approx(1 / 20)
     assert "target_memory" not in flat.verdict.trends and "worker_memory" in flat.verdict.trends
-    leaking, _ = _run(0.05)  # TTFT +5% a window
+    leaking = _run(0.05)  # TTFT +5% a window
     assert leaking.verdict.verdict == "drifting"
     assert any(reason.startswith("TTFT p50 rises") for reason in leaking.verdict.reasons)
     assert SoakAnalysis.model_validate_json(leaking.model_dump_json()) == leaking
 
 
+def test_the_report_shows_the_soak_series_trends_and_verdict(tmp_path: Path) -> None:
+    leaking = _run(0.05)
+    (tmp_path / SOAK_FILE).write_text(leaking.model_dump_json())
+    assert read_soak(tmp_path) == leaking
+    assert read_soak(tmp_path / "nowhere") is None
+    summary = summarize(columns_of([record(t0=1.0)]), [PhaseWindow(name="steady", start=0.0, end=80.0)], None)
+    html = write_report(tmp_path / "report.html", summary, [record(t0=1.0)], []).read_text()
+    section = html[html.index("<section id='soak'>") :]
+    section = section[: section.index("</section>")]
+    assert "Soak: drifting" in section and "TTFT p50 rises" in section
+    assert section.count("<svg") == 1 and "TTFT p99" in section and "worker memory" in section
+    assert "<b>drifting</b>" in section
+
+
 def test_too_few_windows_is_inconclusive() -> None:
-    short, spec = _run(0.5, windows=3)
+    short = _run(0.5, windows=3)
     assert short.verdict.verdict == "inconclusive" and not short.verdict.trends
     assert "soak.min_windows" in short.verdict.reasons[0]
 
