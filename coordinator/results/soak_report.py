@@ -44,16 +44,19 @@ def soak_figure(analysis: SoakAnalysis) -> str | None:
         if trend is not None:
             line = trend.start + trend.slope_per_hour * (x - trend.start_at_s / 3600.0)
             ax.plot(minutes, line * scale, "-", color="tab:red" if trend.drifting else "tab:green")
-            title = f"{title}: {_slope(trend)}"
+            title = f"{title}: {_slope(name, trend)}"
         ax.set_title(title, fontsize=8)
         ax.set_ylabel(label)
         ax.set_xlabel("minutes into the phase")
     return to_svg(fig)
 
 
-def _slope(trend: Trend) -> str:
+def _slope(name: str, trend: Trend) -> str:
+    """Percent of the start per hour; the error rate (judged absolute) in percentage points per hour."""
     if trend.slope_pct is None or trend.low_pct is None or trend.high_pct is None:
-        return f"{trend.slope_per_hour:+.3g}/h [{trend.low_per_hour:+.3g}, {trend.high_per_hour:+.3g}]"
+        scale, unit = (100.0, " points") if name == "error_rate" else (1.0, "")
+        low, slope, high = (scale * v for v in (trend.low_per_hour, trend.slope_per_hour, trend.high_per_hour))
+        return f"{slope:+.3g}{unit}/h [{low:+.3g}, {high:+.3g}]"
     return f"{trend.slope_pct:+.1f}%/h [{trend.low_pct:+.1f}, {trend.high_pct:+.1f}]"
 
 
@@ -72,10 +75,12 @@ def soak_table(analysis: SoakAnalysis) -> str:
     for name, trend in v.trends.items():
         title, unit, worse = SERIES[name]
         scale, label = _SCALE[unit]
-        pct = trend.slope_pct is not None
-        limit = "—" if trend.limit is None else (f"{trend.limit:g}%/h" if pct else f"{trend.limit:g}/h")
+        absolute = name == "error_rate"
+        limit = (
+            "—" if trend.limit is None else (f"{100 * trend.limit:g} points/h" if absolute else f"{trend.limit:g}%/h")
+        )
         rows.append(
-            f"<tr><td>{html.escape(title)}</td><td>{trend.start * scale:,.4g} {label}</td><td>{_slope(trend)}</td>"
+            f"<tr><td>{html.escape(title)}</td><td>{trend.start * scale:,.4g} {label}</td><td>{_slope(name, trend)}</td>"
             f"<td>{worse}</td><td>{limit}</td><td>{'<b>drifting</b>' if trend.drifting else 'no'}</td></tr>"
         )
     table = (

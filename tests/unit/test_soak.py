@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
 from coordinator.results.columns import columns_of
+from coordinator.results.outcome import Checks, Outcome, judge
 from coordinator.results.report import write_report
-from coordinator.results.soak import SOAK_FILE, SoakAnalysis, SoakSpec, analyse, judge_trend
+from coordinator.results.soak import SOAK_FILE, SoakAnalysis, SoakSpec, analyse, judge_trend, schema_json
 from coordinator.results.soak_report import read_soak
 from coordinator.results.summarize import summarize
 from coordinator.results.summary import PhaseWindow
 from coordinator.results.trend import theil_sen
+from coordinator.scenario.loader import parse
 from loadgen.samples import WorkerSample
-from tests.factories import record
+from tests.factories import VALID_SCENARIO, edited_scenario, record
+from tests.paths import ROOT
 
 HOURS = np.arange(60, dtype=np.float64) / 60.0  # an hour of one-minute windows
 
@@ -126,8 +131,42 @@ def test_too_few_windows_is_inconclusive() -> None:
 
 
 def test_exported_soak_schema_is_current() -> None:
-    from coordinator.results.soak import schema_json
-    from tests.paths import ROOT
-
     committed = (ROOT / "docs" / "soak.schema.json").read_text()
     assert committed == schema_json(), "run: finishline schema --soak --output docs/soak.schema.json"
+
+
+def test_when_a_scenario_gets_a_soak_analysis(tmp_path: Path) -> None:
+    def scenario(text: str) -> Any:
+        sc, problems, _ = parse(text, "s.yaml", tmp_path)
+        assert sc is not None, problems
+        return sc
+
+    assert scenario(VALID_SCENARIO).soak_analysis is None  # a plain steady phase: none
+    two_soaks = edited_scenario(
+        "phases",
+        [
+            {"name": "warm", "kind": "warmup", "users": 1, "duration": "5s"},
+            {"name": "short", "kind": "soak", "users": 2, "duration": "1m"},
+            {"name": "long", "kind": "soak", "users": 2, "duration": "2h"},
+        ],
+    )
+    assert scenario(two_soaks).soak_analysis == SoakSpec(phase="long")  # a soak phase: the defaults
+    named = yaml_with(two_soaks, {"soak": {"phase": "short", "window_s": 30}})
+    assert scenario(named).soak_analysis == SoakSpec(phase="short", window_s=30)
+    _, problems, _ = parse(yaml_with(VALID_SCENARIO, {"soak": {"phase": "nope"}}), "s.yaml", tmp_path)
+    assert any("soak.phase 'nope' is not a phase" in str(p) for p in problems), problems
+    _, problems, _ = parse(yaml_with(VALID_SCENARIO, {"soak": {"window_s": 0}}), "s.yaml", tmp_path)
+    assert [p.field for p in problems] == ["soak.window_s"], problems
+
+
+def yaml_with(text: str, fields: dict[str, object]) -> str:
+    return yaml.safe_dump({**yaml.safe_load(text), **fields}, sort_keys=False)
+
+
+def test_a_drifting_soak_exits_7_below_the_more_serious_outcomes() -> None:
+    summary = summarize(columns_of([record(t0=1.0)]), [PhaseWindow(name="steady", start=0.0, end=80.0)], None)
+    drifting = judge(summary, Checks(), drift=("TPOT p50 rises",))
+    assert (drifting.outcome, drifting.exit_code, drifting.reasons) == (Outcome.DRIFTING, 7, ("TPOT p50 rises",))
+    assert judge(summary, Checks()).exit_code == 0
+    partial = judge(summary, Checks(), failures=("a worker was lost",), drift=("TPOT p50 rises",))
+    assert partial.exit_code == 3 and partial.reasons == ("a worker was lost", "TPOT p50 rises")
