@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -182,9 +183,32 @@ def _ms(values: Floats, q: float) -> float | None:
     return float(np.percentile(values, q) * 1000.0) if values.size else None
 
 
-def _bucket(times: Floats, start: float, spec: SoakSpec, count: int) -> np.ndarray:
+def _bucket(times: Floats, start: float, spec: SoakSpec, count: int) -> npt.NDArray[np.int64]:
+    """The window of each time (-1: outside every full window)."""
     index = np.floor((times - start) / spec.window_s)
     return np.where((index >= 0) & (index < count), index, -1).astype(np.int64)
+
+
+def _by_window(bucket: npt.NDArray[np.int64], count: int) -> list[npt.NDArray[np.intp]]:
+    """The positions of each window's items, in one sort (a day of records in minute windows
+    would take minutes if each window scanned them all)."""
+    inside = np.flatnonzero(bucket >= 0)
+    order = inside[np.argsort(bucket[inside], kind="stable")]
+    bounds = np.searchsorted(bucket[order], np.arange(count + 1))
+    return [order[bounds[i] : bounds[i + 1]] for i in range(count)]
+
+
+def _worker_memory(samples: Sequence[WorkerSample], windows: list[npt.NDArray[np.intp]]) -> list[float | None]:
+    """Per window, the largest of each worker's mean resident memory (samples without it left out)."""
+    out: list[float | None] = []
+    for positions in windows:
+        rss: dict[str, list[int]] = {}
+        for i in positions:
+            sample = samples[int(i)]
+            if sample.rss_bytes > 0:
+                rss.setdefault(sample.worker, []).append(sample.rss_bytes)
+        out.append(max(float(np.mean(v)) for v in rss.values()) if rss else None)
+    return out
 
 
 def _windows(
@@ -199,32 +223,30 @@ def _windows(
     rows = cols.of_phase(phase.name)
     if ErrorClass.CANCELLED.value in cols.classes:
         rows &= cols.outcome != cols.classes.index(ErrorClass.CANCELLED.value)
-    bucket = _bucket(cols.end, phase.start, spec, count)
-    sample_bucket = _bucket(np.array([s.time for s in samples], dtype=np.float64), phase.start, spec, count)
-    stats_bucket = _bucket(np.array([s.time for s in stats], dtype=np.float64), phase.start, spec, count)
+    bucket = np.where(rows, _bucket(cols.end, phase.start, spec, count), -1)
+    requests = _by_window(bucket, count)
+    times = np.array([s.time for s in samples], dtype=np.float64)
+    worker_memory = _worker_memory(samples, _by_window(_bucket(times, phase.start, spec, count), count))
+    memory = np.array([s.memory_bytes for s in stats], dtype=np.float64)
+    stats_windows = _by_window(_bucket(np.array([s.time for s in stats]), phase.start, spec, count), count)
+    ttft, tpot = cols.values["ttft"], cols.values["tpot"]
     out = []
-    for i in range(count):
-        in_window = rows & (bucket == i)
-        ok = in_window & cols.ok
-        n = int(in_window.sum())
-        rss: dict[str, list[int]] = {}
-        for sample, b in zip(samples, sample_bucket, strict=True):
-            if b == i and sample.rss_bytes > 0:
-                rss.setdefault(sample.worker, []).append(sample.rss_bytes)
-        memory = [s.memory_bytes for s, b in zip(stats, stats_bucket, strict=True) if b == i]
+    for i, in_window in enumerate(requests):
+        ok = in_window[cols.ok[in_window]]
+        n = int(in_window.size)
         out.append(
             SoakWindow(
                 start_s=i * spec.window_s,
                 requests=n,
-                ttft_p50=_ms(cols.values["ttft"][ok], 50),
-                ttft_p99=_ms(cols.values["ttft"][ok], 99),
-                tpot_p50=_ms(cols.values["tpot"][ok], 50),
-                tpot_p99=_ms(cols.values["tpot"][ok], 99),
+                ttft_p50=_ms(ttft[ok], 50),
+                ttft_p99=_ms(ttft[ok], 99),
+                tpot_p50=_ms(tpot[ok], 50),
+                tpot_p99=_ms(tpot[ok], 99),
                 requests_per_s=n / spec.window_s,
                 output_tokens_per_s=float(cols.output_tokens[ok].sum()) / spec.window_s,
-                error_rate=(n - int(ok.sum())) / n if n else None,
-                target_memory=float(np.mean(memory)) if memory else None,
-                worker_memory=max(float(np.mean(v)) for v in rss.values()) if rss else None,
+                error_rate=(n - int(ok.size)) / n if n else None,
+                target_memory=float(memory[stats_windows[i]].mean()) if stats_windows[i].size else None,
+                worker_memory=worker_memory[i],
             )
         )
     return out

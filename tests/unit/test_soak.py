@@ -170,3 +170,9 @@ def test_a_drifting_soak_exits_7_below_the_more_serious_outcomes() -> None:
     assert judge(summary, Checks()).exit_code == 0
     partial = judge(summary, Checks(), failures=("a worker was lost",), drift=("TPOT p50 rises",))
     assert partial.exit_code == 3 and partial.reasons == ("a worker was lost", "TPOT p50 rises")
+
+
+def test_a_very_long_series_is_thinned_not_refused() -> None:
+    x = np.arange(10_000, dtype=np.float64) / 60.0  # a week of minute windows, in hours
+    fit = theil_sen(x, 5.0 + 0.1 * x)
+    assert fit.slope == pytest.approx(0.1) and fit.n == 2000
