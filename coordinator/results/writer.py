@@ -8,7 +8,7 @@ The records are read back from the collector's file in one pass into compact col
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -111,10 +111,14 @@ def write_results(
         )
 
     result = judged(failures)
-    # The CSV and the report first: if one cannot be written, the summary says so (partial)
+    # soak.json, the CSV and the report first: if one cannot be written, the summary says so (partial)
     # rather than calling a run complete beside a missing report.
     written: list[str] = []
+    writes: list[tuple[str, Callable[[Summary], object]]] = []
+    if soak is not None:  # before the report, which reads it
+        writes.append((SOAK_FILE, lambda s: write_atomic(run_dir / SOAK_FILE, soak.model_dump_json(indent=2) + "\n")))
     for name, write in (
+        *writes,
         ("summary.csv", lambda s: write_csv(s, run_dir / "summary.csv")),
         ("report.html", lambda s: _report(run_dir, s, records, samples)),
     ):
@@ -130,15 +134,13 @@ def write_results(
 
 
 def _soak(run_dir: Path, facts: RunFacts, records: RecordColumns, samples: list[WorkerSample]) -> SoakAnalysis | None:
-    """The soak analysis when the scenario asks for one, written to ``soak.json`` first (the report reads it)."""
+    """The soak analysis when the scenario asks for one (``soak.json``)."""
     if facts.soak is None:
         return None
     phase = soak_phase(facts.soak, facts.windows, facts.unmeasured)
     if phase is None:  # the run ended before its soak phase began: nothing to judge
         return None
-    analysis = analyse(records, phase, facts.soak, samples, read_container_stats(run_dir))
-    write_atomic(run_dir / SOAK_FILE, analysis.model_dump_json(indent=2) + "\n")
-    return analysis
+    return analyse(records, phase, facts.soak, samples, read_container_stats(run_dir))
 
 
 def _report(run_dir: Path, summary: Summary, records: RecordColumns, samples: list[WorkerSample]) -> None:

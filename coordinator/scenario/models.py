@@ -114,12 +114,10 @@ class Scenario(Spec):
             if missing:
                 able = [k.kind for k in registry.target_kinds() if missing <= k.capabilities]
                 raise ValueError(f"phase {phase.name!r}: {phase.kind} needs a target of kind {' or '.join(able)}")
-        if (
-            self.soak is not None
-            and self.soak.phase is not None
-            and self.soak.phase not in {p.name for p in self.phases}
-        ):
-            raise ValueError(f"soak.phase {self.soak.phase!r} is not a phase (phases: {[p.name for p in self.phases]})")
+        if self.soak is not None and self.soak.phase is not None:
+            constant = [p.name for p in self.phases if p.kind in ("steady", "soak", "warmup")]
+            if self.soak.phase not in constant:  # a ladder's or a ramp's load changes on purpose
+                raise ValueError(f"soak.phase {self.soak.phase!r} is not a steady or soak phase (those: {constant})")
         return self
 
     @property

@@ -154,7 +154,7 @@ def test_when_a_scenario_gets_a_soak_analysis(tmp_path: Path) -> None:
     named = yaml_with(two_soaks, {"soak": {"phase": "short", "window_s": 30}})
     assert scenario(named).soak_analysis == SoakSpec(phase="short", window_s=30)
     _, problems, _ = parse(yaml_with(VALID_SCENARIO, {"soak": {"phase": "nope"}}), "s.yaml", tmp_path)
-    assert any("soak.phase 'nope' is not a phase" in str(p) for p in problems), problems
+    assert any("soak.phase 'nope' is not a steady or soak phase" in str(p) for p in problems), problems
     _, problems, _ = parse(yaml_with(VALID_SCENARIO, {"soak": {"window_s": 0}}), "s.yaml", tmp_path)
     assert [p.field for p in problems] == ["soak.window_s"], problems
 
