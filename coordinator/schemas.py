@@ -22,6 +22,8 @@ def _schema_json(document: str) -> str:
         from coordinator.compare.thresholds import schema_json
     elif document == "compare":
         from coordinator.compare.result import schema_json
+    elif document == "soak":
+        from coordinator.results.soak import schema_json
     else:
         from coordinator.scenario.schema import schema_json
     produce: Callable[[], str] = schema_json
@@ -34,15 +36,17 @@ def _schema_json(document: str) -> str:
     "  finishline schema --summary --output docs/summary.schema.json\n"
     "  finishline schema --matrix --output docs/matrix.schema.json\n"
     "  finishline schema --thresholds --output docs/thresholds.schema.json\n"
-    "  finishline schema --compare --output docs/compare.schema.json"
+    "  finishline schema --compare --output docs/compare.schema.json\n"
+    "  finishline schema --soak --output docs/soak.schema.json"
 )
 @click.option("--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to this file instead of stdout.")
 @click.option("--summary", "document", flag_value="summary", help="A run's summary.json.")
 @click.option("--matrix", "document", flag_value="matrix", help="A matrix's matrix.json.")
 @click.option("--thresholds", "document", flag_value="thresholds", help="A thresholds file of compare.")
 @click.option("--compare", "document", flag_value="compare", help="compare --format json (and a run's compare.json).")
+@click.option("--soak", "document", flag_value="soak", help="A soak's soak.json (scenario section soak).")
 def schema(output: Path | None, document: str | None) -> None:
-    """Print the scenario file's JSON Schema, or another file's (--summary, --matrix, --thresholds, --compare)."""
+    """Print the scenario file's JSON Schema, or another file's (--summary, --matrix, --thresholds, --compare, --soak)."""
     text = _schema_json(document or "scenario")
     if output is None:
         sys.stdout.write(text)

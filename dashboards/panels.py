@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from grafana_foundation_sdk.builders import bargauge, common, dashboard, prometheus, stat, timeseries
+from grafana_foundation_sdk.builders import bargauge, common, dashboard, prometheus, stat, text, timeseries
 from grafana_foundation_sdk.models import common as cm
+from grafana_foundation_sdk.models import text as text_model
 from grafana_foundation_sdk.models.dashboard import DataSourceRef, GridPos, VariableRefresh
 
 from dashboards import names as n
@@ -31,7 +32,7 @@ def latency_quantile(name: str, q: float, selector: str, window: str, by: str = 
     return f"histogram_quantile({q}, sum by ({group}) (rate({n.ok_buckets(name, selector)}[{window}])))"
 
 
-P = TypeVar("P", timeseries.Panel, stat.Panel, bargauge.Panel)
+P = TypeVar("P", timeseries.Panel, stat.Panel, bargauge.Panel, text.Panel)
 
 
 def _panel(panel: P, title: str, unit: str, queries: list[tuple[str, str]], description: str, instant: bool) -> P:
@@ -40,6 +41,11 @@ def _panel(panel: P, title: str, unit: str, queries: list[tuple[str, str]], desc
     for i, (expr, legend) in enumerate(queries):
         panel = panel.with_target(query(expr, legend, chr(ord("A") + i), instant))
     return panel
+
+
+def note(title: str, markdown: str) -> text.Panel:
+    """A panel of text (Markdown) that queries nothing: where to find what Prometheus cannot hold."""
+    return text.Panel().title(title).content(markdown).mode(text_model.TextMode.MARKDOWN)
 
 
 def series(title: str, unit: str, queries: list[tuple[str, str]], description: str = "") -> timeseries.Panel:

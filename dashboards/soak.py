@@ -1,11 +1,16 @@
-"""The soak dashboard: trends over hours — drift of latency, errors, goodput, server and client."""
+"""The soak dashboard: trends over hours — drift of latency, errors, goodput, server and client.
+
+Its first row shows, live, the series of the report's soak section (``coordinator/results/soak.py``)
+in one-minute windows, its default: TTFT and TPOT p50/p99, throughput, error rate, the memory of
+the largest worker and of the target container. The verdict is computed after the run.
+"""
 
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard
 
 from dashboards import names as n
-from dashboards.panels import board, latency_quantile, series
+from dashboards.panels import board, latency_quantile, note, series
 
 UID = "finishline-soak"
 SEL = 'run="$run"'
@@ -23,6 +28,49 @@ def build() -> dashboard.Dashboard:
         "now-24h",
         [("run", n.request_label_values("run"), False)],
         refresh="1m",
+    )
+    g.row("Soak windows: the report's soak series, one-minute windows")
+    for name, title in (("ttft", "TTFT"), ("tpot", "TPOT")):
+        g.add(
+            series(
+                f"{title} p50/p99, 1m windows",
+                "s",
+                [(_q(name, 0.5, "1m"), "p50"), (_q(name, 0.99, "1m"), "p99")],
+            ),
+            w=8,
+        )
+    g.add(
+        series(
+            "Throughput, 1m windows",
+            "short",
+            [
+                (f'sum(rate({n.COUNTER["requests"]}{{{SEL}, outcome!="cancelled"}}[1m]))', "requests/s"),
+                (f"sum(rate({n.COUNTER['output_tokens']}{{{SEL}, {n.OK}}}[1m]))", "output tokens/s"),
+            ],
+        ),
+        w=8,
+    )
+    g.add(series("Error rate, 1m windows", "percentunit", [(f"max({n.ERROR_RATIO_1M}{{{SEL}}})", "error rate")]), w=8)
+    g.add(
+        series(
+            "Memory: largest worker and target container",
+            "bytes",
+            [
+                (f"max({n.GAUGE['rss_bytes']}{{{SEL}}})", "worker (largest RSS)"),
+                (f"max({n.CONTAINER_GAUGE['memory_bytes']}{{{SEL}}})", "target container"),
+            ],
+            "The worker's resident memory from its samples; the container's from Docker stats (Docker targets only).",
+        ),
+        w=8,
+    )
+    g.add(
+        note(
+            "Soak verdict",
+            "The verdict, **stable** or **drifting**, with each series' Theil–Sen slope per hour and its "
+            "interval, is computed from the records after the run: the report's *Soak* section, `soak.json` "
+            "and `summary.json` (`soak`) in the run directory; a drifting soak exits 7. See docs/soak.md.",
+        ),
+        w=8,
     )
     g.row("Latency drift")
     for name, title in (("ttft", "TTFT"), ("tpot", "TPOT"), ("e2e", "E2E")):

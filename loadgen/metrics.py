@@ -384,6 +384,7 @@ PROM_GAUGES: dict[str, str] = {
     "achieved_rate": "finishline_achieved_rate",
     "cpu_percent": "finishline_client_cpu_percent",
     "loop_lag": "finishline_client_loop_lag_seconds",
+    "rss_bytes": "finishline_client_rss_bytes",  # the largest worker's resident memory
     "slo_objective": "finishline_slo_objective",
 }
 # Container resources of a Docker target (coordinator/docker/live.py publishes them to the

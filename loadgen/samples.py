@@ -1,7 +1,7 @@
 """What travels on a run's samples stream, beside the records: worker and container samples.
 
 A *worker sample* is a worker's view of itself, once a second (``loadgen/telemetry.py``):
-its CPU, how late its event loop wakes up, its users and target vs achieved request rate.
+its CPU and resident memory, how late its event loop wakes up, its users and target vs achieved request rate.
 The self-check, the progress display and the bridge's load gauges read them; the collector
 keeps them in the run directory (``samples.jsonl.gz``, one JSON object a line, the same
 field names as on the stream).
@@ -45,6 +45,7 @@ class WorkerSample:
     in_flight: int = 0
     phase: str = ""
     budget_left: int | None = None  # requests ``phase`` may still begin on this worker; None: no limit
+    rss_bytes: int = 0  # resident memory of the worker process (0 in samples written before it was taken)
 
     def to_json(self) -> bytes:
         return orjson.dumps(self)

@@ -1,7 +1,7 @@
 """Worker self-observation: is this worker itself the bottleneck?
 
 Every second a greenlet writes one :class:`~loadgen.samples.WorkerSample` to the run's samples
-stream: CPU of the process, event-loop lag (how late the sampler woke up: a busy gevent hub
+stream: CPU and resident memory of the process (the soak analysis's client memory), event-loop lag (how late the sampler woke up: a busy gevent hub
 delays every timestamp the users take), users, target vs achieved request rate and the phase.
 """
 
@@ -97,6 +97,7 @@ class WorkerSampler:
                 in_flight=snap.in_flight,
                 phase=snap.phase,
                 budget_left=snap.budget_left,
+                rss_bytes=self._process.memory_info().rss,  # one read of /proc/self/statm: cheap
             )
             try:
                 self.writer.write(sample)

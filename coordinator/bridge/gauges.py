@@ -39,9 +39,10 @@ class LoadGauges:
         self.latest[sample.worker] = _Latest(sample, time.monotonic() if now is None else now)
 
     def values(self, now: float | None = None) -> dict[str, dict[str, float]]:
-        """``{phase: {users, target_rate, achieved_rate, cpu_percent, loop_lag}}`` over fresh workers.
+        """``{phase: {users, target_rate, achieved_rate, cpu_percent, loop_lag, rss_bytes}}`` over fresh
+        workers.
 
-        Rates and users add up over workers; CPU and loop lag are the worst worker's (a single
+        Rates and users add up over workers; CPU, loop lag and resident memory are the worst worker's (a single
         saturated worker already distorts the measurement).
         """
         now = time.monotonic() if now is None else now
@@ -52,7 +53,14 @@ class LoadGauges:
             s = item.sample
             g = out.setdefault(
                 s.phase,
-                {"users": 0.0, "target_rate": 0.0, "achieved_rate": 0.0, "cpu_percent": 0.0, "loop_lag": 0.0},
+                {
+                    "users": 0.0,
+                    "target_rate": 0.0,
+                    "achieved_rate": 0.0,
+                    "cpu_percent": 0.0,
+                    "loop_lag": 0.0,
+                    "rss_bytes": 0.0,
+                },
             )
             g["users"] += s.users
             if s.target_rate is not None:  # None: a closed phase has no target rate
@@ -60,6 +68,7 @@ class LoadGauges:
             g["achieved_rate"] += s.achieved_rate
             g["cpu_percent"] = max(g["cpu_percent"], s.cpu_percent)
             g["loop_lag"] = max(g["loop_lag"], s.loop_lag_ms / 1000.0)
+            g["rss_bytes"] = max(g["rss_bytes"], float(s.rss_bytes))
         return out
 
 

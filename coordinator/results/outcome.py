@@ -13,6 +13,7 @@ outcome                   code  when
 ``requests_failed``       6     every measured request failed, or more than ``checks.max_error_rate``
 ``invalid``               4     the self-check found the client saturated: the figures are the client's
 ``slo_missed``            5     an SLO was missed and the scenario's ``slo.enforce`` is on
+``drifting``              7     a soak (scenario section ``soak``) found a series drifting (docs/soak.md)
 ``regression``            1     worse than the baseline it was compared with
 ``ok``                    0     the run completed and met what it was asked to check
 ========================  ====  ===================================================================
@@ -40,6 +41,7 @@ class Outcome(StrEnum):
     SLO_MISSED = "slo_missed"
     REQUESTS_FAILED = "requests_failed"
     INTERRUPTED = "interrupted"
+    DRIFTING = "drifting"
 
 
 class ExitCode(IntEnum):
@@ -52,6 +54,7 @@ class ExitCode(IntEnum):
     INVALID = 4
     SLO_MISSED = 5
     REQUESTS_FAILED = 6
+    DRIFTING = 7
     INTERRUPTED = 130
 
 
@@ -63,6 +66,7 @@ SEVERITY: tuple[Outcome, ...] = (  # most serious first: the first that applies 
     Outcome.REQUESTS_FAILED,
     Outcome.INVALID,
     Outcome.SLO_MISSED,
+    Outcome.DRIFTING,
     Outcome.REGRESSION,
 )
 
@@ -140,6 +144,7 @@ def judge(
     failures: tuple[str, ...] = (),
     target_down: str | None = None,
     bad_input: str | None = None,
+    drift: tuple[str, ...] = (),
 ) -> RunOutcome:
     """The outcome of a finished run from its summary and what the run knows about its own end.
 
@@ -178,4 +183,5 @@ def judge(
                 found[Outcome.SLO_MISSED].append(
                     f"{metric.upper()} p{check.percentile:g} {value} > SLO {check.limit_ms:g} ms"
                 )
+    found[Outcome.DRIFTING].extend(drift)
     return decide(found, slo_met=slo_met, slo_enforced=enforce_slo)

@@ -18,6 +18,8 @@ from coordinator.results import figures
 from coordinator.results.columns import Mask, RecordColumns, as_columns
 from coordinator.results.files import write_atomic
 from coordinator.results.outcome import Outcome, RunOutcome
+from coordinator.results.soak import SoakAnalysis
+from coordinator.results.soak_report import read_soak, soak_figure, soak_table
 from coordinator.results.summary import ALL, GroupSummary, LatencyStats, Summary
 from coordinator.results.workers import WorkerEntry, read_workers, workers_table
 from loadgen import metrics
@@ -321,6 +323,7 @@ def render(
     environment: str = "",
     sections: Sequence[str] = (),
     workers: Sequence[WorkerEntry] = (),
+    soak: SoakAnalysis | None = None,
 ) -> str:
     run = summary.run
     windows = run.phases
@@ -352,6 +355,7 @@ def render(
             "Over time",
             _figure(figures.over_time(cols, windows), "Each dot is one successful request; phases shaded."),
         ),
+        _soak(soak),
         _section(
             "per-phase",
             "Throughput and latency per phase",
@@ -377,6 +381,14 @@ def render(
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def _soak(soak: SoakAnalysis | None) -> str:
+    """The soak section (a scenario with ``soak``): the windowed series, their trends and the verdict."""
+    if soak is None:
+        return ""
+    caption = f"Each dot is one {soak.verdict.window_s:g}-s window; the line its Theil–Sen trend (red: drifting)."
+    return _section("soak", "Soak", soak_table(soak), _figure(soak_figure(soak), caption))
 
 
 def _workers(workers: Sequence[WorkerEntry], summary: Summary) -> str:
@@ -419,6 +431,7 @@ def write_report(
         environment,
         feature_sections(path.parent),
         workers=read_workers(path.parent),
+        soak=read_soak(path.parent),
     )
     return write_atomic(path, page)
 

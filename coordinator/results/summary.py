@@ -22,6 +22,7 @@ from coordinator.results.losses import Losses
 from coordinator.results.outcome import RunOutcome
 from coordinator.results.selfcheck import SelfCheckResult
 from coordinator.results.slo import Slo
+from coordinator.results.soak import SoakVerdict
 from coordinator.results.status import RunStatus
 from loadgen import metrics
 from loadgen.errors import UserError, describe_validation_error
@@ -258,6 +259,11 @@ class Summary(_Document):
         default=None,
         exclude_if=lambda v: v is None,
         description="the verdict and exit code of the run (absent in files written before it existed)",
+    )
+    soak: SoakVerdict | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="the soak's verdict and trends (scenario section soak; the windows are in soak.json)",
     )
 
 

@@ -8,7 +8,7 @@ The records are read back from the collector's file in one pass into compact col
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,6 +20,7 @@ from coordinator.results.outcome import Checks, judge
 from coordinator.results.report import write_report
 from coordinator.results.selfcheck import SelfCheckLimits, evaluate
 from coordinator.results.slo import Slo
+from coordinator.results.soak import SOAK_FILE, SoakAnalysis, SoakSpec, analyse, read_container_stats, soak_phase
 from coordinator.results.status import RunStatus
 from coordinator.results.summarize import summarize
 from coordinator.results.summary import PhaseWindow, RunInfo, Summary
@@ -41,6 +42,7 @@ class RunFacts:
     unmeasured: frozenset[str] = frozenset()  # the plan's warm-up steps
     extras: dict[str, Any] = field(default_factory=dict)
     checks: Checks = field(default_factory=Checks)
+    soak: SoakSpec | None = None  # the scenario's soak section: analyse the run as a soak
     interrupted: str | None = None  # why a signal stopped the run
     failures: tuple[str, ...] = ()  # parts of the run that failed, records lost
     target_down: str | None = None  # why the run ended early: every request failed
@@ -85,6 +87,10 @@ def write_results(
         run=run_info,
         unmeasured=facts.unmeasured,
     )
+    soak = _soak(run_dir, facts, records, samples)
+    if soak is not None:
+        summary = summary.model_copy(update={"soak": soak.verdict})
+    drift = soak.verdict.reasons if soak is not None and soak.verdict.verdict == "drifting" else ()
     losses = facts.losses if facts.losses is not None and facts.losses.reasons() else None
     failures = facts.failures + tuple(losses.reasons() if losses is not None else ())
 
@@ -97,6 +103,7 @@ def write_results(
             failures=failures,
             target_down=facts.target_down,
             bad_input=facts.bad_input,
+            drift=drift,
         )
         final = RunStatus.PARTIAL if status is RunStatus.COMPLETE and failures else status
         return summary.model_copy(
@@ -104,10 +111,14 @@ def write_results(
         )
 
     result = judged(failures)
-    # The CSV and the report first: if one cannot be written, the summary says so (partial)
+    # soak.json, the CSV and the report first: if one cannot be written, the summary says so (partial)
     # rather than calling a run complete beside a missing report.
     written: list[str] = []
+    writes: list[tuple[str, Callable[[Summary], object]]] = []
+    if soak is not None:  # before the report, which reads it
+        writes.append((SOAK_FILE, lambda s: write_atomic(run_dir / SOAK_FILE, soak.model_dump_json(indent=2) + "\n")))
     for name, write in (
+        *writes,
         ("summary.csv", lambda s: write_csv(s, run_dir / "summary.csv")),
         ("report.html", lambda s: _report(run_dir, s, records, samples)),
     ):
@@ -120,6 +131,16 @@ def write_results(
     # fallback: an add-on's extra that JSON cannot hold is written as its str(), not lost with the summary
     write_atomic(run_dir / "summary.json", result.model_dump_json(indent=2, fallback=str) + "\n")
     return result
+
+
+def _soak(run_dir: Path, facts: RunFacts, records: RecordColumns, samples: list[WorkerSample]) -> SoakAnalysis | None:
+    """The soak analysis when the scenario asks for one (``soak.json``)."""
+    if facts.soak is None:
+        return None
+    phase = soak_phase(facts.soak, facts.windows, facts.unmeasured)
+    if phase is None:  # the run ended before its soak phase began: nothing to judge
+        return None
+    return analyse(records, phase, facts.soak, samples, read_container_stats(run_dir))
 
 
 def _report(run_dir: Path, summary: Summary, records: RecordColumns, samples: list[WorkerSample]) -> None:

@@ -486,6 +486,7 @@ class Run:
             unmeasured=self.plan.unmeasured() | {PREFLIGHT},
             extras=ctx.extras,
             checks=scenario.checks,
+            soak=scenario.soak_analysis,
             interrupted=ending.interrupted,
             failures=tuple(ending.failures),
             target_down=ending.target_down,

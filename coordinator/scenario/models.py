@@ -19,8 +19,9 @@ from coordinator.results.matrix import MatrixValue
 from coordinator.results.outcome import Checks
 from coordinator.results.selfcheck import SelfCheckLimits
 from coordinator.results.slo import Slo
+from coordinator.results.soak import SoakSpec
 from coordinator.scenario.matrix import check_axes
-from coordinator.scenario.phases import PhaseSpec, default_kind
+from coordinator.scenario.phases import PhaseSpec, SoakPhase, default_kind
 from coordinator.scenario.targets import TargetSpec
 from coordinator.scenario.workers import WorkersSpec
 from loadgen.spec import RetryPolicy, Spec, WorkloadSpec, check_unique
@@ -85,6 +86,10 @@ class Scenario(Spec):
     metrics: MetricsSection = MetricsSection()
     selfcheck: SelfCheckLimits = SelfCheckLimits()
     checks: Checks = Checks()
+    soak: SoakSpec | None = Field(
+        default=None,
+        description="judge the run as a soak: windowed series, their trends, stable or drifting (exit 7; docs/soak.md)",
+    )
     matrix: dict[str, Annotated[list[MatrixValue], Field(min_length=1)]] = Field(
         default_factory=dict,
         description="run the workloads and phases against each variant of the target: dotted paths into this "
@@ -109,7 +114,23 @@ class Scenario(Spec):
             if missing:
                 able = [k.kind for k in registry.target_kinds() if missing <= k.capabilities]
                 raise ValueError(f"phase {phase.name!r}: {phase.kind} needs a target of kind {' or '.join(able)}")
+        if self.soak is not None and self.soak.phase is not None:
+            constant = [p.name for p in self.phases if p.kind in ("steady", "soak", "warmup")]
+            if self.soak.phase not in constant:  # a ladder's or a ramp's load changes on purpose
+                raise ValueError(f"soak.phase {self.soak.phase!r} is not a steady or soak phase (those: {constant})")
         return self
+
+    @property
+    def soak_analysis(self) -> SoakSpec | None:
+        """What the run's soak analysis is to do, or None for none: the ``soak`` section, or its
+        defaults when a phase is of kind ``soak``; the phase, unless named, is the longest soak phase."""
+        soaks = [p for p in self.phases if isinstance(p, SoakPhase)]
+        if self.soak is None and not soaks:
+            return None
+        spec = self.soak or SoakSpec()
+        if spec.phase is None and soaks:
+            spec = spec.model_copy(update={"phase": max(soaks, key=lambda p: p.duration).name})
+        return spec
 
     @property
     def worker_sources(self) -> WorkersSpec:

@@ -92,6 +92,8 @@ class SimulatorConfig(Strict):
     decode_seq_s: float = Field(2e-5, ge=0)
     context_token_s: float = Field(2e-8, ge=0)
     jitter: float = Field(0.0, ge=0, le=1)  # relative stddev of each step time
+    # a leak (soak tests): each step takes this many seconds longer per minute the engine has run
+    leak_step_s_per_min: float = Field(0.0, ge=0)
     seed: int = 0
     # outputs
     default_max_tokens: int = Field(256, ge=1)

@@ -46,11 +46,13 @@ class Engine:
         self.prefix_cache: OrderedDict[int, None] = OrderedDict()
         self.rng = random.Random(config.seed)
         self.steps = 0
+        self.started = time.monotonic()  # leak_step_s_per_min counts from here
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     # ---- life cycle -------------------------------------------------------------------
     def start(self) -> None:
+        self.started = time.monotonic()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="engine")
 
     async def stop(self) -> None:
@@ -221,6 +223,8 @@ class Engine:
         )
         if cfg.jitter:
             cost *= max(0.0, 1.0 + self.rng.gauss(0.0, cfg.jitter))
+        if cfg.leak_step_s_per_min:  # a server that slows down the longer it runs (soak tests)
+            cost += cfg.leak_step_s_per_min * max(0.0, start - self.started) / 60.0
         self.metrics.set_state(len(running), len(waiting), 1.0 - self.free_blocks / cfg.num_kv_blocks)
         return scheduled, cost
 

@@ -239,3 +239,16 @@ def test_jitter_is_seeded(loop: asyncio.AbstractEventLoop) -> None:
     plain = step_times(1, 0.0)
     gaps = {round(b - a, 9) for a, b in itertools.pairwise(plain)}
     assert len(gaps) == 1  # no jitter: every decode step costs the same
+
+
+def test_leak_makes_each_step_longer_by_the_minute(loop: asyncio.AbstractEventLoop) -> None:
+    def step_cost(leak: float, minutes: float) -> float:
+        engine, _ = make_engine(**TEN_MS_STEPS, leak_step_s_per_min=leak)
+        engine.submit(seq(loop, 10, 2))
+        _, cost = engine.schedule(engine.started + 60.0 * minutes)
+        return cost
+
+    assert step_cost(0.0, 30.0) == pytest.approx(0.01)  # no leak: uptime changes nothing
+    assert step_cost(0.002, 0.0) == pytest.approx(0.01)
+    assert step_cost(0.002, 1.0) == pytest.approx(0.012)
+    assert step_cost(0.002, 30.0) == pytest.approx(0.07)
