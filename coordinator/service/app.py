@@ -38,6 +38,7 @@ from coordinator.service.submission import Rejected, submit_scenario
 from loadgen.errors import UserError, describe_validation_error
 
 log = logging.getLogger("finishline.service")
+PREVIOUS = "previous"  # baseline=previous: the previous complete run of the same schedule
 
 
 @dataclass
@@ -160,24 +161,50 @@ async def records(request: web.Request) -> web.StreamResponse:
     return _file(_run(request), "records.jsonl.gz", "application/gzip")
 
 
-def _compare(run_dir: Path, name: str, store: Path) -> str:
+def _compare(run_dir: Path, baseline: Path | str, store: Path) -> str:
+    """The run against ``baseline``: a stored baseline's name (never a path the caller chose) or
+    the run directory of an earlier run of this service."""
     from coordinator.compare.comparison import compare as compare_sides
     from coordinator.compare.render import render
     from coordinator.compare.sides import resolve
     from coordinator.compare.thresholds import read_thresholds
 
-    stored = BaselineStore(store).get(name)  # a name only: never a path the caller chose
-    current, baseline = resolve(str(run_dir), store), resolve(str(stored.path), store)
-    return render(compare_sides(current, baseline, read_thresholds(None)), "json", current, baseline)
+    other = baseline if isinstance(baseline, Path) else BaselineStore(store).get(baseline).path
+    current, against = resolve(str(run_dir), store), resolve(str(other), store)
+    return render(compare_sides(current, against, read_thresholds(None)), "json", current, against)
+
+
+def previous_run(runs: list[ServiceRun], run: ServiceRun) -> ServiceRun | None:
+    """The last complete run submitted before ``run`` by the same schedule (runs oldest first)."""
+    earlier = [
+        other
+        for other in runs
+        if other.source == run.source
+        and other.id != run.id
+        and other.submitted < run.submitted
+        and other.status is RunState.COMPLETE
+        and other.run_dir is not None
+    ]
+    return earlier[-1] if earlier else None
 
 
 async def compare(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
-    run_dir = _finished_dir(_run(request))
+    run = _run(request)
+    run_dir = _finished_dir(run)
     name = request.query.get("baseline", "")
+    baseline: Path | str = name
+    if name == PREVIOUS:
+        if not run.source.startswith("schedule:"):
+            raise Rejected(422, f"run {run.id} was not started by a schedule; baseline=previous needs one", "baseline")
+        before = previous_run(service.queue.store.all(), run)
+        if before is None or before.run_dir is None:
+            raise Rejected(404, f"no complete run of {run.source} before run {run.id}", "baseline")
+        baseline = Path(before.run_dir)
     try:
-        check_name(name)
-        page = await asyncio.to_thread(_compare, run_dir, name, service.baselines)
+        if isinstance(baseline, str):
+            check_name(baseline)
+        page = await asyncio.to_thread(_compare, run_dir, baseline, service.baselines)
     except UserError as exc:
         raise Rejected(404 if "no baseline" in str(exc) else 422, str(exc), "baseline") from None
     return web.Response(text=page, content_type="application/json")

@@ -1,11 +1,12 @@
 """The service's route table (what aiohttp routes and what the OpenAPI document says), the
-application, and the task that looks over the queue twice a second."""
+application, the task that looks over the queue twice a second and the scheduler's, once a second."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 from functools import cache
 from importlib.metadata import version
@@ -17,12 +18,17 @@ from aiohttp import web
 from coordinator.compare.result import Comparison
 from coordinator.results.summary import Summary
 from coordinator.service import app as api
+from coordinator.service import schedule_api as sched
 from coordinator.service.models import BaselineInfo, BaselineList, Health, RunList, RunView, SaveBaseline
 from coordinator.service.openapi import Param, Route, document
+from coordinator.service.scheduler import Scheduler
+from coordinator.service.schedules import ScheduleList, ScheduleSpec, ScheduleStore, ScheduleView
 
 WATCH_INTERVAL_S = 0.5
+SCHEDULE_INTERVAL_S = 1.0
 MAX_BODY = 8 * 1024 * 1024  # a scenario or a baseline file to import
 RUN_ID = Param("id", "path", "the run's id")
+SCHEDULE = Param("name", "path", "the schedule's name")
 SCENARIO_BODY = {
     "application/yaml": {"schema": {"type": "string", "description": "a scenario (docs/scenario.md)"}},
     "application/json": {"schema": {"type": "object", "description": "a scenario (docs/scenario.schema.json)"}},
@@ -99,7 +105,10 @@ ROUTES = [
         api.compare,
         "the run compared with a baseline (the JSON of `finishline compare --format json`)",
         answer=Comparison,
-        params=(RUN_ID, Param("baseline", "query", "the baseline's name")),
+        params=(
+            RUN_ID,
+            Param("baseline", "query", "the baseline's name, or 'previous': the schedule's previous complete run"),
+        ),
         errors=(404, 409, 422),
     ),
     Route("GET", "/baselines", api.list_baselines, "every baseline in the service's store", answer=BaselineList),
@@ -133,6 +142,53 @@ ROUTES = [
         ),
         errors=(409, 422),
     ),
+    Route(
+        "POST",
+        "/schedules",
+        sched.create_schedule,
+        "make a schedule: the scenario is checked now, and submitted at each time of the cron expression",
+        status=201,
+        answer=ScheduleView,
+        body_model=ScheduleSpec,
+        errors=(403, 409, 422),
+    ),
+    Route("GET", "/schedules", sched.list_schedules, "every schedule, by name", answer=ScheduleList),
+    Route(
+        "GET",
+        "/schedules/{name}",
+        sched.show_schedule,
+        "a schedule: its next firing and its latest firings",
+        answer=ScheduleView,
+        params=(SCHEDULE,),
+        errors=(404,),
+    ),
+    Route(
+        "POST",
+        "/schedules/{name}/pause",
+        sched.pause_schedule,
+        "pause: no firing until it is resumed",
+        answer=ScheduleView,
+        params=(SCHEDULE,),
+        errors=(404,),
+    ),
+    Route(
+        "POST",
+        "/schedules/{name}/resume",
+        sched.resume_schedule,
+        "resume: the next firing is the first after now (none is made up for)",
+        answer=ScheduleView,
+        params=(SCHEDULE,),
+        errors=(404,),
+    ),
+    Route(
+        "DELETE",
+        "/schedules/{name}",
+        sched.delete_schedule,
+        "delete a schedule and its history (the runs it started stay)",
+        status=204,
+        params=(SCHEDULE,),
+        errors=(404,),
+    ),
 ]
 
 
@@ -165,10 +221,31 @@ async def _watch(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+async def _schedule(app: web.Application) -> AsyncIterator[None]:
+    """The scheduler, after the queue has taken up its runs again (so a previous run's state is current)."""
+    service = app[api.SERVICE]
+    scheduler = Scheduler(ScheduleStore(service.queue.store.client), service.queue, service.allow)
+
+    async def loop() -> None:
+        while True:
+            try:
+                scheduler.tick(time.time())
+            except (redis.RedisError, OSError):  # as for watching: the next look tries again
+                api.log.exception("firing the schedules failed; trying again")
+            await asyncio.sleep(SCHEDULE_INTERVAL_S)
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def make_app(service: api.Service) -> web.Application:
     app = web.Application(middlewares=[api.guard], client_max_size=MAX_BODY)
     app[api.SERVICE] = service
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
     app.cleanup_ctx.append(_watch)
+    app.cleanup_ctx.append(_schedule)
     return app

@@ -1,8 +1,11 @@
 """Submitting a scenario: validated by the scenario loader, checked against the allow-lists,
-then queued. The API's ``POST /runs`` calls :func:`submit_scenario`; a scheduler will too, with
+then queued. The API's ``POST /runs`` calls :func:`submit_scenario`; the scheduler does too, with
 its own ``source``, so every run goes through the same checks and the same queue."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 
@@ -20,11 +23,17 @@ class Rejected(Exception):
         self.status, self.error, self.field = status, error, field
 
 
-def submit_scenario(queue: RunQueue, allow: AllowList, text: str, source: str = "api") -> ServiceRun:
-    """Queue the scenario ``text`` (YAML or JSON); :class:`Rejected` (422 invalid, 403 not allowed)
-    before anything is kept. Relative paths in it are relative to the runs directory, and its
-    output goes to the run's folder whatever it says."""
-    runs_dir = queue.runs_dir
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A scenario that passed: as the run will read it (YAML), its name and its target's identity."""
+
+    text: str
+    name: str
+    target: str
+
+
+def check_scenario(runs_dir: Path, allow: AllowList, text: str) -> Checked:
+    """The checks of :func:`submit_scenario`, keeping nothing (a schedule is checked so when made)."""
     scenario, problems, data = parse(text, "body", runs_dir, {"output_dir": str(runs_dir)})
     refusal = allow.raw_refusal(data)  # before validation: say "not allowed", not what the machine lacks
     if refusal is not None:
@@ -38,4 +47,12 @@ def submit_scenario(queue: RunQueue, allow: AllowList, text: str, source: str = 
     if refusal is not None:
         raise Rejected(403, refusal.message, refusal.field)
     resolved = yaml.safe_dump(scenario.model_dump(mode="json", exclude_none=True), sort_keys=False)
-    return queue.submit(resolved, scenario.name, target_identity(scenario), source=source)
+    return Checked(resolved, scenario.name, target_identity(scenario))
+
+
+def submit_scenario(queue: RunQueue, allow: AllowList, text: str, source: str = "api") -> ServiceRun:
+    """Queue the scenario ``text`` (YAML or JSON); :class:`Rejected` (422 invalid, 403 not allowed)
+    before anything is kept. Relative paths in it are relative to the runs directory, and its
+    output goes to the run's folder whatever it says."""
+    checked = check_scenario(queue.runs_dir, allow, text)
+    return queue.submit(checked.text, checked.name, checked.target, source=source)
