@@ -62,7 +62,8 @@ class Scheduler:
             span = local_iso(first, schedule.timezone)
             if last != first:
                 span += f" to {local_iso(last, schedule.timezone)}"
-            note = f"{plan.missed_count} firing(s) missed while the service was down ({span})"
+            count = f"{plan.missed_count}" if plan.exact else f"at least {plan.missed_count}"
+            note = f"{count} firing(s) missed while the service was down ({span})"
             firings.append(Firing(due=last, at=now, outcome=FiringOutcome.MISSED, note=note))
             log.info("schedule %s: %s", schedule.name, note)
         if plan.run is not None:

@@ -117,8 +117,9 @@ class Plan:
 
     run: float | None  # the one firing to submit now, if any
     missed: tuple[float, ...]  # firings recorded as missed: the first and the last of them (at most two)
-    missed_count: int
+    missed_count: int  # a lower bound when not ``exact``
     handled_until: float  # the schedule's new mark
+    exact: bool = True
 
 
 MAX_STEPS = 10_000  # firings stepped through one by one before the last one is found from now
@@ -132,7 +133,7 @@ def plan_firings(cron: str, timezone: str, handled_until: float, now: float, gra
     first = next_fire(cron, timezone, handled_until)
     if first > now:
         return Plan(None, (), 0, handled_until)
-    last, count = first, 1
+    last, count, exact = first, 1, True
     while count < MAX_STEPS:
         following = next_fire(cron, timezone, last)
         if following > now:
@@ -141,11 +142,12 @@ def plan_firings(cron: str, timezone: str, handled_until: float, now: float, gra
     else:  # too many to step through (down a long time): the latest firing at or before now
         zone = ZoneInfo(timezone)
         last = float(croniter(cron, datetime.fromtimestamp(now + 1, zone)).get_prev(datetime).timestamp())
+        exact = False
     runs = now - last <= grace_s
     missed_count = count - 1 if runs else count
     missed_last = next_fire_before(cron, timezone, last) if runs else last
     missed = () if missed_count == 0 else tuple(dict.fromkeys((first, missed_last)))
-    return Plan(last if runs else None, missed, missed_count, last)
+    return Plan(last if runs else None, missed, missed_count, last, exact)
 
 
 def next_fire_before(cron: str, timezone: str, when: float) -> float:
