@@ -1,0 +1,82 @@
+"""Schedules in a real ``finishline serve``: a schedule firing every minute whose run lasts longer
+than a minute. The first firing starts a run; the second finds it still going and is skipped,
+recorded as such naming the run. A second schedule, paused as soon as it is made, never fires
+over the same two minutes; resumed, it has a next firing again; deleted schedules are gone.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.factories import simulator_scenario
+from tests.fixtures.service import Service
+from tests.fixtures.waiting import wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(200)]
+
+
+def _make(service: Service, body: dict[str, Any], status: int = 201) -> dict[str, Any]:
+    answer = service.call("POST", "/schedules", json=body)
+    assert answer.status_code == status, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+def _firings(service: Service, name: str, count: int) -> list[dict[str, Any]] | None:
+    firings: list[dict[str, Any]] = service.call("GET", f"/schedules/{name}").json()["firings"]
+    return firings if len(firings) >= count else None
+
+
+def test_an_overlapping_firing_is_skipped_and_pause_resume_delete(service: Service, tmp_path: Path) -> None:
+    scenario = json.dumps(simulator_scenario(tmp_path, [{"name": "steady", "users": 1, "duration": "70s"}], workers=1))
+    every_minute = {"cron": "* * * * *", "scenario": scenario}
+    # make both schedules well inside a minute, so the paused one is paused before any firing
+    wait_for(lambda: time.time() % 60 < 50, timeout=15, what="a moment well before the next minute")
+
+    idle = _make(service, {"name": "idle", **every_minute})
+    assert idle["next_fire"] is not None and idle["firings"] == []
+    paused = service.call("POST", "/schedules/idle/pause").json()
+    assert paused["paused"] is True and paused["next_fire"] is None
+
+    soak = _make(service, {"name": "soak", "timezone": "Europe/Paris", **every_minute})
+    assert soak["next_fire"] % 60 == 0 and soak["next_fire_local"].endswith(("+01:00", "+02:00"))  # Paris
+
+    # refused, naming the field, and nothing kept
+    assert _make(service, {"name": "bad", **every_minute, "cron": "61 * * * *"}, 422)["field"] == "cron"
+    assert _make(service, {"name": "bad", **every_minute, "timezone": "Mars/Olympus"}, 422)["field"] == "timezone"
+    assert _make(service, {"name": "soak", **every_minute}, 409)["field"] == "name"
+    elsewhere = simulator_scenario(tmp_path, [{"name": "steady", "users": 1, "duration": "1s"}])
+    elsewhere["target"] = {"kind": "url", "base_url": "http://10.0.0.1:8000/v1", "model": "m"}
+    refused = _make(service, {"name": "bad", "cron": "* * * * *", "scenario": json.dumps(elsewhere)}, 403)
+    assert refused["field"] == "target.base_url"
+    assert [s["name"] for s in service.call("GET", "/schedules").json()["schedules"]] == ["idle", "soak"]
+
+    first = wait_for(lambda: _firings(service, "soak", 1), timeout=75, what="the first firing")[0]
+    assert first["outcome"] == "started" and first["due"] == soak["next_fire"], first
+    run_id = first["run"]
+    assert service.run(run_id)["source"] == "schedule:soak"
+
+    second = wait_for(lambda: _firings(service, "soak", 2), timeout=75, what="the second firing")[0]
+    assert second["outcome"] == "skipped" and second["due"] == first["due"] + 60, second
+    assert second["run"] == run_id and second["note"] == f"previous run {run_id} still running"
+    assert service.run(run_id)["status"] == "running"
+
+    assert service.call("GET", "/schedules/idle").json()["firings"] == []  # paused over both firings
+    resumed = service.call("POST", "/schedules/idle/resume").json()
+    assert resumed["paused"] is False and resumed["next_fire"] > time.time()
+    assert service.call("DELETE", "/schedules/idle").status_code == 204
+    assert service.call("DELETE", "/schedules/soak").status_code == 204
+    assert service.call("GET", "/schedules/soak").status_code == 404
+    assert service.call("GET", "/schedules").json()["schedules"] == []
+
+    assert service.call("POST", f"/runs/{run_id}/cancel").status_code == 202
+    ended = wait_for(lambda: service.ended(run_id), timeout=60, what="the cancelled run's end")
+    assert ended["status"] == "partial"
+    assert [run["id"] for run in service.call("GET", "/runs").json()["runs"]] == [run_id]  # one run, none from idle
+    before = service.call("GET", f"/runs/{run_id}/compare", params={"baseline": "previous"})
+    assert before.status_code == 404 and before.json()["field"] == "baseline"  # the schedule's first run
