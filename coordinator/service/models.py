@@ -57,7 +57,7 @@ class ServiceRun(BaseModel):
     run_dir: str | None = Field(default=None, description="the run directory, once the run has made it")
     process: RunProcess | None = None
     cancel_requested: bool = False
-    source: str = Field(default="api", description="who submitted it: 'api' (a scheduler later)")
+    source: str = Field(default="api", description="who submitted it: 'api', or 'schedule:NAME'")
 
 
 class LiveFigures(BaseModel):

@@ -60,7 +60,11 @@ async def create_schedule(request: web.Request) -> web.Response:
         problem = exc.errors()[0]
         field = ".".join(str(p) for p in problem["loc"]) or "body"
         raise Rejected(422, describe_validation_error(exc), field) from None
-    checked = check_scenario(service.queue.runs_dir, service.allow, spec.scenario)  # Rejected names its field
+    try:
+        checked = check_scenario(service.queue.runs_dir, service.allow, spec.scenario)
+    except Rejected as exc:  # its field is the scenario's: say it is inside this body's scenario
+        field = "scenario" if exc.field in (None, "body") else f"scenario.{exc.field}"
+        raise Rejected(exc.status, exc.error, field) from None
     now = time.time()
     schedule = Schedule(**spec.model_dump(), created_at=now, handled_until=now)
     store = _store(request)

@@ -53,7 +53,7 @@ def test_an_overlapping_firing_is_skipped_and_pause_resume_delete(service: Servi
     elsewhere = simulator_scenario(tmp_path, [{"name": "steady", "users": 1, "duration": "1s"}])
     elsewhere["target"] = {"kind": "url", "base_url": "http://10.0.0.1:8000/v1", "model": "m"}
     refused = _make(service, {"name": "bad", "cron": "* * * * *", "scenario": json.dumps(elsewhere)}, 403)
-    assert refused["field"] == "target.base_url"
+    assert refused["field"] == "scenario.target.base_url"
     assert [s["name"] for s in service.call("GET", "/schedules").json()["schedules"]] == ["idle", "soak"]
 
     first = wait_for(lambda: _firings(service, "soak", 1), timeout=75, what="the first firing")[0]
