@@ -2,17 +2,26 @@
 than a minute. The first firing starts a run; the second finds it still going and is skipped,
 recorded as such naming the run. A second schedule, paused as soon as it is made, never fires
 over the same two minutes; resumed, it has a next firing again; deleted schedules are gone.
+Then the scheduler alone, its clock given, on a real Redis: missed and rejected firings.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
+from coordinator.service.access import AllowList
+from coordinator.service.queue import RunQueue
+from coordinator.service.scheduler import Scheduler
+from coordinator.service.schedules import FiringOutcome, Schedule, ScheduleStore
+from coordinator.service.store import RunStore
+from coordinator.services.redis_server import RedisServer
 from tests.factories import simulator_scenario
 from tests.fixtures.service import Service
 from tests.fixtures.waiting import wait_for
@@ -80,3 +89,33 @@ def test_an_overlapping_firing_is_skipped_and_pause_resume_delete(service: Servi
     assert [run["id"] for run in service.call("GET", "/runs").json()["runs"]] == [run_id]  # one run, none from idle
     before = service.call("GET", f"/runs/{run_id}/compare", params={"baseline": "previous"})
     assert before.status_code == 404 and before.json()["field"] == "baseline"  # the schedule's first run
+
+
+def test_missed_and_rejected_firings_are_recorded(redis_server: RedisServer, tmp_path: Path) -> None:
+    """The scheduler itself, its clock given: after three nights down, past the grace window,
+    the firings are one ``missed`` entry and nothing runs; a scenario the allow-lists no longer
+    allow is ``rejected`` naming the field, and no run is queued."""
+    client = redis.Redis.from_url(redis_server.url)
+    queue = RunQueue(RunStore(client), tmp_path / "runs")
+    store = ScheduleStore(client)
+    elsewhere = simulator_scenario(tmp_path, [{"name": "steady", "users": 1, "duration": "1s"}])
+    elsewhere["target"] = {"kind": "url", "base_url": "http://10.0.0.1:8000/v1", "model": "m"}
+    night = datetime(2026, 12, 1, 3, tzinfo=UTC).timestamp()
+    store.add(
+        Schedule(
+            name="nightly", cron="0 2 * * *", scenario=json.dumps(elsewhere), created_at=night, handled_until=night
+        )
+    )
+    scheduler = Scheduler(store, queue, AllowList())
+
+    scheduler.tick(night + 3 * 86400 + 3600)  # 4 Dec 04:00: the 02:00 firing is two hours old
+    [missed] = store.firings("nightly")
+    assert missed.outcome is FiringOutcome.MISSED and missed.run is None
+    assert missed.note is not None and missed.note.startswith("3 firing(s) missed")
+    scheduler.tick(night + 3 * 86400 + 3601)
+    assert len(store.firings("nightly")) == 1  # handled once
+
+    scheduler.tick(night + 4 * 86400 - 3600 + 5)  # 5 Dec 02:00:05
+    rejected = store.firings("nightly")[0]
+    assert rejected.outcome is FiringOutcome.REJECTED and rejected.note is not None
+    assert rejected.note.startswith("target.base_url:") and queue.store.all() == []
