@@ -56,12 +56,13 @@ class Service:
 SERVICE = web.AppKey("service", Service)
 
 
-def _json(model: BaseModel, status: int = 200) -> web.Response:
+def json_response(model: BaseModel, status: int = 200) -> web.Response:
+    """``model`` as the JSON answer (every endpoint answers a pydantic model, as the OpenAPI document says)."""
     return web.Response(text=model.model_dump_json(), status=status, content_type="application/json")
 
 
 def _error(status: int, error: str, field: str | None = None) -> web.Response:
-    return _json(Error(error=error, field=field), status)
+    return json_response(Error(error=error, field=field), status)
 
 
 @web.middleware
@@ -107,20 +108,20 @@ def _finished_dir(run: ServiceRun) -> Path:
 
 
 async def health(request: web.Request) -> web.Response:
-    return _json(Health(version=version("finishline")))
+    return json_response(Health(version=version("finishline")))
 
 
 async def submit(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     run = submit_scenario(service.queue, service.allow, await request.text())
     log.info("run %s submitted (%s, target %s)", run.id, run.name, run.target)
-    return _json(service.queue.view(run), 201)
+    return json_response(service.queue.view(run), 201)
 
 
 async def list_runs(request: web.Request) -> web.Response:
     queue = request.app[SERVICE].queue
     positions = queue.positions()
-    return _json(RunList(runs=[queue.view(run, positions) for run in queue.store.all()]))
+    return json_response(RunList(runs=[queue.view(run, positions) for run in queue.store.all()]))
 
 
 async def show_run(request: web.Request) -> web.Response:
@@ -130,7 +131,7 @@ async def show_run(request: web.Request) -> web.Response:
     run_dir = queue.run_dir(run)
     if run.status is RunState.RUNNING and run_dir is not None:
         view.live = await asyncio.to_thread(live_figures, run_dir)
-    return _json(view)
+    return json_response(view)
 
 
 async def cancel(request: web.Request) -> web.Response:
@@ -139,7 +140,7 @@ async def cancel(request: web.Request) -> web.Response:
     if run.status.finished:
         raise Rejected(409, f"run {run.id} has already ended ({run.status.value})", "id")
     log.info("run %s cancelled", run.id)
-    return _json(queue.view(queue.cancel(run)), 202)
+    return json_response(queue.view(queue.cancel(run)), 202)
 
 
 def _file(run: ServiceRun, name: str, content_type: str) -> web.FileResponse:
@@ -223,7 +224,7 @@ def _info(stored: Any) -> BaselineInfo:
 
 async def list_baselines(request: web.Request) -> web.Response:
     stored = await asyncio.to_thread(request.app[SERVICE].store.all)
-    return _json(BaselineList(baselines=[_info(s) for s in stored]))
+    return json_response(BaselineList(baselines=[_info(s) for s in stored]))
 
 
 async def save_baseline(request: web.Request) -> web.Response:
@@ -247,7 +248,7 @@ async def save_baseline(request: web.Request) -> web.Response:
         )
     except UserError as exc:
         raise Rejected(409 if "exists" in str(exc) else 422, str(exc), "name") from None
-    return _json(_info(service.store.get(asked.name)), 201)
+    return json_response(_info(service.store.get(asked.name)), 201)
 
 
 async def import_baseline(request: web.Request) -> web.Response:
@@ -273,4 +274,4 @@ async def import_baseline(request: web.Request) -> web.Response:
         except UserError as exc:
             text = str(exc).replace(str(path), "body")
             raise Rejected(409 if "exists" in text else 422, text, "format" if "--format" in text else "body") from None
-    return _json(_info(service.store.get(name)), 201)
+    return json_response(_info(service.store.get(name)), 201)

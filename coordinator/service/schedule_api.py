@@ -8,7 +8,7 @@ import time
 from aiohttp import web
 from pydantic import ValidationError
 
-from coordinator.service.app import SERVICE, _json, log
+from coordinator.service.app import SERVICE, json_response, log
 from coordinator.service.schedules import (
     Schedule,
     ScheduleList,
@@ -71,16 +71,16 @@ async def create_schedule(request: web.Request) -> web.Response:
     if not store.add(schedule):
         raise Rejected(409, f"a schedule {spec.name!r} exists; delete it first", "name")
     log.info("schedule %s made (%s, %s; scenario %s)", spec.name, spec.cron, spec.timezone, checked.name)
-    return _json(_view(store, schedule, now), 201)
+    return json_response(_view(store, schedule, now), 201)
 
 
 async def list_schedules(request: web.Request) -> web.Response:
     store, now = _store(request), time.time()
-    return _json(ScheduleList(schedules=[_view(store, s, now) for s in store.all()]))
+    return json_response(ScheduleList(schedules=[_view(store, s, now) for s in store.all()]))
 
 
 async def show_schedule(request: web.Request) -> web.Response:
-    return _json(_view(_store(request), _schedule(request), time.time()))
+    return json_response(_view(_store(request), _schedule(request), time.time()))
 
 
 async def pause_schedule(request: web.Request) -> web.Response:
@@ -88,7 +88,7 @@ async def pause_schedule(request: web.Request) -> web.Response:
     schedule.paused = True
     store.put(schedule)
     log.info("schedule %s paused", schedule.name)
-    return _json(_view(store, schedule, time.time()))
+    return json_response(_view(store, schedule, time.time()))
 
 
 async def resume_schedule(request: web.Request) -> web.Response:
@@ -98,7 +98,7 @@ async def resume_schedule(request: web.Request) -> web.Response:
         schedule.paused, schedule.handled_until = False, now
         store.put(schedule)
         log.info("schedule %s resumed", schedule.name)
-    return _json(_view(store, schedule, now))
+    return json_response(_view(store, schedule, now))
 
 
 async def delete_schedule(request: web.Request) -> web.Response:
