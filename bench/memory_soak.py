@@ -35,20 +35,33 @@ ROOT = Path(__file__).resolve().parents[1]
 MB = 1024 * 1024
 
 
-def scenario(tmp: Path, minutes: float, rate: float, preset: str, workers: int) -> Path:
-    path = tmp / "soak.yaml"
-    path.write_text(f"""\
-name: memory-soak
+def scenario_yaml(
+    name: str, minutes: float, rate: float, preset: str, workers: int, soak_warmup_s: float | None
+) -> str:
+    """The soak's scenario: the simulator, one open-loop Poisson phase. With ``soak_warmup_s`` the
+    phase is of kind ``soak`` and the run judges drift (docs/soak.md) in one-minute windows."""
+    kind = "" if soak_warmup_s is None else "kind: soak, "
+    text = f"""\
+name: {name}
 target: {{kind: simulator, preset: {preset}, trace: false}}
 workloads:
   - name: chat
     prompt: {{kind: synthetic, tokens: {{kind: uniform, min: 50, max: 200}}}}
     output: {{kind: uniform, min: 16, max: 48}}
 phases:
-  - {{name: soak, rate: {rate}, arrival: {{kind: poisson}}, duration: {minutes * 60:.0f}s}}
+  - {{name: soak, {kind}rate: {rate}, arrival: {{kind: poisson}}, duration: {minutes * 60:.0f}s}}
 workers: {workers}
-output_dir: {tmp / "runs"}
-""")
+"""
+    if soak_warmup_s is not None:
+        text += f"soak: {{window_s: 60, warmup_s: {soak_warmup_s:.0f}}}\n"
+    return text
+
+
+def scenario(tmp: Path, minutes: float, rate: float, preset: str, workers: int) -> Path:
+    path = tmp / "soak.yaml"
+    path.write_text(
+        scenario_yaml("memory-soak", minutes, rate, preset, workers, None) + f"output_dir: {tmp / 'runs'}\n"
+    )
     return path
 
 
@@ -62,7 +75,7 @@ class Sample:
     load: float = 0.0  # 1-minute load average
 
 
-def _label(proc: psutil.Process, workers: dict[int, str]) -> str | None:
+def label_of(proc: psutil.Process, workers: dict[int, str]) -> str | None:
     try:
         cmd = " ".join(proc.cmdline())
         name = proc.name()
@@ -79,7 +92,7 @@ def _label(proc: psutil.Process, workers: dict[int, str]) -> str | None:
     return None
 
 
-def _redis_port(proc: psutil.Process) -> int | None:
+def redis_port(proc: psutil.Process) -> int | None:
     """The port redis-server listens on (it rewrites its command line, so ask the kernel)."""
     for conn in proc.net_connections(kind="tcp"):
         if conn.status == psutil.CONN_LISTEN:
@@ -90,29 +103,34 @@ def _redis_port(proc: psutil.Process) -> int | None:
 def sample(run: psutil.Process, started: float, workers: dict[int, str], client: list[redis.Redis]) -> Sample:
     rss = {"coordinator": run.memory_info().rss / MB}
     for child in run.children(recursive=True):
-        label = _label(child, workers)
+        label = label_of(child, workers)
         if label is None:
             continue
         try:
             rss[label] = child.memory_info().rss / MB
         except psutil.NoSuchProcess:
             continue
-        if label == "redis-server" and not client and (port := _redis_port(child)):
+        if label == "redis-server" and not client and (port := redis_port(child)):
             client.append(redis.Redis(host="127.0.0.1", port=port))
     s = Sample(t=time.monotonic() - started, records=0, xlen=0, rss=rss, load=os.getloadavg()[0])
     if client:
-        try:
-            keys = list(client[0].scan_iter(match="finishline:*:records"))
-            if keys:
-                key = keys[0]
-                info = client[0].xinfo_stream(key)
-                lag = sum(int(g.get("lag") or 0) for g in client[0].xinfo_groups(key) if g["name"] == b"collector")
-                s.records = int(info["entries-added"]) - lag
-                s.xlen = int(info["length"])
-            s.redis_used_mb = int(client[0].info("memory")["used_memory"]) / MB
-        except redis.RedisError:
-            pass
+        redis_figures(client[0], s)
     return s
+
+
+def redis_figures(client: redis.Redis, s: Sample) -> None:
+    """The run's Redis into ``s``: records collected so far, the stream's length, ``used_memory``."""
+    try:
+        keys = list(client.scan_iter(match="finishline:*:records"))
+        if keys:
+            key = keys[0]
+            info = client.xinfo_stream(key)
+            lag = sum(int(g.get("lag") or 0) for g in client.xinfo_groups(key) if g["name"] == b"collector")
+            s.records = int(info["entries-added"]) - lag
+            s.xlen = int(info["length"])
+        s.redis_used_mb = int(client.info("memory")["used_memory"]) / MB
+    except redis.RedisError:
+        pass
 
 
 def main() -> None:
@@ -159,7 +177,7 @@ def main() -> None:
             samples.append(s)
             if "master" in s.rss and load_ends is None:
                 load_ends = s.t + args.minutes * 60  # the phase starts once the master is up
-            print(_row(s, _labels(samples)), flush=True)
+            print(row(s, labels_of(samples)), flush=True)
             next_at += args.every
         proc.wait()
         log.close()
@@ -174,27 +192,27 @@ def main() -> None:
         report(samples, args, load_ends, output)
 
 
-def _labels(samples: list[Sample]) -> list[str]:
+def labels_of(samples: list[Sample]) -> list[str]:
     seen: dict[str, None] = {}
     for s in samples:
         for label in s.rss:
             seen.setdefault(label, None)
-    order = ["coordinator", "master", "redis-server", "simulator"]
+    order = ["service", "svc-redis", "coordinator", "master", "redis-server", "run-redis", "simulator"]
     return [x for x in order if x in seen] + sorted(x for x in seen if x not in order)
 
 
-def _row(s: Sample, labels: list[str]) -> str:
+def row(s: Sample, labels: list[str]) -> str:
     cells = [f"{s.t:6.0f}", f"{s.records:9,}", f"{s.xlen:7,}", f"{s.redis_used_mb:8.1f}"]
     cells += [f"{s.rss[x]:9.1f}" if x in s.rss else f"{'-':>9}" for x in labels]
     return " ".join(cells) + f" {s.load:5.2f}"
 
 
 def report(samples: list[Sample], args: argparse.Namespace, load_ends: float | None, output: str) -> None:
-    labels = _labels(samples)
+    labels = labels_of(samples)
     print()
     print("    t   records    xlen redis_used " + " ".join(f"{x[:9]:>9}" for x in labels) + "  load")
     for s in samples:
-        print(_row(s, labels))
+        print(row(s, labels))
     # while the master is up: a sample taken as the run winds down has no workers left to compare
     loaded = [s for s in samples if (load_ends is None or s.t <= load_ends + 1) and "master" in s.rss]
     after = [s for s in loaded if s.t >= args.warmup]
