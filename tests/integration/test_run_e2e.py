@@ -26,6 +26,7 @@ from coordinator.results.summary import read_summary
 from loadgen.records import RequestRecord
 from tests.factories import simulator_scenario, write_scenario
 from tests.fixtures.cli import descendants, start_finishline, the_run_dir, wait_gone
+from tests.fixtures.simulator import MEDIAN_GAP_MS, P90_GAP_MS
 from tests.fixtures.waiting import wait_for
 
 
@@ -59,12 +60,6 @@ def _client_metrics(r: RequestRecord) -> dict[str, float]:
     if a.output_tokens > 1:
         figures["tpot"] = (a.end - a.first_token) / (a.output_tokens - 1) * 1000
     return figures
-
-
-# Client minus server, per request: the loopback hop and the client's own scheduling. Most
-# requests see well under a millisecond; a machine busy with other work delays a few.
-MEDIAN_GAP_MS = 2.0
-P90_GAP_MS = 10.0
 
 
 def test_two_workers_two_workloads_match_the_simulator_trace(tmp_path: Path) -> None:
