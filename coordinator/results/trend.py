@@ -1,19 +1,18 @@
-"""A robust trend of a series: the Theil–Sen slope and Sen's confidence interval for it.
+"""A robust trend of a series: the Theil–Sen slope and Sen's confidence interval for it
+(``scipy.stats.theilslopes``).
 
 The slope is the median of the slopes between every pair of points, so a few outliers (a
 window with a GC pause, a retry storm) move it little; the interval is Sen's (1968), from the
-normal approximation of Kendall's tau, the same rule as ``scipy.stats.theilslopes``. It is a
-few lines of numpy, so finishline does not depend on scipy for it.
+normal approximation of Kendall's tau.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
+from scipy import stats
 
 Floats = npt.NDArray[np.float64]
 # Pairs grow as n²: beyond this many points (33 hours of minute windows) the fit uses every
@@ -38,8 +37,7 @@ class Fit:
 def theil_sen(x: Floats, y: Floats, confidence: float = 0.95) -> Fit:
     """The Theil–Sen line through ``(x, y)`` with a two-sided ``confidence`` interval of its slope.
 
-    Needs at least two distinct ``x``; more than :data:`MAX_POINTS` are thinned evenly. Ties in ``x`` correct the variance as in Sen's paper; ties
-    in ``y`` are not corrected (the interval is then a little conservative).
+    Needs at least two distinct ``x``; more than :data:`MAX_POINTS` are thinned evenly.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -48,21 +46,7 @@ def theil_sen(x: Floats, y: Floats, confidence: float = 0.95) -> Fit:
     if x.size > MAX_POINTS:
         keep = np.linspace(0, x.size - 1, MAX_POINTS).round().astype(np.int64)
         x, y = x[keep], y[keep]
-    dx = x[:, np.newaxis] - x
-    dy = y[:, np.newaxis] - y
-    pairs = dx > 0
-    if not pairs.any():
+    if np.unique(x).size < 2:
         raise ValueError("a trend needs at least two distinct x")
-    slopes = np.sort(dy[pairs] / dx[pairs])
-    slope = float(np.median(slopes))
-    intercept = float(np.median(y) - slope * np.median(x))
-    n = int(x.size)
-    _, ties = np.unique(x, return_counts=True)
-    ties = ties[ties > 1].astype(np.float64)
-    variance = (n * (n - 1) * (2 * n + 5) - float(np.sum(ties * (ties - 1) * (2 * ties + 5)))) / 18.0
-    z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
-    m = slopes.size
-    spread = z * math.sqrt(variance)
-    lo_rank = max(round((m - spread) / 2.0) - 1, 0)
-    hi_rank = min(round((m + spread) / 2.0), m - 1)
-    return Fit(slope=slope, intercept=intercept, low=float(slopes[lo_rank]), high=float(slopes[hi_rank]), n=n)
+    slope, intercept, low, high = stats.theilslopes(y, x, alpha=confidence)
+    return Fit(slope=float(slope), intercept=float(intercept), low=float(low), high=float(high), n=int(x.size))
