@@ -133,18 +133,25 @@ def redis_figures(client: redis.Redis, s: Sample) -> None:
         pass
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=10.0)
+def soak_arguments(doc: str | None, minutes: float, every: float, keep: str) -> argparse.Namespace:
+    """The options of a soak bench (this one and ``service_soak.py``), ``--warmup`` filled in:
+    150 s, or half the run when that is shorter."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=minutes)
     parser.add_argument("--rate", type=float, default=200.0, help="requests/s (open loop, Poisson)")
-    parser.add_argument("--every", type=float, default=15.0, help="seconds between samples")
+    parser.add_argument("--every", type=float, default=every, help="seconds between samples")
     parser.add_argument("--warmup", type=float, default=None, help="growth is measured from the first sample after")
     parser.add_argument("--preset", default="instant", help="simulator preset (gpu-8b saturates at 200/s)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--keep", type=Path, default=None, help="keep the scenario and the run directory here")
+    parser.add_argument("--keep", type=Path, default=None, help=keep)
     args = parser.parse_args()
     if args.warmup is None:
         args.warmup = min(150.0, args.minutes * 30)
+    return args
+
+
+def main() -> None:
+    args = soak_arguments(__doc__, minutes=10.0, every=15.0, keep="keep the scenario and the run directory here")
 
     with tempfile.TemporaryDirectory(prefix="finishline-soak-") as tmp_name:
         tmp = args.keep if args.keep is not None else Path(tmp_name)

@@ -24,7 +24,6 @@ through the API first, so it ends ``partial`` and leaves nothing behind).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -41,7 +40,19 @@ from typing import Any
 
 import psutil
 import redis
-from memory_soak import MB, ROOT, Sample, label_of, labels_of, redis_figures, redis_port, report, row, scenario_yaml
+from memory_soak import (
+    MB,
+    ROOT,
+    Sample,
+    label_of,
+    labels_of,
+    redis_figures,
+    redis_port,
+    report,
+    row,
+    scenario_yaml,
+    soak_arguments,
+)
 
 sys.path.insert(0, str(ROOT))
 from coordinator.results.soak import SoakVerdict
@@ -150,17 +161,7 @@ def print_verdict(summary: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=60.0)
-    parser.add_argument("--rate", type=float, default=200.0, help="requests/s (open loop, Poisson)")
-    parser.add_argument("--every", type=float, default=60.0, help="seconds between samples")
-    parser.add_argument("--warmup", type=float, default=None, help="growth is measured from the first sample after")
-    parser.add_argument("--preset", default="instant", help="simulator preset (gpu-8b saturates at 200/s)")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--keep", type=Path, default=None, help="keep the runs directory here")
-    args = parser.parse_args()
-    if args.warmup is None:
-        args.warmup = min(150.0, args.minutes * 30)
+    args = soak_arguments(__doc__, minutes=60.0, every=60.0, keep="keep the runs directory here")
 
     with tempfile.TemporaryDirectory(prefix="finishline-service-soak-") as tmp_name:
         runs_dir = args.keep if args.keep is not None else Path(tmp_name)
