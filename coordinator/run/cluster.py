@@ -31,7 +31,7 @@ from typing import IO, Any
 from coordinator import registry
 from coordinator.plan.steps import LocustStep
 from coordinator.results.workers import WorkerEntry, WorkerSource
-from coordinator.run.launchers import LocalWorkers, MasterAddress, WorkerLauncher
+from coordinator.run.launchers import LocalWorkers, MasterAddress, WorkerLauncher, last_line
 from coordinator.scenario.workers import WorkersSpec
 from coordinator.services.ports import connect_address, free_port, reachable_address, url_host
 from coordinator.services.process import stop_process
@@ -322,10 +322,8 @@ class LocustCluster:
     def _tail(self, name: str = "master.log") -> str:
         for fh in self._logs:
             fh.flush()
-        path = self.run_dir / "logs" / name
-        lines = path.read_text(errors="replace").strip().splitlines() if path.exists() else []
-        lines = [ln for ln in lines if ln.strip()]
-        return f": {lines[-1].strip()}" if lines else ""
+        line = last_line(self.run_dir / "logs" / name)
+        return f": {line}" if line else ""
 
     # -- drive -----------------------------------------------------------------------------
 

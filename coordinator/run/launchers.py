@@ -108,7 +108,11 @@ class LocalWorkers:
         """The last line a worker wrote, or ''."""
         for handle in self._handles:
             handle.flush()
-        path = self.logs.get(label)
-        lines = path.read_text(errors="replace").strip().splitlines() if path is not None and path.exists() else []
-        lines = [ln for ln in lines if ln.strip()]
-        return lines[-1].strip() if lines else ""
+        return last_line(self.logs.get(label))
+
+
+def last_line(path: Path | None) -> str:
+    """The last non-blank line of a log (flushed by its writer first), or '' when there is none."""
+    lines = path.read_text(errors="replace").strip().splitlines() if path is not None and path.exists() else []
+    lines = [ln for ln in lines if ln.strip()]
+    return lines[-1].strip() if lines else ""
