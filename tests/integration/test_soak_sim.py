@@ -1,6 +1,6 @@
 """A compressed soak against the real simulator: with a leak it is judged drifting, without it stable.
 
-Two runs of 50 s each in 8-s windows. Slopes are per hour, so a minute-old run's warm-up (a
+Two runs of 50 s each, side by side, in 8-s windows. Slopes are per hour, so a minute-old run's warm-up (a
 worker's heap growing by a megabyte, a p99 of 60 requests creeping up a millisecond) reads as
 hundreds of percent per hour: the limits here are 2000%/h (a third per minute) for every series.
 The leak (``leak_step_s_per_min``) makes every engine step 20 ms slower each minute, so TPOT
@@ -9,6 +9,7 @@ The leak (``leak_step_s_per_min``) makes every engine step 20 ms slower each min
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,12 @@ def _soak(folder: Path, settings: dict[str, Any]) -> tuple[int, str, SoakAnalysi
 
 
 def test_a_leaking_simulator_drifts_and_a_sound_one_is_stable(tmp_path: Path) -> None:
-    code, output, leaking, run_dir = _soak(tmp_path / "leak", {"leak_step_s_per_min": 0.02})
+    # the two soaks run side by side (each with its own simulator and Redis): 8 requests/s each
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        leak_run = pool.submit(_soak, tmp_path / "leak", {"leak_step_s_per_min": 0.02})
+        sound_run = pool.submit(_soak, tmp_path / "sound", {})
+        code, output, leaking, run_dir = leak_run.result()
+        sound_code, sound_output, sound, _ = sound_run.result()
     verdict = leaking.verdict
     assert verdict.verdict == "drifting", (verdict, output[-2000:])
     assert code == 7, output[-2000:]
@@ -56,9 +62,8 @@ def test_a_leaking_simulator_drifts_and_a_sound_one_is_stable(tmp_path: Path) ->
     report = (run_dir / "report.html").read_text()
     assert "id='soak'" in report and "drifting" in report
 
-    code, output, sound, _ = _soak(tmp_path / "sound", {})
-    assert sound.verdict.verdict == "stable", (sound.verdict, output[-2000:])
-    assert code == 0, output[-2000:]
+    assert sound.verdict.verdict == "stable", (sound.verdict, sound_output[-2000:])
+    assert sound_code == 0, sound_output[-2000:]
     assert len(sound.windows) == 6 and all(w.requests > 0 for w in sound.windows)
     assert sound.windows[-1].worker_memory is not None
 
