@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -23,14 +23,23 @@ from loadgen.spec import Spec
 MIN_MEMORY_BYTES = 6 * 1024 * 1024
 
 
-def _missing_locally(image: str) -> bool:
-    """Whether a reachable dockerd says it has no ``image`` (False when there is no daemon to ask:
-    the run says so when it starts). Only scenarios naming an image of their own import the SDK."""
+def _local_docker() -> Any:
+    """A client of this machine's dockerd, or None when there is none to ask (the run says so
+    when it starts). Only scenarios naming an image of their own import the SDK."""
     import docker
 
     try:
-        client = docker.from_env(timeout=5)
+        return docker.from_env(timeout=5)
     except docker.errors.DockerException:
+        return None
+
+
+def _missing_locally(image: str) -> bool:
+    """Whether a reachable dockerd says it has no ``image`` (False when there is none to ask)."""
+    import docker
+
+    client = _local_docker()
+    if client is None:
         return False
     try:
         client.images.get(image)
@@ -41,6 +50,19 @@ def _missing_locally(image: str) -> bool:
     finally:
         client.close()
     return False
+
+
+def image_entrypoint(image: str) -> list[str]:
+    """The ENTRYPOINT of the local ``image`` (empty when it has none, or there is no such image)."""
+    client = _local_docker()
+    if client is None:
+        return []
+    try:
+        return list(client.images.get(image).attrs["Config"].get("Entrypoint") or [])
+    except Exception:  # noqa: BLE001 - no such image or no daemon: nothing runs it either
+        return []
+    finally:
+        client.close()
 
 
 def parse_memory(value: int | str | None) -> int | None:

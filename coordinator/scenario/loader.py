@@ -8,6 +8,7 @@ node tree maps that path back to the line the user wrote, so each problem reads
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from loadgen.spec import TracePrompt
 from loadgen.traces import read_trace
 
 # Keys holding paths that are resolved relative to the scenario file.
-_PATH_KEYS = ("path", "corpus", "config", "context", "tokenizer")
+PATH_KEYS = ("path", "corpus", "config", "context", "tokenizer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +94,7 @@ def _resolve_paths(data: Any, base: Path) -> Any:
     """Make relative file paths relative to the scenario file's directory (not the shell's)."""
     if isinstance(data, dict):
         return {
-            key: _resolved(value, base) if key in _PATH_KEYS and isinstance(value, str) else _resolve_paths(value, base)
+            key: _resolved(value, base) if key in PATH_KEYS and isinstance(value, str) else _resolve_paths(value, base)
             for key, value in data.items()
         }
     if isinstance(data, list):
@@ -108,7 +109,7 @@ def _resolve_matrix(data: dict[Any, Any], base: Path) -> dict[Any, Any]:
         return data
     resolved = {
         axis: [_resolved(v, base) for v in values]
-        if isinstance(axis, str) and axis.rsplit(".", 1)[-1] in _PATH_KEYS and isinstance(values, list)
+        if isinstance(axis, str) and axis.rsplit(".", 1)[-1] in PATH_KEYS and isinstance(values, list)
         else values
         for axis, values in matrix.items()
     }
@@ -173,10 +174,15 @@ def _replay_problems(
 
 
 def parse(
-    text: str, file: str, base: Path, overrides: dict[str, Any] | None = None
+    text: str,
+    file: str,
+    base: Path,
+    overrides: dict[str, Any] | None = None,
+    screen: Callable[[dict[Any, Any]], None] | None = None,
 ) -> tuple[Scenario | None, list[Problem], Any]:
     """Validate YAML text (with ``overrides`` of top-level keys, e.g. from the command line);
-    returns the scenario (or None), the problems, and the raw data."""
+    returns the scenario (or None), the problems, and the raw data. ``screen`` sees the raw
+    mapping before validation opens any file it names, and may raise to refuse it."""
     try:
         loader = yaml.SafeLoader(text)
     except yaml.reader.ReaderError as exc:  # a control character: not a text YAML can hold
@@ -193,6 +199,8 @@ def parse(
         loader.dispose()
     if not isinstance(data, dict):
         return None, [Problem(file, 1, "", "a scenario is a mapping of keys (name, target, workloads, phases)")], data
+    if screen is not None:
+        screen(data)
     try:
         scenario = Scenario.model_validate({**_resolve_matrix(_resolve_paths(data, base), base), **(overrides or {})})
     except ValidationError as exc:

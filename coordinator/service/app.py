@@ -113,7 +113,8 @@ async def health(request: web.Request) -> web.Response:
 
 async def submit(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
-    run = submit_scenario(service.queue, service.allow, await request.text())
+    text = await request.text()  # checked (an image looked up) and queued on a thread: the queue's lock
+    run = await asyncio.to_thread(submit_scenario, service.queue, service.allow, text)
     log.info("run %s submitted (%s, target %s)", run.id, run.name, run.target)
     return json_response(service.queue.view(run), 201)
 
@@ -140,7 +141,7 @@ async def cancel(request: web.Request) -> web.Response:
     if run.status.finished:
         raise Rejected(409, f"run {run.id} has already ended ({run.status.value})", "id")
     log.info("run %s cancelled", run.id)
-    return json_response(queue.view(queue.cancel(run)), 202)
+    return json_response(queue.view(await asyncio.to_thread(queue.cancel, run)), 202)
 
 
 def _file(run: ServiceRun, name: str, content_type: str) -> web.FileResponse:

@@ -20,7 +20,8 @@ EPILOG = f"""
 \b
 The bearer token comes from ${TOKEN_ENV} or --token-file; every endpoint but /health needs it.
 Everything the service writes is under --runs-dir: each run's folder, the baselines
-(baselines/), its Redis's append-only file and the runs' ledgers (.service/).
+(baselines/), its Redis's append-only file and the runs' ledgers (.service/). The only files
+a submitted scenario may name are under --data-dir (relative names are relative to it).
 
 \b
 Example:
@@ -54,6 +55,11 @@ Example:
     "--allow-url", "urls", multiple=True, help="A base-URL pattern (shell-style) a submitted scenario may load."
 )
 @click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="The only folder whose files (datasets, traces, configs) a submitted scenario may name; default: none.",
+)
+@click.option(
     "--per-target", type=click.IntRange(1, 64), default=1, show_default=True, help="Runs of one target at a time."
 )
 @click.option("--openapi", is_flag=True, help="Print the service's OpenAPI document (docs/openapi.json) and exit.")
@@ -66,6 +72,7 @@ def serve(
     token_file: Path | None,
     images: tuple[str, ...],
     urls: tuple[str, ...],
+    data_dir: Path | None,
     per_target: int,
 ) -> None:
     """Run finishline as an HTTP service: submit scenarios, watch and cancel runs, fetch their
@@ -104,7 +111,7 @@ def serve(
         raise UserError(f"--redis-url: {redact(url)} does not answer ({exc})") from None
     service = Service(
         queue=RunQueue(RunStore(client), runs_dir, per_target),
-        allow=AllowList(images=images, urls=urls),
+        allow=AllowList(images=images, urls=urls, data_dir=None if data_dir is None else data_dir.resolve()),
         token=token,
         baselines=runs_dir / "baselines",
     )

@@ -18,6 +18,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -46,6 +47,9 @@ class RunQueue:
         self.runs_dir = runs_dir
         self.per_target = per_target
         self._children: dict[str, subprocess.Popen[bytes]] = {}
+        # submit, start, watch and cancel one at a time: the watch runs on a thread of its own (a
+        # recovery may take seconds) while the API and the scheduler submit and cancel
+        self._lock = threading.RLock()
 
     def folder(self, run_id: str) -> Path:
         return self.runs_dir / run_id
@@ -54,6 +58,10 @@ class RunQueue:
 
     def submit(self, text: str, name: str, target: str, source: str = "api") -> ServiceRun:
         """Queue a validated scenario (``text``, YAML) and start it if its target is free."""
+        with self._lock:
+            return self._submit(text, name, target, source)
+
+    def _submit(self, text: str, name: str, target: str, source: str) -> ServiceRun:
         run = ServiceRun(
             id=new_id(), name=name, target=target, status=RunState.QUEUED, submitted=time.time(), source=source
         )
@@ -86,6 +94,10 @@ class RunQueue:
 
     def pump(self) -> None:
         """Start every queued run whose target has room, oldest first."""
+        with self._lock:
+            self._pump()
+
+    def _pump(self) -> None:
         running: dict[str, int] = {}
         for run in self.store.all():
             if run.status is RunState.RUNNING:
@@ -139,6 +151,10 @@ class RunQueue:
     def watch(self) -> None:
         """One look at every running run: note its run directory, drop the submitted scenario once
         read, finish those whose process has ended; then start what now has room."""
+        with self._lock:
+            self._watch()
+
+    def _watch(self) -> None:
         changed = False
         for run in self.store.all():
             if run.status is not RunState.RUNNING:
@@ -154,7 +170,7 @@ class RunQueue:
                 self._finish(run, code)
                 changed = True
         if changed or self.store.queued():
-            self.pump()
+            self._pump()
 
     def _finish(self, run: ServiceRun, code: int | None) -> None:
         self._children.pop(run.id, None)
@@ -186,6 +202,10 @@ class RunQueue:
     def cancel(self, run: ServiceRun) -> ServiceRun:
         """A queued run leaves the queue; a running one gets SIGINT in its whole process group (it
         ends partial, keeping what it measured, exit 130). A finished run is left as it is."""
+        with self._lock:
+            return self._cancel(self.store.get(run.id) or run)
+
+    def _cancel(self, run: ServiceRun) -> ServiceRun:
         if run.status is RunState.QUEUED:
             run.status, run.ended, run.cancel_requested = RunState.CANCELLED, time.time(), True
             run.headline = "cancelled before it started"
@@ -208,8 +228,8 @@ class RunQueue:
 
 def _recover(run_dir: Path) -> None:
     """A run killed before it wrote its results (found after a restart): write them from what it
-    left, as ``finishline recover`` does, and stop what it left running. Blocks while the run's
-    Redis is drained; rare (a run and the service both killed), so it is not worth a thread."""
+    left, as ``finishline recover`` does, and stop what it left running. It takes as long as the
+    run's Redis takes to drain: the watch's thread waits, the API does not."""
     ledger = ledger_of(run_dir)
     if ledger is None or ledger.ended:
         return

@@ -203,16 +203,19 @@ def openapi_json() -> str:
 
 
 async def _watch(app: web.Application) -> AsyncIterator[None]:
+    """The queue's watch, on a thread (a recovery drains a run's Redis): first taking up the runs
+    a previous service left, then twice a second."""
     queue = app[api.SERVICE].queue
-    queue.adopt()
 
     async def loop() -> None:
+        look = queue.adopt
         while True:
-            await asyncio.sleep(WATCH_INTERVAL_S)
             try:
-                queue.watch()
+                await asyncio.to_thread(look)
             except (redis.RedisError, OSError):  # Redis away for a moment: the next look tries again
                 api.log.exception("watching the runs failed; trying again")
+            look = queue.watch
+            await asyncio.sleep(WATCH_INTERVAL_S)
 
     task = asyncio.create_task(loop())
     yield
@@ -229,7 +232,7 @@ async def _schedule(app: web.Application) -> AsyncIterator[None]:
     async def loop() -> None:
         while True:
             try:
-                scheduler.tick(time.time())
+                await asyncio.to_thread(scheduler.tick, time.time())  # it submits: the queue's lock
             except (redis.RedisError, OSError):  # as for watching: the next look tries again
                 api.log.exception("firing the schedules failed; trying again")
             await asyncio.sleep(SCHEDULE_INTERVAL_S)

@@ -34,15 +34,17 @@ class Checked:
 
 def check_scenario(runs_dir: Path, allow: AllowList, text: str) -> Checked:
     """The checks of :func:`submit_scenario`, keeping nothing (a schedule is checked so when made)."""
-    scenario, problems, data = parse(text, "body", runs_dir, {"output_dir": str(runs_dir)})
-    refusal = allow.raw_refusal(data)  # before validation: say "not allowed", not what the machine lacks
-    if refusal is not None:
-        raise Rejected(403, refusal.message, refusal.field)
+
+    def screen(data: object) -> None:  # before validation: say "not allowed", not what the machine lacks
+        refusal = allow.raw_refusal(data)
+        if refusal is not None:
+            raise Rejected(422 if refusal.field == "matrix" else 403, refusal.message, refusal.field)
+
+    base = allow.data_dir or runs_dir  # relative file names are the data directory's
+    scenario, problems, _ = parse(text, "body", base, {"output_dir": str(runs_dir)}, screen)
     if problems or scenario is None:
         first = problems[0] if problems else None
         raise Rejected(422, first.message if first else "not a scenario", (first.field if first else "") or "body")
-    if scenario.matrix:
-        raise Rejected(422, "the service runs one scenario per run: submit each variant of the matrix", "matrix")
     refusal = allow.refusal(scenario)
     if refusal is not None:
         raise Rejected(403, refusal.message, refusal.field)
@@ -52,7 +54,7 @@ def check_scenario(runs_dir: Path, allow: AllowList, text: str) -> Checked:
 
 def submit_scenario(queue: RunQueue, allow: AllowList, text: str, source: str = "api") -> ServiceRun:
     """Queue the scenario ``text`` (YAML or JSON); :class:`Rejected` (422 invalid, 403 not allowed)
-    before anything is kept. Relative paths in it are relative to the runs directory, and its
+    before anything is kept. Relative paths in it are relative to the data directory, and its
     output goes to the run's folder whatever it says."""
     checked = check_scenario(queue.runs_dir, allow, text)
     return queue.submit(checked.text, checked.name, checked.target, source=source)
