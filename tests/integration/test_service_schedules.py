@@ -1,14 +1,17 @@
-"""Schedules in a real ``finishline serve``: a schedule firing every minute whose run lasts longer
-than a minute. The first firing starts a run; the second finds it still going and is skipped,
-recorded as such naming the run. A second schedule, paused as soon as it is made, never fires
-over the same two minutes; resumed, it has a next firing again; deleted schedules are gone.
-Then the scheduler alone, its clock given, on a real Redis: missed and rejected firings.
+"""Schedules in a real ``finishline serve`` (two runs of a target at a time): a schedule firing
+every minute whose run lasts longer than a minute. The first firing starts a run; the second
+finds it still going and is skipped, recorded as such naming the run. Beside it, a schedule of
+short runs fires twice and completes both: its second run compared with ``baseline=previous`` is
+compared with the first. A third schedule, paused as soon as it is made, never fires over the
+same two minutes; resumed, it has a next firing again; deleted schedules are gone. Then the
+scheduler alone, its clock given, on a real Redis: missed and rejected firings.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,7 @@ from coordinator.service.schedules import FiringOutcome, Schedule, ScheduleStore
 from coordinator.service.store import RunStore
 from coordinator.services.redis_server import RedisServer
 from tests.factories import simulator_scenario
-from tests.fixtures.service import Service
+from tests.fixtures.service import Service, serving
 from tests.fixtures.waiting import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(200)]
@@ -41,9 +44,16 @@ def _firings(service: Service, name: str, count: int) -> list[dict[str, Any]] | 
     return firings if len(firings) >= count else None
 
 
-def test_an_overlapping_firing_is_skipped_and_pause_resume_delete(service: Service, tmp_path: Path) -> None:
+@pytest.fixture
+def two_at_a_time(tmp_path: Path) -> Iterator[Service]:
+    yield from serving(tmp_path, "--per-target", "2")
+
+
+def test_an_overlapping_firing_is_skipped_and_pause_resume_delete(two_at_a_time: Service, tmp_path: Path) -> None:
+    service = two_at_a_time
     scenario = json.dumps(simulator_scenario(tmp_path, [{"name": "steady", "users": 1, "duration": "70s"}], workers=1))
     every_minute = {"cron": "* * * * *", "scenario": scenario}
+    short = simulator_scenario(tmp_path, [{"name": "steady", "users": 2, "duration": "2s"}], workers=1, name="short")
     # make both schedules well inside a minute, so the paused one is paused before any firing
     wait_for(lambda: time.time() % 60 < 50, timeout=15, what="a moment well before the next minute")
 
@@ -54,6 +64,8 @@ def test_an_overlapping_firing_is_skipped_and_pause_resume_delete(service: Servi
 
     soak = _make(service, {"name": "soak", "timezone": "Europe/Paris", **every_minute})
     assert soak["next_fire"] % 60 == 0 and soak["next_fire_local"].endswith(("+01:00", "+02:00"))  # Paris
+    quick = _make(service, {"name": "quick", "cron": "* * * * *", "scenario": json.dumps(short)})
+    assert quick["next_fire"] == soak["next_fire"]
 
     # refused, naming the field, and nothing kept
     assert _make(service, {"name": "bad", **every_minute, "cron": "61 * * * *"}, 422)["field"] == "cron"
@@ -63,7 +75,7 @@ def test_an_overlapping_firing_is_skipped_and_pause_resume_delete(service: Servi
     elsewhere["target"] = {"kind": "url", "base_url": "http://10.0.0.1:8000/v1", "model": "m"}
     refused = _make(service, {"name": "bad", "cron": "* * * * *", "scenario": json.dumps(elsewhere)}, 403)
     assert refused["field"] == "scenario.target.base_url"
-    assert [s["name"] for s in service.call("GET", "/schedules").json()["schedules"]] == ["idle", "soak"]
+    assert [s["name"] for s in service.call("GET", "/schedules").json()["schedules"]] == ["idle", "quick", "soak"]
 
     first = wait_for(lambda: _firings(service, "soak", 1), timeout=75, what="the first firing")[0]
     assert first["outcome"] == "started" and first["due"] == soak["next_fire"], first
@@ -75,18 +87,36 @@ def test_an_overlapping_firing_is_skipped_and_pause_resume_delete(service: Servi
     assert second["run"] == run_id and second["note"] == f"previous run {run_id} still running"
     assert service.run(run_id)["status"] == "running"
 
+    # the quick schedule's two runs, each complete before the next firing: the second compared
+    # with the first by baseline=previous
+    quick_firings = wait_for(lambda: _firings(service, "quick", 2), timeout=30, what="the quick schedule's firings")
+    assert [f["outcome"] for f in quick_firings] == ["started", "started"], quick_firings
+    later, earlier = (f["run"] for f in quick_firings)  # newest first
+    ended = wait_for(lambda: service.ended(later), timeout=60, what="the quick schedule's second run")
+    assert service.run(earlier)["status"] == ended["status"] == "complete", (service.run(earlier), ended)
+    compared = service.call("GET", f"/runs/{later}/compare", params={"baseline": "previous"})
+    assert compared.status_code == 200, compared.text
+    comparison = compared.json()
+    assert comparison["current"]["source"] == ended["run_dir"]
+    assert comparison["baseline"]["source"] == service.run(earlier)["run_dir"]
+    assert comparison["steps"] and comparison["exit_code"] in (0, 1)
+    first_of_its_schedule = service.call("GET", f"/runs/{earlier}/compare", params={"baseline": "previous"})
+    assert first_of_its_schedule.status_code == 404 and first_of_its_schedule.json()["field"] == "baseline"
+
     assert service.call("GET", "/schedules/idle").json()["firings"] == []  # paused over both firings
     resumed = service.call("POST", "/schedules/idle/resume").json()
     assert resumed["paused"] is False and resumed["next_fire"] > time.time()
     assert service.call("DELETE", "/schedules/idle").status_code == 204
     assert service.call("DELETE", "/schedules/soak").status_code == 204
+    assert service.call("DELETE", "/schedules/quick").status_code == 204
     assert service.call("GET", "/schedules/soak").status_code == 404
     assert service.call("GET", "/schedules").json()["schedules"] == []
 
     assert service.call("POST", f"/runs/{run_id}/cancel").status_code == 202
     ended = wait_for(lambda: service.ended(run_id), timeout=60, what="the cancelled run's end")
     assert ended["status"] == "partial"
-    assert [run["id"] for run in service.call("GET", "/runs").json()["runs"]] == [run_id]  # one run, none from idle
+    runs = {run["id"] for run in service.call("GET", "/runs").json()["runs"]}
+    assert runs == {run_id, earlier, later}  # none from idle
     before = service.call("GET", f"/runs/{run_id}/compare", params={"baseline": "previous"})
     assert before.status_code == 404 and before.json()["field"] == "baseline"  # the schedule's first run
 
