@@ -21,6 +21,15 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(registry.commands())
 
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The examples, then the exit codes as ``coordinator.results.outcome`` defines them."""
+        super().format_epilog(ctx, formatter)
+        from coordinator.results.outcome import ExitCode
+
+        codes = ", ".join(f"{int(code)} {code.name.lower().replace('_', ' ')}" for code in ExitCode)
+        with formatter.section("Exit codes"):
+            formatter.write_text(codes)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         ref = registry.commands().get(cmd_name)
         if ref is None:
@@ -29,7 +38,19 @@ class LazyGroup(click.Group):
         return command
 
 
-@click.group(cls=LazyGroup)
+EPILOG = """
+\b
+Examples:
+  finishline run examples/quickstart.yaml            # a benchmark with its report
+  finishline run examples/quickstart.yaml --web      # the same, started from Locust's web UI
+  finishline baseline save runs/quickstart-... --name main
+  finishline run examples/quickstart.yaml --baseline main   # exit 1 on a regression
+
+Documentation: docs/ (README.md has a tour).
+"""
+
+
+@click.group(cls=LazyGroup, epilog=EPILOG)
 @click.version_option(package_name="finishline")
 def cli() -> None:
     """finishline: load-test LLM inference endpoints on your traffic, in your container."""

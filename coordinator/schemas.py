@@ -31,7 +31,9 @@ def _schema_json(document: str) -> str:
 
 
 @click.command(
-    epilog="\b\nThe files in docs/ are made by:\n"
+    epilog="\b\nExample (an editor's completion for scenario files):\n"
+    "  finishline schema --output scenario.schema.json\n"
+    "\b\nThe files in docs/ are made by:\n"
     "  finishline schema --output docs/scenario.schema.json\n"
     "  finishline schema --summary --output docs/summary.schema.json\n"
     "  finishline schema --matrix --output docs/matrix.schema.json\n"

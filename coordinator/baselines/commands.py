@@ -26,7 +26,10 @@ def store_option(help: str = "The directory baselines are kept in (commit it).")
 STORE_OPTION = store_option()
 
 
-@click.group()
+@click.group(
+    epilog="\b\nExamples:\n  finishline baseline save runs/quickstart-20261201-101500-ab12cd --name main\n"
+    "  finishline baseline list\n  finishline run examples/quickstart.yaml --baseline main"
+)
 def baseline() -> None:
     """Keep runs (or other tools' results) as baselines that later runs are compared with."""
 

@@ -18,7 +18,11 @@ from loadgen.metrics import SloRule
 READY = "bridge: serving"
 
 
-@click.command("bridge")
+@click.command(
+    "bridge",
+    epilog="\b\nExample (a run starts its own bridge; this one watches a run's stream by hand):\n"
+    "  finishline bridge --run-id quickstart-20261201-101500-ab12cd --redis-url redis://127.0.0.1:6379/0 --port 9108",
+)
 @click.option("--run-id", required=True, help="Run whose stream finishline:{run_id}:records is read.")
 @click.option("--redis-url", required=True, help="Redis holding the run's streams.")
 @click.option(

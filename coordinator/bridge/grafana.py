@@ -180,12 +180,16 @@ def attach_annotations(ctx: RunContext, settings: GrafanaSettings | None = None)
     return True
 
 
-@click.group("grafana")
+@click.group("grafana", epilog="\b\nExample:\n  GRAFANA_TOKEN=... finishline grafana push --url http://127.0.0.1:3000")
 def grafana() -> None:
     """Upload finishline's dashboards to Grafana and annotate runs."""
 
 
-@grafana.command("push")
+@grafana.command(
+    "push",
+    epilog="\b\nExample:\n  GRAFANA_TOKEN=... finishline grafana push --url http://127.0.0.1:3000 "
+    "--run runs/quickstart-20261201-101500-ab12cd",
+)
 @click.option("--url", envvar=URL_ENV, default=None, help=f"Grafana base URL (or {URL_ENV}).")
 @click.option("--token-env", default=TOKEN_ENV, show_default=True, help="Environment variable holding the API token.")
 @click.option("--folder", default="finishline", show_default=True, help="Grafana folder of the dashboards.")

@@ -349,12 +349,15 @@ def ensure_image(client: docker.DockerClient, tag: str, log: Callable[[str], Non
     return steps[name]()
 
 
-@click.group()
+@click.group(epilog="\b\nExample:\n  finishline images build --only simulator")
 def images() -> None:
     """Build the container images finishline runs (no registry needed)."""
 
 
-@images.command()
+@images.command(
+    epilog="\b\nExamples:\n  finishline images build                  # all four, cached when current\n"
+    f"  finishline images build --only llamacpp --sdist llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}.tar.gz"
+)
 @click.option(
     "--only",
     type=click.Choice(list(PROJECT_IMAGES)),

@@ -22,7 +22,7 @@ def checked_scenario(path: Path, overrides: dict[str, object] | None = None) -> 
     return scenario
 
 
-@click.command()
+@click.command(epilog="\b\nExample:\n  finishline validate examples/quickstart.yaml")
 @click.argument("scenario_file", type=click.Path(path_type=Path, dir_okay=False))
 def validate(scenario_file: Path) -> None:
     """Check a scenario file; print every problem with its line and field (exit 2), and the

@@ -27,7 +27,10 @@ def describe(exc: ValidationError) -> str:
     return f"simulator config {loc}: {msg}"
 
 
-@click.command()
+@click.command(
+    epilog="\b\nExamples:\n  finishline simulate --port 8000                 # an 8B model on one GPU, by its timings\n"
+    "  finishline simulate --preset instant --port 8000 --trace trace.jsonl"
+)
 @click.option(
     "--preset",
     default="gpu-8b",
