@@ -1,8 +1,9 @@
 """The live progress display: what the run is doing, computed from the collector's records.
 
 Figures are over a sliding window of completed requests (default 10 s), so they follow the
-load as phases change; totals cover the whole run. Shown with rich when stdout is a
-terminal; otherwise one plain line per phase end (logs and CI stay readable).
+load as phases change; totals cover the whole run. Time left counts down the phase's planned
+duration and, where every later phase has one too, the run's. Shown with rich when stdout is
+a terminal; otherwise one plain line per phase start and end (logs and CI stay readable).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class Snapshot:
 
     phase: str
     elapsed_s: float
+    phase_left_s: float | None  # None: the phase ends on a count or a condition, not a clock
+    run_left_s: float | None  # None: some phase's length is not known beforehand
     users: int
     target_rate: float | None
     achieved_rate: float
@@ -58,6 +61,8 @@ class ProgressModel:
         self.retries = 0
         self.phase = "starting"
         self.phase_started = time.monotonic()
+        self.phase_duration_s: float | None = None
+        self.later_s: float | None = None
         self._lock = threading.Lock()
 
     @property
@@ -87,9 +92,15 @@ class ProgressModel:
         while self._window and self._window[0][0] < cutoff:
             self._window.popleft()
 
-    def set_phase(self, name: str, started: float) -> None:
+    def set_phase(
+        self, name: str, started: float, duration_s: float | None = None, later_s: float | None = 0.0
+    ) -> None:
+        """``name`` began at ``started`` (monotonic) for ``duration_s``; ``later_s``: the planned
+        length of the phases after it (None when one of them has none)."""
         self.phase = name
         self.phase_started = started
+        self.phase_duration_s = duration_s
+        self.later_s = later_s
 
     def snapshot(self, samples: dict[str, WorkerSample], now: float | None = None) -> Snapshot:
         now = time.monotonic() if now is None else now
@@ -101,9 +112,13 @@ class ProgressModel:
         tpots = np.array([r[2] for r in rows if r[2] is not None], dtype=float) * 1000
         users = sum(s.users for s in samples.values())
         rates = [s.target_rate for s in samples.values() if s.target_rate]
+        elapsed = now - self.phase_started
+        phase_left = None if self.phase_duration_s is None else max(0.0, self.phase_duration_s - elapsed)
         return Snapshot(
             phase=self.phase,
-            elapsed_s=now - self.phase_started,
+            elapsed_s=elapsed,
+            phase_left_s=phase_left,
+            run_left_s=None if phase_left is None or self.later_s is None else phase_left + self.later_s,
             users=users,
             target_rate=float(sum(rates)) if rates else None,
             achieved_rate=len(rows) / span,
@@ -122,6 +137,25 @@ def _pct(values: np.ndarray, p: float) -> float | None:
     return float(np.percentile(values, p)) if values.size else None
 
 
+def fmt_duration(seconds: float) -> str:
+    """``42s``, ``3:05``, ``1:02:09``: a time a person reads at a glance."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def time_left(snap: Snapshot) -> str:
+    """The phase's time left, and the run's when it differs (``-`` when the phase has no clock)."""
+    if snap.phase_left_s is None:
+        return "-"
+    phase = fmt_duration(snap.phase_left_s)
+    if snap.run_left_s is None or snap.run_left_s - snap.phase_left_s < 0.5:
+        return phase
+    return f"{phase} (run {fmt_duration(snap.run_left_s)})"
+
+
 def fmt_ms(value: float | None) -> str:
     """A figure for a person: one decimal, thousands separated; ``-`` when there is none."""
     return "-" if value is None else f"{value:,.1f}"
@@ -132,6 +166,7 @@ def render(snap: Snapshot, title: str) -> Table:
     for col in (
         "phase",
         "time",
+        "left",
         "users",
         "req/s",
         "TTFT p50/p99 ms",
@@ -145,7 +180,8 @@ def render(snap: Snapshot, title: str) -> Table:
     rate = f"{snap.achieved_rate:,.1f}" + (f" / {snap.target_rate:,.1f}" if snap.target_rate else "")
     table.add_row(
         snap.phase,
-        f"{snap.elapsed_s:,.0f}s",
+        fmt_duration(snap.elapsed_s),
+        time_left(snap),
         str(snap.users),
         rate,
         f"{fmt_ms(snap.ttft_p50_ms)} / {fmt_ms(snap.ttft_p99_ms)}",
@@ -186,10 +222,13 @@ class ProgressDisplay:
         if self._live is not None:
             self._live.update(render(self.model.snapshot(samples), self.title))
 
-    def phase_started(self, name: str, started: float) -> None:
-        self.model.set_phase(name, started)
+    def phase_started(
+        self, name: str, started: float, duration_s: float | None = None, later_s: float | None = 0.0
+    ) -> None:
+        self.model.set_phase(name, started, duration_s, later_s)
         if not self.interactive:
-            self.console.print(f"phase {name} started")
+            left = time_left(self.model.snapshot(self._samples, now=started))
+            self.console.print(f"phase {name} started" + ("" if left == "-" else f": {left} left"))
 
     def phase_ended(self, name: str) -> None:
         if not self.interactive:

@@ -335,8 +335,18 @@ class Run:
         ctx.windows.append(PhaseWindow(name=step.name, start=started))
         self._note()
         ctx.set_state(phase=step.name)
-        self.display.phase_started(step.name, started)
+        self.display.phase_started(step.name, started, *self._planned_time(step))
         ctx.events.phase_start.fire(PhaseStarted(ctx, step, started))
+
+    def _planned_time(self, step: LocustStep | ExternalStep) -> tuple[float | None, float | None]:
+        """The step's planned duration and that of the steps after it in the plan (None where one
+        has no duration: a cold start, a count of requests, a sweep's levels)."""
+        steps = self.plan.steps
+        duration = step.duration if isinstance(step, LocustStep) else None
+        if step not in steps:  # a step of a step's own (a sweep's level): the rest is not known
+            return duration, None
+        later = [s.duration if isinstance(s, LocustStep) else None for s in steps[steps.index(step) + 1 :]]
+        return duration, None if any(d is None for d in later) else float(sum(d for d in later if d is not None))
 
     def _end(self, step: LocustStep | ExternalStep) -> None:
         ctx = self.ctx

@@ -160,3 +160,19 @@ def test_progress_window_follows_the_current_phase() -> None:
     assert snap.achieved_rate == pytest.approx(21 / 5.0)
     model.set_phase("b", 106.0)
     assert model.snapshot({}, now=107.0).achieved_rate == 0.0  # the previous phase's requests are not counted
+
+
+def test_progress_counts_down_the_phase_and_the_run() -> None:
+    from coordinator.run.progress import ProgressModel, fmt_duration, time_left
+
+    model = ProgressModel()
+    model.set_phase("warmup", 100.0, duration_s=30.0, later_s=3600.0)
+    snap = model.snapshot({}, now=110.0)
+    assert (snap.phase_left_s, snap.run_left_s) == (20.0, 3620.0)
+    assert time_left(snap) == "20s (run 1:00:20)"
+    model.set_phase("soak", 130.0, duration_s=3600.0, later_s=0.0)
+    assert time_left(model.snapshot({}, now=130.0 + 3600 - 185)) == "3:05"  # the last phase: the run's own
+    model.set_phase("cold", 200.0, duration_s=None, later_s=60.0)  # a cold start has no clock
+    assert time_left(model.snapshot({}, now=201.0)) == "-"
+    model.set_phase("level", 300.0, duration_s=10.0, later_s=None)  # a sweep's later levels are unknown
+    assert time_left(model.snapshot({}, now=395.0)) == "0s" and fmt_duration(59.6) == "1:00"
