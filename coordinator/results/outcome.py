@@ -58,6 +58,17 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130
 
 
+EXIT_MEANINGS: dict[ExitCode, str] = {  # what `finishline run --help` says of each
+    ExitCode.OK: "the run completed and met what it was asked to check",
+    ExitCode.REGRESSION: "a regression against the baseline it was compared with",
+    ExitCode.BAD_INPUT: "bad input: a scenario, option or file is wrong",
+    ExitCode.PARTIAL: "partial: records were lost or a part of the run failed (a worker, Redis)",
+    ExitCode.INVALID: "invalid: the self-check found the load generator saturated",
+    ExitCode.SLO_MISSED: "an SLO was missed and the scenario's slo.enforce is on",
+    ExitCode.REQUESTS_FAILED: "requests failed: every one did, more than checks.max_error_rate, or the target went down",
+    ExitCode.DRIFTING: "drifting: a soak found a series drifting beyond its limit (docs/soak.md)",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C or SIGTERM); what was measured is kept",
+}
 EXIT_CODES: dict[Outcome, ExitCode] = {outcome: ExitCode[outcome.name] for outcome in Outcome}
 SEVERITY: tuple[Outcome, ...] = (  # most serious first: the first that applies decides
     Outcome.BAD_INPUT,

@@ -7,25 +7,16 @@ from pathlib import Path
 import click
 
 from coordinator.baselines.commands import store_option
+from coordinator.results.outcome import EXIT_MEANINGS
 from coordinator.scenario.commands import checked_scenario
 from coordinator.scenario.models import Scenario
 
-EXIT_CODES_HELP = """
-\b
-Exit codes (the console's last line and the report's verdict say the same):
-  0    the run completed and met what it was asked to check
-  1    a regression against the baseline it was compared with
-  2    bad input: a scenario, option or file is wrong
-  3    partial: records were lost or a part of the run failed (a worker, Redis)
-  4    invalid: the self-check found the load generator saturated
-  5    an SLO was missed and the scenario's slo.enforce is on
-  6    requests failed: every one did, more than checks.max_error_rate, or the target went down
-  130  interrupted (Ctrl-C or SIGTERM); what was measured is kept
-
-\b
-Example:
-  finishline run examples/quickstart.yaml
-"""
+EXIT_CODES_HELP = (
+    "\n\b\nExit codes (the console's last line and the report's verdict say the same):\n"
+    + "".join(f"  {int(code):<4} {meaning}\n" for code, meaning in EXIT_MEANINGS.items())
+    + "\n\b\nExamples:\n  finishline run examples/quickstart.yaml\n"
+    "  finishline run examples/quickstart.yaml --web --baseline main\n"
+)
 
 
 @click.command(epilog=EXIT_CODES_HELP)

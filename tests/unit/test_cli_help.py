@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from coordinator.cli import cli
-from coordinator.results.outcome import ExitCode
+from coordinator.results.outcome import EXIT_MEANINGS, ExitCode
 
 
 def _commands(group: click.Group, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -47,3 +47,11 @@ def test_top_level_help_lists_every_exit_code() -> None:
     codes = " ".join(done.output.partition("Exit codes:")[2].split())
     for code in ExitCode:
         assert f"{int(code)} {code.name.lower().replace('_', ' ')}" in codes, (code, codes)
+
+
+def test_run_help_says_what_each_exit_code_means() -> None:
+    done = CliRunner().invoke(cli, ["run", "--help"])
+    assert done.exit_code == 0 and set(EXIT_MEANINGS) == set(ExitCode)
+    lines = [" ".join(line.split()) for line in done.output.splitlines()]
+    for code, meaning in EXIT_MEANINGS.items():
+        assert f"{int(code)} {meaning}" in lines, (code, done.output)
