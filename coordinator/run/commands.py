@@ -15,6 +15,7 @@ EXIT_CODES_HELP = (
     "\n\b\nExit codes (the console's last line and the report's verdict say the same):\n"
     + "".join(f"  {int(code):<4} {meaning}\n" for code, meaning in EXIT_MEANINGS.items())
     + "\n\b\nExamples:\n  finishline run examples/quickstart.yaml\n"
+    "  finishline run examples/quickstart.yaml --set target.settings.step_overhead_s=0.011 --baseline main\n"
     "  finishline run examples/quickstart.yaml --web --baseline main\n"
 )
 
@@ -23,6 +24,13 @@ EXIT_CODES_HELP = (
 @click.argument("scenario_file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--web", is_flag=True, help="Open Locust's web UI on 127.0.0.1 and let it drive the users.")
 @click.option("--output-dir", type=click.Path(path_type=Path, file_okay=False), help="Overrides output_dir.")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Replace one value of the scenario (dotted KEY, YAML VALUE), e.g. target.settings.step_overhead_s=0.011.",
+)
 @click.option(
     "--workers", type=click.IntRange(1, 64), help="N local Locust workers, in place of the scenario's workers."
 )
@@ -41,6 +49,7 @@ def run(
     scenario_file: Path,
     web: bool,
     output_dir: Path | None,
+    sets: tuple[str, ...],
     workers: int | None,
     no_live: bool,
     baseline: str | None,
@@ -59,7 +68,7 @@ def run(
         overrides["output_dir"] = str(output_dir)
     if workers is not None:
         overrides["workers"] = workers
-    scenario = checked_scenario(scenario_file, overrides)
+    scenario = checked_scenario(scenario_file, overrides, sets)
     if thresholds is not None and baseline is None:
         raise click.UsageError("--thresholds needs --baseline")
     if scenario.matrix:

@@ -8,7 +8,7 @@ node tree maps that path back to the line the user wrote, so each problem reads
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from coordinator.scenario.matrix import MatrixError, variants
 from coordinator.scenario.models import Scenario
+from coordinator.scenario.overrides import Override, OverrideError
 from coordinator.scenario.phases import ReplayPhase
 from loadgen.errors import UserError, field_problems
 from loadgen.prompts import load_source
@@ -179,10 +180,12 @@ def parse(
     base: Path,
     overrides: dict[str, Any] | None = None,
     screen: Callable[[dict[Any, Any]], None] | None = None,
+    sets: Sequence[Override] = (),
 ) -> tuple[Scenario | None, list[Problem], Any]:
-    """Validate YAML text (with ``overrides`` of top-level keys, e.g. from the command line);
-    returns the scenario (or None), the problems, and the raw data. ``screen`` sees the raw
-    mapping before validation opens any file it names, and may raise to refuse it."""
+    """Validate YAML text (with ``sets``, ``--set`` values, applied to it, then ``overrides`` of
+    top-level keys, e.g. from the command line); returns the scenario (or None), the problems,
+    and the raw data. ``screen`` sees the raw mapping before validation opens any file it names,
+    and may raise to refuse it."""
     try:
         loader = yaml.SafeLoader(text)
     except yaml.reader.ReaderError as exc:  # a control character: not a text YAML can hold
@@ -199,6 +202,11 @@ def parse(
         loader.dispose()
     if not isinstance(data, dict):
         return None, [Problem(file, 1, "", "a scenario is a mapping of keys (name, target, workloads, phases)")], data
+    for override in sets:
+        try:
+            override.apply(data)
+        except OverrideError as exc:
+            return None, [Problem(file, None, "", str(exc))], data
     if screen is not None:
         screen(data)
     try:
@@ -220,7 +228,9 @@ def matrix_problems(scenario: Scenario, root: yaml.Node | None, file: str) -> li
     return []
 
 
-def validate_file(path: str | Path, overrides: dict[str, Any] | None = None) -> tuple[Scenario | None, list[Problem]]:
+def validate_file(
+    path: str | Path, overrides: dict[str, Any] | None = None, sets: Sequence[Override] = ()
+) -> tuple[Scenario | None, list[Problem]]:
     """Every problem of a scenario file (empty list when it is valid)."""
     path = Path(path)
     try:
@@ -229,7 +239,7 @@ def validate_file(path: str | Path, overrides: dict[str, Any] | None = None) -> 
         return None, [Problem(str(path), None, "", f"cannot read the file: {exc.strerror}")]
     except UnicodeDecodeError:
         return None, [Problem(str(path), None, "", "not a text file; a scenario is YAML")]
-    scenario, problems, _ = parse(text, str(path), path.resolve().parent, overrides)
+    scenario, problems, _ = parse(text, str(path), path.resolve().parent, overrides, sets=sets)
     return scenario, problems
 
 

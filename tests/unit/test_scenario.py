@@ -172,3 +172,28 @@ def test_the_kubernetes_example_runs_a_valid_scenario_on_one_port(
     assert images and all(image.endswith(WORKER_IMAGE.split("/", 1)[1]) for image in images)
     (workers_job,) = [d for d in manifests if d["metadata"]["name"] == "finishline-workers"]
     assert workers_job["spec"]["parallelism"] == workers["remote"]
+
+
+def test_set_replaces_one_value_as_the_file_would_say_it(tmp_path: Path) -> None:
+    from coordinator.scenario.overrides import Override, OverrideError
+
+    path = ROOT / "examples" / "quickstart.yaml"
+    sets = [
+        Override.parse("target.settings.step_overhead_s=0.011"),  # a mapping the file lacks is made
+        Override.parse("phases.1.users=8"),
+        Override.parse("slo.percentile=95"),
+    ]
+    scenario, problems = validate_file(path, sets=sets)
+    assert problems == [] and scenario is not None
+    assert isinstance(scenario.target, SimulatorTarget) and scenario.target.settings is not None
+    assert scenario.target.settings.step_overhead_s == 0.011
+    assert scenario.phases[1].users == 8 and scenario.slo is not None and scenario.slo.percentile == 95
+    _, problems = validate_file(path, sets=[Override.parse("phases.1.users=lots")])
+    assert [p.field for p in problems] == ["phases[1].users"], problems
+    _, problems = validate_file(path, sets=[Override.parse("phases.7.users=1")])
+    assert len(problems) == 1 and "a list of 3; use an index from 0 to 2" in problems[0].message
+    _, problems = validate_file(path, sets=[Override.parse("name.first=x")])
+    assert "name is a value, not a mapping or a list" in problems[0].message
+    for bad in ("users", "=3", "a..b=1"):
+        with pytest.raises(OverrideError, match="write KEY=VALUE"):
+            Override.parse(bad)
