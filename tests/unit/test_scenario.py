@@ -136,6 +136,19 @@ def test_exported_schema_is_current() -> None:
     assert {"target", "workloads", "phases"} <= set(schema["required"])
 
 
+def test_the_scenario_reference_is_current_and_covers_every_model() -> None:
+    from coordinator.schemas import markdown_reference
+
+    schema = json.loads(schema_json())
+    reference = markdown_reference(schema, "Scenario reference")
+    committed = (ROOT / "docs" / "scenario-reference.md").read_text()
+    assert committed == reference, "run: finishline schema --markdown --output docs/scenario-reference.md"
+    for name, model in schema["$defs"].items():
+        assert f"## {name}\n" in reference and f"(#{name.lower()})" in reference, name  # a section, linked
+        for key in model.get("properties", {}):
+            assert f"| `{key}` |" in reference, (name, key)
+
+
 def test_event_hooks_call_listeners_and_survive_a_broken_one(capsys: pytest.CaptureFixture[str]) -> None:
     hook: EventHook[str] = EventHook("phase_start")
     seen: list[str] = []
