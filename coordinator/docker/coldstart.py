@@ -22,6 +22,7 @@ from coordinator.plan.steps import ExternalStep
 from coordinator.results.coldstart import RESULT_FILE, ColdStartResult, StartResult
 from coordinator.results.files import write_atomic
 from coordinator.run.context import RunContext
+from coordinator.run.events import StepProgress
 from loadgen.client import EndpointClient
 from loadgen.errors import UserError
 from loadgen.metrics import ttft
@@ -40,7 +41,18 @@ def run_phase(ctx: RunContext, step: ExternalStep) -> None:
     if not isinstance(target, DockerTarget):
         raise UserError(f"phases: {step.name}: cold_start needs a target of kind docker")
     runner = ColdStartRunner(phase, target, ctx.run_id, emit=lambda rec: ctx.write_records([rec]), model=target.model)
-    ctx.extras[step.name] = runner.run().model_dump(mode="json")
+
+    def started(done: int, start: StartResult, left_s: float) -> None:
+        ready, first = start.steps.get("to_ready"), start.steps.get("to_first_token")
+        if start.verdict is not None:
+            what = f"failed ({start.verdict})"
+        else:
+            what = "ready" + ("" if ready is None else f" after {ready:.1f} s")
+            what += "" if first is None else f", first token after {first:.1f} s"
+        line = f"cold start {done} of {phase.starts}: {what}"
+        ctx.events.step_progress.fire(StepProgress(ctx, step.name, done, phase.starts, line, left_s))
+
+    ctx.extras[step.name] = runner.run(started).model_dump(mode="json")
 
 
 class ColdStartRunner:
@@ -72,13 +84,17 @@ class ColdStartRunner:
         self.emit(record)
         return record
 
-    def run(self) -> ColdStartResult:
-        """All starts. A failed start (OOM, exit, timeout) is saved with its verdict, then raised
+    def run(self, progress: Callable[[int, StartResult, float], None] | None = None) -> ColdStartResult:
+        """All starts, ``progress`` told after each (with the time the others would take at the
+        mean so far). A failed start (OOM, exit, timeout) is saved with its verdict, then raised
         as `TargetFailed`: the run ends partial, and its report shows the verdict."""
         result = ColdStartResult(phase=self.phase.name)
+        began = time.monotonic()
         for number in range(1, self.phase.starts + 1):
             start = self._one(number)
             result.starts.append(start)
+            if progress is not None:
+                progress(number, start, (time.monotonic() - began) / number * (self.phase.starts - number))
             if start.verdict is not None:
                 self.write(result)
                 raise TargetFailed(start.verdict, start.message or start.verdict)

@@ -65,6 +65,19 @@ class RecordsCollected:
 
 
 @dataclass(frozen=True, slots=True)
+class StepProgress:
+    """A step that does long work of its own (a cold start's starts) has done ``done`` of
+    ``total``; ``left_s``: its estimate of the time left (None before it can tell)."""
+
+    ctx: RunContext
+    step: str
+    done: int
+    total: int
+    message: str
+    left_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RunEnded:
     """Results are written (``summary`` is the written summary, None when none could be);
     fired before the run's add-ons, target and Redis are stopped."""
@@ -112,6 +125,9 @@ class RunEvents:
     records: EventHook[RecordsCollected]
     """Fired from the collector thread for each batch of records written; listeners must be quick."""
 
+    step_progress: EventHook[StepProgress]
+    """Fired by a step running long work of its own as each part of it ends (the console shows it)."""
+
     run_end: EventHook[RunEnded]
     """Fired once results are written, before the add-ons, the target and Redis are stopped."""
 
@@ -120,4 +136,5 @@ class RunEvents:
         self.phase_start = EventHook("phase_start")
         self.phase_end = EventHook("phase_end")
         self.records = EventHook("records")
+        self.step_progress = EventHook("step_progress")
         self.run_end = EventHook("run_end")

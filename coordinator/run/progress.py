@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from coordinator.run.events import StepProgress
 from loadgen import metrics
 from loadgen.records import RequestRecord
 from loadgen.samples import WorkerSample
@@ -240,3 +241,8 @@ class ProgressDisplay:
 
     def message(self, text: str) -> None:
         self.console.print(text)
+
+    def step_progress(self, event: StepProgress) -> None:
+        """A line for each part of a step's own long work, with the time the rest would take."""
+        left = "" if event.left_s is None or event.done >= event.total else f"; about {fmt_duration(event.left_s)} left"
+        self.message(f"{event.message}{left}")

@@ -124,6 +124,7 @@ class Run:
         self.ctx = RunContext(run_id=run_id, scenario=scenario, scenario_path=scenario_path, run_dir=run_dir)
         self.plan: Plan = build_plan(scenario)
         self.display = ProgressDisplay(f"finishline {scenario.name} ({run_id})", live=live)
+        self.ctx.events.step_progress.add_listener(self.display.step_progress)
         self.redis: RedisServer | None = None
         self.collector: Collector | None = None
         self.cluster: LocustCluster | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import os
 import signal
 import statistics
@@ -89,6 +90,11 @@ def test_cold_starts_then_warm_concurrent_chat(docker_clean, images_built: str, 
     for start in cold["starts"]:
         assert start["steps"]["to_ready"] > 0 and start["steps"]["ready"] > 0
         assert start["steps"]["first_token"] > 0
+    console = proc.stdout + proc.stderr  # the console follows the starts, with the time left
+    for number in (1, 2, 3):
+        ready = cold["starts"][number - 1]["steps"]["to_ready"]
+        assert f"cold start {number} of 3: ready after {ready:.1f} s" in console, console[-3000:]
+    assert re.search(r"cold start 1 of 3: .*; about \S+ left", console), console[-3000:]
     with gzip.open(run_dir / "records.jsonl.gz") as fh:
         records = [json.loads(line) for line in fh]
     by = lambda phase, workload=None: [  # noqa: E731

@@ -176,3 +176,23 @@ def test_progress_counts_down_the_phase_and_the_run() -> None:
     assert time_left(model.snapshot({}, now=201.0)) == "-"
     model.set_phase("level", 300.0, duration_s=10.0, later_s=None)  # a sweep's later levels are unknown
     assert time_left(model.snapshot({}, now=395.0)) == "0s" and fmt_duration(59.6) == "1:00"
+
+
+def test_a_step_s_progress_is_one_line_with_the_time_left(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from coordinator.run.context import RunContext
+    from coordinator.run.events import StepProgress
+    from coordinator.run.progress import ProgressDisplay
+
+    out = io.StringIO()
+    display = ProgressDisplay("t", console=Console(file=out, width=200), live=False)
+    ctx = RunContext(run_id="r", scenario=None, scenario_path=tmp_path, run_dir=tmp_path)  # type: ignore[arg-type]
+    display.step_progress(StepProgress(ctx, "cold", 1, 3, "cold start 1 of 3: ready after 4.2 s", 8.4))
+    display.step_progress(StepProgress(ctx, "cold", 3, 3, "cold start 3 of 3: ready after 4.0 s", 0.0))
+    assert out.getvalue().splitlines() == [
+        "cold start 1 of 3: ready after 4.2 s; about 8s left",
+        "cold start 3 of 3: ready after 4.0 s",
+    ]
