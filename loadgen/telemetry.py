@@ -3,6 +3,7 @@
 Every second a greenlet writes one :class:`~loadgen.samples.WorkerSample` to the run's samples
 stream: CPU and resident memory of the process (the soak analysis's client memory), event-loop lag (how late the sampler woke up: a busy gevent hub
 delays every timestamp the users take), users, target vs achieved request rate and the phase.
+Once a minute it also hands the C heap's free memory back to the system (``loadgen.heap``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import psutil
 import redis
 
 from loadgen.config import CONTAINER_ENV
+from loadgen.heap import HeapTrimmer
 from loadgen.samples import WorkerSample
 from loadgen.stream import SampleWriter
 
@@ -60,6 +62,7 @@ class WorkerSampler:
         self.interval = interval
         self.worker = worker or worker_id()
         self._process = psutil.Process()
+        self._heap = HeapTrimmer()
         self._greenlet: gevent.Greenlet | None = None
         self.samples = 0
 
@@ -104,3 +107,4 @@ class WorkerSampler:
                 self.samples += 1
             except redis.RedisError as exc:
                 log.warning("worker sampler: could not write a sample: %s", exc)
+            self._heap.maybe(now)  # once a minute, after the sample: it holds the loop for about a millisecond
