@@ -348,12 +348,6 @@ class LocustCluster:
         started = self.expect("phase_started", timeout)
         return float(started.get("origin", started["t"]))
 
-    def announce(self, step: LocustStep, timeout: float = 30.0) -> None:
-        """Tell the workers about a phase without starting users (``--web``: the UI starts them,
-        of the phase's role)."""
-        self._send({"cmd": "announce", "step": step.model_dump(mode="json")})
-        self.expect("announced", timeout)
-
     def ui_events(self) -> list[UiStart | UiStop]:
         """What the web UI asked since the last call, in order (``coordinator.run.web``)."""
         out: list[UiStart | UiStop] = []

@@ -9,8 +9,6 @@ carries ``t``, the master's ``time.monotonic()`` when it was sent:
   then start the phase's users, replacing those of the other role (closed-loop users or one
   open-loop dispatcher per worker, ``loadgen.users``); answers ``{"event": "phase_started"}``,
   with ``origin`` (monotonic s) for a replay: when its trace window's start is due.
-- ``{"cmd": "announce", "step": LocustStep}``: broadcast the phase only (``--web``: Locust's UI
-  starts the users, of the announced phase's role); answers ``{"event": "announced"}``.
 - ``{"cmd": "live", "view": LiveView}`` (``--web``): the LLM figures for the web UI's LLM tab and
   charts (``coordinator.run.webui``); no answer. With the web UI, its Start and Stop reach the
   coordinator as unsolicited ``{"event": "ui_start", "users", "spawn_rate", "host"}`` and
@@ -247,7 +245,7 @@ class MasterDriver:
             for cid, share in zip(active, shares(step.requests, len(active)), strict=True):
                 command = step.command.model_copy(update={"requests": share})
                 self.runner.send_message(PHASE_MESSAGE, command.model_dump(mode="json"), client_id=cid)
-        # Starts that name no classes (Locust's UI, the rebalancing after a worker is lost) take the
+        # Starts that name no classes (the rebalancing after a worker is lost) take the
         # announced phase's role.
         PhaseUsersDispatcher.phase_classes = self.classes_for(step.command.mode)
 
@@ -367,9 +365,6 @@ def main(argv: list[str]) -> int:
         try:
             if cmd["cmd"] == "phase":
                 driver.phase(LocustStep.model_validate(cmd["step"]))
-            elif cmd["cmd"] == "announce":
-                driver.announce(LocustStep.model_validate(cmd["step"]))
-                emit("announced")
             elif cmd["cmd"] == "report":
                 driver.stop_users()
                 emit("progress", workers=driver.report(float(cmd.get("timeout", 3.0))))
