@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,11 +119,10 @@ def test_the_llm_tab_shows_each_workload_as_text_and_no_server_row_without_its_f
     assert server_rows(view) == []
 
 
-def test_the_master_answers_start_and_stop_itself_and_serves_the_llm_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+def _web_ui(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Locust's web UI of a local runner, not served: Flask's test client asks it."""
     from locust import User, constant, task
     from locust.env import Environment
-
-    from coordinator.run.webui import WebHooks
 
     class Idle(User):
         wait_time = constant(1)
@@ -134,7 +134,14 @@ def test_the_master_answers_start_and_stop_itself_and_serves_the_llm_figures(mon
     monkeypatch.setattr(sys, "argv", ["locust"])  # Locust's UI reads its options from the command line
     env = Environment(user_classes=[Idle], host="http://127.0.0.1:1/v1")
     env.create_local_runner()
-    web_ui = env.create_web_ui("127.0.0.1", 0, delayed_start=True)  # Flask's test client, no server
+    return env.create_web_ui("127.0.0.1", 0, delayed_start=True)
+
+
+def test_the_master_answers_start_and_stop_itself_and_serves_the_llm_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    from coordinator.run.webui import WebHooks
+
+    web_ui = _web_ui(monkeypatch)
+    env = web_ui.environment
     said: list[tuple[str, dict[str, object]]] = []
     hooks = WebHooks(web_ui, lambda event, **fields: said.append((event, fields)))
     client = web_ui.app.test_client()
@@ -176,3 +183,15 @@ vllm:e2e_request_latency_seconds_sum 2.0
     assert server_figures(llamacpp) == ServerFigures(running=2.0)
     view = LiveView(server=ServerFigures(waiting=4.0, running=8.0, kv_usage=0.25))
     assert server_rows(view) == [{"waiting": "4", "running": "8", "kvcache": "25.0%"}]
+
+
+def test_the_server_tab_is_there_only_when_the_run_scrapes_the_servers_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    from coordinator.run.webui import WebHooks
+
+    web_ui = _web_ui(monkeypatch)
+    hooks = WebHooks(web_ui, lambda event, **fields: None, server_tab=True)
+    assert [t["key"] for t in web_ui.template_args["extended_tabs"]] == ["llm", "llm-server"]
+    hooks.update(LiveView(server=ServerFigures(waiting=1.0, running=2.0, kv_usage=0.5)))
+    stats = web_ui.app.test_client().get("/stats/requests").get_json()
+    tables = {t["key"]: t["data"] for t in stats["extended_stats"]}
+    assert tables == {"llm": [], "llm-server": [{"waiting": "1", "running": "2", "kvcache": "50.0%"}]}
