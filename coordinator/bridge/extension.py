@@ -25,6 +25,7 @@ from coordinator.bridge.process import BridgeProcess
 from coordinator.bridge.store import GROUP, delete_bridge_keys
 from coordinator.run.context import RunContext
 from coordinator.run.events import RunEnded
+from coordinator.run.targets import metrics_base
 from coordinator.services.prometheus_server import PrometheusServer
 from dashboards.prometheus_config import RULE_FILES, PrometheusPlan, ScrapeTarget, ServerKind, build_config
 from loadgen.errors import ServiceError
@@ -43,12 +44,6 @@ def server_kind(spec: Any) -> ServerKind:
     if kind == "docker" and "llama" in image:
         return "llamacpp"
     return "other"
-
-
-def metrics_base(api_base_url: str) -> str:
-    """``http://h:p/v1`` -> ``http://h:p`` (servers expose /metrics at the root)."""
-    url = api_base_url.rstrip("/")
-    return url[: -len("/v1")] if url.endswith("/v1") else url
 
 
 def bridge_args(ctx: RunContext) -> list[str]:

@@ -8,7 +8,8 @@ decides the code, in this order:
 outcome                   code  when
 ========================  ====  ===================================================================
 ``bad_input``             2     a scenario, option or file is wrong (nothing was measured)
-``interrupted``           130   Ctrl-C or SIGTERM stopped the run; what was measured is kept
+``interrupted``           130   Ctrl-C or SIGTERM stopped the run, or ``--web``'s Stop before the
+                                plan's end (``coordinator.run.web``); what was measured is kept
 ``partial``               3     records were lost, or a part of the run failed (a worker, Redis)
 ``requests_failed``       6     every measured request failed, or more than ``checks.max_error_rate``
 ``invalid``               4     the self-check found the client saturated: the figures are the client's

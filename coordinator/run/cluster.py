@@ -32,6 +32,7 @@ from coordinator import registry
 from coordinator.plan.steps import LocustStep
 from coordinator.results.workers import WorkerEntry, WorkerSource
 from coordinator.run.launchers import LocalWorkers, MasterAddress, WorkerLauncher, last_line
+from coordinator.run.webprotocol import LIVE_COMMAND, UI_EVENTS, UI_START, LiveView, UiStart, UiStop
 from coordinator.scenario.workers import WorkersSpec
 from coordinator.services.ports import connect_address, free_port, reachable_address, url_host
 from coordinator.services.process import stop_process
@@ -76,6 +77,8 @@ class LocustCluster:
         env: dict[str, str],
         web_port: int | None = None,
         first_users: int = 1,
+        first_spawn_rate: float | None = None,
+        server_figures: bool = False,
         stop_timeout: float = 0.0,
         host: str = "",
         run_id: str = "",
@@ -98,6 +101,8 @@ class LocustCluster:
         self._master_env = {**self.env, CONFIG_ENV: worker_config}
         self.web_port = web_port
         self.first_users = first_users
+        self.first_spawn_rate = first_spawn_rate if first_spawn_rate is not None else max(first_users, 1)
+        self.server_figures = server_figures  # the web UI shows the server's own figures (--web)
         self.stop_timeout = stop_timeout
         self.bind_host = workers.bind_host
         self.master_port = workers.master_port or free_port(self.bind_host)
@@ -111,6 +116,7 @@ class LocustCluster:
         self.refused: dict[str, str] = {}  # worker name -> why it is not in the run
         self._events: queue.Queue[dict[str, Any]] = queue.Queue()
         self._notices: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._ui: queue.Queue[dict[str, Any]] = queue.Queue()  # the web UI's Start and Stop (--web)
         self.lost: list[WorkerLoss] = []  # workers gone mid-run, oldest first
         self._ready = False  # every expected worker joined
         self._quitting = False
@@ -140,6 +146,8 @@ class LocustCluster:
             "workers": self.workers,
             "web_port": self.web_port,
             "first_users": self.first_users,
+            "first_spawn_rate": self.first_spawn_rate,
+            "server_figures": self.server_figures,
             "worker_timeout": wait_s,
             "stop_timeout": self.stop_timeout,
             "host": self.host,
@@ -194,7 +202,8 @@ class LocustCluster:
                 msg = json.loads(raw)
             except ValueError:
                 continue
-            (self._notices if msg.get("event") in _NOTICES else self._events).put(msg)
+            event = msg.get("event")
+            (self._notices if event in _NOTICES else self._ui if event in UI_EVENTS else self._events).put(msg)
         self._events.put({"event": "exited"})
 
     def expect(self, event: str, timeout: float) -> dict[str, Any]:
@@ -339,11 +348,19 @@ class LocustCluster:
         started = self.expect("phase_started", timeout)
         return float(started.get("origin", started["t"]))
 
-    def announce(self, step: LocustStep, timeout: float = 30.0) -> None:
-        """Tell the workers about a phase without starting users (``--web``: the UI starts them,
-        of the phase's role)."""
-        self._send({"cmd": "announce", "step": step.model_dump(mode="json")})
-        self.expect("announced", timeout)
+    def ui_events(self) -> list[UiStart | UiStop]:
+        """What the web UI asked since the last call, in order (``coordinator.run.web``)."""
+        out: list[UiStart | UiStop] = []
+        while True:
+            try:
+                msg = self._ui.get_nowait()
+            except queue.Empty:
+                return out
+            out.append(UiStart.model_validate(msg) if msg["event"] == UI_START else UiStop())
+
+    def live(self, view: LiveView) -> None:
+        """The web UI's LLM figures for the master to show; it does not answer."""
+        self._send({"cmd": LIVE_COMMAND, "view": view.model_dump(mode="json")})
 
     def drain(self, timeout: float = 30.0) -> float:
         """After the last phase: workers schedule nothing new and let what was scheduled finish;

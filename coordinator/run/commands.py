@@ -22,7 +22,12 @@ EXIT_CODES_HELP = (
 
 @click.command(epilog=EXIT_CODES_HELP)
 @click.argument("scenario_file", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--web", is_flag=True, help="Open Locust's web UI on 127.0.0.1 and let it drive the users.")
+@click.option(
+    "--web",
+    is_flag=True,
+    help="Open Locust's web UI on 127.0.0.1: Start runs the scenario's phases (other figures in the form: that "
+    "load, as a phase of its own), Stop ends the run; an LLM tab shows the live LLM figures.",
+)
 @click.option("--output-dir", type=click.Path(path_type=Path, file_okay=False), help="Overrides output_dir.")
 @click.option(
     "--set",

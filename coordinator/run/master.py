@@ -9,8 +9,10 @@ carries ``t``, the master's ``time.monotonic()`` when it was sent:
   then start the phase's users, replacing those of the other role (closed-loop users or one
   open-loop dispatcher per worker, ``loadgen.users``); answers ``{"event": "phase_started"}``,
   with ``origin`` (monotonic s) for a replay: when its trace window's start is due.
-- ``{"cmd": "announce", "step": LocustStep}``: broadcast the phase only (``--web``: Locust's UI
-  starts the users, of the announced phase's role); answers ``{"event": "announced"}``.
+- ``{"cmd": "live", "view": LiveView}`` (``--web``): the LLM figures for the web UI's LLM tab and
+  charts (``coordinator.run.webui``); no answer. With the web UI, its Start and Stop reach the
+  coordinator as unsolicited ``{"event": "ui_start", "users", "spawn_rate", "host"}`` and
+  ``{"event": "ui_stop"}``: the UI starts no users itself (``coordinator.run.web``).
 - ``{"cmd": "drain"}``: after the last phase, stop changing users and broadcast
   ``finishline_drain``: workers schedule nothing new (the dispatcher stops, closed users start
   no new unit) and let what was scheduled finish; answers ``{"event": "draining"}``. Records
@@ -63,6 +65,8 @@ from pydantic import ValidationError
 
 from coordinator.plan.steps import FAST_SPAWN, LocustStep
 from coordinator.results.clocks import clock_offset
+from coordinator.run.webprotocol import LIVE_COMMAND, LiveView
+from coordinator.run.webui import WebHooks
 from loadgen.config import (
     CONFIG_ENV,
     CONFIG_MESSAGE,
@@ -117,7 +121,7 @@ class MasterDriver:
                 "-u",
                 str(first_users),
                 "-r",
-                str(max(first_users, 1)),
+                str(spec.get("first_spawn_rate") or max(first_users, 1)),
                 "--web-host",
                 "127.0.0.1",
                 "--master-bind-host",
@@ -150,9 +154,11 @@ class MasterDriver:
         self.runner.register_message(HELLO_MESSAGE, self._on_hello)
         self.runner.register_message(CONFIGURED_MESSAGE, self._on_configured)
         self.web_ui = None
+        self.web_hooks: WebHooks | None = None
         self._spawner: gevent.Greenlet | None = None
         if spec.get("web_port"):
             self.web_ui = self.env.create_web_ui("127.0.0.1", int(spec["web_port"]))
+            self.web_hooks = WebHooks(self.web_ui, emit, server_tab=bool(spec.get("server_figures")))
         events.init.fire(environment=self.env, runner=self.runner, web_ui=self.web_ui)
 
     def _on_hello(self, msg: Any, **_: Any) -> None:
@@ -239,7 +245,7 @@ class MasterDriver:
             for cid, share in zip(active, shares(step.requests, len(active)), strict=True):
                 command = step.command.model_copy(update={"requests": share})
                 self.runner.send_message(PHASE_MESSAGE, command.model_dump(mode="json"), client_id=cid)
-        # Starts that name no classes (Locust's UI, the rebalancing after a worker is lost) take the
+        # Starts that name no classes (the rebalancing after a worker is lost) take the
         # announced phase's role.
         PhaseUsersDispatcher.phase_classes = self.classes_for(step.command.mode)
 
@@ -359,12 +365,12 @@ def main(argv: list[str]) -> int:
         try:
             if cmd["cmd"] == "phase":
                 driver.phase(LocustStep.model_validate(cmd["step"]))
-            elif cmd["cmd"] == "announce":
-                driver.announce(LocustStep.model_validate(cmd["step"]))
-                emit("announced")
             elif cmd["cmd"] == "report":
                 driver.stop_users()
                 emit("progress", workers=driver.report(float(cmd.get("timeout", 3.0))))
+            elif cmd["cmd"] == LIVE_COMMAND:
+                if driver.web_hooks is not None:
+                    driver.web_hooks.update(LiveView.model_validate(cmd["view"]))
             elif cmd["cmd"] == "drain":
                 driver.drain()
                 emit("draining")

@@ -49,6 +49,7 @@ from coordinator.run.phases import run_external
 from coordinator.run.preflight import PREFLIGHT, preflight
 from coordinator.run.progress import ProgressDisplay
 from coordinator.run.targets import SimulatorProcess, lifecycle_for, loopback_env, target_config
+from coordinator.run.web import WebSession
 from coordinator.scenario.models import Scenario
 from coordinator.services.ports import free_port
 from coordinator.services.redis_server import RedisServer, new_password, redact
@@ -136,6 +137,7 @@ class Run:
         self._noted = 0.0  # when the ledger last looked for new child processes
         self._down = DownDetector(scenario.checks.abort_when_down_s)
         self._preflight: RequestRecord | None = None  # the pre-flight request's record, written once Redis runs
+        self.web_session = WebSession(self) if web else None  # --web: the UI's Start and Stop drive the plan
 
     # -- signals -------------------------------------------------------------------------
 
@@ -189,10 +191,10 @@ class Run:
                         self._setup()
                         self._drive()
                         self._drain()
-                        if ctx.stop_requested.is_set() and not self.web and not ending.interrupted:
+                        if ctx.stop_requested.is_set() and not ending.interrupted and self._plan_cut_short:
                             ending.interrupted = "interrupted"
                     except _Interrupted as exc:
-                        if not self.web:  # with --web, Ctrl-C is how the user ends the run
+                        if self._plan_cut_short:
                             ending.interrupted = f"interrupted ({exc})"
                     except TargetDown as exc:
                         ending.target_down = str(exc)
@@ -220,6 +222,11 @@ class Run:
         return RunResult(
             ctx.run_id, ctx.run_dir, ending.status, summary, ending.reason, outcome, signalled=self._interrupts > 0
         )
+
+    @property
+    def _plan_cut_short(self) -> bool:
+        """Whether a stop now cuts the plan short; with --web, not when the user set the load (coordinator.run.web)."""
+        return self.web_session is None or self.web_session.plan_running
 
     def _log_error(self) -> None:
         """The traceback goes to the run's log, the one-line reason to the user."""
@@ -285,7 +292,9 @@ class Run:
                 sources,
                 loopback_env(sources.bind_host),
                 web_port=free_port() if self.web else None,
-                first_users=(self._web_step() if self.web else steps[0]).users if steps else 1,
+                first_users=self.web_session.prefill.users if self.web_session else steps[0].users if steps else 1,
+                first_spawn_rate=self.web_session.prefill.spawn_rate if self.web_session else None,
+                server_figures=self.web_session.scrapes_server if self.web_session else False,
                 stop_timeout=scenario.drain_timeout,
                 host=ctx.target_config.base_url,
                 run_id=ctx.run_id,
@@ -319,16 +328,20 @@ class Run:
         self.ctx.events.records.fire(RecordsCollected(self.ctx, records))
 
     def _drive(self) -> None:
-        if self.web:
-            self._interactive()
+        if self.web_session is not None:
+            self._ending.interrupted = self.web_session.drive()
             return
         for step in self.plan.steps:
             if self.ctx.stop_requested.is_set():
                 break
-            if isinstance(step, ExternalStep):
-                self._external(step)
-            else:
-                self._locust(step)
+            self.run_step(step)
+
+    def run_step(self, step: LocustStep | ExternalStep) -> None:
+        """One step of the plan, to its end."""
+        if isinstance(step, ExternalStep):
+            self._external(step)
+        else:
+            self._locust(step)
 
     def _begin(self, step: LocustStep | ExternalStep, started: float) -> None:
         ctx = self.ctx
@@ -379,7 +392,9 @@ class Run:
                     break
                 if step.requests is not None and self._requests_done(step, started):
                     break
-                self._watch()
+                if self.web_session is not None and self.web_session.interrupts_step():
+                    break
+                self.watch()
                 time.sleep(0.1)
         finally:
             self._end(step)
@@ -401,7 +416,7 @@ class Run:
         """The run as a :class:`~coordinator.run.context.LocustDriver` (a sweep's levels)."""
         return self._locust(step)
 
-    def _watch(self) -> None:
+    def watch(self) -> None:
         """While load runs: a dead master, Redis or collector ends the run, and so does a target that
         fails every request; a dead worker is counted and the others go on. The display follows."""
         assert self.cluster is not None and self.collector is not None
@@ -423,6 +438,8 @@ class Run:
         if time.monotonic() - self._noted > 2.0:  # a restarted bridge, say
             self._note()
         self.display.update(self.collector.latest_samples())
+        if self.web_session is not None:
+            self.web_session.tick()
 
     def _drain(self) -> None:
         """Let what was scheduled finish (up to ``drain_timeout``) instead of cancelling it.
@@ -432,7 +449,7 @@ class Run:
         phase's name. Done when every worker's latest sample, taken after the drain began,
         shows nothing in flight.
         """
-        if self.web or self.cluster is None or self.ctx.stop_requested.is_set():
+        if self.cluster is None or self.ctx.stop_requested.is_set():
             return
         self.cluster.drain()
         asked = time.monotonic()
@@ -446,29 +463,6 @@ class Run:
                 break
             self.display.update(samples)
             time.sleep(0.1)
-
-    def _web_step(self) -> LocustStep:
-        """The phase that labels ``--web`` traffic: what the user starts from the UI is what they
-        want measured, so a leading warm-up does not label it (it would be left out of every total)."""
-        steps = self.plan.locust_steps()
-        first = next((s for s in steps if s.measured), None)
-        if first is None:  # only warm-ups: measure the UI's traffic under a phase of its own
-            web = steps[0].command.model_copy(update={"name": "web"})
-            first = steps[0].model_copy(update={"name": "web", "command": web, "measured": True})
-        return first
-
-    def _interactive(self) -> None:
-        """``--web``: announce the first measured phase, then the user drives Locust's UI until Ctrl-C."""
-        assert self.cluster is not None
-        first = self._web_step()
-        self.cluster.announce(first)
-        self._begin(first, time.monotonic())
-        try:
-            while not self.ctx.stop_requested.is_set():
-                self._watch()
-                time.sleep(0.2)
-        finally:
-            self._end(first)
 
     # -- teardown ------------------------------------------------------------------------
 

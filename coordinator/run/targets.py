@@ -167,3 +167,9 @@ def loopback_env(*hosts: str) -> dict[str, str]:
     env = dict(os.environ)
     env["NO_PROXY"] = ",".join(filter(None, [env.get("NO_PROXY", ""), "127.0.0.1", "localhost", "::1", *hosts]))
     return env
+
+
+def metrics_base(api_base_url: str) -> str:
+    """``http://h:p/v1`` -> ``http://h:p`` (servers expose /metrics at the root)."""
+    url = api_base_url.rstrip("/")
+    return url[: -len("/v1")] if url.endswith("/v1") else url

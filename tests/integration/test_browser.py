@@ -4,9 +4,10 @@
   file:// with every network request blocked: nothing is fetched, nothing logs an error, every
   figure has a size, the sections the report promises are there, and its numbers are
   summary.json's.
-- ``finishline run --web``: a test started from Locust's web UI fills the statistics table with
-  the LLM entries (E2E per workload, TTFT); SIGINT then ends the run with results written and no
-  process left behind.
+- ``finishline run --web``: Start with Locust's form as prefilled runs the scenario's phases
+  (the statistics table fills with the LLM entries), the LLM tab and the ``/llm`` charts fill,
+  an Edit runs its load as a phase of its own, and Stop ends the run with results written and
+  no process left behind.
 
 Screenshots go to ``tests.fixtures.browser.SCREENSHOT_DIR`` for a person to look at.
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 import json
 import queue
 import re
-import signal
 import subprocess
 import threading
 import time
@@ -214,14 +214,25 @@ def _stats(page: Any) -> dict[tuple[str, str], int]:
     return out
 
 
-def test_web_ui_runs_the_llm_users_and_sigint_leaves_results_and_no_process(
+# the LLM tab's rows: every workload shows the phase and a TTFT p50 (a number, not "-")
+_LLM_TAB_FILLED_JS = """phase => {
+    const rows = Array.from(document.querySelectorAll('table tbody tr')).map(tr => Array.from(tr.cells).map(c => c.innerText.trim()));
+    const filled = rows.filter(r => r.length >= 10 && r[1] === phase && /^[0-9][0-9,.]* \\/ /.test(r[6]));
+    return new Set(filled.map(r => r[0])).size === 2;
+}"""
+
+
+def test_web_ui_start_runs_the_plan_the_llm_tab_fills_an_edit_is_its_own_phase_and_stop_writes_the_run(
     tmp_path: Path, open_page: Callable[[str], WatchedPage]
 ) -> None:
-    # a warm-up first: traffic started from the UI must still be measured, not left out as warm-up
+    """Start with the form as prefilled runs the plan (warm-up, then steady); the LLM tab and the
+    charts page fill; Edit to other users runs them as a phase of their own; Stop ends the run
+    (exit 0: a load of one's own ended by Stop is its normal end) with its results written and
+    no process left."""
     scenario = _scenario(
         tmp_path,
-        {"name": "warmup", "kind": "warmup", "users": 2, "duration": "5s"},
-        {"name": "steady", "users": 3, "duration": "60s"},
+        {"name": "warmup", "kind": "warmup", "users": 2, "duration": "3s"},
+        {"name": "steady", "users": 3, "duration": "120s"},
     )
     proc = _cli("run", str(scenario), "--web", "--no-live")
     seen: list[str] = []
@@ -238,8 +249,7 @@ def test_web_ui_runs_the_llm_users_and_sigint_leaves_results_and_no_process(
         page.wait_for_selector("input[name=userCount]", timeout=15_000)
         assert page.input_value("input[name=userCount]") == "3"  # the first measured phase's users
         assert page.input_value("input[name=host]").startswith("http://127.0.0.1:")  # the target
-        page.fill("input[name=spawnRate]", "3")
-        page.click("button[type=submit]")
+        page.click("button[type=submit]")  # Start, as prefilled: the plan
         # workers report every 3 s and the page polls every 2 s
         page.wait_for_function(
             """() => {
@@ -253,25 +263,46 @@ def test_web_ui_runs_the_llm_users_and_sigint_leaves_results_and_no_process(
         stats = _stats(page)
         watched.screenshot("locust-web-ui")
         assert stats[("POST", "chat")] > 0 and stats[("POST", "summarise")] > 0, stats
-        assert stats.get(("TTFT", "chat"), 0) + stats.get(("TTFT", "summarise"), 0) > 0, stats
         assert "RUNNING" in page.inner_text("body").upper()
+
+        page.get_by_role("tab", name="LLM", exact=True).click()
+        page.wait_for_function(_LLM_TAB_FILLED_JS, arg="steady", timeout=30_000)
+        llm = {r[0]: r for r in _tables(page, "table tbody tr")}
+        watched.screenshot("locust-web-ui-llm")
+        for workload in ("chat", "summarise"):
+            row = llm[workload]
+            assert int(row[2].replace(",", "")) > 0 and float(row[5].replace(",", "")) > 0, row  # requests, tok/s
+            assert all(re.fullmatch(r"[0-9,.]+ / [0-9,.]+ / [0-9,.]+", cell) for cell in row[6:10]), row
+        assert any("http_5xx" in llm[w][3] + llm[w][4] for w in llm), llm  # the injected 500s: failed or retried
+
+        charts = open_page(url + "/llm")
+        charts.page.wait_for_function(
+            "() => document.querySelectorAll('#chart-ttft polyline.series, #chart-tokens polyline.series').length >= 4",
+            timeout=15_000,
+        )
+        charts.screenshot("locust-web-ui-llm-charts")
+        assert charts.blocked == [] and charts.console_errors == [], (charts.blocked, charts.console_errors)
+
+        page.get_by_role("button", name="Edit", exact=True).click()  # another load while the plan runs
+        page.wait_for_selector("input[name=userCount]", timeout=5_000)  # the Edit form (Start's is gone)
+        page.fill("input[name=userCount]", "2")
+        page.click("form button[type=submit]")
+        page.wait_for_function(_LLM_TAB_FILLED_JS, arg="web-2users", timeout=30_000)
         assert watched.blocked == [] and watched.console_errors == [], (watched.blocked, watched.console_errors)
+        page.get_by_role("button", name="Stop", exact=True).click()
+        proc.wait(timeout=90)  # the run drains, writes its results and exits by itself
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
+        if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
             for child in children:
                 if child.is_running():
                     child.kill()
-            raise
 
     wait_gone(children)  # what the run stopped, reaped
     while not lines.empty():
         seen.append(lines.get_nowait())
-    assert proc.returncode in (0, 130), "".join(seen)
+    assert proc.returncode == 0, "".join(seen)
 
     run_dir = the_run_dir(tmp_path)
     records = list(read_records(run_dir / "records.jsonl.gz"))
@@ -279,6 +310,9 @@ def test_web_ui_runs_the_llm_users_and_sigint_leaves_results_and_no_process(
     assert len(records) == summary.run.records >= stats[("POST", "chat")] + stats[("POST", "summarise")]
     measured = [r for r in records if r.phase != "preflight"]  # the pre-flight request is kept, not counted
     assert {r.workload for r in measured} == {"chat", "summarise"}
-    assert {r.phase for r in measured} == {"steady"}
-    assert len({r.user_id for r in measured}) == 3 and None not in {r.user_id for r in measured}  # 3 closed users
-    assert summary.all.count == len(measured) and (run_dir / "report.html").stat().st_size > 0
+    assert [w.name for w in summary.run.phases] == ["preflight", "warmup", "steady", "web-2users"]
+    assert {r.phase for r in measured} == {"warmup", "steady", "web-2users"}
+    assert len({r.user_id for r in measured if r.phase == "steady"}) == 3  # the plan's 3 closed users
+    assert summary.all.count == sum(1 for r in measured if r.phase != "warmup")  # the warm-up is left out
+    assert summary.phases["web-2users"].count > 0
+    assert (run_dir / "report.html").stat().st_size > 0 and "web-2users" in (run_dir / "report.html").read_text()

@@ -243,9 +243,10 @@ def test_closed_open_closed_phases_each_run_their_own_role(tmp_path: Path) -> No
     assert summary.status == RunStatus.COMPLETE and summary.all.count == len(records)
 
 
-def test_web_ui_started_load_in_an_open_phase_is_one_dispatcher_per_worker(tmp_path: Path) -> None:
-    """``--web`` with an open phase announced: whatever user count the UI asks for, Locust starts
-    one dispatcher per worker (no closed user), so the rate is the phase's."""
+def test_web_ui_start_as_prefilled_runs_an_open_phase_as_planned_and_stop_cuts_it_short(tmp_path: Path) -> None:
+    """``--web``, Start with the form as prefilled: the plan's open phase, one dispatcher per
+    worker (no closed user) at the phase's rate; Stop before the phase's end is an interrupted
+    run (exit 130), its results written."""
     import json
     import urllib.parse
     import urllib.request
@@ -261,8 +262,12 @@ def test_web_ui_started_load_in_an_open_phase_is_one_dispatcher_per_worker(tmp_p
             line = proc.stderr.readline()
             if "Locust web UI: " in line:
                 url = line.split("Locust web UI: ")[1].strip()
-        form = urllib.parse.urlencode({"user_count": 7, "spawn_rate": 7, "host": ""}).encode()
-        with urllib.request.urlopen(url + "/swarm", data=form, timeout=10) as reply:
+        with urllib.request.urlopen(url, timeout=10) as reply:  # the form's prefilled figures
+            page = reply.read().decode()
+        prefilled = json.loads(page.split("window.templateArgs = ", 1)[1].split("\n", 1)[0])
+        assert prefilled["num_users"] == 2  # the open phase's users: one dispatcher per worker
+        form = {"user_count": prefilled["num_users"], "spawn_rate": prefilled["spawn_rate"], "host": ""}
+        with urllib.request.urlopen(url + "/swarm", data=urllib.parse.urlencode(form).encode(), timeout=10) as reply:
             assert json.loads(reply.read())["success"]
         started = time.monotonic()
         counts: dict[str, Any] = {}
@@ -275,15 +280,21 @@ def test_web_ui_started_load_in_an_open_phase_is_one_dispatcher_per_worker(tmp_p
 
         wait_for(two_dispatchers_running, timeout=20, what=lambda: f"2 users running: {counts}", interval=0.2)
         time.sleep(4)  # the test: four seconds of traffic at the phase's rate
-        proc.send_signal(signal.SIGINT)
+        with urllib.request.urlopen(url + "/stop", data=b"", timeout=10) as reply:
+            assert json.loads(reply.read())["success"]
         stopped = time.monotonic()
-        proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    records = [r for r in read_records(the_run_dir(tmp_path) / "records.jsonl.gz") if r.phase != "preflight"]
+    assert proc.returncode == 130, err
+    run_dir = the_run_dir(tmp_path)
+    records = [r for r in read_records(run_dir / "records.jsonl.gz") if r.phase != "preflight"]
     assert records and all(r.user_id is None for r in records)  # dispatchers only
     assert len({r.worker for r in records}) == 2
-    assert len(records) <= 10 * (stopped - started) * 1.3  # the phase's rate, not 7 dispatchers' worth
+    assert len(records) <= 10 * (stopped - started + 5) * 1.3  # the phase's rate (and its drain), not more
     assert {r.phase for r in records} == {"o"}
+    summary = read_summary(run_dir / "summary.json")
+    assert summary.status == RunStatus.PARTIAL and summary.outcome is not None
+    assert "stopped from the web UI" in summary.outcome.reasons[0] and (run_dir / "report.html").exists()
