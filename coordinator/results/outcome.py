@@ -68,7 +68,7 @@ EXIT_MEANINGS: dict[ExitCode, str] = {  # what `finishline run --help` says of e
     ExitCode.SLO_MISSED: "an SLO was missed and the scenario's slo.enforce is on",
     ExitCode.REQUESTS_FAILED: "requests failed: every one did, more than checks.max_error_rate, or the target went down",
     ExitCode.DRIFTING: "drifting: a soak found a series drifting beyond its limit (docs/soak.md)",
-    ExitCode.INTERRUPTED: "interrupted (Ctrl-C or SIGTERM); what was measured is kept",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGTERM, or --web's Stop before the plan's end); what was measured is kept",
 }
 EXIT_CODES: dict[Outcome, ExitCode] = {outcome: ExitCode[outcome.name] for outcome in Outcome}
 SEVERITY: tuple[Outcome, ...] = (  # most serious first: the first that applies decides
