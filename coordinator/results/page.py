@@ -30,7 +30,7 @@ table.checks td.v{font-weight:600;white-space:nowrap;text-align:left}table.check
 body{max-width:none;margin:0;padding:0;font-size:9pt}
 h2{break-after:avoid}h3{break-after:avoid}
 figure,tr,.banner,.figures,table.checks,section#verdict{break-inside:avoid}
-table{font-size:6.5pt}th,td{padding:.1rem .2rem}td.l,th.l{white-space:normal}
+table{font-size:6.5pt}th,td{padding:.1rem .2rem}td.l,th.l{white-space:normal;overflow-wrap:anywhere}
 .wrap{overflow:visible}pre{white-space:pre-wrap;overflow-wrap:anywhere;overflow:visible;font-size:7pt}
 }
 """

@@ -31,35 +31,61 @@ def whole_run(summary: Summary) -> str:
     return "whole run, no warm-up" if summary.unmeasured_phases else "whole run"
 
 
-def _group_row(label: str, workload: str, g: GroupSummary) -> str:
+def _throughput_row(label: str, workload: str, g: GroupSummary) -> str:
     cells = [f'<td class="l">{esc(label)}</td><td class="l">{esc(workload)}</td>']
     cells += [f"<td>{num(getattr(g, k), 2)}</td>" for k, _ in _COLUMNS]
-    for key, _ in _LAT:
-        s = g.latency_ms.get(key)
-        cells.append(f"<td>{num(s.p50)}</td><td>{num(s.p99)}</td>")
     good = g.goodput
     share = "–" if good.share is None else f"{100 * good.share:.1f}%"
     cells.append(f"<td>{share}</td><td>{num(good.per_s, 2)}</td>")
     return "<tr>" + "".join(cells) + "</tr>"
 
 
-def results_table(summary: Summary) -> str:
-    """Each phase (warm-ups marked), each of its workloads when it ran several, then the whole run."""
-    head = '<tr><th class="l" rowspan=2>phase</th><th class="l" rowspan=2>workload</th>'
-    head += "".join(f"<th rowspan=2>{esc(t)}</th>" for _, t in _COLUMNS)
-    head += "".join(f"<th colspan=2>{t} ms</th>" for _, t in _LAT)
-    head += "<th colspan=2>goodput</th></tr><tr>"
-    head += "<th>p50</th><th>p99</th>" * len(_LAT) + "<th>share</th><th>req/s</th></tr>"
-    rows = []
+def _latency_row(label: str, workload: str, g: GroupSummary) -> str:
+    cells = [f'<td class="l">{esc(label)}</td><td class="l">{esc(workload)}</td>']
+    for key, _ in _LAT:
+        s = g.latency_ms.get(key)
+        cells.append(f"<td>{num(s.p50)}</td><td>{num(s.p99)}</td>")
+    return "<tr>" + "".join(cells) + "</tr>"
+
+
+def _groups(summary: Summary) -> list[tuple[str, str, GroupSummary]]:
+    """The rows of the results: each phase (warm-ups marked), each of its workloads when it ran
+    several, then the whole run and each workload of it."""
+    rows: list[tuple[str, str, GroupSummary]] = []
     for phase in summary.phases_order:
         g = summary.phases[phase]
         label = f"{phase} (warm-up)" if phase in summary.unmeasured_phases else phase
-        rows.append(_group_row(label, ALL, g))
+        rows.append((label, ALL, g))
         if len(g.workloads) > 1:
-            rows += [_group_row("", w, sub) for w, sub in g.workloads.items()]
-    rows.append(_group_row(whole_run(summary), ALL, summary.all))
-    rows += [_group_row("", w, sub) for w, sub in summary.all.workloads.items()]
-    return f"<div class='wrap'><table class='results'>{head}{''.join(rows)}</table></div>"
+            rows += [("", w, sub) for w, sub in g.workloads.items()]
+    rows.append((whole_run(summary), ALL, summary.all))
+    rows += [("", w, sub) for w, sub in summary.all.workloads.items()]
+    return rows
+
+
+def results_table(summary: Summary) -> str:
+    """Two tables of the same rows (:func:`_groups`), so that each fits a page: the counts,
+    rates and goodput, then the latencies' p50 and p99."""
+    groups = _groups(summary)
+    names = '<th class="l">phase</th><th class="l">workload</th>'
+    counts = (
+        f"<tr>{names}"
+        + "".join(f"<th>{esc(t)}</th>" for _, t in _COLUMNS)
+        + "<th>goodput share</th><th>goodput req/s</th></tr>"
+        + "".join(_throughput_row(*g) for g in groups)
+    )
+    latency = (
+        f"<tr>{names.replace('<th', '<th rowspan=2', 2)}"
+        + "".join(f"<th colspan=2>{t} ms</th>" for _, t in _LAT)
+        + "</tr><tr>"
+        + "<th>p50</th><th>p99</th>" * len(_LAT)
+        + "</tr>"
+        + "".join(_latency_row(*g) for g in groups)
+    )
+    return (
+        f"<h3>Requests, throughput and goodput</h3><div class='wrap'><table class='results'>{counts}</table></div>"
+        f"<h3>Latency</h3><div class='wrap'><table class='results latency'>{latency}</table></div>"
+    )
 
 
 # the percentile table's columns: (heading, the value of a LatencyStats)

@@ -156,7 +156,7 @@ def test_the_verdict_states_the_outcome_the_figures_and_every_check(tmp_path: Pa
         f"TTFT p99 {overall.latency_ms.ttft.p99:,.1f} ms",
         f"TPOT p50 {overall.latency_ms.tpot.p50:,.1f} ms",
         f"output tok/s {overall.output_tokens_per_s:,.1f}",
-        f"goodput {100 * overall.goodput.share:.1f}%",  # type: ignore[operator]
+        f"goodput {100 * (overall.goodput.share or 0):.1f}%",
         "records: 222 (20 in warm-up phases",
     ):
         assert tile in verdict, (tile, verdict)
