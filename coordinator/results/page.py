@@ -27,10 +27,10 @@ pre{background:#f7f7f7;padding:.8rem;overflow:auto;font-size:.8rem}figure{margin
 table.checks td.v{font-weight:600;white-space:nowrap;text-align:left}table.checks ul{margin:.2rem 0;padding-left:1.2rem}
 @page{size:A4;margin:12mm}
 @media print{
-body{max-width:none;margin:0;padding:0;font-size:9pt}
+html{font-size:9pt}body{max-width:none;margin:0;padding:0}
 h2{break-after:avoid}h3{break-after:avoid}
 figure,tr,.banner,.figures,table.checks,section#verdict{break-inside:avoid}
-table{font-size:6.5pt}th,td{padding:.1rem .2rem}td.l,th.l{white-space:normal;overflow-wrap:anywhere}
+table{font-size:7.5pt}th,td{padding:.1rem .25rem}td.l,th.l{white-space:normal;overflow-wrap:break-word}
 .wrap{overflow:visible}pre{white-space:pre-wrap;overflow-wrap:anywhere;overflow:visible;font-size:7pt}
 }
 """
