@@ -19,7 +19,7 @@ from coordinator.compare.result import Comparison, StepComparison, Verdict
 from coordinator.compare.sides import Floats, Side
 from coordinator.compare.tables import COLUMNS, row_cells
 from coordinator.results.figures import MAX_POINTS, to_svg
-from coordinator.results.report import PAGE_CSS
+from coordinator.results.page import PAGE_CSS
 
 _CSS = PAGE_CSS + "tr.worse td{background:#fde2e1}tr.better td{background:#e6f4ea}\n"
 BASE_STYLE: dict[str, Any] = {"linestyle": "--", "color": "#888888"}

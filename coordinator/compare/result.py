@@ -111,8 +111,10 @@ class Comparison(_Model):
         """What was found, in a line (a run's outcome quotes it as its reason)."""
         if self.regression:
             rows = [m for _, m in self.worst_first() if m.verdict is Verdict.WORSE]
-            named = ", ".join(m.metric if m.stat == "mean" else f"{m.metric} {m.stat}" for m in rows[:3])
-            more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
+            # each figure once, worst first, however many steps and workloads it got worse in
+            names = list(dict.fromkeys(m.metric if m.stat == "mean" else f"{m.metric} {m.stat}" for m in rows))
+            named = ", ".join(names[:3])
+            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
             return f"{self.worse} figure(s) worse than baseline {self.baseline.label}: {named}{more}"
         extra = f", {self.better} better" if self.better else ""
         return f"against baseline {self.baseline.label} ({len(self.steps)} step(s) compared{extra})"

@@ -12,8 +12,9 @@ from matplotlib import pyplot as plt
 from coordinator.results.figures import to_svg
 from coordinator.results.files import write_atomic
 from coordinator.results.matrix import COLUMNS, MATRIX_FILE, MatrixResult, cell, status
-from coordinator.results.report import html_page, verdict_banner
+from coordinator.results.page import html_page
 from coordinator.results.summary import ALL
+from coordinator.results.verdict import verdict_banner
 
 
 def _e(value: object) -> str:
@@ -85,7 +86,7 @@ def render(result: MatrixResult) -> str:
     )
     return html_page(
         f"finishline — {result.scenario} — matrix {result.id}",
-        verdict_banner(result.outcome, result.headline),
+        f"<section id='verdict'>{verdict_banner(result.outcome, result.headline)}</section>",
         f"<p>{len(result.variants)} variants, each a run of its own in a fresh target, axes:</p><ul>{axes}</ul>",
         "<section id='variants'><h2>Variants side by side</h2>"
         + (f"<figure>{svg}<figcaption class='note'>Per measured phase.</figcaption></figure>" if svg else "")

@@ -591,7 +591,9 @@ class Run:
             Outcome.PARTIAL: list(ending.failures) or ["the run ended before any request was measured"],
         }
         outcome = decide(found)
-        problems += _attempt("report", lambda: write_failure_report(ctx.run_dir / "report.html", outcome.headline))
+        problems += _attempt(
+            "report", lambda: write_failure_report(ctx.run_dir / "report.html", outcome.headline, outcome)
+        )
         return None, outcome
 
 

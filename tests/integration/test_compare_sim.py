@@ -88,7 +88,11 @@ def test_a_slower_decode_step_is_a_regression(tmp_path: Path) -> None:
     assert (run_dir / "compare.md").read_text().startswith("### finishline compare: Regression")
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["outcome"]["outcome"] == "regression" and summary["outcome"]["exit_code"] == 1
-    assert 'id="verdict"><b>REGRESSION' in (run_dir / "report.html").read_text()
+    report = (run_dir / "report.html").read_text()
+    assert (
+        'class="banner verdict bad"><b>REGRESSION' in report
+        and "<td class='l'>Baseline ref</td><td class='v'>REGRESSION" in report
+    )
 
     compared = finishline("compare", str(run_dir), str(reference), "--format", "json")
     assert compared.returncode == 1, compared.stderr

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from coordinator.bridge.aggregate import record_increments
 from coordinator.bridge.exposition import BridgeCollector, Snapshot
-from coordinator.results.report import percentile_table
+from coordinator.results.report_tables import percentile_table
 from coordinator.results.summarize import summarize
 from coordinator.results.table import write_csv
 from dashboards import names

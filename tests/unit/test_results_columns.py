@@ -13,7 +13,7 @@ import numpy as np
 
 from coordinator.results.collector import RecentIds
 from coordinator.results.columns import RecordColumns, columns_file, read_columns, save_columns
-from coordinator.results.report import errors_table
+from coordinator.results.report_tables import errors_table
 from coordinator.results.summarize import summarize
 from coordinator.results.table import write_csv
 from coordinator.run.progress import ProgressModel

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from coordinator.cli import cli
-from coordinator.results.report import results_table
+from coordinator.results.report_tables import results_table
 from coordinator.results.schema import schema_json
 from coordinator.results.status import RunStatus
 from coordinator.results.summarize import summarize
