@@ -33,6 +33,7 @@ import click
 import docker
 from docker.errors import APIError, BuildError, ContainerError, ImageNotFound
 
+from coordinator.docker.build_times import BuildTimes
 from coordinator.docker.engine import cache_dir, docker_client, owned_labels
 from coordinator.docker.image_names import BASE_IMAGE, LLAMACPP_IMAGE, PROJECT_IMAGES, SIMULATOR_IMAGE, WORKER_IMAGE
 from coordinator.docker.worker_image import (
@@ -42,6 +43,7 @@ from coordinator.docker.worker_image import (
     project_packages,
     source_root,
 )
+from coordinator.run.progress import fmt_duration
 from loadgen.errors import UserError
 
 
@@ -376,7 +378,15 @@ def build(only: tuple[str, ...], force: bool, sdist: Path | None, quiet: bool) -
     client = docker_client(timeout=1800)
     log: Callable[[str], None] = (lambda _: None) if quiet else (lambda line: click.echo(f"  {line}", err=True))
     steps = ImageBuilder(client, cache_dir(), log, force=force, sdist=sdist).steps()
-    for name in only or tuple(steps):
+    times = BuildTimes(cache_dir())
+    chosen = only or tuple(steps)
+    for number, name in enumerate(chosen, 1):
+        last = times.last(name)
+        if not quiet:  # what it takes if it has to build (it says "cached" when it need not)
+            took = "" if last is None else f"; its last build took {fmt_duration(last)}"
+            click.echo(f"finishline/{name} ({number} of {len(chosen)}): checking{took}", err=True)
         seconds = steps[name]()
+        if seconds is not None:
+            times.record(name, seconds)
         state = "cached" if seconds is None else f"built in {seconds:.1f} s"
         click.echo(f"finishline/{name}: {state}")

@@ -66,8 +66,9 @@ class RecordsCollected:
 
 @dataclass(frozen=True, slots=True)
 class StepProgress:
-    """A step that does long work of its own (a cold start's starts) has done ``done`` of
-    ``total``; ``left_s``: its estimate of the time left (None before it can tell)."""
+    """A step that does long work of its own (a cold start's starts, a sweep's levels) has done
+    ``done`` of ``total``; ``left_s``: its estimate of the time left (None before it can tell),
+    an upper bound when ``at_most`` (an automatic sweep stops at the knee, often well before)."""
 
     ctx: RunContext
     step: str
@@ -75,6 +76,7 @@ class StepProgress:
     total: int
     message: str
     left_s: float | None = None
+    at_most: bool = False
 
 
 @dataclass(frozen=True, slots=True)

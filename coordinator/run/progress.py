@@ -244,5 +244,8 @@ class ProgressDisplay:
 
     def step_progress(self, event: StepProgress) -> None:
         """A line for each part of a step's own long work, with the time the rest would take."""
-        left = "" if event.left_s is None or event.done >= event.total else f"; about {fmt_duration(event.left_s)} left"
+        about = "at most" if event.at_most else "about"
+        left = (
+            "" if event.left_s is None or event.done >= event.total else f"; {about} {fmt_duration(event.left_s)} left"
+        )
         self.message(f"{event.message}{left}")

@@ -30,7 +30,8 @@ from coordinator.results.files import write_atomic
 from coordinator.results.summary import PhaseWindow
 from coordinator.results.sweep import RESULT_FILE, Level, SweepResult, annotate, capacity_of, knee_of
 from coordinator.run.context import RunContext
-from coordinator.run.events import RecordsCollected
+from coordinator.run.events import RecordsCollected, StepProgress
+from coordinator.run.progress import fmt_ms
 from coordinator.scenario.phases import SweepPhase
 from dashboards.names import SERVER_GAUGES
 from loadgen import metrics
@@ -136,6 +137,13 @@ def _midpoint(low: float, high: float, whole: bool) -> float | None:
     return mid
 
 
+def most_levels(phase: SweepPhase) -> int:
+    """The most levels an automatic sweep runs: ``start`` times ``factor`` each level up to
+    ``max_level``, then its bisection steps (it stops at the knee, most often well before)."""
+    doublings = math.floor(math.log(phase.max_level / phase.start) / math.log(phase.factor) + 1e-9) + 1
+    return max(1, doublings) + phase.bisect
+
+
 def run_sweep(ctx: RunContext, step: ExternalStep) -> None:
     """The registered runner of ``sweep`` phases."""
     phase = SweepPhase.model_validate(step.spec)
@@ -150,6 +158,10 @@ def run_sweep(ctx: RunContext, step: ExternalStep) -> None:
     whole = not phase.open_loop
     measured: list[Level] = []
     index = 0
+    listed = phase.users if phase.users is not None else phase.rates
+    # levels it may run: those listed, or doublings (by ``factor``) up to max_level, then the bisection
+    most = len(listed) if isinstance(listed, list) else most_levels(phase)
+    step_s = phase.step_duration
 
     def run_level(level: float) -> Level:
         nonlocal index
@@ -170,13 +182,23 @@ def run_sweep(ctx: RunContext, step: ExternalStep) -> None:
             }
         )
         measured.append(result)
+        unit = "requests/s" if phase.open_loop else "users"
+        slo_share = "" if result.slo_attainment is None else f", SLO attainment {100 * result.slo_attainment:.0f}%"
+        line = (
+            f"{phase.name}: level {index} ({value:g} {unit}): {result.output_tokens_per_s:,.0f} output tok/s, "
+            f"TTFT p99 {fmt_ms(result.ttft_p99_ms)} ms{slo_share}"
+        )
+        left = None if step_s is None else (step_s + SETTLE_S) * max(0, most - index)
+        total = max(most, index)
+        ctx.events.step_progress.fire(
+            StepProgress(ctx, step.name, index, total, line, left, at_most=not isinstance(listed, list))
+        )
         return result
 
     stopped = "every level listed ran"
     try:
-        levels = phase.users if phase.users is not None else phase.rates
-        if isinstance(levels, list):
-            for level in levels:
+        if isinstance(listed, list):
+            for level in listed:
                 if ctx.stop_requested.is_set():
                     stopped = "the run was stopped"
                     break

@@ -51,3 +51,16 @@ def test_the_worker_image_is_this_checkout_with_the_dependencies_installed_here(
     assert not [f for f in files if "__pycache__" in f.parts or f.suffix == ".pyc"]
     with pytest.raises(UserError, match="source checkout"):
         source_root(tmp_path)
+
+
+def test_a_build_remembers_how_long_it_took(tmp_path: Path) -> None:
+    from coordinator.docker.build_times import TIMES_FILE, BuildTimes
+
+    times = BuildTimes(tmp_path)
+    assert times.last("llamacpp") is None
+    times.record("llamacpp", 552.5)
+    times.record("simulator", 12.0)
+    again = BuildTimes(tmp_path)
+    assert (again.last("llamacpp"), again.last("simulator")) == (552.5, 12.0)
+    (tmp_path / TIMES_FILE).write_text("{not json")
+    assert BuildTimes(tmp_path).last("llamacpp") is None  # only an estimate: a broken file is none

@@ -140,3 +140,12 @@ def test_the_report_section_names_the_knee_and_the_capacity(tmp_path: Path) -> N
     assert "Knee: <b>8 users</b>" in section
     assert "Capacity under the SLO: <b>8 users</b>" in section
     assert "<svg" in section and section.count("<tr>") == 1 + 5
+
+
+def test_an_automatic_sweep_bounds_how_many_levels_it_may_run() -> None:
+    from coordinator.run.sweep import most_levels
+
+    # 1, 2, 4, ..., 1024: eleven levels, then three bisection steps
+    assert most_levels(SweepPhase.model_validate(sweep(users="auto"))) == 11 + 3
+    assert most_levels(SweepPhase.model_validate(sweep(users="auto", max_level=8, bisect=0))) == 4  # 1, 2, 4, 8
+    assert most_levels(SweepPhase.model_validate(sweep(users="auto", start=10, factor=3, max_level=100))) == 3 + 3
