@@ -5,7 +5,14 @@ from __future__ import annotations
 import socket
 import time
 
-from targets.simulator.stamps import adopt
+from targets.simulator.stamps import StampedSocket, adopt
+from tests.fixtures.waiting import wait_for
+
+
+def _stamped_probe(client: socket.socket, stamped: StampedSocket) -> bool:
+    client.sendall(b".")
+    assert stamped.recv(1) == b"."
+    return stamped.take() is not None
 
 
 def test_the_first_read_of_a_request_keeps_the_kernel_receive_time_until_taken() -> None:
@@ -15,6 +22,10 @@ def test_the_first_read_of_a_request_keeps_the_kernel_receive_time_until_taken()
     stamped = adopt(conn)
     stamped.setblocking(True)
     try:
+        # Linux turns receive stamps on a moment after the first socket on the machine asks (the
+        # switch is deferred work), so packets right after it may have none (the simulator then
+        # keeps its handler's time). Wait until a probe byte comes stamped.
+        wait_for(lambda: _stamped_probe(client, stamped), timeout=5, what="the kernel to stamp received packets")
         before = time.monotonic()
         client.sendall(b"POST /v1/chat/completions HTTP/1.1\r\n")
         time.sleep(0.05)  # the bytes wait in the kernel: the stamp is when they came, not when read
