@@ -165,18 +165,22 @@ class LocustCluster:
         )
         self._reader = threading.Thread(target=self._read_master, name="finishline-master-reader", daemon=True)
         self._reader.start()
-        self.expect("listening", timeout=timeout)
-        local = MasterAddress(connect_address(self.bind_host), self.master_port)
+        # Local workers start beside the master: each imports Locust while the master does (about
+        # a second saved per run); a worker's connection waits until the master listens.
         self.launchers.append((WorkerSource.LOCAL, self.local, self.sources.local))
+        if self.sources.local:
+            self.local.start(
+                self.sources.local,
+                MasterAddress(connect_address(self.bind_host), self.master_port),
+                self.env,
+                self.run_dir,
+            )
+        self.expect("listening", timeout=timeout)
         if self.sources.containers:
             factory = registry.worker_launcher("containers").load()
-            self.launchers.append((WorkerSource.CONTAINER, factory(self.sources, self.run_id), self.sources.containers))
-        for source, launcher, count in self.launchers:
-            if count:
-                if source is WorkerSource.LOCAL:
-                    launcher.start(count, local, self.env, self.run_dir)
-                else:
-                    launcher.start(count, self.address, self._outside_env, self.run_dir)
+            launcher = factory(self.sources, self.run_id)
+            self.launchers.append((WorkerSource.CONTAINER, launcher, self.sources.containers))
+            launcher.start(self.sources.containers, self.address, self._outside_env, self.run_dir)
         remote = self.sources.remote
         if remote:
             print(
