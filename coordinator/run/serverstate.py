@@ -34,11 +34,21 @@ def server_figures(exposition: str) -> ServerFigures:
     return ServerFigures(waiting=first("waiting"), running=first("running"), kv_usage=first("kv_usage"))
 
 
+def read_server_figures(base: str, timeout: float = TIMEOUT_S) -> ServerFigures | None:
+    """One read of ``{base}/metrics`` (``base``: the server's root, ``metrics_base``); None when it
+    does not answer or its text is not the exposition format."""
+    try:
+        with urllib.request.urlopen(base.rstrip("/") + "/metrics", timeout=timeout) as answer:
+            return server_figures(answer.read().decode("utf-8", "replace"))
+    except (OSError, ValueError):
+        return None
+
+
 class ServerState:
     """Reads ``{base}/metrics`` every ``EVERY_S`` on a daemon thread; :attr:`latest` is the last answer's."""
 
     def __init__(self, base_url: str) -> None:
-        self.url = base_url.rstrip("/") + "/metrics"
+        self.base = base_url
         self.latest: ServerFigures | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="finishline-server-state", daemon=True)
@@ -49,11 +59,9 @@ class ServerState:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                with urllib.request.urlopen(self.url, timeout=TIMEOUT_S) as answer:
-                    self.latest = server_figures(answer.read().decode("utf-8", "replace"))
-            except (OSError, ValueError):
-                pass  # the last figures stay; a server that never answers shows none
+            figures = read_server_figures(self.base)
+            if figures is not None:  # else the last figures stay; a server that never answers shows none
+                self.latest = figures
             self._stop.wait(EVERY_S)
 
     def stop(self) -> None:

@@ -19,11 +19,9 @@ from __future__ import annotations
 import math
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 
 import numpy as np
-from prometheus_client.parser import text_string_to_metric_families
 
 from coordinator.plan.steps import ExternalStep, sweep_step
 from coordinator.results.files import write_atomic
@@ -32,8 +30,9 @@ from coordinator.results.sweep import RESULT_FILE, Level, SweepResult, annotate,
 from coordinator.run.context import RunContext
 from coordinator.run.events import RecordsCollected, StepProgress
 from coordinator.run.progress import fmt_ms
+from coordinator.run.serverstate import read_server_figures
+from coordinator.run.targets import metrics_base
 from coordinator.scenario.phases import SweepPhase
-from dashboards.names import SERVER_GAUGES
 from loadgen import metrics
 from loadgen.errors import UserError
 from loadgen.metrics import SloRule
@@ -103,28 +102,6 @@ class StepMeter:
         )
 
 
-def server_gauges(base_url: str) -> dict[str, float]:
-    """The target's running and waiting requests and KV usage from its /metrics ('' when it has none)."""
-    root = base_url.rstrip("/")
-    root = root[: -len("/v1")] if root.endswith("/v1") else root
-    try:
-        with urllib.request.urlopen(f"{root}/metrics", timeout=2) as resp:
-            text = resp.read().decode("utf-8", "replace")
-    except (OSError, ValueError):
-        return {}
-    wanted = {name: key for key, names in SERVER_GAUGES.items() for name in names}
-    out: dict[str, float] = {}
-    try:
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                key = wanted.get(sample.name)
-                if key is not None:
-                    out[key] = out.get(key, 0.0) + float(sample.value)
-    except ValueError:
-        return {}
-    return out
-
-
 def _midpoint(low: float, high: float, whole: bool) -> float | None:
     """The geometric midpoint of two levels; None when none is left between them."""
     mid = math.sqrt(low * high)
@@ -168,19 +145,20 @@ def run_sweep(ctx: RunContext, step: ExternalStep) -> None:
         index += 1
         locust_step = sweep_step(phase, ctx.scenario.worker_count, level, index)
         window = driver.run(locust_step)
-        gauges = server_gauges(ctx.target_config.base_url) if ctx.target_config is not None else {}
+        server = read_server_figures(metrics_base(ctx.target_config.base_url)) if ctx.target_config else None
         time.sleep(SETTLE_S)  # the level's load goes on while its last records reach the collector
         value = float(
             locust_step.command.rate if phase.open_loop and locust_step.command.rate else locust_step.command.users
         )
         result = meter.level(locust_step.name, value, window, target is not None)
-        result = result.model_copy(
-            update={
-                "server_running": gauges.get("running"),
-                "server_waiting": gauges.get("waiting"),
-                "server_kv_usage": gauges.get("kv_usage"),
-            }
-        )
+        if server is not None:
+            result = result.model_copy(
+                update={
+                    "server_running": server.running,
+                    "server_waiting": server.waiting,
+                    "server_kv_usage": server.kv_usage,
+                }
+            )
         measured.append(result)
         unit = "requests/s" if phase.open_loop else "users"
         slo_share = "" if result.slo_attainment is None else f", SLO attainment {100 * result.slo_attainment:.0f}%"
