@@ -328,6 +328,22 @@ def write_scenario(folder: Path, scenario: dict[str, Any], name: str = "scenario
 
 # A valid scenario of a URL target (nothing listens there: only validation may happen), and the
 # same with one key changed, for tests of what an invalid scenario gives.
+REPORT_SECTIONS = [  # a report's sections in order: the verdict, the figures, then the tables and what ran
+    "verdict",
+    "latency",
+    "over-time",
+    "per-phase",
+    "failures",
+    "client-health",
+    "results",
+    "percentiles",
+    "slo",
+    "errors",
+    "selfcheck",
+    "scenario",
+    "environment",
+]
+
 VALID_SCENARIO = """\
 name: table
 target:

@@ -36,7 +36,7 @@ import pytest
 from coordinator.results.collector import read_records
 from coordinator.results.summary import read_summary
 from coordinator.services.ports import free_port
-from tests.factories import simulator_scenario, write_scenario
+from tests.factories import REPORT_SECTIONS, simulator_scenario, write_scenario
 from tests.fixtures.browser import SCREENSHOT_DIR, VIEWPORT, WatchedPage
 from tests.fixtures.cli import finishline, start_finishline, the_run_dir, wait_gone
 
@@ -160,21 +160,11 @@ _CLIPPED_JS = """() => {
 }"""
 
 A4_PRINTED_PX = 703  # the width of an A4 page inside the report's 12 mm margins, in CSS pixels (186 mm)
-SECTIONS = [  # every section of a real run's report, in order: the verdict, the figures, the tables
-    "verdict",
-    "latency",
-    "over-time",
-    "per-phase",
-    "failures",
-    "client-health",
-    "results",
-    "percentiles",
-    "slo",
-    "errors",
-    "selfcheck",
+# every section of a real run's report, in order: with its workers.json, the Workers table too
+SECTIONS = [
+    *REPORT_SECTIONS[: REPORT_SECTIONS.index("selfcheck") + 1],
     "workers",
-    "scenario",
-    "environment",
+    *REPORT_SECTIONS[REPORT_SECTIONS.index("scenario") :],
 ]
 
 

@@ -19,24 +19,8 @@ from coordinator.results.summarize import summarize
 from coordinator.results.summary import PhaseWindow, RunInfo, Summary
 from coordinator.results.verdict import restate_verdict
 from loadgen.records import RequestRecord
-from tests.factories import record, worker_samples
+from tests.factories import REPORT_SECTIONS, record, worker_samples
 from tests.unit.test_compare import one_step, samples
-
-SECTIONS = [  # the verdict, the figures, then the tables and what ran
-    "verdict",
-    "latency",
-    "over-time",
-    "per-phase",
-    "failures",
-    "client-health",
-    "results",
-    "percentiles",
-    "slo",
-    "errors",
-    "selfcheck",
-    "scenario",
-    "environment",
-]
 
 
 def _records(failed: bool = False) -> list[RequestRecord]:
@@ -114,7 +98,7 @@ def test_report_is_self_contained_with_every_section_in_order(tmp_path: Path) ->
     assert html.startswith("<!DOCTYPE html>")
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)  # nothing fetched from anywhere
     assert "<script" not in html
-    assert re.findall(r"<section id='([a-z-]+)'", html) == SECTIONS
+    assert re.findall(r"<section id='([a-z-]+)'", html) == REPORT_SECTIONS
     assert html.index("<h2 class='part'>Figures") < html.index("id='latency'")
     assert html.index("id='client-health'") < html.index("<h2 class='part'>Tables") < html.index("id='results'")
     assert html.count("<svg") == 5  # CDFs, over time, per phase, errors, client health
