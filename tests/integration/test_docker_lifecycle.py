@@ -130,7 +130,12 @@ def test_owner_interrupted_or_killed_leaves_no_container(docker_clean, base_imag
     run_id = f"t-kill-{uuid.uuid4().hex[:8]}"
     code = OWNER.replace("{json_spec}", repr(spec().model_dump(mode="json")))
     # SIGTERM is turned into an exception the way the coordinator does, so `with` cleans up.
-    prelude = "import signal, sys\nsignal.signal(signal.SIGTERM, lambda *a: sys.exit(143))\n"
+    # SIGINT raises KeyboardInterrupt as in a terminal, even when this test runs from a background
+    # job, whose children inherit SIGINT ignored (Python then leaves it so).
+    prelude = (
+        "import signal, sys\nsignal.signal(signal.SIGTERM, lambda *a: sys.exit(143))\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    )
     proc = subprocess.Popen(
         [sys.executable, "-c", prelude + code, run_id, str(tmp_path)],
         stdout=subprocess.PIPE,
