@@ -10,6 +10,7 @@ import click
 
 from coordinator.baselines.model import Baseline
 from coordinator.baselines.store import DEFAULT_STORE, BaselineStore, check_name
+from coordinator.console import ReadProgress
 from coordinator.results.columns import COLUMNS_SUFFIX
 from coordinator.results.identity import IDENTITY_FILE
 
@@ -100,7 +101,8 @@ def import_(file: Path, name: str, fmt: str | None, records: Path | None, force:
     from coordinator.baselines.importers import import_file
 
     check_name(name)
-    imported = import_file(file, fmt, records, name=name)
+    with ReadProgress() as progress:
+        imported = import_file(file, fmt, records, name=name, on_read=progress)
     made = imported.baseline
     path = BaselineStore(store).save(made, files=imported.sources, samples=imported.samples, force=force)
     with_records = sum(1 for s in made.steps if s.has_samples)

@@ -44,11 +44,13 @@ def compare(current: str, baseline: str, thresholds: Path | None, fmt: str, outp
     from coordinator.compare.render import render
     from coordinator.compare.sides import resolve
     from coordinator.compare.thresholds import read_thresholds
+    from coordinator.console import ReadProgress
     from loadgen.errors import UserError
 
     limits = read_thresholds(thresholds)
-    current_side = resolve(current, store)
-    baseline_side = resolve(baseline, store)
+    with ReadProgress() as progress:  # another tool's large file shows its reading
+        current_side = resolve(current, store, on_read=progress)
+        baseline_side = resolve(baseline, store, on_read=progress)
     result = compare_sides(current_side, baseline_side, limits)
     page = render(result, fmt, current_side, baseline_side)
     if output is None:

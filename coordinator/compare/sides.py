@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from coordinator.baselines.from_run import baseline_from_run, step_samples
+from coordinator.baselines.importers.document import OnRead
 from coordinator.baselines.model import (
     BASELINE_FILE,
     NAME_PATTERN,
@@ -100,19 +101,20 @@ def stored_side(label: str, folder: Path, baseline: Baseline, samples: bool = Tr
     return Side(label, baseline, found, cold_start_values(folder / COLD_START_FILE))
 
 
-def imported_side(label: str, path: Path, samples: bool = True) -> Side:
+def imported_side(label: str, path: Path, samples: bool = True, on_read: OnRead | None = None) -> Side:
     """Another tool's result file as a side, imported as ``finishline baseline import`` would
     (its per-request values, where the file has them, by step)."""
     from coordinator.baselines.importers import import_file  # every format's importer: only when asked
 
-    imported = import_file(path)
+    imported = import_file(path, on_read=on_read)
     found = {(key, "all"): value for key, value in imported.samples.items()} if samples else {}
     return Side(label, imported.baseline, found)
 
 
-def resolve(argument: str, store: Path, samples: bool = True) -> Side:
+def resolve(argument: str, store: Path, samples: bool = True, on_read: OnRead | None = None) -> Side:
     """The side an argument names (see the module's docstring for the order); one line if none.
-    ``samples=False``: its figures only (to check an argument before a run, cheaply)."""
+    ``samples=False``: its figures only (to check an argument before a run, cheaply); ``on_read``:
+    told the progress of reading another tool's file."""
     path = Path(argument)
     if path.is_dir():
         if (path / "summary.json").exists():
@@ -123,7 +125,7 @@ def resolve(argument: str, store: Path, samples: bool = True) -> Side:
             f"{argument}: neither a finished run directory (no summary.json) nor a baseline (no {BASELINE_FILE})"
         )
     if path.is_file():
-        return imported_side(argument, path, samples)
+        return imported_side(argument, path, samples, on_read)
     if "/" in argument or argument.endswith((".json", ".jsonl", ".yaml", ".yml")):
         raise UserError(f"{argument}: no such file or directory")
     if not re.match(NAME_PATTERN, argument):

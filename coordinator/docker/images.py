@@ -33,6 +33,7 @@ import click
 import docker
 from docker.errors import APIError, BuildError, ContainerError, ImageNotFound
 
+from coordinator.console import fmt_duration
 from coordinator.docker.build_times import BuildTimes
 from coordinator.docker.engine import cache_dir, docker_client, owned_labels
 from coordinator.docker.image_names import BASE_IMAGE, LLAMACPP_IMAGE, PROJECT_IMAGES, SIMULATOR_IMAGE, WORKER_IMAGE
@@ -43,7 +44,6 @@ from coordinator.docker.worker_image import (
     project_packages,
     source_root,
 )
-from coordinator.run.progress import fmt_duration
 from loadgen.errors import UserError
 
 

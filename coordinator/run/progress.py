@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from coordinator.console import fmt_duration
 from coordinator.run.events import StepProgress
 from loadgen import metrics
 from loadgen.records import RequestRecord
@@ -136,15 +137,6 @@ class ProgressModel:
 
 def _pct(values: np.ndarray, p: float) -> float | None:
     return float(np.percentile(values, p)) if values.size else None
-
-
-def fmt_duration(seconds: float) -> str:
-    """``42s``, ``3:05``, ``1:02:09``: a time a person reads at a glance."""
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole}s"
-    hours, rest = divmod(whole, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 def time_left(snap: Snapshot) -> str:

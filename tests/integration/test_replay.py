@@ -108,11 +108,14 @@ def check_schedule(run: Replayed) -> dict[str, float]:
     }
     print(figures)
     assert sent.min() >= 0, figures  # never early
-    # Within 5 ms each, median within 1 ms. On a shared CI machine one send in a replay may be caught
-    # by a scheduling hiccup of the OS (measured: up to 8 ms at a load average of 1 to 8): one such
-    # is allowed, never more, and never beyond 20 ms.
+    # Within 5 ms each, median within 1 ms. On a shared CI machine a replay may be caught once by a
+    # scheduling hiccup of the OS (measured: up to 8 ms at a load average of 1 to 8), which delays
+    # every row due in it (CI once had two rows of one BurstGPT second 6.8 ms late): the late sends
+    # must fall in one 20 ms window, never two, and none beyond 20 ms.
     assert figures["sent_median_ms"] <= 1.0, figures
-    assert int((sent > 5.0).sum()) <= 1 and figures["sent_max_ms"] <= 20.0, figures
+    late = np.array([r.attempts[0].sent for r in run.records])[sent > 5.0]
+    assert late.size == 0 or float(np.ptp(late)) <= 0.020, (figures, late.tolist())
+    assert figures["sent_max_ms"] <= 20.0, figures
     assert run.summary.valid, run.summary.invalid_reasons
     delay = run.summary.phases["replay"].latency_ms.dispatch_delay  # the schedule lag, reported
     assert delay.p99 is not None and delay.p99 <= 5.0

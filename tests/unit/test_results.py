@@ -163,7 +163,8 @@ def test_progress_window_follows_the_current_phase() -> None:
 
 
 def test_progress_counts_down_the_phase_and_the_run() -> None:
-    from coordinator.run.progress import ProgressModel, fmt_duration, time_left
+    from coordinator.console import fmt_duration
+    from coordinator.run.progress import ProgressModel, time_left
 
     model = ProgressModel()
     model.set_phase("warmup", 100.0, duration_s=30.0, later_s=3600.0)

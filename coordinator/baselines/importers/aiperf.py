@@ -27,7 +27,7 @@ from coordinator.baselines.definitions import (
     share_stats,
     summary_stats,
 )
-from coordinator.baselines.importers.document import Document, FileModel
+from coordinator.baselines.importers.document import Document, FileModel, OnRead, read_lines
 from coordinator.baselines.importers.registry import Imported, Importer, records_step, summary_step
 from coordinator.baselines.model import Load, LoadKind, MetricStats, Provenance, Step, TargetInfo, Tool
 from coordinator.baselines.samples import StepSamples
@@ -130,21 +130,15 @@ def _scale(path: Path, where: str, unit: str | None) -> float:
     return _MS[unit]
 
 
-def read_records(path: Path) -> list[Record]:
+def read_records(path: Path, on_read: OnRead | None = None) -> list[Record]:
     """AIPerf's per-request file, the profiling phase's records (warm-up ones left out)."""
     out = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
+    for number, line in read_lines(path, on_read):
         try:
             record = Record.model_validate(json.loads(line))
         except ValueError as exc:
             detail = describe_validation_error(exc) if isinstance(exc, ValidationError) else "not JSON"
-            raise UserError(f"{path}: line {i + 1}: not an AIPerf per-request record ({detail})") from None
+            raise UserError(f"{path}: line {number}: not an AIPerf per-request record ({detail})") from None
         if record.metadata.benchmark_phase in (None, "profiling"):
             out.append(record)
     return out
@@ -265,7 +259,7 @@ class AiperfImporter(Importer):
         samples: dict[str, StepSamples] = {}
         warnings: list[str] = []
         step: Step
-        kept = read_records(records) if records is not None else []
+        kept = read_records(records, self.on_read) if records is not None else []
         if records is not None and kept:
             if summary.request_count is not None and len(kept) not in (ok, ok + errors):
                 raise UserError(

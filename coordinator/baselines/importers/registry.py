@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from coordinator.baselines.definitions import Recomputed
-from coordinator.baselines.importers.document import Document, read_document
+from coordinator.baselines.importers.document import Document, OnRead, read_document
 from coordinator.baselines.model import NAME_PATTERN, Baseline, Load, MetricStats, Step, TargetInfo, Tool
 from coordinator.baselines.samples import StepSamples
 from loadgen.errors import UserError
@@ -44,6 +44,9 @@ class Importer(ABC):
     describes: ClassVar[str]  # "a GuideLLM benchmarks.json", for messages
     takes_records: ClassVar[bool] = False  # whether its per-request data may be a file of its own (--records)
     registered: ClassVar[dict[str, type[Importer]]] = {}
+
+    def __init__(self, on_read: OnRead | None = None) -> None:
+        self.on_read = on_read  # told the progress of each further file it reads
 
     @classmethod
     def register(cls, importer: type[Importer]) -> type[Importer]:
@@ -157,15 +160,22 @@ def _detect(doc: Document) -> type[Importer]:
     raise UserError(f"{doc.path}: not a results file finishline can import{hint}; expected {kinds} (or use --format)")
 
 
-def import_file(path: Path, fmt: str | None = None, records: Path | None = None, name: str | None = None) -> Imported:
+def import_file(
+    path: Path,
+    fmt: str | None = None,
+    records: Path | None = None,
+    name: str | None = None,
+    on_read: OnRead | None = None,
+) -> Imported:
     """Another tool's results file as a baseline (``fmt``: force the format; ``records``: a
-    per-request file that is not where the format keeps it; ``name``: the baseline's, else the file's)."""
+    per-request file that is not where the format keeps it; ``name``: the baseline's, else the
+    file's; ``on_read``: told the progress of each file read)."""
     if fmt is not None and fmt not in Importer.registered:
         raise UserError(f"--format: unknown format {fmt!r}; use one of {', '.join(formats())}")
     if records is not None and not records.is_file():
         raise UserError(f"--records: {records} is not a file")
-    doc = read_document(path)
+    doc = read_document(path, on_read)
     importer = Importer.registered[fmt] if fmt is not None else _detect(doc)
     if records is not None and not importer.takes_records:
         raise UserError(f"--records: {path} is {importer.describes}, which keeps its per-request data in itself")
-    return importer().read(doc, name or default_name(path), records)
+    return importer(on_read).read(doc, name or default_name(path), records)
