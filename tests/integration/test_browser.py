@@ -10,7 +10,8 @@
   and one compared with a baseline (the real run, on a slower simulator: exit 1) each lead with
   the verdict of their exit code.
 - ``finishline run --web``: Start with Locust's form as prefilled runs the scenario's phases
-  (the statistics table fills with the LLM entries), the LLM tab and the ``/llm`` charts fill,
+  (the statistics table fills with the LLM entries), the LLM tab, the LLM server tab (the
+  server's queue, running requests and KV cache from its /metrics) and the ``/llm`` charts fill,
   an Edit runs its load as a phase of its own, and Stop ends the run with results written and
   no process left behind.
 
@@ -396,14 +397,15 @@ _LLM_TAB_FILLED_JS = """phase => {
 def test_web_ui_start_runs_the_plan_the_llm_tab_fills_an_edit_is_its_own_phase_and_stop_writes_the_run(
     tmp_path: Path, open_page: Callable[[str], WatchedPage]
 ) -> None:
-    """Start with the form as prefilled runs the plan (warm-up, then steady); the LLM tab and the
-    charts page fill; Edit to other users runs them as a phase of their own; Stop ends the run
+    """Start with the form as prefilled runs the plan (warm-up, then steady); the LLM tab, the
+    LLM server tab and the charts page fill; Edit to other users runs them as a phase of their own; Stop ends the run
     (exit 0: a load of one's own ended by Stop is its normal end) with its results written and
     no process left."""
     scenario = _scenario(
         tmp_path,
         {"name": "warmup", "kind": "warmup", "users": 2, "duration": "3s"},
         {"name": "steady", "users": 3, "duration": "120s"},
+        metrics={"prometheus": True, "scrape_target": True},  # the server's own figures: the LLM server tab
     )
     proc = _cli("run", str(scenario), "--web", "--no-live")
     seen: list[str] = []
@@ -446,9 +448,22 @@ def test_web_ui_start_runs_the_plan_the_llm_tab_fills_an_edit_is_its_own_phase_a
             assert all(re.fullmatch(r"[0-9,.]+ / [0-9,.]+ / [0-9,.]+", cell) for cell in row[6:10]), row
         assert any("http_5xx" in llm[w][3] + llm[w][4] for w in llm), llm  # the injected 500s: failed or retried
 
+        # the server's queue, running requests and KV cache, read from its /metrics (the simulator's vLLM names)
+        page.get_by_role("tab", name="LLM server", exact=True).click()
+        page.wait_for_function(
+            """() => Array.from(document.querySelectorAll('table tbody tr')).some(tr =>
+                /^\\d[\\d,]*\\s+[1-9][\\d,]*\\s+\\d+\\.\\d%$/.test(tr.innerText.trim()))""",
+            timeout=15_000,
+        )
+        server = _tables(page, "table tbody tr")
+        watched.screenshot("locust-web-ui-llm-server")
+        waiting, running, kv = server[0]
+        assert int(running) <= 3 and 0.0 < float(kv.rstrip("%")) <= 100.0, server  # the plan's 3 users at most
+
         charts = open_page(url + "/llm")
         charts.page.wait_for_function(
-            "() => document.querySelectorAll('#chart-ttft polyline.series, #chart-tokens polyline.series').length >= 4",
+            "() => document.querySelectorAll('#chart-ttft polyline.series, #chart-tokens polyline.series').length >= 4"
+            " && document.querySelectorAll('#chart-server polyline.series').length >= 1",
             timeout=15_000,
         )
         charts.screenshot("locust-web-ui-llm-charts")
@@ -458,6 +473,7 @@ def test_web_ui_start_runs_the_plan_the_llm_tab_fills_an_edit_is_its_own_phase_a
         page.wait_for_selector("input[name=userCount]", timeout=5_000)  # the Edit form (Start's is gone)
         page.fill("input[name=userCount]", "2")
         page.click("form button[type=submit]")
+        page.get_by_role("tab", name="LLM", exact=True).click()
         page.wait_for_function(_LLM_TAB_FILLED_JS, arg="web-2users", timeout=30_000)
         assert watched.blocked == [] and watched.console_errors == [], (watched.blocked, watched.console_errors)
         page.get_by_role("button", name="Stop", exact=True).click()
