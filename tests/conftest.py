@@ -9,7 +9,9 @@ Lanes: ``tests/unit`` needs nothing but this process (whole lane: seconds);
 prometheus, dockerd containers, Chromium). Every integration test is marked ``slow``, so
 ``-m "not slow"`` selects the unit lane too; a unit test that carries an integration marker
 or asks for a service fixture is refused at collection (``tests/unit/conftest.py`` refuses
-processes while it runs). Shared fixtures live in tests/fixtures/, one module per service;
+processes while it runs). When both lanes run (the README's command, CI), a failed unit test
+stops the session before the first integration test: a broken change fails in seconds, not
+after the half hour the integration lane takes. Shared fixtures live in tests/fixtures/, one module per service;
 test data in tests/factories.py.
 """
 
@@ -60,3 +62,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 )
         else:
             raise pytest.UsageError(f"{item.nodeid}: a test module lives in tests/unit or tests/integration")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    """After the unit lane's last test, stop if any test failed (see the module's docstring)."""
+    outcome = yield
+    lane_ends = nextitem is not None and UNIT in item.path.parents and INTEGRATION in nextitem.path.parents
+    if lane_ends and item.session.testsfailed:
+        item.session.shouldstop = f"{item.session.testsfailed} unit test(s) failed: the integration tests were not run"
+    return outcome
