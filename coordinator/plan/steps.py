@@ -85,6 +85,16 @@ class Plan(BaseModel):
         """Names of the steps left out of the run's totals (warm-ups)."""
         return frozenset(s.name for s in self.steps if not s.measured)
 
+    def planned_time(self, step: LocustStep | ExternalStep) -> tuple[float | None, float | None]:
+        """``step``'s planned duration and that of the steps after it (None where one has no
+        duration: a cold start, a count of requests, a sweep's levels; a step not of the plan, a
+        sweep's level, has no known rest)."""
+        duration = step.duration if isinstance(step, LocustStep) else None
+        if step not in self.steps:
+            return duration, None
+        later = [s.duration if isinstance(s, LocustStep) else None for s in self.steps[self.steps.index(step) + 1 :]]
+        return duration, None if any(d is None for d in later) else float(sum(d for d in later if d is not None))
+
     def estimated_seconds(self) -> float | None:
         total = 0.0
         for step in self.locust_steps():

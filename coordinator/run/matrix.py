@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -36,6 +35,7 @@ from coordinator.results.matrix_report import write_matrix
 from coordinator.results.outcome import Outcome, RunOutcome, decide
 from coordinator.results.summary import Summary, read_summary
 from coordinator.run.runner import Run, new_run_id
+from coordinator.run.signals import StopSignals
 from coordinator.scenario.matrix import Variant, variants
 from coordinator.scenario.models import Scenario
 from loadgen.errors import UserError
@@ -53,25 +53,16 @@ class MatrixRun:
         return self.result.outcome.exit_code
 
 
-class _Stop:
+class _Stop(StopSignals):
     """SIGINT/SIGTERM between two variants: no further variant starts (a run installs its own
     handlers while it lasts and puts these back after)."""
 
     def __init__(self) -> None:
+        super().__init__(self._on_signal)
         self.reason: str | None = None
-        self._previous: dict[int, Any] = {}
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.reason = f"interrupted ({signal.Signals(signum).name})"
-
-    def __enter__(self) -> _Stop:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._on_signal)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def run_matrix(

@@ -18,8 +18,7 @@ import signal
 import time
 import traceback
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -32,28 +31,27 @@ from coordinator.plan.steps import ExternalStep, LocustStep, Plan, build_plan
 from coordinator.results.collector import Collector
 from coordinator.results.files import write_atomic
 from coordinator.results.identity import IDENTITY_FILE
-from coordinator.results.outcome import EXIT_CODES, Outcome, RunOutcome, decide
-from coordinator.results.report import write_failure_report
+from coordinator.results.outcome import EXIT_CODES, Outcome, RunOutcome
 from coordinator.results.status import RunStatus
 from coordinator.results.summary import PhaseWindow, Summary
-from coordinator.results.workers import write_workers
-from coordinator.results.writer import RunFacts, write_results
 from coordinator.run.cluster import LocustCluster
 from coordinator.run.context import RunContext
 from coordinator.run.environment import environment_info
-from coordinator.run.events import PhaseEnded, PhaseStarted, RecordsCollected, RunEnded, RunStarted
+from coordinator.run.events import PhaseEnded, PhaseStarted, RecordsCollected, RunStarted
 from coordinator.run.extensions import attach_all
-from coordinator.run.health import DownDetector, RedisLost, TargetDown, account_losses, redis_exit
+from coordinator.run.health import DownDetector, RedisLost, TargetDown, redis_exit
 from coordinator.run.ownership import Ledger
 from coordinator.run.phases import run_external
 from coordinator.run.preflight import PREFLIGHT, preflight
 from coordinator.run.progress import ProgressDisplay
+from coordinator.run.signals import StopSignals
 from coordinator.run.targets import SimulatorProcess, lifecycle_for, loopback_env, target_config
+from coordinator.run.teardown import Ending, Teardown
 from coordinator.run.web import WebSession
 from coordinator.scenario.models import Scenario
 from coordinator.services.ports import free_port
 from coordinator.services.redis_server import RedisServer, new_password, redact
-from loadgen.config import WorkerConfig, WorkerProgress
+from loadgen.config import WorkerConfig
 from loadgen.errors import ServiceError, UserError
 from loadgen.records import RequestRecord
 
@@ -71,28 +69,6 @@ class RunResult:
     @property
     def exit_code(self) -> int:
         return self.outcome.exit_code if self.outcome is not None else int(EXIT_CODES[Outcome.BAD_INPUT])
-
-
-@dataclass
-class _Ending:
-    """Why the run ended the way it did, as the run learns it."""
-
-    interrupted: str | None = None  # a signal's name
-    target_down: str | None = None
-    failures: list[str] = field(default_factory=list)  # a part failed (an error, Redis gone, ...)
-    bad_input: str | None = None  # a user mistake found once the run had started (exit 2)
-    redis_lost: bool = False
-
-    @property
-    def status(self) -> RunStatus:
-        early = self.interrupted or self.target_down or self.failures or self.bad_input
-        return RunStatus.PARTIAL if early else RunStatus.COMPLETE
-
-    @property
-    def reason(self) -> str | None:
-        if self.interrupted:
-            return self.interrupted
-        return self.bad_input or self.target_down or (self.failures[0] if self.failures else None)
 
 
 def new_run_id(name: str) -> str:
@@ -129,10 +105,9 @@ class Run:
         self.redis: RedisServer | None = None
         self.collector: Collector | None = None
         self.cluster: LocustCluster | None = None
-        self._signals: dict[int, Any] = {}
         self._interrupts = 0
         self._tearing_down = False
-        self._ending = _Ending()
+        self._ending = Ending()
         self.ledger: Ledger | None = None
         self._noted = 0.0  # when the ledger last looked for new child processes
         self._down = DownDetector(scenario.checks.abort_when_down_s)
@@ -158,14 +133,6 @@ class Run:
     def _hurry(self) -> bool:
         return self._interrupts >= 2
 
-    def _install_signals(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._signals[sig] = signal.signal(sig, self._on_signal)
-
-    def _restore_signals(self) -> None:
-        for sig, handler in self._signals.items():
-            signal.signal(sig, handler)
-
     # -- the run -------------------------------------------------------------------------
 
     def execute(self) -> RunResult:
@@ -183,9 +150,8 @@ class Run:
         user_error: Exception | None = None
         summary: Summary | None = None
         outcome: RunOutcome | None = None
-        self._install_signals()
         try:
-            with self.display:
+            with StopSignals(self._on_signal), self.display:
                 try:
                     try:
                         self._setup()
@@ -215,8 +181,6 @@ class Run:
                     summary, outcome = self._teardown()
         except _Interrupted:  # arrived between catching an error and starting teardown
             ending.interrupted = ending.interrupted or "interrupted"
-        finally:
-            self._restore_signals()
         if user_error is not None:
             raise user_error
         return RunResult(
@@ -349,18 +313,8 @@ class Run:
         ctx.windows.append(PhaseWindow(name=step.name, start=started))
         self._note()
         ctx.set_state(phase=step.name)
-        self.display.phase_started(step.name, started, *self._planned_time(step))
+        self.display.phase_started(step.name, started, *self.plan.planned_time(step))
         ctx.events.phase_start.fire(PhaseStarted(ctx, step, started))
-
-    def _planned_time(self, step: LocustStep | ExternalStep) -> tuple[float | None, float | None]:
-        """The step's planned duration and that of the steps after it in the plan (None where one
-        has no duration: a cold start, a count of requests, a sweep's levels)."""
-        steps = self.plan.steps
-        duration = step.duration if isinstance(step, LocustStep) else None
-        if step not in steps:  # a step of a step's own (a sweep's level): the rest is not known
-            return duration, None
-        later = [s.duration if isinstance(s, LocustStep) else None for s in steps[steps.index(step) + 1 :]]
-        return duration, None if any(d is None for d in later) else float(sum(d for d in later if d is not None))
 
     def _end(self, step: LocustStep | ExternalStep) -> None:
         ctx = self.ctx
@@ -466,143 +420,22 @@ class Run:
 
     # -- teardown ------------------------------------------------------------------------
 
-    def _facts(self, progress: list[WorkerProgress]) -> RunFacts:
-        ctx, scenario, ending = self.ctx, self.scenario, self._ending
-        assert self.collector is not None
-        lost = self.collector.lost_by_worker()
-        for answer in progress:  # a worker's own account: all there is when Redis is gone
-            lost[answer.worker] = max(0, answer.begun - self.collector.received_from(answer.worker))
-        losses = account_losses(
-            self.cluster.lost if self.cluster is not None else (),
-            lost,
-            self.collector.latest_samples(),
-            ctx.started,
-            time.monotonic(),
-            dropped=sum(answer.dropped for answer in progress),
-        )
-        return RunFacts(
-            run_id=ctx.run_id,
-            scenario=scenario.name,
-            target=ctx.target_config.label if ctx.target_config else None,
-            started_wall=ctx.started_wall,
-            windows=list(ctx.windows),
-            slo=scenario.slo,
-            selfcheck=scenario.selfcheck,
-            unmeasured=self.plan.unmeasured() | {PREFLIGHT},
-            extras=ctx.extras,
-            checks=scenario.checks,
-            soak=scenario.soak_analysis,
-            interrupted=ending.interrupted,
-            failures=tuple(ending.failures),
-            target_down=ending.target_down,
-            bad_input=ending.bad_input,
-            losses=losses,
-        )
-
     def _teardown(self) -> tuple[Summary | None, RunOutcome]:
-        """Stop everything in order and write the results; never raises. Returns the summary (if
-        one could be written) and the outcome."""
-        ctx, ending = self.ctx, self._ending
+        """Stop everything in order and write the results (:class:`~coordinator.run.teardown.Teardown`); never raises."""
         self._tearing_down = True
-        now = time.monotonic()
-        ctx.windows[:] = [w if w.end is not None else w.model_copy(update={"end": now}) for w in ctx.windows]
-        problems: list[str] = []
-        progress = self._stop_load(problems)
-        self._collect(problems)
-        summary, outcome = self._write(progress, problems)
-        if ctx.redis_url and not ending.redis_lost:
-            problems += _attempt("state", lambda: ctx.set_state(status=ending.status))
-        ctx.events.run_end.fire(RunEnded(ctx, ending.status, summary))
-        problems += ctx.release_owned()
-        target = ctx.target
-        if target is not None:
-            problems += _attempt("target collect", lambda: target.collect(ctx.run_dir))
-            problems += _attempt("target", target.stop)
-        if self.redis is not None:
-            problems += _attempt("redis", self.redis.stop)
-        if self.ledger is not None:
-            problems += _attempt("ledger", self.ledger.end)
-        for problem in problems:
-            self.display.message(f"[yellow]teardown: {problem}[/yellow]")
-        return summary, outcome
-
-    def _stop_load(self, problems: list[str]) -> list[WorkerProgress]:
-        """Stop the users and the Locust processes, after asking each worker how many requests it began
-        (when Redis is gone, its own account is all there is)."""
-        cluster, ending = self.cluster, self._ending
-        progress: list[WorkerProgress] = []
-        if cluster is None:
-            return progress
-        # Each worker's own count of what it began: exact even when Redis lost what it held (it
-        # died, or restarted empty). Asked once the load is over (stopping the users is harmless
-        # then), not on the first Ctrl-C: requests in flight get to finish.
-        if cluster.ready and (ending.redis_lost or (not ending.interrupted and not self._hurry)):
-            problems += _attempt("worker report", lambda: progress.extend(cluster.report()))
-        # an interrupted run lets requests in flight finish (within drain_timeout; a second Ctrl-C
-        # hurries); one that failed stops its users at once
-        force = (ending.status is RunStatus.PARTIAL and not ending.interrupted) or self._hurry
-        problems += _attempt("locust", lambda: cluster.shutdown(force=force))
-        return progress
-
-    def _collect(self, problems: list[str]) -> None:
-        """Read what is left of the stream; a collector that could not is a failure of the run."""
-        collector, ending = self.collector, self._ending
-        if collector is None:
-            return
-        failed = _attempt("collector", lambda: collector.finish(drain_timeout=5.0 if self._hurry else 30.0))
-        problems += failed
-        if ending.redis_lost:  # already a failure, and nothing more could be read
-            return
-        if failed:
-            ending.failures.append(f"records may be missing: {failed[0]}")
-        elif collector.rejected:
-            ending.failures.append(f"{collector.rejected} unreadable stream entries set aside in rejected.jsonl")
-
-    def _write_workers(self) -> None:
-        """``workers.json``: every worker that joined, where it ran and the records it sent (the
-        report's per-worker table reads it)."""
-        if self.cluster is None:
-            return
-        collector = self.collector
-        workers = [
-            w.model_copy(update={"records": collector.received_from(w.name) if collector is not None else None})
-            for w in self.cluster.workers_seen()
-        ]
-        write_workers(self.ctx.run_dir, workers)
-
-    def _write(self, progress: list[WorkerProgress], problems: list[str]) -> tuple[Summary | None, RunOutcome]:
-        """summary.json, summary.csv and report.html with the outcome; without a collector (the run
-        ended before any traffic), a report that says why."""
-        ctx, ending = self.ctx, self._ending
-        problems += _attempt("workers.json", self._write_workers)
-        if self.collector is not None:
-            try:
-                summary = write_results(
-                    ctx.run_dir, self._facts(progress), self.collector, ending.status, ending.reason
-                )
-                if summary.outcome is not None:
-                    return summary, summary.outcome
-            except Exception as exc:  # noqa: BLE001 - the records file is still there
-                problems.append(f"results: {exc}")
-                ending.failures.append(f"the results could not be written: {exc}")
-        found = {
-            Outcome.BAD_INPUT: [ending.bad_input] if ending.bad_input else [],
-            Outcome.INTERRUPTED: [ending.interrupted] if ending.interrupted else [],
-            Outcome.PARTIAL: list(ending.failures) or ["the run ended before any request was measured"],
-        }
-        outcome = decide(found)
-        problems += _attempt(
-            "report", lambda: write_failure_report(ctx.run_dir / "report.html", outcome.headline, outcome)
+        teardown = Teardown(
+            self.ctx,
+            self.scenario,
+            self.plan,
+            self._ending,
+            self.display,
+            hurry=lambda: self._hurry,
+            cluster=self.cluster,
+            collector=self.collector,
+            redis=self.redis,
+            ledger=self.ledger,
         )
-        return None, outcome
-
-
-def _attempt(name: str, action: Callable[[], object]) -> list[str]:
-    try:
-        action()
-    except Exception as exc:  # noqa: BLE001 - teardown goes on
-        return [f"{name}: {type(exc).__name__}: {exc}"]
-    return []
+        return teardown.finish()
 
 
 def run_scenario(scenario: Scenario, scenario_path: Path, **kwargs: Any) -> RunResult:
