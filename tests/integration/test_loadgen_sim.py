@@ -196,7 +196,7 @@ def test_chain_passes_outputs_and_fans_out_concurrently() -> None:
         assert trace[left.response_id]["prompt_tokens"] == 5 + plan.output_tokens + 7
         assert trace[merge.response_id]["prompt_tokens"] == 2 + left.output_tokens + right.output_tokens + 7
         # fan-out: both branches start when the plan ends and overlap in time, on the server too
-        assert abs(left.sent - right.sent) < 0.005 and left.sent >= plan.end
+        assert abs(left.sent - right.sent) < 0.02 and left.sent >= plan.end  # one wake-up apart, or an OS hiccup
         assert left.sent < right.end and right.sent < left.end
         tl, tr = trace[left.response_id], trace[right.response_id]
         assert tl["arrival"] < tr["finish"] and tr["arrival"] < tl["finish"]
@@ -213,14 +213,16 @@ def test_open_loop_poisson_keeps_its_schedule_when_the_server_cannot() -> None:
         trace = trace_of(sim, records)
     assert 35 <= len(records) <= 95  # ~60 expected from a Poisson process at 12/s for 5 s
     delays = sorted(metrics.dispatch_delay(r) for r in records)
-    assert delays[len(delays) // 2] < 0.002 and delays[-1] < 0.02
+    # median within 2 ms, none beyond the self-check's 50 ms (an OS hiccup on a shared machine is
+    # up to ~25 ms; a client that waited for replies would be seconds late)
+    assert delays[len(delays) // 2] < 0.002 and delays[-1] < 0.05, delays[-5:]
     ok = sorted((r for r in records if r.ok), key=lambda r: r.scheduled)
     assert len(ok) >= 8
     e2e = [metrics.e2e(r.final) for r in ok]
     assert statistics.fmean(e2e[-4:]) > 2 * statistics.fmean(e2e[:4])  # the queue grows on the server
     # the server saw each request when it was scheduled, not when an earlier reply came back
     lag = [trace[r.final.response_id]["arrival"] - r.scheduled for r in ok]
-    assert max(lag) < 0.02
+    assert statistics.median(lag) < 0.002 and max(lag) < 0.05, sorted(lag)[-5:]  # queued: seconds
 
 
 def test_timeouts_and_connect_errors_are_classified() -> None:
