@@ -35,7 +35,9 @@ from coordinator.services.prometheus_server import PrometheusServer
 from coordinator.services.redis_server import RedisServer
 from dashboards.prometheus_config import PrometheusPlan, build_config
 from loadgen.records import Attempt, RequestRecord
-from loadgen.stream import RecordWriter, backlog, stream_keys
+from loadgen.stream.group import backlog
+from loadgen.stream.keys import stream_keys
+from loadgen.stream.records import RecordWriter
 
 
 def record(rng: random.Random, run_id: str) -> tuple[str, bytes]:

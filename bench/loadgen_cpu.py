@@ -55,7 +55,7 @@ from loadgen.local import LocalWorker
 from loadgen.prompts import PromptFactory, estimated_prompt_tokens
 from loadgen.records import RequestRecord
 from loadgen.spec import WorkloadSpec
-from loadgen.stream import stream_keys
+from loadgen.stream.keys import stream_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT_TOKENS = 128  # mean; lengths vary so that streams do not all end (and restart) in the same step

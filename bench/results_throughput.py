@@ -22,7 +22,8 @@ from coordinator.results.report import write_report
 from coordinator.results.summarize import summarize
 from coordinator.services.redis_server import RedisServer
 from loadgen.records import Attempt, RequestRecord
-from loadgen.stream import RecordWriter, stream_keys
+from loadgen.stream.keys import stream_keys
+from loadgen.stream.records import RecordWriter
 
 
 def record(i: int) -> RequestRecord:

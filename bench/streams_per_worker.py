@@ -55,7 +55,8 @@ from loadgen.config import PhaseCommand, WorkerConfig
 from loadgen.local import LocalWorker
 from loadgen.metrics import dispatch_delay
 from loadgen.records import RequestRecord
-from loadgen.stream import SampleReader, stream_keys
+from loadgen.stream.keys import stream_keys
+from loadgen.stream.samples import SampleReader
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_MS = 2.0

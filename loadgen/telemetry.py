@@ -22,7 +22,7 @@ import redis
 from loadgen.config import CONTAINER_ENV
 from loadgen.heap import HeapTrimmer
 from loadgen.samples import WorkerSample
-from loadgen.stream import SampleWriter
+from loadgen.stream.samples import SampleWriter
 
 log = logging.getLogger(__name__)
 

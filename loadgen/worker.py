@@ -49,7 +49,7 @@ from loadgen.replay import ReplayCommand
 from loadgen.replay import schedule as replay_schedule
 from loadgen.request import Requester, Scheduling
 from loadgen.spec import WorkloadSpec
-from loadgen.stream import RecordSink
+from loadgen.stream.sink import RecordSink
 from loadgen.telemetry import LoadState, WorkerSampler, worker_id
 
 log = logging.getLogger(__name__)

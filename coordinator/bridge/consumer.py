@@ -1,6 +1,6 @@
 """The bridge's loop: read the run's records through consumer group ``bridge``, apply, expose.
 
-Reading is :class:`~loadgen.stream.GroupReader`'s: this consumer's own pending entries (left
+Reading is :class:`~loadgen.stream.group.GroupReader`'s: this consumer's own pending entries (left
 by a previous life of the same consumer name) until none are left, then entries of dead
 consumers idle longer than ``reclaim_idle_s`` (``XAUTOCLAIM``), then new entries; an entry
 with no readable record is counted (``finishline_bridge_invalid_entries``) and acknowledged.
@@ -26,7 +26,10 @@ from coordinator.bridge.gauges import Lease, LoadGauges
 from coordinator.bridge.store import GROUP, BridgeStore
 from loadgen.metrics import SloRule
 from loadgen.spec import Spec
-from loadgen.stream import Batch, GroupReader, SampleReader, Unreadable, read_hash, stream_keys, trim
+from loadgen.stream.group import Batch, GroupReader, Unreadable
+from loadgen.stream.keys import read_hash, stream_keys
+from loadgen.stream.samples import SampleReader
+from loadgen.stream.trimming import trim
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from coordinator.run.targets import metrics_base
 from coordinator.services.prometheus_server import PrometheusServer
 from dashboards.prometheus_config import RULE_FILES, PrometheusPlan, ScrapeTarget, ServerKind, build_config
 from loadgen.errors import ServiceError
-from loadgen.stream import backlog
+from loadgen.stream.group import backlog
 
 RULES_DIR = dashboards.PROMETHEUS_DIR
 LIVE_FILE = "live_metrics.json"  # what Prometheus said at the end, beside summary.json

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import redis
 
-from loadgen.stream import read_hash, stream_keys
+from loadgen.stream.keys import read_hash, stream_keys
 
 GROUP = "bridge"
 

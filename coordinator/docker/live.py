@@ -23,7 +23,7 @@ from docker.errors import APIError, DockerException, NotFound
 from coordinator.docker.lifecycle import DockerTarget
 from coordinator.run.context import RunContext
 from loadgen.samples import ContainerSample, StatsSample
-from loadgen.stream import SampleWriter
+from loadgen.stream.samples import SampleWriter
 
 log = logging.getLogger(__name__)
 

@@ -5,14 +5,14 @@ record is flushed to the file, so a collector that dies loses nothing: the next 
 the pending entries. Records are de-duplicated by record id against the ids collected lately
 (:class:`RecentIds`; at start, the file's last ids), so each record is written exactly once
 even across restarts. An entry that holds no readable record is set aside in
-``rejected.jsonl`` with the reason (the reader's policy, ``loadgen.stream.GroupReader``) and
+``rejected.jsonl`` with the reason (the reader's policy, ``loadgen.stream.group.GroupReader``) and
 collection goes on. Worker samples (CPU, loop lag) are read from the samples stream for the
 self-check.
 
 A run may last hours: the collector keeps no record once it is in the file (the results read
 the file back at the end), only counts per phase, the samples (one per worker per second) and
 the recent ids; and it trims the stream below what every consumer group has acknowledged
-(``loadgen.stream.trim``), so Redis holds only what some reader still needs, whether or not
+(``loadgen.stream.trimming``), so Redis holds only what some reader still needs, whether or not
 the bridge runs.
 """
 
@@ -35,7 +35,10 @@ from coordinator.results.clocks import record_on_our_clock, sample_on_our_clock
 from coordinator.results.files import write_atomic
 from loadgen.records import RequestRecord
 from loadgen.samples import WorkerSample
-from loadgen.stream import Batch, GroupReader, SampleReader, Unreadable, read_hash, stream_keys, trim
+from loadgen.stream.group import Batch, GroupReader, Unreadable
+from loadgen.stream.keys import read_hash, stream_keys
+from loadgen.stream.samples import SampleReader
+from loadgen.stream.trimming import trim
 
 GROUP = "collector"
 RECORDS_FILE = "records.jsonl.gz"

@@ -1,6 +1,6 @@
 """What a run lost and says so: records begun and never received, and workers gone mid-run.
 
-A worker counts each logical request in Redis before it sends it (``loadgen.stream.RecordSink.begin``);
+A worker counts each logical request in Redis before it sends it (``loadgen.stream.sink.RecordSink.begin``);
 the collector counts the records that arrived. The difference, for a worker that died or could
 not reach Redis, is its lost records. The run puts this together
 (``coordinator.run.health.account_losses``); the summary, the report and the exit code (partial)

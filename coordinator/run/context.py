@@ -26,7 +26,8 @@ from coordinator.run.targets import TargetLifecycle
 from coordinator.scenario.models import Scenario
 from loadgen.config import TargetConfig
 from loadgen.records import RequestRecord
-from loadgen.stream import RecordWriter, StreamKeys, stream_keys, write_hash
+from loadgen.stream.keys import StreamKeys, stream_keys, write_hash
+from loadgen.stream.records import RecordWriter
 
 
 class LocustDriver(Protocol):

@@ -15,7 +15,8 @@ from coordinator.plan.steps import Plan
 from coordinator.run.ownership import ledger_of
 from coordinator.service.models import LiveFigures
 from loadgen.samples import WorkerSample
-from loadgen.stream import SampleReader, read_hash, stream_keys
+from loadgen.stream.keys import read_hash, stream_keys
+from loadgen.stream.samples import SampleReader
 
 PLAN_FILE = "plan.json"  # the run writes its plan before it starts anything
 LOOKBACK_S = 3.0  # workers sample each second: the last few seconds hold each one's latest

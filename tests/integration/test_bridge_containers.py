@@ -21,7 +21,8 @@ from coordinator.services.redis_server import RedisServer
 from dashboards.rules import container_alerts
 from loadgen import metrics
 from loadgen.samples import ContainerSample, WorkerSample
-from loadgen.stream import CONTAINER_SAMPLE, SampleWriter, stream_keys
+from loadgen.stream.keys import CONTAINER_SAMPLE, stream_keys
+from loadgen.stream.samples import SampleWriter
 from tests.factories import container_sample
 from tests.fixtures.services import exposed_series, promtool
 from tests.paths import RULES

@@ -17,7 +17,8 @@ from coordinator.bridge.store import delete_bridge_keys
 from coordinator.services.redis_server import RedisServer
 from loadgen import metrics
 from loadgen.records import RequestRecord
-from loadgen.stream import safe_min_id, stream_keys, trim
+from loadgen.stream.keys import stream_keys
+from loadgen.stream.trimming import safe_min_id, trim
 from tests.factories import random_record
 from tests.fixtures.services import write_records
 from tests.fixtures.waiting import wait_for

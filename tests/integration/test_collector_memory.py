@@ -10,7 +10,7 @@ import redis
 from coordinator.results.collector import GROUP, Collector, read_records
 from coordinator.services.redis_server import RedisServer
 from loadgen.records import RequestRecord
-from loadgen.stream import stream_keys
+from loadgen.stream.keys import stream_keys
 from tests.factories import record as make_record
 from tests.fixtures.services import write_records
 

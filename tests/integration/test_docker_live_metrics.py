@@ -25,7 +25,7 @@ from coordinator.docker.live import ContainerPublisher
 from coordinator.docker.spec import DockerTargetSpec, HealthSpec
 from dashboards.names import docker_only
 from loadgen import metrics
-from loadgen.stream import stream_keys
+from loadgen.stream.keys import stream_keys
 from tests.factories import write_scenario
 from tests.fixtures.cli import finishline, the_run_dir
 from tests.fixtures.dashboards import panel_queries, rule_queries

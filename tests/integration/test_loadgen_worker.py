@@ -32,7 +32,9 @@ from loadgen.config import (
 )
 from loadgen.records import RequestRecord
 from loadgen.samples import WorkerSample
-from loadgen.stream import RecordSink, SampleReader, stream_keys
+from loadgen.stream.keys import stream_keys
+from loadgen.stream.samples import SampleReader
+from loadgen.stream.sink import RecordSink
 from loadgen.users import USER_CLASSES, OpenLoopDispatcher, PhaseUsersDispatcher, classes_for
 from tests.factories import record
 from tests.fixtures.simulator import run_simulator

@@ -24,7 +24,8 @@ from dashboards.prometheus_config import PrometheusPlan, build_config, write_con
 from dashboards.rules import alerts
 from loadgen import metrics
 from loadgen.samples import WorkerSample
-from loadgen.stream import SampleWriter, stream_keys
+from loadgen.stream.keys import stream_keys
+from loadgen.stream.samples import SampleWriter
 from tests.factories import prometheus_plan, random_record
 from tests.fixtures.services import promtool, write_records
 from tests.fixtures.waiting import wait_for

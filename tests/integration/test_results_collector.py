@@ -13,7 +13,8 @@ import redis
 from coordinator.results.collector import GROUP, RECORDS_FILE, Collector, read_records
 from coordinator.services.redis_server import RedisServer
 from loadgen.samples import WorkerSample
-from loadgen.stream import SampleWriter, stream_keys
+from loadgen.stream.keys import stream_keys
+from loadgen.stream.samples import SampleWriter
 from tests.factories import record
 from tests.fixtures.services import write_records
 
