@@ -43,9 +43,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from loadgen.declaration import Spec, check_unique, readable_file
 from loadgen.errors import UserError, describe_validation_error
 from loadgen.replay import ReplayCommand
-from loadgen.spec import ArrivalSpec, RetryPolicy, Spec, WorkloadSpec, check_unique, readable_file
+from loadgen.spec import ArrivalSpec, RetryPolicy, WorkloadSpec
 
 CONFIG_ENV = "FINISHLINE_WORKER_CONFIG"
 REDIS_URL_ENV = "FINISHLINE_REDIS_URL"  # set by ``finishline worker --redis-url``: the worker's own way to Redis

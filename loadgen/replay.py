@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 
 from pydantic import Field, model_validator
 
-from loadgen.spec import Spec
+from loadgen.declaration import Spec
 
 REPLAY_LEAD = 1.0  # seconds between the master announcing a replay and its origin
 

@@ -3,157 +3,31 @@
 Plain data (pydantic, ``extra="forbid"``) that the coordinator's scenario file embeds and the
 workers receive through ``loadgen.config.WorkerConfig``. Everything is validated before any
 traffic is sent, and each problem names its field (``workloads[0].prompt.path: ...``).
-Sampling lives next to each declaration so that the same seed gives the same traffic.
+Sampling lives next to each declaration so that the same seed gives the same traffic. Token
+lengths are drawn by :mod:`loadgen.lengths`; the base of every declaration is
+:class:`loadgen.declaration.Spec`.
 """
 
 from __future__ import annotations
 
 import functools
-import math
-import os
 import random
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from loadgen.declaration import Spec, readable_file
+from loadgen.lengths import LengthDistribution
 from loadgen.records import ERROR_CLASSES
 
-
-class Spec(BaseModel):
-    """Base of every user-written declaration: unknown keys are mistakes, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def check_unique(what: str, names: list[str]) -> None:
-    """A validator's check that no name is given twice (``what``: the kind of thing named)."""
-    if len(set(names)) != len(names):
-        raise ValueError(f"{what} names must be unique, got {names}")
-
-
-# ---------------------------------------------------------------- token-length distributions
-
-
-class Fixed(Spec):
-    kind: Literal["fixed"] = "fixed"
-    value: int = Field(ge=0)
-
-    def sample(self, rng: random.Random) -> int:
-        return self.value
-
-
-class Uniform(Spec):
-    kind: Literal["uniform"]
-    min: int = Field(ge=0)
-    max: int = Field(ge=0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Uniform:
-        if self.max < self.min:
-            raise ValueError("max must be >= min")
-        return self
-
-    def sample(self, rng: random.Random) -> int:
-        return rng.randint(self.min, self.max)
-
-
-class _Clamped(Spec):
-    """A continuous distribution rounded to whole tokens and clamped to [min, max]."""
-
-    min: int = Field(default=1, ge=0)
-    max: int | None = Field(default=None, ge=0)
-
-    def _clamp(self, value: float) -> int:
-        n = max(self.min, round(value))
-        return n if self.max is None else min(self.max, n)
-
-
-class Normal(_Clamped):
-    kind: Literal["normal"]
-    mean: float = Field(gt=0)
-    stddev: float = Field(ge=0)
-
-    def sample(self, rng: random.Random) -> int:
-        return self._clamp(rng.gauss(self.mean, self.stddev))
-
-
-class LogNormal(_Clamped):
-    """Parameterised by the mean and standard deviation of the token count itself (not its log)."""
-
-    kind: Literal["lognormal"]
-    mean: float = Field(gt=0)
-    stddev: float = Field(ge=0)
-
-    def sample(self, rng: random.Random) -> int:
-        sigma2 = math.log(1.0 + (self.stddev / self.mean) ** 2)
-        mu = math.log(self.mean) - sigma2 / 2.0
-        return self._clamp(rng.lognormvariate(mu, math.sqrt(sigma2)))
-
-
-class Empirical(Spec):
-    """Draw from observed values (e.g. lengths measured in production), optionally weighted."""
-
-    kind: Literal["empirical"]
-    values: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
-    weights: list[Annotated[float, Field(ge=0)]] | None = None
-
-    @model_validator(mode="after")
-    def _same_length(self) -> Empirical:
-        if self.weights is not None:
-            if len(self.weights) != len(self.values):
-                raise ValueError("weights must have one entry per value")
-            if sum(self.weights) <= 0:
-                raise ValueError("weights must not all be zero")
-        return self
-
-    def sample(self, rng: random.Random) -> int:
-        if self.weights is None:
-            return rng.choice(self.values)
-        return rng.choices(self.values, weights=self.weights)[0]
-
-
-def _int_is_fixed(value: Any) -> Any:
-    """``128`` is shorthand for ``{kind: fixed, value: 128}``."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return {"kind": "fixed", "value": value}
-    return value
-
-
-LengthDistribution = Annotated[
-    Fixed | Uniform | Normal | LogNormal | Empirical,
-    Field(discriminator="kind"),
-    BeforeValidator(_int_is_fixed),
-]
-
-
 # ---------------------------------------------------------------- prompt sources
-
-
-def readable_file(path: Path, info: ValidationInfo) -> Path:
-    """Fail at validation, naming the path, rather than halfway through a run.
-
-    A relative path is taken relative to the validation context's ``base_dir`` when given
-    (the scenario file's folder: ``Model.model_validate(data, context={"base_dir": dir})``).
-    """
-    path = path.expanduser()
-    base = (info.context or {}).get("base_dir")
-    if base is not None and not path.is_absolute():
-        path = Path(base) / path
-    if not path.is_file():
-        raise ValueError(f"cannot read {path}: no such file; check the path")
-    if not os.access(path, os.R_OK):
-        raise ValueError(f"cannot read {path}: permission denied")
-    return path
 
 
 class SharedPrefix(Spec):
@@ -442,7 +316,7 @@ class RetryPolicy(Spec):
     jitter: float = Field(default=0.1, ge=0, le=1)
     honour_retry_after: bool = True
     max_retry_after: float = Field(default=120.0, ge=0)
-    retry_on_status: list[Annotated[int, Field(ge=400, le=599)]] = [429, 500, 502, 503, 504]
-    retry_on_errors: list[RetryableError] = ["timeout", "connect_error", "reset"]
+    retry_on_status: list[Annotated[int, Field(ge=400, le=599)]] = Field(default=[429, 500, 502, 503, 504])
+    retry_on_errors: list[RetryableError] = Field(default=["timeout", "connect_error", "reset"])
     attempt_timeout: float | None = Field(default=600.0, gt=0)
     deadline: float | None = Field(default=None, gt=0)

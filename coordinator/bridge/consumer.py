@@ -24,8 +24,8 @@ from coordinator.bridge.containers import ContainerGauges
 from coordinator.bridge.exposition import BridgeCollector, Snapshot
 from coordinator.bridge.gauges import Lease, LoadGauges
 from coordinator.bridge.store import GROUP, BridgeStore
+from loadgen.declaration import Spec
 from loadgen.metrics import SloRule
-from loadgen.spec import Spec
 from loadgen.stream.group import Batch, GroupReader, Unreadable
 from loadgen.stream.keys import read_hash, stream_keys
 from loadgen.stream.samples import SampleReader

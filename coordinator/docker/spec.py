@@ -17,7 +17,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from coordinator.docker.image_names import LLAMACPP_IMAGE, PROJECT_REPOSITORIES
 from coordinator.scenario.phases import PhaseSpec
 from coordinator.scenario.targets import TargetSpec
-from loadgen.spec import Spec
+from loadgen.declaration import Spec
 
 # Docker refuses memory limits below 6 MiB; smaller values are certainly a unit mistake.
 MIN_MEMORY_BYTES = 6 * 1024 * 1024

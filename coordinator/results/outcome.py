@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from loadgen.spec import Spec
+from loadgen.declaration import Spec
 
 if TYPE_CHECKING:  # the summary carries an outcome; the outcome is judged from a summary
     from coordinator.results.summary import Summary

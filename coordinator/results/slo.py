@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from loadgen.declaration import Spec
 from loadgen.metrics import SloRule
-from loadgen.spec import Spec
 
 
 class Slo(Spec):

@@ -30,9 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from coordinator.results.columns import Floats, RecordColumns
 from coordinator.results.trend import theil_sen
+from loadgen.declaration import Spec
 from loadgen.records import ErrorClass
 from loadgen.samples import StatsSample, WorkerSample
-from loadgen.spec import Spec
 
 if TYPE_CHECKING:  # the summary carries the verdict; the analysis only reads phase windows
     from coordinator.results.summary import PhaseWindow

@@ -24,7 +24,8 @@ from coordinator.scenario.matrix import check_axes
 from coordinator.scenario.phases import PhaseSpec, SoakPhase, default_kind
 from coordinator.scenario.targets import TargetSpec
 from coordinator.scenario.workers import WorkersSpec
-from loadgen.spec import RetryPolicy, Spec, WorkloadSpec, check_unique
+from loadgen.declaration import Spec, check_unique
+from loadgen.spec import RetryPolicy, WorkloadSpec
 
 if TYPE_CHECKING:  # statically, the base classes; at run time, the union of every registered kind
     Target = TargetSpec

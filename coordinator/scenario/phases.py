@@ -13,8 +13,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
+from loadgen.declaration import Spec
 from loadgen.replay import ReplayCommand
-from loadgen.spec import ArrivalSpec, Spec, WorkloadSpec
+from loadgen.spec import ArrivalSpec, WorkloadSpec
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|min|m|h)?\s*$")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, create_model, field_validator, model_validator
 
-from loadgen.spec import Spec, readable_file
+from loadgen.declaration import Spec, readable_file
 from targets.simulator.config import PRESETS, SimulatorConfig, build_config, load_overrides, merge
 
 TOKENIZER_HELP = (

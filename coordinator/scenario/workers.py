@@ -17,7 +17,7 @@ import ipaddress
 from pydantic import Field, field_validator, model_validator
 
 from coordinator import registry
-from loadgen.spec import Spec
+from loadgen.declaration import Spec
 
 DEFAULT_MASTER_PORT = 5557  # Locust's own default: what a remote worker expects when not told
 
