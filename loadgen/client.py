@@ -5,17 +5,17 @@ and C response parser de-chunk the body, and after the headers this module reads
 itself, so each ``recv`` is timestamped and handed to the SSE parser — nothing is buffered until
 the end. The time stamp is the kernel's receive time of the bytes (``SO_TIMESTAMPNS``), so a
 busy event loop that reads them late does not add its own delay to TTFT and ITL; where the
-kernel gives none, it is the loop's wake-up time (``loadgen.wakeclock``). Every failure becomes an error class on the attempt;
-nothing raised here escapes to kill a user.
+kernel gives none, it is the loop's wake-up time (``loadgen.wakeclock``). Every failure becomes
+an error class on the attempt (``loadgen.failures``); nothing raised here escapes to kill a user.
+
+One class, the hot path of every request: kept whole so that a reader follows an attempt from
+its first byte sent to its last read in one place. Kernel stamps are ``loadgen.kernelstamps``,
+the pool that does not yield before a send ``loadgen.pool``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import email.utils
-import errno
-import socket
-import struct
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -26,45 +26,22 @@ import gevent.monkey
 import orjson
 from geventhttpclient import HTTPClient
 from geventhttpclient._parser import HTTPResponseParser
-from geventhttpclient.connectionpool import ConnectionPool
 from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError, HTTPSocketPoolResponse
 from geventhttpclient.url import URL
 
 from loadgen.config import TargetConfig
 from loadgen.corpus import count_tokens
+from loadgen.failures import exception_error, parse_retry_after, status_error
+from loadgen.kernelstamps import ANCILLARY, TIMESPEC, arrival_time, kernel_stamps
+from loadgen.pool import without_yielding_check
 from loadgen.records import Attempt, ErrorClass
 from loadgen.spec import SamplingParams
 from loadgen.sse import StreamParser
 from loadgen.tokenizer import TokenCounter, load_counter
 from loadgen.wakeclock import wake_clock
 
-_original_poll = gevent.monkey.get_original("select", "poll")
-_POLLIN = 1  # select.POLLIN
-_CONNECT_ERRNOS = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL}
 _RECV = 65536
 _FRAMING = {"content-length", "transfer-encoding", "expect"}  # headers that change how a body is sent
-# Linux's SO_TIMESTAMPNS (= SCM_TIMESTAMPNS; the socket module does not name it): the kernel
-# stamps each received packet, recvmsg hands the stamp of the last one read (CLOCK_REALTIME).
-_SO_TIMESTAMPNS = 35
-_ANCILLARY = socket.CMSG_SPACE(16)
-_TIMESPEC = struct.Struct("qq")
-
-
-def _arrival(ancillary: list[Any] | None) -> float | None:
-    """The monotonic time of a recvmsg's kernel stamp (CLOCK_REALTIME), None without one."""
-    if not ancillary:
-        return None
-    sec, nsec = _TIMESPEC.unpack(ancillary[0][2][:16])
-    return float(sec + nsec * 1e-9 - (time.time() - time.monotonic()))
-
-
-def kernel_stamps(sock: Any) -> bool:
-    """Ask the kernel to stamp what this socket receives; False where it cannot."""
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-    except (OSError, AttributeError):
-        return False
-    return hasattr(sock, "recvmsg")
 
 
 @dataclass(slots=True)
@@ -76,97 +53,6 @@ class AttemptResult:
     tool_arguments: tuple[str, ...] = ()  # each tool call's arguments JSON (kept with the text)
     retry_after: float | None = None
     cancelled: bool = False  # the greenlet was killed mid-attempt; the caller must stop too
-
-
-def parse_retry_after(value: str | list[str] | None) -> float | None:
-    """``Retry-After`` in seconds: delta-seconds or an HTTP date; None when absent or unreadable.
-
-    A header sent more than once comes as a list: its first value counts."""
-    if isinstance(value, list):
-        value = value[0] if value else None
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def status_error(status: int) -> ErrorClass | None:
-    if status == 429:
-        return ErrorClass.HTTP_429
-    if 400 <= status < 500:
-        return ErrorClass.HTTP_4XX
-    if status >= 500:
-        return ErrorClass.HTTP_5XX
-    if status < 200 or status >= 300:  # a redirect or interim status: the base URL is likely wrong
-        return ErrorClass.HTTP_4XX
-    return None
-
-
-def exception_error(exc: BaseException, got_response: bool) -> ErrorClass:
-    """Map what the socket or parser raised onto an error class."""
-    if isinstance(exc, (TimeoutError, socket.timeout, gevent.Timeout)):
-        return ErrorClass.TIMEOUT
-    if isinstance(exc, HTTPConnectionClosed):
-        return ErrorClass.RESET
-    if isinstance(exc, HTTPParseError):
-        return ErrorClass.RESET if got_response else ErrorClass.MALFORMED
-    if isinstance(exc, (ConnectionRefusedError, socket.gaierror)):
-        return ErrorClass.CONNECT
-    if isinstance(exc, OSError) and exc.errno in _CONNECT_ERRNOS and not got_response:
-        return ErrorClass.CONNECT
-    return ErrorClass.RESET
-
-
-class _NoYieldLiveness(ConnectionPool):
-    """geventhttpclient checks a pooled connection with gevent's ``select(..., 0)``, which yields
-    to the hub: under load the request then leaves seconds-of-ms after its ``sent`` stamp. The
-    same check with the unpatched ``poll`` costs one syscall and never switches greenlets."""
-
-    _addresses: Any = None  # the target's addresses, resolved once
-    _resolving: Any = None  # held while they are looked up
-
-    def _resolve(self) -> Any:
-        """The target's addresses, looked up for the first connection only: each new connection
-        would otherwise ask gevent's resolver again, which runs ``getaddrinfo`` in a thread and
-        hands the answer back through the hub, milliseconds under load, all before ``sent``.
-        One lookup at a time: a thousand users opening their first connections together wait for
-        one answer rather than queueing a thousand lookups on the resolver's few threads."""
-        if self._addresses is None:
-            if self._resolving is None:
-                self._resolving = gevent.lock.Semaphore()
-            with self._resolving:
-                if self._addresses is None:
-                    self._addresses = super()._resolve()
-        return self._addresses
-
-    def _is_socket_alive(self, sock: Any) -> bool:
-        if sock is None:
-            return False
-        try:
-            if sock.fileno() < 0:
-                return False
-            # poll, not select: select() cannot watch a descriptor numbered 1024 or more, and with
-            # a thousand connections open every check failed, so every request reconnected
-            poller = _original_poll()
-            poller.register(sock.fileno(), _POLLIN)
-            return not poller.poll(0)
-        except (OSError, ValueError):
-            return False
-
-
-def _without_yielding_check(pool: ConnectionPool) -> ConnectionPool:
-    """Give ``pool`` the liveness check (and the resolver cache) of :class:`_NoYieldLiveness`."""
-    base = type(pool)
-    pool.__class__ = type(f"NoYield{base.__name__}", (_NoYieldLiveness, base), {})
-    return pool
 
 
 class EndpointClient:
@@ -192,7 +78,7 @@ class EndpointClient:
             network_timeout=target.read_timeout,
             headers=headers,
         )
-        self._pool = _without_yielding_check(self.http._connection_pool)
+        self._pool = without_yielding_check(self.http._connection_pool)
         self._heads: dict[tuple[str, tuple[tuple[str, str], ...]], bytes | None] = {}
         self.count_tokens: TokenCounter | None = load_counter(target.tokenizer) if target.tokenizer else None
 
@@ -375,7 +261,7 @@ class EndpointClient:
                 sock._wait(readable)
                 try:
                     if stamped:
-                        first, ancillary, _, _ = raw.recvmsg(self.http.block_size, _ANCILLARY)
+                        first, ancillary, _, _ = raw.recvmsg(self.http.block_size, ANCILLARY)
                     else:
                         first, ancillary = raw.recv(self.http.block_size), None
                     break
@@ -393,7 +279,7 @@ class EndpointClient:
         # the time holds for the body only if these bytes completed the headers (no later recv of
         # geventhttpclient's, unstamped, brought them) and were not an interim 1xx reply
         whole = b"\r\n\r\n" in first and not first.startswith(b"HTTP/1.1 1")
-        arrived = _arrival(ancillary) if whole else None
+        arrived = arrival_time(ancillary) if whole else None
         response = HTTPSocketPoolResponse(
             sock,
             pool,
@@ -435,7 +321,7 @@ class EndpointClient:
         tls = self.tls
         stamped = not tls and kernel_stamps(sock)
         realtime_offset = time.time() - monotonic()  # kernel stamps are CLOCK_REALTIME
-        unpack = _TIMESPEC.unpack
+        unpack = TIMESPEC.unpack
         reader = gevent.getcurrent()
         raw = sock._sock  # gevent's socket wraps the (non-blocking) OS socket
         wait, readable = sock._wait, sock._read_event
@@ -463,7 +349,7 @@ class EndpointClient:
                         wait(readable)
                     try:
                         if stamped:
-                            data, ancillary, _, _ = raw.recvmsg(_RECV, _ANCILLARY)
+                            data, ancillary, _, _ = raw.recvmsg(_RECV, ANCILLARY)
                         else:
                             data, ancillary = raw.recv(_RECV), None
                     except BlockingIOError:  # readable was a false alarm, or not waited for: wait now

@@ -14,11 +14,12 @@ import pytest
 from pydantic import ValidationError
 
 from loadgen import corpus as corpus_module
-from loadgen.client import AttemptResult, parse_retry_after
+from loadgen.client import AttemptResult
 from loadgen.config import PhaseCommand, TargetConfig, WorkerConfig
 from loadgen.conversation import _trim_history
 from loadgen.corpus import Corpus, _KnownCounts, estimate_tokens
 from loadgen.errors import UserError, describe_validation_error
+from loadgen.failures import parse_retry_after
 from loadgen.prompts import PromptFactory, estimated_prompt_tokens
 from loadgen.records import Attempt
 from loadgen.retry import backoff, should_retry
