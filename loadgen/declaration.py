@@ -1,7 +1,8 @@
-"""The base of every user-written declaration, and the checks its fields share.
+"""The base of what a scenario declares, and the checks its fields share.
 
-Scenario files, schedules, thresholds and the workers' configuration are all :class:`Spec`
-models: unknown keys are mistakes, values are immutable, and each problem names its field.
+A scenario's sections, workloads, SLOs and checks, and the workers' configuration, are all
+:class:`Spec` models: unknown keys are mistakes, values are immutable, and each problem names
+its field.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, ValidationInfo
 
 
 class Spec(BaseModel):
-    """Base of every user-written declaration: unknown keys are mistakes, values are immutable."""
+    """Base of a scenario's declarations: unknown keys are mistakes, values are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
