@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 from typing import Any
 
@@ -23,6 +22,7 @@ import redis
 import dashboards
 from coordinator.bridge.process import BridgeProcess
 from coordinator.bridge.store import GROUP, delete_bridge_keys
+from coordinator.periodic import Periodic
 from coordinator.run.context import RunContext
 from coordinator.run.events import RunEnded
 from coordinator.run.targets import metrics_base
@@ -69,28 +69,25 @@ class Supervisor:
         self.bridge = bridge
         self.interval = interval
         self.restarts = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="finishline-bridge-supervisor", daemon=True)
+        self._watching = Periodic("finishline-bridge-supervisor", interval, self._watch)
 
     def start(self) -> Supervisor:
-        self._thread.start()
+        self._watching.start()
         return self
 
     def _watch(self) -> None:
-        while not self._stop.wait(self.interval):
-            proc = self.bridge.process
-            if proc is not None and proc.poll() is not None and not self._stop.is_set():
-                print(f"finishline: the bridge exited ({proc.returncode}); restarting it", file=sys.stderr)
-                try:
-                    self.bridge.start()
-                    self.restarts += 1
-                except ServiceError as exc:
-                    print(f"finishline: bridge restart failed: {exc}", file=sys.stderr)
+        proc = self.bridge.process
+        if proc is not None and proc.poll() is not None and not self._watching.stopping:
+            print(f"finishline: the bridge exited ({proc.returncode}); restarting it", file=sys.stderr)
+            try:
+                self.bridge.start()
+                self.restarts += 1
+            except ServiceError as exc:
+                print(f"finishline: bridge restart failed: {exc}", file=sys.stderr)
 
     def stop(self) -> None:
         """Stop watching, then stop the bridge."""
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._watching.stop(timeout=5)
         self.bridge.stop()
 
 

@@ -14,13 +14,13 @@ It runs from ``run_start`` until the run releases its add-ons, i.e. while the br
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 import redis
 from docker.errors import APIError, DockerException, NotFound
 
 from coordinator.docker.lifecycle import DockerTarget
+from coordinator.periodic import Periodic
 from coordinator.run.context import RunContext
 from loadgen.samples import ContainerSample, StatsSample
 from loadgen.stream.samples import SampleWriter
@@ -40,19 +40,17 @@ class ContainerPublisher:
         self._last: StatsSample | None = None
         self._oom: set[str] = set()  # ids of containers seen OOM killed
         self._restarts: dict[str, int] = {}  # container id -> largest RestartCount seen
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="finishline-container-stats", daemon=True)
+        self._publishing = Periodic("finishline-container-stats", self.interval, self._publish_logged)
 
     def start(self) -> ContainerPublisher:
-        self._thread.start()
+        self._publishing.start()
         return self
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.publish()
-            except (redis.RedisError, DockerException, OSError) as exc:
-                log.warning("container stats: could not publish a sample: %s", exc)
+    def _publish_logged(self) -> None:
+        try:
+            self.publish()
+        except (redis.RedisError, DockerException, OSError) as exc:
+            log.warning("container stats: could not publish a sample: %s", exc)
 
     def sample(self) -> ContainerSample:
         """The target's state now; stats only when the sampler has a sample not yet published."""
@@ -99,8 +97,7 @@ class ContainerPublisher:
         return sample
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        self._publishing.stop(timeout=10)
         self.client.close()
 
 

@@ -8,11 +8,11 @@ recording rules do. Read on a thread of its own so a slow server never holds up 
 
 from __future__ import annotations
 
-import threading
 import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from coordinator.periodic import Periodic
 from coordinator.run.webprotocol import ServerFigures
 from dashboards.names import SERVER_GAUGES
 
@@ -50,20 +50,16 @@ class ServerState:
     def __init__(self, base_url: str) -> None:
         self.base = base_url
         self.latest: ServerFigures | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="finishline-server-state", daemon=True)
+        self._reading = Periodic("finishline-server-state", EVERY_S, self._read, at_start=True)
 
     def start(self) -> ServerState:
-        self._thread.start()
+        self._reading.start()
         return self
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            figures = read_server_figures(self.base)
-            if figures is not None:  # else the last figures stay; a server that never answers shows none
-                self.latest = figures
-            self._stop.wait(EVERY_S)
+    def _read(self) -> None:
+        figures = read_server_figures(self.base)
+        if figures is not None:  # else the last figures stay; a server that never answers shows none
+            self.latest = figures
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=TIMEOUT_S + 1)
+        self._reading.stop(timeout=TIMEOUT_S + 1)
