@@ -67,7 +67,6 @@ class Supervisor:
 
     def __init__(self, bridge: BridgeProcess, interval: float = 0.5) -> None:
         self.bridge = bridge
-        self.interval = interval
         self.restarts = 0
         self._watching = Periodic("finishline-bridge-supervisor", interval, self._watch)
 

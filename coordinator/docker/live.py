@@ -33,14 +33,15 @@ class ContainerPublisher:
 
     def __init__(self, target: DockerTarget, redis_url: str, key: str, interval: float | None = None) -> None:
         self.target = target
-        self.interval = interval or target.spec.stats_interval_s
         self.client = redis.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=10)
         self.writer = SampleWriter(self.client, key)
         self.published = 0
         self._last: StatsSample | None = None
         self._oom: set[str] = set()  # ids of containers seen OOM killed
         self._restarts: dict[str, int] = {}  # container id -> largest RestartCount seen
-        self._publishing = Periodic("finishline-container-stats", self.interval, self._publish_logged)
+        self._publishing = Periodic(
+            "finishline-container-stats", interval or target.spec.stats_interval_s, self._publish_logged
+        )
 
     def start(self) -> ContainerPublisher:
         self._publishing.start()
