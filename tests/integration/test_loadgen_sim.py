@@ -222,7 +222,8 @@ def test_open_loop_poisson_keeps_its_schedule_when_the_server_cannot() -> None:
     assert statistics.fmean(e2e[-4:]) > 2 * statistics.fmean(e2e[:4])  # the queue grows on the server
     # the server saw each request when it was scheduled, not when an earlier reply came back
     lag = [trace[r.final.response_id]["arrival"] - r.scheduled for r in ok]
-    assert statistics.median(lag) < 0.002 and max(lag) < 0.05, sorted(lag)[-5:]  # queued: seconds
+    # arrival at the server: the send plus its accept and parse (median 2.8 ms measured in a CI rehearsal)
+    assert statistics.median(lag) < 0.005 and max(lag) < 0.05, sorted(lag)[-5:]  # queued: seconds
 
 
 def test_timeouts_and_connect_errors_are_classified() -> None:
